@@ -1,0 +1,66 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "pressd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "pressd", targets: ["pressd"]),
+        .executable(name: "pressctl", targets: ["pressctl"]),
+        .library(name: "PressCore", targets: ["PressCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+    ],
+    targets: [
+        // Pure control core: units, PID, safety, channel state machine. No I/O, no C imports.
+        .target(name: "PressCore"),
+        // Physically faithful simulated rig; deterministic with a seed.
+        .target(name: "PressSim", dependencies: ["PressCore"]),
+        // Wire protocol shared by pressd and pressctl (JSON lines over a Unix socket).
+        .target(name: "PressProtocol"),
+
+        // System libraries, found with pkg-config.
+        .systemLibrary(name: "CModbus", pkgConfig: "libmodbus",
+                       providers: [.apt(["libmodbus-dev"])]),
+        .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod",
+                       providers: [.apt(["libgpiod-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd",
+                       providers: [.apt(["libsystemd-dev"])]),
+
+        // Thin Swift wrappers over the device libraries.
+        .target(name: "PressDrivers", dependencies: ["PressCore", "CModbus", "CGPIOD"]),
+
+        // Daemon runtime: config, control-loop thread, control socket, systemd glue.
+        .target(name: "PressDaemon", dependencies: [
+            "PressCore", "PressSim", "PressProtocol", "PressDrivers", "CSystemd",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
+
+        .executableTarget(name: "pressd", dependencies: [
+            "PressDaemon",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "pressctl", dependencies: [
+            "PressProtocol",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "PressCoreTests", dependencies: ["PressCore"]),
+        .testTarget(name: "PressSimTests", dependencies: ["PressCore", "PressSim"]),
+        .testTarget(name: "PressDaemonTests", dependencies: [
+            "PressDaemon", "PressProtocol", "PressCore", "PressSim", "PressDrivers",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
+    ]
+)

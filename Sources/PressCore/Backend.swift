@@ -1,0 +1,14 @@
+/// The hardware side of one channel, as the control loop sees it.
+///
+/// Implementations own their devices; the loop calls them from its own thread only,
+/// once per tick, in the order `read` then `apply`. A simulated rig advances its
+/// physics to `now` inside `read`.
+public protocol ChannelBackend: AnyObject {
+    /// Reads the channel's sensors as of monotonic time `now` (seconds).
+    func read(now: Double) -> ChannelReadings
+    /// Applies the actuator output (in the actuator's units) at monotonic time `now`.
+    func apply(output: Double, now: Double)
+    /// The actuator's present output if the hardware can report it, so that the
+    /// controller starts from it without a bump.
+    var presentOutput: Double? { get }
+}

@@ -1,0 +1,120 @@
+/// What a channel does with its actuator when a fault fires.
+public enum SafeAction: String, Sendable, Codable, CaseIterable {
+    /// Freeze the actuator where it is (the fixture keeps its present force).
+    case hold
+    /// Drive the actuator to its configured safe output (screw backed off, regulator
+    /// vented) as fast as it can go.
+    case release
+
+    /// The more protective of two actions: releasing wins over holding.
+    public func combined(with other: SafeAction) -> SafeAction {
+        self == .release || other == .release ? .release : .hold
+    }
+}
+
+/// Fault codes. Stable strings: they appear in the socket protocol, logs and run log.
+public enum FaultCode: String, Sendable, Codable, CaseIterable, Comparable {
+    /// Stack pressure above the channel's trip level.
+    case overPressure = "over_pressure"
+    /// The force reading is outside the sensor's plausible range, or not a number.
+    case sensorRange = "sensor_range"
+    /// No fresh force sample within the staleness timeout.
+    case sensorStale = "sensor_stale"
+
+    public static func < (a: FaultCode, b: FaultCode) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// One latched alarm.
+public struct FaultRecord: Sendable, Equatable, Codable {
+    public var code: FaultCode
+    /// Human text naming the value and the limit that were crossed.
+    public var message: String
+    /// Monotonic time at which it first fired, s.
+    public var raisedAt: Double
+    /// True while the condition is still present. A record stays latched after the
+    /// condition clears until it is acknowledged.
+    public var active: Bool
+}
+
+/// Hard limits of a channel, in MPa of stack pressure.
+public struct PressureLimits: Sendable, Equatable, Codable {
+    /// Lowest setpoint an operator may ask for.
+    public var minSetpoint: Double
+    /// Highest setpoint an operator may ask for.
+    public var maxSetpoint: Double
+    /// Measured pressure above this trips the channel within the same tick.
+    public var trip: Double
+    /// What the over-pressure trip does.
+    public var tripAction: SafeAction
+
+    public init(minSetpoint: Double, maxSetpoint: Double, trip: Double, tripAction: SafeAction = .release) {
+        self.minSetpoint = minSetpoint; self.maxSetpoint = maxSetpoint
+        self.trip = trip; self.tripAction = tripAction
+    }
+
+    public func validationErrors() -> [(field: String, message: String)] {
+        var e: [(String, String)] = []
+        if !(minSetpoint >= 0) { e.append(("min_mpa", "must be ≥ 0")) }
+        if !(maxSetpoint > minSetpoint) { e.append(("max_mpa", "must be above min_mpa (\(minSetpoint))")) }
+        if !(trip > maxSetpoint) { e.append(("trip_mpa", "must be above max_mpa (\(maxSetpoint)) so that regulating at the highest setpoint cannot trip")) }
+        return e
+    }
+}
+
+/// Plausibility limits of the force sensor.
+public struct SensorLimits: Sendable, Equatable, Codable {
+    /// Lowest plausible force, N (a little below zero allows for tare drift).
+    public var minForce: Double
+    /// Highest plausible force, N (the load cell's rated capacity).
+    public var maxForce: Double
+    /// A sample older than this is stale, s.
+    public var staleAfter: Double
+    /// What a sensor fault does.
+    public var faultAction: SafeAction
+
+    public init(minForce: Double, maxForce: Double, staleAfter: Double, faultAction: SafeAction = .hold) {
+        self.minForce = minForce; self.maxForce = maxForce
+        self.staleAfter = staleAfter; self.faultAction = faultAction
+    }
+
+    public func validationErrors() -> [(field: String, message: String)] {
+        var e: [(String, String)] = []
+        if !(maxForce > minForce) { e.append(("range_n", "upper bound must be above the lower bound")) }
+        if !(staleAfter > 0) { e.append(("stale_after_ms", "must be > 0")) }
+        return e
+    }
+}
+
+/// The set of faults of one channel: which fired, which are still present, which
+/// wait for an acknowledgement.
+public struct FaultLatch: Sendable, Equatable {
+    public private(set) var records: [FaultRecord] = []
+
+    public init() {}
+
+    /// True when any fault is latched (active or not yet acknowledged).
+    public var isLatched: Bool { !records.isEmpty }
+    public var activeCodes: [FaultCode] { records.filter(\.active).map(\.code) }
+
+    /// Reports this tick's conditions. Returns the faults that newly fired.
+    public mutating func update(present: [FaultCode: String], now: Double) -> [FaultRecord] {
+        var fired: [FaultRecord] = []
+        for i in records.indices {
+            records[i].active = present[records[i].code] != nil
+            if let msg = present[records[i].code] { records[i].message = msg }
+        }
+        for (code, message) in present.sorted(by: { $0.key < $1.key }) where !records.contains(where: { $0.code == code }) {
+            let r = FaultRecord(code: code, message: message, raisedAt: now, active: true)
+            records.append(r)
+            fired.append(r)
+        }
+        return fired
+    }
+
+    /// Clears every latched fault whose condition has gone. Returns the faults that are
+    /// still present and therefore stay latched.
+    public mutating func acknowledge() -> [FaultRecord] {
+        records.removeAll { !$0.active }
+        return records
+    }
+}

@@ -1,0 +1,239 @@
+import Foundation
+import PressCore
+import PressSim
+
+/// The kind of actuator a channel drives. Decides the output's unit and meaning.
+public enum ActuatorKind: String, Sendable, CaseIterable {
+    /// Stepper-driven screw compressing a spring; output = screw position, µm.
+    case springFixture = "spring-fixture"
+    /// Electro-pneumatic regulator feeding a cylinder; output = air pressure, MPa.
+    case pneumatic
+
+    public var outputUnit: String { self == .springFixture ? "um" : "MPa" }
+}
+
+/// What the daemon does with a channel's actuator when it stops.
+public enum ShutdownAction: String, Sendable, CaseIterable {
+    /// Leave the actuator where it is, so the cell keeps its pressure across a restart.
+    case hold
+    /// Drive it to its safe output first.
+    case release
+}
+
+/// Where the daemon's channels get their signals.
+public enum BackendKind: String, Sendable, CaseIterable {
+    case simulator
+}
+
+/// Plant parameters of a simulated channel.
+public struct SimChannelConfig: Sendable {
+    public var cell = CellModel.Parameters()
+    public var loadCell = LoadCellModel.Parameters()
+    public var spring = SpringFixtureModel.Parameters()
+    public var pneumatic = PneumaticModel.Parameters()
+    public var frameGrowthPerKelvin = 1.2
+    public var current = 0.0
+    public var cyclePeriod = 0.0
+    public var ambient = 25.0
+}
+
+/// One channel's complete configuration.
+public struct ChannelConfig: Sendable {
+    public var name: String
+    public var description: String
+    public var actuator: ActuatorKind
+    public var shutdown: ShutdownAction
+    /// The channel runs every `divider`-th tick of the loop.
+    public var divider: Int
+    public var control: ChannelParameters
+    public var sim: SimChannelConfig
+}
+
+/// The daemon's configuration, validated.
+public struct DaemonConfig: Sendable {
+    public var file: String
+    public var socketPath: String?
+    public var socketMode: Int
+    public var loopRate: Double
+    public var backend: BackendKind
+    public var logLevel: String
+    public var seed: UInt64
+    public var timeScale: Double
+    public var substep: Double
+    public var channels: [ChannelConfig]
+
+    /// Loads and validates `path`. Every error names the file, line and key.
+    public static func load(path: String) throws(ConfigError) -> DaemonConfig {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) }
+        catch { throw ConfigError(file: path, line: nil, key: nil, message: "cannot read: \(error.localizedDescription)") }
+        return try parse(text, file: path)
+    }
+
+    /// Parses and validates TOML text; `file` is used in error messages.
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> DaemonConfig {
+        let root = try parseTOML(text, file: file)
+        var cfg = DaemonConfig(file: file, socketPath: nil, socketMode: 0o660, loopRate: 100, backend: .simulator,
+                               logLevel: "info", seed: 1, timeScale: 1, substep: 0.001, channels: [])
+        if let d = try root.subtable("daemon") {
+            cfg.socketPath = try d.string("socket").flatMap { $0.isEmpty ? nil : $0 }
+            if let m = try d.string("socket_mode") {
+                guard let v = Int(m, radix: 8), (0...0o777).contains(v) else { throw d.error("socket_mode", "must be an octal mode string like \"0660\"") }
+                cfg.socketMode = v
+            }
+            cfg.loopRate = try d.positive("loop_rate_hz", default: 100)
+            guard cfg.loopRate <= 2000 else { throw d.error("loop_rate_hz", "must be ≤ 2000 Hz") }
+            cfg.backend = try d.choice("backend", default: BackendKind.simulator)
+            cfg.logLevel = try d.string("log_level") ?? "info"
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(cfg.logLevel) else {
+                throw d.error("log_level", "'\(cfg.logLevel)' is not a log level (trace, debug, info, notice, warning, error, critical)")
+            }
+            try d.rejectUnknownKeys()
+        }
+        if let s = try root.subtable("simulator") {
+            if let seed = try s.int("seed") {
+                guard seed >= 0 else { throw s.error("seed", "must be ≥ 0") }
+                cfg.seed = UInt64(seed)
+            }
+            cfg.timeScale = try s.positive("time_scale", default: 1)
+            guard cfg.timeScale <= 1000 else { throw s.error("time_scale", "must be ≤ 1000") }
+            cfg.substep = try s.positive("substep_ms", default: 1) / 1000
+            try s.rejectUnknownKeys()
+        }
+        guard let channels = try root.subtable("channels") else {
+            throw ConfigError(file: file, line: nil, key: "channels", message: "no channels configured: add a [channels.NAME] table")
+        }
+        for name in channels.keys.sorted() {
+            guard let t = try channels.subtable(name) else { continue }
+            cfg.channels.append(try parseChannel(t, name: name, loopRate: cfg.loopRate))
+        }
+        guard !cfg.channels.isEmpty else { throw channels.error(nil, "no channels configured: add a [channels.NAME] table") }
+        try root.rejectUnknownKeys()
+        return cfg
+    }
+
+    static func parseChannel(_ t: TableReader, name: String, loopRate: Double) throws(ConfigError) -> ChannelConfig {
+        guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }), name.count <= 32 else {
+            throw t.error(nil, "channel name '\(name)' may use letters, digits, '_' and '-' only (at most 32)")
+        }
+        let description = try t.string("description") ?? ""
+        let area = try t.positive("cell_area_cm2", default: 1)
+        let band = try t.positive("band_percent", default: 5) / 100
+        let rate = try t.positive("loop_rate_hz", default: loopRate)
+        let ratio = loopRate / rate
+        guard ratio >= 1, abs(ratio - ratio.rounded()) < 1e-9 else {
+            throw t.error("loop_rate_hz", "must divide the daemon's loop_rate_hz (\(loopRate)) by a whole number")
+        }
+        var sim = SimChannelConfig()
+        sim.cell.area = area
+
+        // Actuator
+        guard let a = try t.subtable("actuator") else { throw t.error("actuator", "is required ([channels.\(name).actuator])") }
+        guard a.has("type") else { throw a.error("type", "is required (\(ActuatorKind.allCases.map(\.rawValue).joined(separator: ", ")))") }
+        let kind = try a.choice("type", default: ActuatorKind.springFixture)
+        let defaultMax = kind == .springFixture ? 20_000.0 : 0.9
+        let outMin = try a.double("output_min", default: 0)
+        let outMax = try a.double("output_max", default: defaultMax)
+        guard outMax > outMin else { throw a.error("output_max", "must be above output_min (\(outMin))") }
+        let outRate = try a.positive("output_rate", default: kind == .springFixture ? 2500 : 1.0)
+        let safe = try a.double("safe_output", default: outMin)
+        guard safe >= outMin, safe <= outMax else { throw a.error("safe_output", "must lie within output_min…output_max (\(outMin)…\(outMax))") }
+        let shutdown = try a.choice("shutdown", default: ShutdownAction.hold)
+        try a.rejectUnknownKeys()
+
+        // Limits
+        guard let l = try t.subtable("limits") else { throw t.error("limits", "is required ([channels.\(name).limits] with min_mpa, max_mpa, trip_mpa)") }
+        let limits = PressureLimits(minSetpoint: try l.nonNegative("min_mpa", default: 0),
+                                    maxSetpoint: try l.requiredDouble("max_mpa"),
+                                    trip: try l.requiredDouble("trip_mpa"),
+                                    tripAction: try l.choice("trip_action", default: SafeAction.release))
+        if let e = limits.validationErrors().first { throw l.error(e.field, e.message) }
+        try l.rejectUnknownKeys()
+
+        // Sensor
+        guard let s = try t.subtable("sensor") else { throw t.error("sensor", "is required ([channels.\(name).sensor])") }
+        let sensorType = try s.string("type") ?? "load-cell"
+        guard sensorType == "load-cell" else { throw s.error("type", "'\(sensorType)' is not supported (load-cell)") }
+        let range = try s.pair("range_n", default: (-50, 2000))
+        let sensor = SensorLimits(minForce: range.0, maxForce: range.1,
+                                  staleAfter: try s.positive("stale_after_ms", default: 250) / 1000,
+                                  faultAction: try s.choice("fault_action", default: SafeAction.hold))
+        if let e = sensor.validationErrors().first { throw s.error(e.field, e.message) }
+        sim.loadCell.capacity = range.1
+        sim.loadCell.noise = try s.nonNegative("noise_n", default: 0.2)
+        sim.loadCell.resolution = try s.positive("resolution_n", default: 0.05)
+        sim.loadCell.sampleRate = try s.positive("sample_rate_hz", default: 80)
+        try s.rejectUnknownKeys()
+
+        // PID
+        guard let p = try t.subtable("pid") else { throw t.error("pid", "is required ([channels.\(name).pid])") }
+        var pid = PIDParameters(kp: try p.requiredDouble("kp"))
+        pid.ki = try p.double("ki", default: 0)
+        pid.kd = try p.double("kd", default: 0)
+        pid.derivativeFilterTime = try p.double("derivative_filter_s", default: 0.05)
+        pid.deadband = try p.double("deadband_mpa", default: 0)
+        pid.setpointRampRate = try p.double("setpoint_ramp_mpa_per_s")
+        pid.action = try p.choice("action", default: ControllerAction.reverse)
+        pid.antiWindup = try p.choice("anti_windup", default: AntiWindup.backCalculation)
+        pid.trackingTime = try p.double("tracking_time_s")
+        pid.outputMin = outMin; pid.outputMax = outMax; pid.outputRateLimit = outRate
+        let ff = Feedforward(gain: try p.double("feedforward_gain", default: 0), offset: try p.double("feedforward_offset", default: 0))
+        if let e = pid.validationErrors().first {
+            let keyMap = ["deadband": "deadband_mpa", "setpoint_ramp": "setpoint_ramp_mpa_per_s"]
+            if ["output_min", "output_rate"].contains(e.field) { throw a.error(e.field, e.message) }
+            throw p.error(keyMap[e.field] ?? e.field, e.message)
+        }
+        try p.rejectUnknownKeys()
+
+        // Simulated plant
+        if let m = try t.subtable("sim") {
+            try parseSim(m, kind: kind, into: &sim)
+            try m.rejectUnknownKeys()
+        }
+        try t.rejectUnknownKeys()
+
+        let params = ChannelParameters(name: name, cellArea: area, pid: pid, feedforward: ff, limits: limits,
+                                       sensor: sensor, safeOutput: safe, band: band)
+        return ChannelConfig(name: name, description: description, actuator: kind, shutdown: shutdown,
+                             divider: Int(ratio.rounded()), control: params, sim: sim)
+    }
+
+    static func parseSim(_ m: TableReader, kind: ActuatorKind, into sim: inout SimChannelConfig) throws(ConfigError) {
+        sim.current = try m.double("current_ma", default: 0)
+        sim.cyclePeriod = try m.nonNegative("cycle_period_s", default: 0)
+        sim.ambient = try m.double("ambient_c", default: 25)
+        sim.frameGrowthPerKelvin = try m.double("frame_growth_um_per_k", default: 1.2)
+        var c = sim.cell
+        c.contactStiffness0 = try m.positive("contact_stiffness_n_per_um", default: c.contactStiffness0)
+        c.contactStiffnessSlope = try m.positive("contact_stiffness_slope_per_um", default: c.contactStiffnessSlope)
+        c.breathingPerCharge = try m.nonNegative("breathing_um_per_mah_cm2", default: c.breathingPerCharge)
+        c.creepRate = try m.nonNegative("creep_rate_um_per_s", default: c.creepRate)
+        c.criticalPressure = try m.positive("critical_pressure_mpa", default: c.criticalPressure)
+        sim.cell = c
+        switch kind {
+        case .springFixture:
+            var s = sim.spring
+            s.springRate = try m.positive("spring_rate_n_per_um", default: s.springRate)
+            s.micronsPerStep = try m.positive("microns_per_step", default: s.micronsPerStep)
+            s.maxStepRate = try m.positive("max_step_rate", default: s.maxStepRate)
+            s.backlash = try m.nonNegative("backlash_um", default: s.backlash)
+            s.gap = try m.nonNegative("gap_um", default: s.gap)
+            s.travel = try m.positive("travel_um", default: s.travel)
+            sim.spring = s
+        case .pneumatic:
+            var p = sim.pneumatic
+            p.boreArea = try m.positive("bore_area_mm2", default: p.boreArea)
+            p.supply = try m.positive("supply_mpa", default: p.supply)
+            p.lag = try m.positive("regulator_lag_s", default: p.lag)
+            p.deadTime = try m.nonNegative("dead_time_s", default: p.deadTime)
+            p.hysteresis = try m.nonNegative("hysteresis_mpa", default: p.hysteresis)
+            p.deadZone = try m.nonNegative("dead_zone_mpa", default: p.deadZone)
+            p.gain = try m.positive("regulator_gain", default: p.gain)
+            p.returnSpring = try m.nonNegative("return_spring_n", default: p.returnSpring)
+            p.staticFriction = try m.nonNegative("static_friction_n", default: p.staticFriction)
+            p.kineticFriction = try m.nonNegative("kinetic_friction_n", default: p.kineticFriction)
+            guard p.kineticFriction <= p.staticFriction else { throw m.error("kinetic_friction_n", "must not exceed static_friction_n") }
+            sim.pneumatic = p
+        }
+    }
+}

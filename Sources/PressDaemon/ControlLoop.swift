@@ -1,0 +1,328 @@
+import Foundation
+import PressCore
+import PressSim
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A command for the control loop, applied between two ticks.
+public enum LoopCommand: Sendable {
+    case set(channel: Int, mpa: Double, ramp: Double?)
+    case hold(channel: Int)
+    case release(channel: Int)
+    /// Acknowledge one channel's faults, or every channel's with `nil`.
+    case acknowledge(channel: Int?)
+    case inject(channel: Int, SimInjection)
+}
+
+/// The loop's answer to a command.
+public enum LoopReply: Sendable {
+    case ok(mode: ChannelMode)
+    case setpoint(mpa: Double, ramp: Double?)
+    case acknowledged([(channel: Int, cleared: [FaultCode], remaining: [FaultCode], mode: ChannelMode)])
+    case rejected(CommandRejection)
+    case unavailable(String)
+}
+
+/// A command waiting in the inbox, with the callback that carries the answer back. The
+/// callback runs on the control thread and must not block (completing a NIO promise
+/// is fine: it only enqueues a task on the event loop).
+public struct PendingCommand: Sendable {
+    public var command: LoopCommand
+    public var reply: @Sendable (LoopReply) -> Void
+    public init(_ command: LoopCommand, reply: @escaping @Sendable (LoopReply) -> Void) {
+        self.command = command; self.reply = reply
+    }
+}
+
+/// Timing statistics of the loop, against its absolute deadlines.
+public struct LoopStats: Sendable, Equatable {
+    public var rate: Double
+    public var timeScale: Double
+    public var ticks: UInt64 = 0
+    public var overruns: UInt64 = 0
+    /// Wake-up lateness of the last tick, s.
+    public var lastJitter: Double = 0
+    public var maxJitter: Double = 0
+    /// Longest tick body, s.
+    public var maxTickDuration: Double = 0
+}
+
+/// What the loop publishes after every tick. Immutable once published.
+public struct RigSnapshot: Sendable {
+    /// Loop time of the tick, s since start (simulated seconds on the simulator).
+    public var time: Double
+    public var stats: LoopStats
+    public var channels: [ChannelState]
+}
+
+/// Something that happened on the loop, for the log. Produced on the control thread,
+/// consumed elsewhere.
+public struct LoopEvent: Sendable {
+    public var time: Double
+    public var channel: String
+    public var event: ChannelEvent
+}
+
+/// A bounded multi-producer queue drained by the control thread.
+public final class CommandInbox: Sendable {
+    private let queue = Mutex<[PendingCommand]>([])
+    public let capacity: Int
+    public init(capacity: Int = 64) { self.capacity = capacity }
+
+    /// Enqueues `c`; returns false when the inbox is full (the caller answers `busy`).
+    public func offer(_ c: PendingCommand) -> Bool {
+        queue.withLock { q in
+            guard q.count < capacity else { return false }
+            q.append(c)
+            return true
+        }
+    }
+
+    /// Takes every waiting command. Never waits: if a producer holds the lock this
+    /// tick, the commands are taken next tick.
+    func drain() -> [PendingCommand] {
+        queue.withLockIfAvailable { q -> [PendingCommand] in
+            defer { q.removeAll(keepingCapacity: true) }
+            return q
+        } ?? []
+    }
+}
+
+/// The latest snapshot, swapped in by the control thread and copied out by readers.
+/// The lock is held only for the swap; the old value is released outside it.
+public final class SnapshotBox: Sendable {
+    private let value: Mutex<RigSnapshot?> = Mutex(nil)
+    public init() {}
+    func publish(_ s: RigSnapshot) {
+        var incoming: RigSnapshot? = s
+        value.withLock { swap(&$0, &incoming) }
+        _ = incoming // old snapshot released here, outside the lock
+    }
+    public func latest() -> RigSnapshot? { value.withLock { $0 } }
+}
+
+/// A bounded ring of loop events; when full the oldest are dropped and counted.
+public final class EventRing: Sendable {
+    private let state = Mutex<(events: [LoopEvent], dropped: Int)>(([], 0))
+    public let capacity: Int
+    public init(capacity: Int = 4096) { self.capacity = capacity }
+    func push(_ e: [LoopEvent]) {
+        guard !e.isEmpty else { return }
+        state.withLock { s in
+            s.events.append(contentsOf: e)
+            if s.events.count > capacity {
+                let extra = s.events.count - capacity
+                s.events.removeFirst(extra)
+                s.dropped += extra
+            }
+        }
+    }
+    /// Takes the queued events and the number dropped since the last call.
+    public func drain() -> (events: [LoopEvent], dropped: Int) {
+        state.withLock { s in
+            defer { s.events.removeAll(keepingCapacity: true); s.dropped = 0 }
+            return s
+        }
+    }
+}
+
+/// A channel as the loop holds it.
+public struct LoopChannel {
+    public var controller: ChannelController
+    public let backend: ChannelBackend
+    public let config: ChannelConfig
+    public init(controller: ChannelController, backend: ChannelBackend, config: ChannelConfig) {
+        self.controller = controller; self.backend = backend; self.config = config
+    }
+}
+
+/// The control core of the daemon without threads: apply commands, tick every channel,
+/// build the snapshot. Driven by ``ControlLoop`` in production and directly (on a
+/// virtual clock) in tests.
+public struct LoopCore {
+    public private(set) var channels: [LoopChannel]
+    public private(set) var tickCount: UInt64 = 0
+    private var pendingEvents: [LoopEvent] = []
+
+    public init(channels: [LoopChannel]) { self.channels = channels }
+
+    /// Applies one command and returns the answer.
+    public mutating func apply(_ command: LoopCommand) -> LoopReply {
+        switch command {
+        case .set(let i, let mpa, let ramp):
+            do throws(CommandRejection) {
+                try channels[i].controller.setTarget(mpa, ramp: ramp)
+                return .setpoint(mpa: mpa, ramp: channels[i].controller.pid.parameters.setpointRampRate)
+            } catch { return .rejected(error) }
+        case .hold(let i):
+            do throws(CommandRejection) {
+                try channels[i].controller.hold()
+                return .ok(mode: channels[i].controller.mode)
+            } catch { return .rejected(error) }
+        case .release(let i):
+            channels[i].controller.release()
+            return .ok(mode: channels[i].controller.mode)
+        case .acknowledge(let which):
+            let indices = which.map { [$0] } ?? Array(channels.indices)
+            var out: [(Int, [FaultCode], [FaultCode], ChannelMode)] = []
+            for i in indices {
+                let before = channels[i].controller.faults.records.map(\.code)
+                let remaining = channels[i].controller.acknowledge().map(\.code)
+                out.append((i, before.filter { !remaining.contains($0) }, remaining, channels[i].controller.mode))
+            }
+            return .acknowledged(out)
+        case .inject(let i, let j):
+            guard let sim = channels[i].backend as? SimChannel else { return .unavailable("channel is not simulated") }
+            sim.inject(j)
+            return .ok(mode: channels[i].controller.mode)
+        }
+    }
+
+    /// One tick at loop time `now`: read, step, apply for every channel due.
+    public mutating func tick(now: Double) {
+        tickCount += 1
+        for i in channels.indices where (tickCount - 1) % UInt64(channels[i].config.divider) == 0 {
+            let readings = channels[i].backend.read(now: now)
+            let out = channels[i].controller.step(now: now, readings: readings)
+            channels[i].backend.apply(output: out, now: now)
+            for e in channels[i].controller.drainEvents() {
+                pendingEvents.append(LoopEvent(time: now, channel: channels[i].config.name, event: e))
+            }
+        }
+    }
+
+    /// Events from commands and ticks since the last call.
+    public mutating func takeEvents() -> [LoopEvent] {
+        for i in channels.indices {
+            for e in channels[i].controller.drainEvents() {
+                pendingEvents.append(LoopEvent(time: channels[i].controller.state.time, channel: channels[i].config.name, event: e))
+            }
+        }
+        defer { pendingEvents.removeAll(keepingCapacity: true) }
+        return pendingEvents
+    }
+
+    public var states: [ChannelState] { channels.map(\.controller.state) }
+
+    /// Puts every actuator in its configured shutdown state.
+    public mutating func shutdown(now: Double) {
+        for i in channels.indices {
+            switch channels[i].config.shutdown {
+            case .hold: channels[i].backend.apply(output: channels[i].controller.pid.output, now: now)
+            case .release:
+                channels[i].controller.release()
+                channels[i].backend.apply(output: channels[i].config.control.safeOutput, now: now)
+            }
+        }
+    }
+}
+
+/// Monotonic time in nanoseconds (CLOCK_MONOTONIC).
+@inline(__always) public func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Runs ``LoopCore`` on a dedicated thread against absolute monotonic deadlines.
+///
+/// Each tick: take commands (never waiting for a lock), read → step → apply every
+/// channel, publish the snapshot and the events, then sleep until the next deadline
+/// with `clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)`. Deadlines are a fixed grid
+/// from the start, so timing errors do not accumulate; a tick that wakes more than a
+/// period late counts as an overrun and the grid skips ahead instead of bursting.
+/// The thread never logs, never touches a socket and never writes to disk.
+public final class ControlLoop: @unchecked Sendable {
+    public let inbox = CommandInbox()
+    public let snapshots = SnapshotBox()
+    public let events = EventRing()
+    /// Ticks completed; read by the watchdog to prove the loop is alive.
+    public let tickCounter = Atomic<UInt64>(0)
+    /// Wall-clock nanos of the last completed tick.
+    public let lastTickNanos = Atomic<UInt64>(0)
+    public let rate: Double
+    public let timeScale: Double
+
+    private var core: LoopCore
+    private let stopRequested = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+    private var thread: Thread?
+    private var startNanos: UInt64 = 0
+    private var stats: LoopStats
+
+    public init(core: LoopCore, rate: Double, timeScale: Double = 1) {
+        self.core = core; self.rate = rate; self.timeScale = timeScale
+        self.stats = LoopStats(rate: rate, timeScale: timeScale)
+    }
+
+    /// Loop time (s since start, scaled) for a monotonic instant.
+    func loopTime(_ nanos: UInt64) -> Double { Double(nanos &- startNanos) / 1e9 * timeScale }
+
+    /// Starts the thread. The first snapshot is published before this returns.
+    public func start() {
+        startNanos = monotonicNanos()
+        // Prime: one tick so readers never see "no snapshot".
+        core.tick(now: 0)
+        publish(now: 0)
+        let t = Thread { [self] in run() }
+        t.name = "pressd-control"
+        t.stackSize = 1 << 20
+        thread = t
+        t.start()
+    }
+
+    /// Asks the loop to stop, waits for it to put the actuators in their shutdown state.
+    public func stop() {
+        guard thread != nil else { return }
+        stopRequested.store(true, ordering: .releasing)
+        finished.wait()
+        thread = nil
+    }
+
+    private func publish(now: Double) {
+        snapshots.publish(RigSnapshot(time: now, stats: stats, channels: core.states))
+        events.push(core.takeEvents())
+    }
+
+    private func run() {
+        let periodNanos = UInt64((1e9 / (rate * timeScale)).rounded())
+        var k: UInt64 = 1
+        var deadline = startNanos + periodNanos
+        while !stopRequested.load(ordering: .acquiring) {
+            var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+            while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil) == EINTR {}
+            let woke = monotonicNanos()
+            let lateness = Double(woke &- deadline) / 1e9
+            stats.lastJitter = lateness
+            stats.maxJitter = max(stats.maxJitter, lateness)
+
+            for c in inbox.drain() { c.reply(core.apply(c.command)) }
+            // The controllers see the measured wake-up time, so a late tick gets its
+            // true, longer dt.
+            let now = loopTime(woke)
+            core.tick(now: now)
+            stats.ticks = core.tickCount
+            let done = monotonicNanos()
+            stats.maxTickDuration = max(stats.maxTickDuration, Double(done &- woke) / 1e9)
+            publish(now: now)
+            tickCounter.store(core.tickCount, ordering: .releasing)
+            lastTickNanos.store(done, ordering: .releasing)
+
+            k += 1
+            deadline += periodNanos
+            if done > deadline + periodNanos {
+                // Overrun: skip the missed ticks rather than running them back to back.
+                let missed = (done - deadline) / periodNanos
+                stats.overruns += missed
+                k += missed
+                deadline += missed * periodNanos
+            }
+        }
+        let end = loopTime(monotonicNanos())
+        core.shutdown(now: end)
+        publish(now: end)
+        finished.signal()
+    }
+}

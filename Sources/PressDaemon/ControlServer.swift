@@ -1,0 +1,442 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PressCore
+import PressProtocol
+import PressSim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One framed input: a complete line, or the notice that a line was too long (its
+/// bytes were discarded up to the next newline).
+enum Frame {
+    case line(ByteBuffer)
+    case tooLong(Int)
+}
+
+/// Splits the byte stream at `\n`, refusing lines longer than `maxLength` without
+/// buffering them: the excess is skipped and reported once per line.
+struct LineFrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = Frame
+    let maxLength: Int
+    private var discarding = 0
+
+    init(maxLength: Int) { self.maxLength = maxLength }
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        let view = buffer.readableBytesView
+        if let nl = view.firstIndex(of: UInt8(ascii: "\n")) {
+            let length = nl - view.startIndex
+            if discarding > 0 {
+                buffer.moveReaderIndex(forwardBy: length + 1)
+                context.fireChannelRead(Self.wrapInboundOut(.tooLong(discarding + length)))
+                discarding = 0
+                return .continue
+            }
+            guard length <= maxLength else {
+                buffer.moveReaderIndex(forwardBy: length + 1)
+                context.fireChannelRead(Self.wrapInboundOut(.tooLong(length)))
+                return .continue
+            }
+            var line = buffer.readSlice(length: length)!
+            buffer.moveReaderIndex(forwardBy: 1)
+            if line.readableBytes > 0, line.getInteger(at: line.writerIndex - 1, as: UInt8.self) == UInt8(ascii: "\r") {
+                line.moveWriterIndex(to: line.writerIndex - 1)
+            }
+            context.fireChannelRead(Self.wrapInboundOut(.line(line)))
+            return .continue
+        }
+        if buffer.readableBytes > maxLength || discarding > 0 {
+            discarding += buffer.readableBytes
+            buffer.moveReaderIndex(to: buffer.writerIndex)
+        }
+        return .needMoreData
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        return .needMoreData
+    }
+}
+
+/// What the server needs to know about the daemon.
+public struct ServerContext: Sendable {
+    public var version: String
+    public var backend: BackendKind
+    public var channels: [ChannelConfig]
+    public var startNanos: UInt64
+    /// How long a command may wait for the loop before `timeout`, s.
+    public var commandTimeout: Double = 2
+    public var maxSubscriptionsPerConnection = 8
+}
+
+/// The control socket: newline-delimited JSON over a Unix stream socket.
+/// See `docs/protocol.md`.
+public final class ControlServer: @unchecked Sendable {
+    public let path: String
+    public let mode: Int
+    let loop: ControlLoop
+    let context: ServerContext
+    let logger: Logger
+    private let group: EventLoopGroup
+    private var channel: Channel?
+
+    public init(path: String, mode: Int, loop: ControlLoop, context: ServerContext, group: EventLoopGroup, logger: Logger) {
+        self.path = path; self.mode = mode; self.loop = loop; self.context = context
+        self.group = group; self.logger = logger
+    }
+
+    /// Errors binding the socket, each naming the path.
+    public enum BindError: Error, CustomStringConvertible {
+        case alreadyRunning(String)
+        case directory(String, String)
+        case bind(String, String)
+        public var description: String {
+            switch self {
+            case .alreadyRunning(let p): return "another pressd is already listening on \(p)"
+            case .directory(let p, let e): return "cannot create socket directory \(p): \(e)"
+            case .bind(let p, let e): return "cannot bind control socket \(p): \(e)"
+            }
+        }
+    }
+
+    /// Binds the socket, or adopts `inheritedFD` when given (socket activation).
+    public func start(inheritedFD: Int32? = nil) async throws {
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelInitializer { [loop, context, logger] ch in
+                ch.eventLoop.makeCompletedFuture {
+                    try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: ControlProtocol.maxMessageBytes)))
+                    try ch.pipeline.syncOperations.addHandler(ConnectionHandler(loop: loop, context: context, logger: logger))
+                }
+            }
+        if let fd = inheritedFD {
+            channel = try await bootstrap.withBoundSocket(fd).get()
+            logger.info("control socket adopted from systemd", metadata: ["fd": "\(fd)"])
+            return
+        }
+        let dir = (path as NSString).deletingLastPathComponent
+        if !FileManager.default.fileExists(atPath: dir) {
+            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750]) }
+            catch { throw BindError.directory(dir, "\(error.localizedDescription)") }
+        }
+        if FileManager.default.fileExists(atPath: path) {
+            if (try? ControlClient(path: path, timeout: 1)) != nil { throw BindError.alreadyRunning(path) }
+        }
+        do {
+            channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        } catch {
+            throw BindError.bind(path, "\(error)")
+        }
+        chmod(path, mode_t(mode))
+        logger.info("control socket listening", metadata: ["path": "\(path)", "mode": "\(String(mode, radix: 8))"])
+    }
+
+    /// Stops accepting, closes every connection and removes the socket file.
+    public func stop() async {
+        try? await channel?.close()
+        channel = nil
+        unlink(path)
+    }
+}
+
+/// Answers one connection. Everything here runs on the connection's event loop.
+final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = Frame
+    typealias OutboundOut = ByteBuffer
+
+    let loop: ControlLoop
+    let ctx: ServerContext
+    let logger: Logger
+    private var subscriptions: [Int: RepeatedTask] = [:]
+    private var nextSubscription = 1
+    private let encoder = ControlProtocol.encoder()
+    private let decoder = ControlProtocol.decoder()
+
+    init(loop: ControlLoop, context: ServerContext, logger: Logger) {
+        self.loop = loop; self.ctx = context; self.logger = logger
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let hello = HelloMessage(hello: helloResult())
+        send(hello, context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        for (_, t) in subscriptions { t.cancel() }
+        subscriptions.removeAll()
+        context.fireChannelInactive()
+    }
+
+    /// Backpressure: a client that does not read its replies stops being read from,
+    /// so its requests cannot pile up replies without bound.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        context.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenComplete { _ in }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    func helloResult() -> HelloResult {
+        HelloResult(server: "pressd", version: ctx.version, protocol: ControlProtocol.version, methods: ControlProtocol.methods,
+                    channels: ctx.channels.map(\.name), backend: ctx.backend.rawValue, maxMessageBytes: ControlProtocol.maxMessageBytes)
+    }
+
+    private func send<T: Encodable>(_ value: T, context: ChannelHandlerContext) {
+        guard var data = try? encoder.encode(value) else { return }
+        data.append(UInt8(ascii: "\n"))
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: data)), promise: nil)
+    }
+
+    private func reply<R: Codable>(_ id: RequestID?, _ result: R, context: ChannelHandlerContext) {
+        send(Reply(id: id, result: result), context: context)
+    }
+
+    private func fail(_ id: RequestID?, _ code: ErrorCode, _ message: String, context: ChannelHandlerContext) {
+        send(Reply<OkResult>(id: id, error: ErrorBody(code, message)), context: context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .tooLong(let n):
+            fail(nil, .invalidRequest, "message of \(n) bytes exceeds the limit of \(ControlProtocol.maxMessageBytes) bytes", context: context)
+        case .line(let buffer):
+            let bytes = Data(buffer.readableBytesView)
+            if bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { return } // blank line: ignore
+            handle(bytes, context: context)
+        }
+    }
+
+    private func handle(_ bytes: Data, context: ChannelHandlerContext) {
+        guard (try? JSONSerialization.jsonObject(with: bytes)) != nil else {
+            return fail(nil, .parseError, "not valid JSON", context: context)
+        }
+        let head: RequestHead
+        do { head = try decoder.decode(RequestHead.self, from: bytes) }
+        catch {
+            let id = (try? decoder.decode(IDOnly.self, from: bytes))?.id
+            return fail(id, .invalidRequest, "a request is an object with \"method\" (string) and optional \"id\" and \"params\": \(describe(error))", context: context)
+        }
+        let id = head.id
+        func params<P: Decodable>(_ t: P.Type) -> P? {
+            do { return try decoder.decode(ParamsOnly<P>.self, from: bytes).params }
+            catch {
+                fail(id, .invalidParams, "\(head.method): \(describe(error))", context: context)
+                return nil
+            }
+        }
+        switch head.method {
+        case "hello":
+            reply(id, helloResult(), context: context)
+        case "status":
+            let p = (try? decoder.decode(ParamsOnly<OptionalChannelParams>.self, from: bytes))?.params ?? OptionalChannelParams()
+            if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
+            guard let snap = loop.snapshots.latest() else { return fail(id, .unavailable, "no data yet", context: context) }
+            let uptime = Double(monotonicNanos() &- ctx.startNanos) / 1e9
+            reply(id, StatusResult(version: ctx.version, backend: ctx.backend.rawValue, uptimeS: uptime,
+                                   loop: StatusMapping.loop(snap.stats),
+                                   channels: StatusMapping.channels(snap, configs: ctx.channels, only: p.channel.map { [$0] })),
+                  context: context)
+        case "set":
+            guard let p = params(SetParams.self) else { return }
+            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
+            guard let unit = SetpointUnit(lenient: p.unit) else {
+                return fail(id, .invalidParams, "set: unknown unit '\(p.unit)' (use one of \(SetpointUnit.allCases.map(\.rawValue).joined(separator: ", ")))", context: context)
+            }
+            let c = ctx.channels[i].control
+            let mpa = unit.toMPa(p.value, cellArea: c.cellArea)
+            guard mpa.isFinite, mpa >= c.limits.minSetpoint, mpa <= c.limits.maxSetpoint else {
+                let asked = unit == .mpa ? "\(p.value) MPa" : "\(p.value) \(unit.rawValue) (= \(round3(mpa)) MPa)"
+                return fail(id, .outOfRange, "set: \(asked) is outside channel \(p.channel)'s limits \(c.limits.minSetpoint)…\(c.limits.maxSetpoint) MPa", context: context)
+            }
+            submit(.set(channel: i, mpa: mpa, ramp: p.rampMpaPerS), id: id, method: "set", context: context) { r in
+                if case .setpoint(let v, let ramp) = r { return .success(SetResult(channel: p.channel, setpointMpa: v, rampMpaPerS: ramp)) }
+                return nil
+            }
+        case "hold", "release":
+            guard let p = params(ChannelParams.self) else { return }
+            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
+            let cmd: LoopCommand = head.method == "hold" ? .hold(channel: i) : .release(channel: i)
+            submit(cmd, id: id, method: head.method, context: context) { r in
+                if case .ok(let mode) = r { return .success(ModeResult(channel: p.channel, mode: mode.rawValue)) }
+                return nil
+            }
+        case "ack":
+            let p = (try? decoder.decode(ParamsOnly<OptionalChannelParams>.self, from: bytes))?.params ?? OptionalChannelParams()
+            var which: Int?
+            if let name = p.channel {
+                guard let i = channelIndex(name) else { return unknownChannel(id, name, context: context) }
+                which = i
+            }
+            let names = ctx.channels.map(\.name)
+            submit(.acknowledge(channel: which), id: id, method: "ack", context: context) { r -> Result<AckResult, ErrorBody>? in
+                guard case .acknowledged(let list) = r else { return nil }
+                return .success(AckResult(channels: list.map {
+                    AckResult.PerChannel(channel: names[$0.channel], cleared: $0.cleared.map(\.rawValue),
+                                         remaining: $0.remaining.map(\.rawValue), mode: $0.mode.rawValue)
+                }))
+            }
+        case "subscribe":
+            guard let p = params(SubscribeParams.self) else { return }
+            subscribe(p, id: id, context: context)
+        case "unsubscribe":
+            guard let p = params(UnsubscribeParams.self) else { return }
+            guard let t = subscriptions.removeValue(forKey: p.subscription) else {
+                return fail(id, .invalidParams, "unsubscribe: no subscription \(p.subscription) on this connection", context: context)
+            }
+            t.cancel()
+            reply(id, OkResult(), context: context)
+        case "sim_inject":
+            guard ctx.backend == .simulator else { return fail(id, .unavailable, "sim_inject: only with backend = \"simulator\"", context: context) }
+            guard let p = params(SimInjectParams.self) else { return }
+            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
+            let j = SimInjection(forceBias: p.forceBiasN, sensorDisconnected: p.sensorDisconnected, ambient: p.ambientC,
+                                 supply: p.supplyMpa, current: p.currentMa, cyclePeriod: p.cyclePeriodS, thicknessStep: p.thicknessStepUm)
+            submit(.inject(channel: i, j), id: id, method: "sim_inject", context: context) { r in
+                if case .ok = r { return .success(OkResult()) }
+                return nil
+            }
+        default:
+            fail(id, .unknownMethod, "unknown method '\(head.method)' (methods: \(ControlProtocol.methods.joined(separator: ", ")))", context: context)
+        }
+    }
+
+    private func channelIndex(_ name: String) -> Int? { ctx.channels.firstIndex { $0.name == name } }
+
+    private func unknownChannel(_ id: RequestID?, _ name: String, context: ChannelHandlerContext) {
+        fail(id, .unknownChannel, "no channel '\(name)' (channels: \(ctx.channels.map(\.name).joined(separator: ", ")))", context: context)
+    }
+
+    /// Hands a command to the loop and replies when it answers, or with `timeout`.
+    /// `map` turns the loop's answer into a result; nil means "use the generic mapping".
+    private func submit<R: Codable>(_ command: LoopCommand, id: RequestID?, method: String, context: ChannelHandlerContext,
+                                    map: @escaping @Sendable (LoopReply) -> Result<R, ErrorBody>?) {
+        let eventLoop = context.eventLoop
+        let once = Once()
+        let ctxBox = NIOLoopBound(context, eventLoop: eventLoop)
+        let timeout = eventLoop.scheduleTask(in: .milliseconds(Int64(ctx.commandTimeout * 1000))) { [self] in
+            guard once.fire() else { return }
+            fail(id, .timeout, "\(method): the control loop did not answer within \(ctx.commandTimeout) s", context: ctxBox.value)
+        }
+        let pending = PendingCommand(command) { [self] answer in
+            eventLoop.execute {
+                guard once.fire() else { return }
+                timeout.cancel()
+                let context = ctxBox.value
+                switch map(answer) ?? Self.genericError(answer, method: method) {
+                case .success(let r): self.reply(id, r, context: context)
+                case .failure(let e): self.fail(id, e.code, e.message, context: context)
+                }
+            }
+        }
+        guard loop.inbox.offer(pending) else {
+            timeout.cancel()
+            _ = once.fire()
+            return fail(id, .busy, "\(method): the control loop's inbox is full (\(loop.inbox.capacity) commands); retry", context: context)
+        }
+        if method != "sim_inject" {
+            logger.info("command accepted", metadata: ["method": "\(method)", "id": "\(id?.description ?? "-")"])
+        }
+    }
+
+    private static func genericError<R>(_ answer: LoopReply, method: String) -> Result<R, ErrorBody> {
+        switch answer {
+        case .rejected(.outOfRange(let v, let lo, let hi)):
+            return .failure(ErrorBody(.outOfRange, "\(method): \(v) MPa is outside \(lo)…\(hi) MPa"))
+        case .rejected(.faultLatched(let codes)):
+            return .failure(ErrorBody(.faultLatched, "\(method): refused while faults are latched (\(codes.map(\.rawValue).joined(separator: ", "))); clear the cause and acknowledge with 'ack'"))
+        case .rejected(.invalidRamp(let r)):
+            return .failure(ErrorBody(.invalidParams, "\(method): ramp \(r) MPa/s must be a positive number"))
+        case .unavailable(let m):
+            return .failure(ErrorBody(.unavailable, "\(method): \(m)"))
+        default:
+            return .failure(ErrorBody(.internalError, "\(method): unexpected answer from the control loop"))
+        }
+    }
+
+    private func subscribe(_ p: SubscribeParams, id: RequestID?, context: ChannelHandlerContext) {
+        guard ControlProtocol.subscriptionRateRange.contains(p.rateHz) else {
+            let r = ControlProtocol.subscriptionRateRange
+            return fail(id, .invalidParams, "subscribe: rate_hz \(p.rateHz) outside \(r.lowerBound)…\(r.upperBound)", context: context)
+        }
+        if let names = p.channels, let bad = names.first(where: { channelIndex($0) == nil }) {
+            return unknownChannel(id, bad, context: context)
+        }
+        guard subscriptions.count < ctx.maxSubscriptionsPerConnection else {
+            return fail(id, .invalidParams, "subscribe: at most \(ctx.maxSubscriptionsPerConnection) subscriptions per connection", context: context)
+        }
+        let sub = nextSubscription
+        nextSubscription += 1
+        reply(id, SubscribeResult(subscription: sub, rateHz: p.rateHz), context: context)
+        let only = p.channels.map(Set.init)
+        let period = TimeAmount.nanoseconds(Int64(1e9 / p.rateHz))
+        let ctxBox = NIOLoopBound(context, eventLoop: context.eventLoop)
+        var dropped = 0
+        var lastTime = -1.0
+        // Drop policy: the event is built from the latest snapshot when it is due; if
+        // the client's socket buffer is above the high-water mark the event is not
+        // written and counted in `dropped` of the next one that is.
+        subscriptions[sub] = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: period) { [self] _ in
+            let context = ctxBox.value
+            guard let snap = loop.snapshots.latest(), snap.time != lastTime else { return }
+            guard context.channel.isWritable else { dropped += 1; return }
+            lastTime = snap.time
+            send(SampleEvent(subscription: sub, dropped: dropped, channels: StatusMapping.channels(snap, configs: ctx.channels, only: only)), context: context)
+            dropped = 0
+        }
+    }
+}
+
+/// Fires at most once. Only used on one event loop.
+final class Once: @unchecked Sendable {
+    private var done = false
+    func fire() -> Bool { if done { return false }; done = true; return true }
+}
+
+/// A request's id alone, to echo it on malformed requests.
+struct IDOnly: Decodable { var id: RequestID? }
+
+func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
+
+/// A short, human description of a decoding error naming the key.
+func describe(_ error: Error) -> String {
+    guard let e = error as? DecodingError else { return "\(error)" }
+    func path(_ c: [CodingKey]) -> String {
+        let p = c.filter { $0.stringValue != "params" }.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+        return p.isEmpty ? "params" : p.joined(separator: ".").snakeCased
+    }
+    switch e {
+    case .keyNotFound(let k, let ctx): return "missing key '\(path(ctx.codingPath + [k]))'"
+    case .typeMismatch(let t, let ctx): return "'\(path(ctx.codingPath))' must be of type \(jsonType(t))"
+    case .valueNotFound(let t, let ctx): return "'\(path(ctx.codingPath))' must be of type \(jsonType(t)), found null"
+    case .dataCorrupted(let ctx): return "\(path(ctx.codingPath)): \(ctx.debugDescription)"
+    @unknown default: return "\(e)"
+    }
+}
+
+private func jsonType(_ t: Any.Type) -> String {
+    switch t {
+    case is Double.Type, is Int.Type, is Float.Type: return "number"
+    case is String.Type: return "string"
+    case is Bool.Type: return "boolean"
+    default: return "\(t)"
+    }
+}
+
+extension String {
+    var snakeCased: String {
+        var out = ""
+        for ch in self {
+            if ch.isUppercase { out += "_" + ch.lowercased() } else { out.append(ch) }
+        }
+        return out
+    }
+}

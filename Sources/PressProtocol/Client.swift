@@ -1,0 +1,136 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Errors of the client side of the control socket.
+public enum ClientError: Error, CustomStringConvertible, Equatable {
+    /// Nothing listens at the path (daemon not running, or wrong path).
+    case notRunning(path: String, reason: String)
+    case pathTooLong(String)
+    case io(String)
+    case protocolViolation(String)
+    /// The daemon answered with a structured error.
+    case remote(ErrorBody)
+
+    public var description: String {
+        switch self {
+        case .notRunning(let p, let r): return "pressd is not running: cannot connect to \(p) (\(r))"
+        case .pathTooLong(let p): return "socket path too long: \(p)"
+        case .io(let m): return "control socket: \(m)"
+        case .protocolViolation(let m): return "protocol error: \(m)"
+        case .remote(let e): return "\(e.code.rawValue): \(e.message)"
+        }
+    }
+}
+
+/// A blocking client for the control socket: connect, read the hello, call methods,
+/// read pushed events. One instance per thread.
+public final class ControlClient {
+    public let path: String
+    public private(set) var hello: HelloResult?
+    private let fd: Int32
+    private var buffer = [UInt8]()
+    private var nextID = 1
+
+    /// Connects to `path` and reads the server's hello line.
+    public init(path: String, timeout: Double = 5) throws(ClientError) {
+        self.path = path
+        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard s >= 0 else { throw .io("socket(): \(String(cString: strerror(errno)))") }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { close(s); throw .pathTooLong(path) }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(s)
+            throw .notRunning(path: path, reason: reason)
+        }
+        fd = s
+        setTimeout(timeout)
+        let line = try readLine()
+        guard let h = try? ControlProtocol.decoder().decode(HelloMessage.self, from: line) else {
+            throw .protocolViolation("first line is not a hello: \(String(decoding: line, as: UTF8.self))")
+        }
+        hello = h.hello
+    }
+
+    deinit { close(fd) }
+
+    /// Sets the receive timeout, seconds (0 = wait forever).
+    public func setTimeout(_ seconds: Double) {
+        var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Sends raw bytes (tests use this to send malformed lines).
+    public func send(raw: [UInt8]) throws(ClientError) {
+        var off = 0
+        while off < raw.count {
+            let n = raw[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io("write: \(String(cString: strerror(errno)))")
+            }
+            off += n
+        }
+    }
+
+    /// Reads one line (without the newline).
+    public func readLine() throws(ClientError) -> Data {
+        while true {
+            if let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Data(buffer[..<nl])
+                buffer.removeSubrange(...nl)
+                return line
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n == 0 { throw .io("connection closed by pressd") }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { throw .io("timed out waiting for pressd") }
+                throw .io("read: \(String(cString: strerror(errno)))")
+            }
+            buffer.append(contentsOf: chunk[..<n])
+        }
+    }
+
+    /// Calls `method` and returns its decoded result, or throws the remote error.
+    public func call<P: Encodable, R: Codable>(_ method: String, _ params: P, as: R.Type = R.self) throws(ClientError) -> R {
+        let id = nextID
+        nextID += 1
+        let data: Data
+        do { data = try ControlProtocol.encoder().encode(Request(id: .int(id), method: method, params: params)) }
+        catch { throw .protocolViolation("cannot encode request: \(error)") }
+        try send(raw: Array(data) + [UInt8(ascii: "\n")])
+        while true {
+            let line = try readLine()
+            // Skip pushed events that may interleave with replies.
+            if let obj = try? JSONSerialization.jsonObject(with: line) as? [String: Any], obj["event"] != nil { continue }
+            let reply: Reply<R>
+            do { reply = try ControlProtocol.decoder().decode(Reply<R>.self, from: line) }
+            catch { throw .protocolViolation("cannot decode reply to \(method): \(error)") }
+            guard reply.id == .int(id) else { continue }
+            if let e = reply.error { throw .remote(e) }
+            guard let r = reply.result else { throw .protocolViolation("reply has neither result nor error") }
+            return r
+        }
+    }
+
+    /// Reads the next pushed sample event.
+    public func nextEvent() throws(ClientError) -> SampleEvent {
+        while true {
+            let line = try readLine()
+            if let e = try? ControlProtocol.decoder().decode(SampleEvent.self, from: line) { return e }
+        }
+    }
+}

@@ -1,0 +1,338 @@
+import Foundation
+
+/// Constants of the control-socket protocol. See `docs/protocol.md`.
+public enum ControlProtocol {
+    /// Bumped on any incompatible change of the wire format.
+    public static let version = 1
+    /// Largest accepted message (one JSON line, without the newline), bytes.
+    public static let maxMessageBytes = 64 * 1024
+    /// Server-pushed sample events per second a subscription may ask for.
+    public static let subscriptionRateRange: ClosedRange<Double> = 0.1...100
+
+    /// The methods a version-1 server answers.
+    public static let methods = ["hello", "status", "set", "hold", "release", "ack", "subscribe", "unsubscribe", "sim_inject"]
+
+    public static func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }
+}
+
+/// A request id: an integer or a string, echoed unchanged in the reply.
+public enum RequestID: Codable, Hashable, Sendable, CustomStringConvertible {
+    case int(Int)
+    case string(String)
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let i = try? c.decode(Int.self) { self = .int(i) } else { self = .string(try c.decode(String.self)) }
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .int(let i): try c.encode(i)
+        case .string(let s): try c.encode(s)
+        }
+    }
+    public var description: String {
+        switch self {
+        case .int(let i): return "\(i)"
+        case .string(let s): return "\"\(s)\""
+        }
+    }
+}
+
+/// Machine-readable error codes. Stable strings; see `docs/protocol.md`.
+public enum ErrorCode: String, Codable, Sendable {
+    /// The line is not valid JSON.
+    case parseError = "parse_error"
+    /// Valid JSON but not a request object (missing `method`, over-long line, …).
+    case invalidRequest = "invalid_request"
+    case unknownMethod = "unknown_method"
+    /// Parameters missing or of the wrong type.
+    case invalidParams = "invalid_params"
+    case unknownChannel = "unknown_channel"
+    /// A value outside the channel's configured limits.
+    case outOfRange = "out_of_range"
+    /// The channel has latched faults; acknowledge them first.
+    case faultLatched = "fault_latched"
+    /// The control loop's command inbox is full; retry.
+    case busy
+    /// The control loop did not answer in time.
+    case timeout
+    /// The method exists but is not available with this backend or configuration.
+    case unavailable
+    case internalError = "internal"
+}
+
+/// A structured error reply.
+public struct ErrorBody: Codable, Sendable, Error, Equatable {
+    public var code: ErrorCode
+    public var message: String
+    public init(_ code: ErrorCode, _ message: String) { self.code = code; self.message = message }
+}
+
+/// The first two keys of every request, decoded before the parameters.
+public struct RequestHead: Codable, Sendable {
+    public var id: RequestID?
+    public var method: String
+    public init(id: RequestID?, method: String) { self.id = id; self.method = method }
+}
+
+/// A request with typed parameters, for encoding on the client side.
+public struct Request<Params: Encodable>: Encodable {
+    public var id: RequestID
+    public var method: String
+    public var params: Params
+    public init(id: RequestID, method: String, params: Params) { self.id = id; self.method = method; self.params = params }
+}
+
+/// Decodes only `params` from a request line.
+public struct ParamsOnly<Params: Decodable>: Decodable {
+    public var params: Params
+}
+
+/// Empty parameters.
+public struct NoParams: Codable, Sendable { public init() {} }
+
+/// A reply to a request: exactly one of `result` and `error` is present.
+public struct Reply<Result: Codable>: Codable {
+    public var id: RequestID?
+    public var result: Result?
+    public var error: ErrorBody?
+    public init(id: RequestID?, result: Result) { self.id = id; self.result = result }
+    public init(id: RequestID?, error: ErrorBody) { self.id = id; self.error = error }
+}
+
+// MARK: Parameters
+
+public struct ChannelParams: Codable, Sendable {
+    public var channel: String
+    public init(channel: String) { self.channel = channel }
+}
+
+public struct OptionalChannelParams: Codable, Sendable {
+    public var channel: String?
+    public init(channel: String? = nil) { self.channel = channel }
+}
+
+public struct SetParams: Codable, Sendable {
+    public var channel: String
+    public var value: Double
+    /// One of `Pa`, `kPa`, `MPa`, `bar`, `psi` (stack pressure) or `N`, `kN` (force on
+    /// the cell, converted through the channel's cell area).
+    public var unit: String
+    /// Setpoint ramp for this change, MPa/s; absent uses the channel's configured ramp.
+    public var rampMpaPerS: Double?
+    public init(channel: String, value: Double, unit: String, rampMpaPerS: Double? = nil) {
+        self.channel = channel; self.value = value; self.unit = unit; self.rampMpaPerS = rampMpaPerS
+    }
+}
+
+public struct SubscribeParams: Codable, Sendable {
+    public var channels: [String]?
+    public var rateHz: Double
+    public init(channels: [String]? = nil, rateHz: Double) { self.channels = channels; self.rateHz = rateHz }
+}
+
+public struct UnsubscribeParams: Codable, Sendable {
+    public var subscription: Int
+    public init(subscription: Int) { self.subscription = subscription }
+}
+
+/// Disturbances for the simulated rig (only with `backend = "simulator"`).
+public struct SimInjectParams: Codable, Sendable {
+    public var channel: String
+    public var forceBiasN: Double?
+    public var sensorDisconnected: Bool?
+    public var ambientC: Double?
+    public var supplyMpa: Double?
+    public var currentMa: Double?
+    public var cyclePeriodS: Double?
+    public var thicknessStepUm: Double?
+    public init(channel: String, forceBiasN: Double? = nil, sensorDisconnected: Bool? = nil, ambientC: Double? = nil,
+                supplyMpa: Double? = nil, currentMa: Double? = nil, cyclePeriodS: Double? = nil, thicknessStepUm: Double? = nil) {
+        self.channel = channel; self.forceBiasN = forceBiasN; self.sensorDisconnected = sensorDisconnected
+        self.ambientC = ambientC; self.supplyMpa = supplyMpa; self.currentMa = currentMa
+        self.cyclePeriodS = cyclePeriodS; self.thicknessStepUm = thicknessStepUm
+    }
+}
+
+// MARK: Results
+
+public struct HelloResult: Codable, Sendable {
+    public var server: String
+    public var version: String
+    public var `protocol`: Int
+    public var methods: [String]
+    public var channels: [String]
+    public var backend: String
+    public var maxMessageBytes: Int
+    public init(server: String, version: String, protocol: Int, methods: [String], channels: [String], backend: String, maxMessageBytes: Int) {
+        self.server = server; self.version = version; self.protocol = `protocol`; self.methods = methods
+        self.channels = channels; self.backend = backend; self.maxMessageBytes = maxMessageBytes
+    }
+}
+
+/// The first line the server sends on every connection.
+public struct HelloMessage: Codable, Sendable {
+    public var hello: HelloResult
+    public init(hello: HelloResult) { self.hello = hello }
+}
+
+public struct FaultInfo: Codable, Sendable, Equatable {
+    public var code: String
+    public var message: String
+    public var active: Bool
+    /// Seconds since the daemon started.
+    public var raisedAtS: Double
+    public init(code: String, message: String, active: Bool, raisedAtS: Double) {
+        self.code = code; self.message = message; self.active = active; self.raisedAtS = raisedAtS
+    }
+}
+
+public struct LimitsInfo: Codable, Sendable, Equatable {
+    public var minMpa: Double
+    public var maxMpa: Double
+    public var tripMpa: Double
+    public init(minMpa: Double, maxMpa: Double, tripMpa: Double) { self.minMpa = minMpa; self.maxMpa = maxMpa; self.tripMpa = tripMpa }
+}
+
+public struct PIDInfo: Codable, Sendable, Equatable {
+    public var error: Double
+    public var p: Double
+    public var i: Double
+    public var d: Double
+    public var ff: Double
+    public var saturated: Bool
+    public init(error: Double, p: Double, i: Double, d: Double, ff: Double, saturated: Bool) {
+        self.error = error; self.p = p; self.i = i; self.d = d; self.ff = ff; self.saturated = saturated
+    }
+}
+
+/// One channel as reported by `status` and in sample events.
+public struct ChannelStatus: Codable, Sendable, Equatable {
+    public var name: String
+    public var mode: String
+    /// Seconds since the daemon started, of the tick that produced this state.
+    public var timeS: Double
+    public var setpointMpa: Double?
+    public var workingSetpointMpa: Double?
+    public var pressureMpa: Double?
+    public var forceN: Double?
+    public var stale: Bool
+    public var inBand: Bool
+    public var output: Double
+    public var outputUnit: String
+    public var actuator: String
+    public var cellAreaCm2: Double
+    public var limits: LimitsInfo
+    public var pid: PIDInfo
+    public var faults: [FaultInfo]
+    public var temperatureC: Double?
+    public var currentMa: Double?
+    public var interfacialResistanceOhmCm2: Double?
+
+    public init(name: String, mode: String, timeS: Double, setpointMpa: Double?, workingSetpointMpa: Double?,
+                pressureMpa: Double?, forceN: Double?, stale: Bool, inBand: Bool, output: Double, outputUnit: String,
+                actuator: String, cellAreaCm2: Double, limits: LimitsInfo, pid: PIDInfo, faults: [FaultInfo],
+                temperatureC: Double?, currentMa: Double?, interfacialResistanceOhmCm2: Double?) {
+        self.name = name; self.mode = mode; self.timeS = timeS; self.setpointMpa = setpointMpa
+        self.workingSetpointMpa = workingSetpointMpa; self.pressureMpa = pressureMpa; self.forceN = forceN
+        self.stale = stale; self.inBand = inBand; self.output = output; self.outputUnit = outputUnit
+        self.actuator = actuator; self.cellAreaCm2 = cellAreaCm2; self.limits = limits; self.pid = pid
+        self.faults = faults; self.temperatureC = temperatureC; self.currentMa = currentMa
+        self.interfacialResistanceOhmCm2 = interfacialResistanceOhmCm2
+    }
+}
+
+/// Timing of the control loop, measured against its absolute deadlines.
+public struct LoopInfo: Codable, Sendable, Equatable {
+    public var rateHz: Double
+    public var ticks: UInt64
+    /// Ticks whose wake-up came more than one period late.
+    public var overruns: UInt64
+    public var lastJitterUs: Double
+    public var maxJitterUs: Double
+    /// Longest time spent inside one tick's work, µs.
+    public var maxTickUs: Double
+    /// Simulated seconds per wall-clock second (1 on hardware).
+    public var timeScale: Double
+    public init(rateHz: Double, ticks: UInt64, overruns: UInt64, lastJitterUs: Double, maxJitterUs: Double, maxTickUs: Double, timeScale: Double) {
+        self.rateHz = rateHz; self.ticks = ticks; self.overruns = overruns; self.lastJitterUs = lastJitterUs
+        self.maxJitterUs = maxJitterUs; self.maxTickUs = maxTickUs; self.timeScale = timeScale
+    }
+}
+
+public struct StatusResult: Codable, Sendable {
+    public var version: String
+    public var backend: String
+    public var uptimeS: Double
+    public var loop: LoopInfo
+    public var channels: [ChannelStatus]
+    public init(version: String, backend: String, uptimeS: Double, loop: LoopInfo, channels: [ChannelStatus]) {
+        self.version = version; self.backend = backend; self.uptimeS = uptimeS; self.loop = loop; self.channels = channels
+    }
+}
+
+public struct SetResult: Codable, Sendable {
+    public var channel: String
+    public var setpointMpa: Double
+    public var rampMpaPerS: Double?
+    public init(channel: String, setpointMpa: Double, rampMpaPerS: Double?) {
+        self.channel = channel; self.setpointMpa = setpointMpa; self.rampMpaPerS = rampMpaPerS
+    }
+}
+
+public struct ModeResult: Codable, Sendable {
+    public var channel: String
+    public var mode: String
+    public init(channel: String, mode: String) { self.channel = channel; self.mode = mode }
+}
+
+public struct AckResult: Codable, Sendable {
+    public struct PerChannel: Codable, Sendable {
+        public var channel: String
+        public var cleared: [String]
+        /// Faults whose condition is still present; they stay latched.
+        public var remaining: [String]
+        public var mode: String
+        public init(channel: String, cleared: [String], remaining: [String], mode: String) {
+            self.channel = channel; self.cleared = cleared; self.remaining = remaining; self.mode = mode
+        }
+    }
+    public var channels: [PerChannel]
+    public init(channels: [PerChannel]) { self.channels = channels }
+}
+
+public struct SubscribeResult: Codable, Sendable {
+    public var subscription: Int
+    public var rateHz: Double
+    public init(subscription: Int, rateHz: Double) { self.subscription = subscription; self.rateHz = rateHz }
+}
+
+public struct OkResult: Codable, Sendable {
+    public var ok: Bool
+    public init() { ok = true }
+}
+
+/// A server-pushed message on a subscription.
+public struct SampleEvent: Codable, Sendable {
+    public var event: String
+    public var subscription: Int
+    /// Events not sent since the previous one because the client read too slowly.
+    public var dropped: Int
+    public var channels: [ChannelStatus]
+    public init(subscription: Int, dropped: Int, channels: [ChannelStatus]) {
+        self.event = "sample"; self.subscription = subscription; self.dropped = dropped; self.channels = channels
+    }
+}

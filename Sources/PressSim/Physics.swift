@@ -1,0 +1,202 @@
+import PressCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A small, fast, seedable PRNG (SplitMix64) with Gaussian draws. Deterministic for a
+/// given seed on every platform, which the tests rely on.
+public struct SimRandom: Sendable {
+    private var state: UInt64
+    private var spare: Double?
+
+    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1].
+    public mutating func uniform() -> Double { (Double(next() >> 11) + 1) / 9_007_199_254_740_992.0 }
+
+    /// Standard normal (Box–Muller).
+    public mutating func gaussian() -> Double {
+        if let s = spare { spare = nil; return s }
+        let u1 = uniform(), u2 = uniform()
+        let r = (-2 * log(u1)).squareRoot()
+        spare = r * sin(2 * .pi * u2)
+        return r * cos(2 * .pi * u2)
+    }
+}
+
+/// The solid-state cell between the plates, as a mechanical and electrochemical element.
+///
+/// - Contact stiffness rises with load: k(F) = k0 + β·F, so the compression needed for
+///   a force F is δ(F) = ln(1 + β·F/k0)/β.
+/// - Li plating/stripping changes the thickness by `breathingPerCharge` µm per mAh/cm²
+///   of lithium moved (about 5 µm per mAh/cm² for Li metal).
+/// - Lithium creeps under stress: the creep displacement grows at
+///   `creepRate`·(P/`creepReferencePressure`)^`creepExponent` µm/s, slowing as it
+///   approaches `creepLimit`, so pressure relaxes at a fixed gap.
+/// - Interfacial resistance rises when the stack pressure falls below its knee (the
+///   critical stack pressure) and falls with temperature (Arrhenius).
+public struct CellModel: Sendable, Equatable {
+    public struct Parameters: Sendable, Equatable {
+        /// Active area, cm².
+        public var area: Double = 1
+        /// Contact stiffness at zero load, N/µm.
+        public var contactStiffness0: Double = 2
+        /// Rise of contact stiffness with load, 1/µm.
+        public var contactStiffnessSlope: Double = 0.05
+        /// µm of thickness per mAh/cm² of Li moved.
+        public var breathingPerCharge: Double = 5
+        /// µm/s of creep at the reference pressure.
+        public var creepRate: Double = 0.004
+        public var creepReferencePressure: Double = 5
+        public var creepExponent: Double = 2
+        /// Total creep the Li layer can take, µm.
+        public var creepLimit: Double = 30
+        /// Interfacial resistance well above the knee, Ω·cm².
+        public var resistanceFloor: Double = 20
+        /// Extra resistance with no contact pressure, Ω·cm².
+        public var resistanceRise: Double = 200
+        /// Critical stack pressure (knee of R(P)), MPa.
+        public var criticalPressure: Double = 3
+        /// Sharpness of the knee.
+        public var kneeSharpness: Double = 4
+        /// Activation energy of the interfacial process, eV.
+        public var activationEnergy: Double = 0.3
+        /// Thermal time constant of the cell, s.
+        public var thermalTimeConstant: Double = 300
+        /// Ohmic self-heating, K per mA² (steady state).
+        public var selfHeating: Double = 0.02
+        public init() {}
+    }
+
+    public var p: Parameters
+    /// Charge moved, mAh/cm² (positive = plated on the anode).
+    public private(set) var charge: Double = 0
+    /// Creep displacement, µm.
+    public private(set) var creep: Double = 0
+    /// Cell temperature, °C.
+    public private(set) var temperature: Double
+
+    public init(parameters: Parameters, temperature: Double = 25) {
+        self.p = parameters
+        self.temperature = temperature
+    }
+
+    /// Thickness change relative to assembly, µm (breathing minus creep).
+    public var thicknessChange: Double { p.breathingPerCharge * charge - creep }
+
+    /// Compression of the contact for force `f` N, µm.
+    public func compression(force f: Double) -> Double {
+        guard f > 0 else { return 0 }
+        return log1p(p.contactStiffnessSlope * f / p.contactStiffness0) / p.contactStiffnessSlope
+    }
+
+    /// Contact stiffness at force `f`, N/µm.
+    public func stiffness(force f: Double) -> Double { p.contactStiffness0 + p.contactStiffnessSlope * max(0, f) }
+
+    /// Advances charge, creep and temperature by `dt` s under `force` N, `current` mA,
+    /// ambient `ambient` °C.
+    public mutating func advance(dt: Double, force: Double, current: Double, ambient: Double) {
+        charge += current * dt / 3600 / p.area
+        let pressure = max(0, force) / (p.area * 100)
+        let drive = pow(pressure / p.creepReferencePressure, p.creepExponent)
+        creep += p.creepRate * drive * max(0, 1 - creep / p.creepLimit) * dt
+        let steady = ambient + p.selfHeating * current * current
+        temperature += (steady - temperature) * min(1, dt / p.thermalTimeConstant)
+    }
+
+    /// Interfacial resistance at stack pressure `pressure` MPa, Ω·cm².
+    public func interfacialResistance(pressure: Double) -> Double {
+        let x = max(0, pressure) / p.criticalPressure
+        let contact = p.resistanceFloor + p.resistanceRise / (1 + pow(x, p.kneeSharpness))
+        let k = 8.617e-5 // eV/K
+        let arrhenius = exp(p.activationEnergy / k * (1 / (temperature + 273.15) - 1 / 298.15))
+        return contact * arrhenius
+    }
+}
+
+/// A load cell with its conditioning electronics: noise, quantisation, a fixed sample
+/// rate (sample-and-hold between conversions) and faults a test can inject.
+public struct LoadCellModel: Sendable {
+    public struct Parameters: Sendable, Equatable {
+        /// Rated capacity, N.
+        public var capacity: Double = 2000
+        /// RMS noise, N.
+        public var noise: Double = 0.2
+        /// Resolution (LSB), N.
+        public var resolution: Double = 0.05
+        /// Conversions per second.
+        public var sampleRate: Double = 80
+        public init() {}
+    }
+    public var p: Parameters
+    /// Added to every reading (simulates a knocked or drifting sensor), N.
+    public var bias: Double = 0
+    /// While true no new samples arrive (simulates a broken cable).
+    public var disconnected = false
+    private var nextSample: Double = 0
+    public private(set) var last: Sample?
+
+    public init(parameters: Parameters) { self.p = parameters }
+
+    /// Offers the true force at time `now`; takes a conversion when one is due.
+    public mutating func observe(force: Double, now: Double, rng: inout SimRandom) {
+        guard !disconnected, now >= nextSample else { return }
+        let period = 1 / p.sampleRate
+        nextSample = max(nextSample + period, now)
+        var v = force + bias + p.noise * rng.gaussian()
+        v = (v / p.resolution).rounded() * p.resolution
+        v = min(max(v, -p.capacity * 1.1), p.capacity * 1.1) // ADC rails
+        last = Sample(value: v, time: now)
+    }
+}
+
+/// Frame and temperature shared by a fixture: thermal growth of the frame opens the
+/// gap by α·L·ΔT.
+public struct FrameModel: Sendable, Equatable {
+    /// Frame growth per kelvin, µm/K (steel, 100 mm: 1.2 µm/K).
+    public var growthPerKelvin: Double = 1.2
+    /// Frame compliance in series with the cell, N/µm.
+    public var stiffness: Double = 50
+    public var referenceTemperature: Double = 25
+    /// Frame temperature, °C (follows ambient with `timeConstant`).
+    public var temperature: Double = 25
+    public var timeConstant: Double = 600
+    public init() {}
+
+    public mutating func advance(dt: Double, ambient: Double) {
+        temperature += (ambient - temperature) * min(1, dt / timeConstant)
+    }
+    public var growth: Double { growthPerKelvin * (temperature - referenceTemperature) }
+}
+
+/// Solves `g(F) = d` for F ≥ 0 where g is the total compression of series elements,
+/// monotonic increasing with g(0) = 0. Newton with a bisection guard.
+func solveForce(compression d: Double, upper: Double, _ g: (Double) -> (value: Double, slope: Double)) -> Double {
+    guard d > 0 else { return 0 }
+    var lo = 0.0, hi = upper
+    if g(hi).value < d { return hi }
+    var f = min(hi, d * 0.5 * g(1).slope.reciprocal)
+    for _ in 0..<60 {
+        let (v, s) = g(f)
+        let r = v - d
+        if abs(r) < 1e-9 { break }
+        if r > 0 { hi = f } else { lo = f }
+        var next = f - r / s
+        if !(next > lo && next < hi) { next = 0.5 * (lo + hi) }
+        f = next
+    }
+    return f
+}
+
+extension Double {
+    var reciprocal: Double { self == 0 ? 0 : 1 / self }
+}

@@ -1,0 +1,141 @@
+import PressCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The mechanism a simulated channel uses to load its cell.
+public enum SimFixture: Sendable {
+    case spring(SpringFixtureModel)
+    case pneumatic(PneumaticModel)
+}
+
+/// A battery cycler driving the cell: a square wave of charge and discharge current.
+public struct CyclerProfile: Sendable, Equatable {
+    /// Current while charging, mA (discharge uses the same magnitude).
+    public var current: Double = 0
+    /// Full charge + discharge period, s. Zero means constant `current`.
+    public var period: Double = 0
+    public init(current: Double = 0, period: Double = 0) { self.current = current; self.period = period }
+
+    public func current(at t: Double) -> Double {
+        guard period > 0 else { return current }
+        let phase = t.truncatingRemainder(dividingBy: period) / period
+        return phase < 0.5 ? current : -current
+    }
+}
+
+/// Disturbances a test or a trainee can inject into a running simulation.
+public struct SimInjection: Sendable, Equatable {
+    public var forceBias: Double?
+    public var sensorDisconnected: Bool?
+    public var ambient: Double?
+    public var supply: Double?
+    public var current: Double?
+    public var cyclePeriod: Double?
+    /// Adds µm of cell thickness at once (e.g. a sudden swelling event).
+    public var thicknessStep: Double?
+    public init(forceBias: Double? = nil, sensorDisconnected: Bool? = nil, ambient: Double? = nil, supply: Double? = nil,
+                current: Double? = nil, cyclePeriod: Double? = nil, thicknessStep: Double? = nil) {
+        self.forceBias = forceBias; self.sensorDisconnected = sensorDisconnected; self.ambient = ambient
+        self.supply = supply; self.current = current; self.cyclePeriod = cyclePeriod; self.thicknessStep = thicknessStep
+    }
+}
+
+/// One simulated channel: fixture, cell, load cell, cycler and ambient, advanced in
+/// fixed physics sub-steps. Deterministic for a given seed and call sequence, and as
+/// fast as the CPU allows, so tests run it far faster than real time.
+public final class SimChannel: ChannelBackend {
+    public private(set) var fixture: SimFixture
+    public var loadCell: LoadCellModel
+    public var cycler: CyclerProfile
+    public var ambient: Double
+    /// Physics sub-step, s.
+    public let substep: Double
+    private var rng: SimRandom
+    private(set) public var time: Double = 0
+    private var output: Double = 0
+    private var extraThickness: Double = 0
+    /// Interfacial-resistance measurement noise, relative.
+    public var impedanceNoise: Double = 0.01
+
+    public init(fixture: SimFixture, loadCell: LoadCellModel, cycler: CyclerProfile = .init(),
+                ambient: Double = 25, seed: UInt64 = 1, substep: Double = 0.001) {
+        self.fixture = fixture; self.loadCell = loadCell; self.cycler = cycler
+        self.ambient = ambient; self.substep = substep
+        self.rng = SimRandom(seed: seed)
+    }
+
+    /// True force on the cell, N (what a perfect sensor would read).
+    public var trueForce: Double {
+        switch fixture {
+        case .spring(let s): return s.force
+        case .pneumatic(let p): return p.force
+        }
+    }
+
+    public var cell: CellModel {
+        switch fixture {
+        case .spring(let s): return s.cell
+        case .pneumatic(let p): return p.cell
+        }
+    }
+
+    public var presentOutput: Double? { output }
+
+    /// Advances the physics to `t` s.
+    public func advance(to t: Double) {
+        while time + substep <= t + 1e-12 {
+            time += substep
+            let i = cycler.current(at: time)
+            switch fixture {
+            case .spring(var s):
+                s.command(position: output)
+                s.advance(dt: substep, current: i, ambient: ambient)
+                fixture = .spring(s)
+            case .pneumatic(var p):
+                p.command(pressure: output)
+                p.advance(dt: substep, current: i, ambient: ambient)
+                fixture = .pneumatic(p)
+            }
+            loadCell.observe(force: trueForce, now: time, rng: &rng)
+        }
+    }
+
+    public func read(now: Double) -> ChannelReadings {
+        advance(to: now)
+        let c = cell
+        let pressure = trueForce / (c.p.area * 100)
+        let r = c.interfacialResistance(pressure: pressure) * (1 + impedanceNoise * rng.gaussian())
+        return ChannelReadings(
+            force: loadCell.last,
+            temperature: Sample(value: c.temperature, time: time),
+            current: Sample(value: cycler.current(at: time), time: time),
+            interfacialResistance: Sample(value: r, time: time))
+    }
+
+    public func apply(output value: Double, now: Double) {
+        output = value
+    }
+
+    /// Applies an injected disturbance. Fields left nil are unchanged.
+    public func inject(_ j: SimInjection) {
+        if let b = j.forceBias { loadCell.bias = b }
+        if let d = j.sensorDisconnected { loadCell.disconnected = d }
+        if let a = j.ambient { ambient = a }
+        if let i = j.current { cycler.current = i }
+        if let p = j.cyclePeriod { cycler.period = p }
+        if let s = j.supply, case .pneumatic(var m) = fixture { m.p.supply = s; fixture = .pneumatic(m) }
+        if let dz = j.thicknessStep {
+            switch fixture {
+            case .spring(var s): s.p.gap -= dz; fixture = .spring(s)
+            case .pneumatic(var m): m.shiftContact(by: dz); fixture = .pneumatic(m)
+            }
+        }
+    }
+}
+
+extension PneumaticModel {
+    /// Moves the cell surface toward the piston by `microns` (sudden swelling).
+    mutating func shiftContact(by microns: Double) { bumpCompression(microns) }
+}

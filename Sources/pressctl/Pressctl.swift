@@ -1,0 +1,222 @@
+import ArgumentParser
+import Foundation
+import PressProtocol
+
+/// Exit codes (documented in docs/pressctl.md).
+enum Exit {
+    /// pressd answered with an error (out of range, fault latched, …).
+    static let refused = ExitCode(1)
+    /// pressd is not running or the socket cannot be reached.
+    static let notRunning = ExitCode(3)
+    /// pressd answered something pressctl does not understand.
+    static let protocolError = ExitCode(4)
+}
+
+struct Connection: ParsableArguments {
+    @Option(name: .long, help: "Control socket path (default: $PRESSD_SOCKET, /run/pressd/pressd.sock as root, else $XDG_RUNTIME_DIR/pressd/pressd.sock).")
+    var socket: String?
+
+    @Option(name: .shortAndLong, help: "Channel name.")
+    var channel: String?
+
+    @Flag(name: .long, help: "Print the daemon's JSON answer instead of a table.")
+    var json = false
+
+    func connect() throws -> ControlClient {
+        let path = socket ?? SocketPath.resolveDefault()
+        do { return try ControlClient(path: path) }
+        catch { fail(error) }
+    }
+
+    /// The channel to act on: `--channel`, or the only channel when there is one.
+    func requireChannel(_ client: ControlClient) throws -> String {
+        if let channel { return channel }
+        let all = client.hello?.channels ?? []
+        if all.count == 1 { return all[0] }
+        FileHandle.standardError.write(Data("pressctl: pressd has several channels (\(all.joined(separator: ", "))): name one with --channel\n".utf8))
+        throw ExitCode.validationFailure
+    }
+}
+
+/// Prints a client error on one line and exits with the matching code.
+func fail(_ error: ClientError) -> Never {
+    FileHandle.standardError.write(Data("pressctl: \(error)\n".utf8))
+    switch error {
+    case .notRunning, .pathTooLong, .io: Foundation.exit(Exit.notRunning.rawValue)
+    case .protocolViolation: Foundation.exit(Exit.protocolError.rawValue)
+    case .remote: Foundation.exit(Exit.refused.rawValue)
+    }
+}
+
+func call<P: Encodable, R: Codable>(_ c: ControlClient, _ method: String, _ params: P, as: R.Type) -> R {
+    do { return try c.call(method, params, as: R.self) } catch { fail(error) }
+}
+
+func printJSON<T: Encodable>(_ v: T) {
+    let e = ControlProtocol.encoder()
+    e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    print(String(decoding: try! e.encode(v), as: UTF8.self))
+}
+
+func f(_ v: Double?, _ digits: Int = 3) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "—" }
+
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+
+@main
+struct Pressctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pressctl",
+        abstract: "Watch and steer pressd, the stack-pressure control daemon.",
+        version: "0.1.0",
+        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Sim.self],
+        defaultSubcommand: Status.self)
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show every channel's mode, setpoint, pressure and faults.")
+    @OptionGroup var conn: Connection
+
+    func run() throws {
+        let c = try conn.connect()
+        let s = call(c, "status", OptionalChannelParams(channel: conn.channel), as: StatusResult.self)
+        if conn.json { return printJSON(s) }
+        let l = s.loop
+        print("pressd \(s.version) (\(s.backend))  up \(Int(s.uptimeS)) s  loop \(f(l.rateHz, 0)) Hz ×\(f(l.timeScale, 1))  ticks \(l.ticks)  overruns \(l.overruns)  jitter max \(f(l.maxJitterUs, 0)) µs")
+        print([pad("CH", 4), pad("MODE", 11), pad("SETPOINT", 10), pad("PRESSURE", 10), pad("ERR", 8), pad("FORCE N", 9), pad("OUTPUT", 16), pad("T °C", 6), "FAULTS"].joined())
+        for ch in s.channels {
+            var err = "—"
+            if let sp = ch.setpointMpa, let p = ch.pressureMpa, sp > 0 { err = String(format: "%+.2f%%", (p - sp) / sp * 100) }
+            let faults = ch.faults.isEmpty ? "—" : ch.faults.map { $0.code + ($0.active ? "" : " (cleared, ack)") }.joined(separator: ", ")
+            print([pad(ch.name, 4), pad(ch.mode, 11), pad(f(ch.setpointMpa), 10), pad(f(ch.pressureMpa) + (ch.stale ? "!" : ""), 10),
+                   pad(err, 8), pad(f(ch.forceN, 1), 9), pad("\(f(ch.output, 3)) \(ch.outputUnit)", 16), pad(f(ch.temperatureC, 1), 6), faults].joined())
+            for flt in ch.faults { print("     \(flt.code): \(flt.message)") }
+        }
+    }
+}
+
+struct SetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set",
+        abstract: "Regulate a channel to a stack pressure (or force).",
+        discussion: "VALUE takes a unit: MPa, kPa, Pa, bar, psi, or N / kN (converted through the channel's cell area). Examples: 5MPa, 50bar, 500N.")
+    @Argument(help: "Target with unit, e.g. 5MPa.") var value: String
+    @Option(name: .long, help: "Ramp rate for this change, MPa/s (default: the channel's configured ramp).") var ramp: Double?
+    @OptionGroup var conn: Connection
+
+    func run() throws {
+        let q: Quantity
+        do { q = try Quantity(parsing: value) } catch { throw ValidationError("\(error)") }
+        let c = try conn.connect()
+        let ch = try conn.requireChannel(c)
+        let r = call(c, "set", SetParams(channel: ch, value: q.value, unit: q.unit.rawValue, rampMpaPerS: ramp), as: SetResult.self)
+        if conn.json { return printJSON(r) }
+        print("\(r.channel): setpoint \(f(r.setpointMpa)) MPa" + (r.rampMpaPerS.map { ", ramp \($0) MPa/s" } ?? ", step"))
+    }
+}
+
+struct Hold: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Freeze a channel's actuator where it is (stop regulating).")
+    @OptionGroup var conn: Connection
+    func run() throws {
+        let c = try conn.connect()
+        let r = call(c, "hold", ChannelParams(channel: try conn.requireChannel(c)), as: ModeResult.self)
+        conn.json ? printJSON(r) : print("\(r.channel): \(r.mode)")
+    }
+}
+
+struct Release: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Drive a channel's actuator to its safe (vented / backed-off) state.")
+    @OptionGroup var conn: Connection
+    func run() throws {
+        let c = try conn.connect()
+        let r = call(c, "release", ChannelParams(channel: try conn.requireChannel(c)), as: ModeResult.self)
+        conn.json ? printJSON(r) : print("\(r.channel): \(r.mode)")
+    }
+}
+
+struct Ack: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Acknowledge latched faults (all channels unless --channel).",
+                                                    discussion: "Faults whose cause is still present stay latched. A tripped channel whose faults all clear goes to 'holding'; regulate again with 'set'.")
+    @OptionGroup var conn: Connection
+    func run() throws {
+        let c = try conn.connect()
+        let r = call(c, "ack", OptionalChannelParams(channel: conn.channel), as: AckResult.self)
+        if conn.json { return printJSON(r) }
+        for ch in r.channels {
+            let cleared = ch.cleared.isEmpty ? "nothing to clear" : "cleared " + ch.cleared.joined(separator: ", ")
+            let remaining = ch.remaining.isEmpty ? "" : "; still present: " + ch.remaining.joined(separator: ", ")
+            print("\(ch.channel): \(cleared)\(remaining); mode \(ch.mode)")
+        }
+        if r.channels.contains(where: { !$0.remaining.isEmpty }) { throw Exit.refused }
+    }
+}
+
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show live pressure, setpoint and the ±5 % band (Ctrl-C to stop).")
+    @Option(name: .long, help: "Updates per second.") var rate: Double = 5
+    @Option(name: .long, help: "Stop after this many updates (default: run until interrupted).") var count: Int?
+    @OptionGroup var conn: Connection
+
+    func run() throws {
+        let c = try conn.connect()
+        let channels = conn.channel.map { [$0] }
+        _ = call(c, "subscribe", SubscribeParams(channels: channels, rateHz: rate), as: SubscribeResult.self)
+        c.setTimeout(max(5, 3 / rate))
+        var n = 0
+        while count.map({ n < $0 }) ?? true {
+            let e: SampleEvent
+            do { e = try c.nextEvent() } catch { fail(error) }
+            n += 1
+            if conn.json {
+                let enc = ControlProtocol.encoder()
+                print(String(decoding: try! enc.encode(e), as: UTF8.self))
+                fflush(nil)
+                continue
+            }
+            let parts = e.channels.map { ch -> String in
+                let p = f(ch.pressureMpa)
+                let sp = ch.setpointMpa.map { f($0) } ?? "—"
+                let band = ch.setpointMpa == nil ? " " : (ch.inBand ? "✓" : "✗")
+                let flt = ch.faults.isEmpty ? "" : " FAULT:" + ch.faults.map(\.code).joined(separator: ",")
+                return "\(ch.name) \(pad(ch.mode, 10)) \(p)/\(sp) MPa \(band) \(bar(ch))\(flt)"
+            }
+            let t = e.channels.first.map { String(format: "%8.2f s", $0.timeS) } ?? ""
+            print("\(t)  " + parts.joined(separator: "   ") + (e.dropped > 0 ? "  (\(e.dropped) dropped)" : ""))
+            fflush(nil)
+        }
+    }
+
+    /// A 21-character bar: the ±5 % band around the setpoint, '|' at the setpoint and
+    /// '*' at the pressure (clamped to ±10 %).
+    func bar(_ ch: ChannelStatus) -> String {
+        guard let sp = ch.setpointMpa, sp > 0, let p = ch.pressureMpa else { return "" }
+        var cells = Array(repeating: Character("·"), count: 21)
+        for i in 5...15 { cells[i] = "-" }
+        cells[10] = "|"
+        let x = Int(((p - sp) / sp / 0.01).rounded()) + 10
+        cells[min(max(x, 0), 20)] = "*"
+        return "[" + String(cells) + "]"
+    }
+}
+
+struct Sim: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Inject a disturbance into the simulated rig (simulator backend only).",
+        discussion: "For training and tests: e.g. 'pressctl sim --channel A --thickness-step-um 40' swells the cell by 40 µm at once.")
+    @Option(name: .long, help: "Add this bias to the load-cell reading, N.") var forceBias: Double?
+    @Option(name: .long, help: "Disconnect (true) or reconnect (false) the load cell.") var sensorDisconnected: Bool?
+    @Option(name: .long, help: "Ambient temperature, °C.") var ambient: Double?
+    @Option(name: .long, help: "Pneumatic supply pressure, MPa.") var supply: Double?
+    @Option(name: .long, help: "Cycler current, mA.") var current: Double?
+    @Option(name: .long, help: "Cycler period (charge + discharge), s; 0 = constant current.") var cyclePeriod: Double?
+    @Option(name: .long, help: "Sudden cell thickness change, µm.") var thicknessStepUm: Double?
+    @OptionGroup var conn: Connection
+
+    func run() throws {
+        let c = try conn.connect()
+        let p = SimInjectParams(channel: try conn.requireChannel(c), forceBiasN: forceBias, sensorDisconnected: sensorDisconnected,
+                                ambientC: ambient, supplyMpa: supply, currentMa: current, cyclePeriodS: cyclePeriod, thicknessStepUm: thicknessStepUm)
+        let r = call(c, "sim_inject", p, as: OkResult.self)
+        conn.json ? printJSON(r) : print("ok")
+    }
+}

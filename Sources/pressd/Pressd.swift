@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PressDaemon
+import PressProtocol
+
+/// pressd: holds solid-state battery cells at a set stack pressure, closed loop.
+@main
+struct Pressd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pressd",
+        abstract: "Stack-pressure control daemon for solid-state battery test cells.",
+        discussion: "Runs the control loop for every configured channel and serves the control socket that pressctl talks to. See docs/configuration.md and docs/protocol.md.",
+        version: Daemon.version)
+
+    @Option(name: .shortAndLong, help: "Configuration file (TOML).")
+    var config: String = "/etc/pressd/pressd.toml"
+
+    @Option(name: .long, help: "Control socket path (overrides the config's daemon.socket and $PRESSD_SOCKET).")
+    var socket: String?
+
+    @Option(name: .long, help: "Simulated seconds per wall-clock second (simulator only; overrides simulator.time_scale).")
+    var timeScale: Double?
+
+    @Flag(name: .long, help: "Validate the configuration, print a summary and exit.")
+    var checkConfig = false
+
+    mutating func run() async throws {
+        var cfg: DaemonConfig
+        do { cfg = try DaemonConfig.load(path: config) }
+        catch {
+            FileHandle.standardError.write(Data("pressd: configuration error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        if let ts = timeScale {
+            guard ts > 0, ts <= 1000 else { throw ValidationError("--time-scale must be in (0, 1000]") }
+            cfg.timeScale = ts
+        }
+        if checkConfig {
+            print("\(config): OK, \(cfg.channels.count) channel(s): " + cfg.channels.map { "\($0.name) (\($0.actuator.rawValue), \($0.control.cellArea) cm², trip \($0.control.limits.trip) MPa)" }.joined(separator: ", "))
+            return
+        }
+        let level = Logger.Level(rawValue: cfg.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "pressd")
+        let path = socket ?? cfg.socketPath ?? SocketPath.resolveDefault()
+        let daemon = Daemon(config: cfg, socketPath: path, logger: logger)
+        logger.notice("pressd \(Daemon.version) starting", metadata: ["config": "\(config)", "backend": "\(cfg.backend.rawValue)"])
+        do { try await daemon.run() }
+        catch {
+            logger.critical("pressd stopped: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+
