@@ -47,7 +47,8 @@ public struct PIDParameters: Sendable, Equatable, Codable {
     public var action: ControllerAction
     public var antiWindup: AntiWindup
     /// Back-calculation tracking time constant, s. `nil` selects √(Ti·Td), or Ti when
-    /// there is no derivative action (Åström & Hägglund's rule of thumb).
+    /// there is no derivative action (Åström & Hägglund's rule of thumb), and immediate
+    /// tracking for an integral-only controller.
     public var trackingTime: Double?
 
     public init(
@@ -81,9 +82,11 @@ public struct PIDParameters: Sendable, Equatable, Codable {
         return errors
     }
 
+    /// Tracking time in use; zero means "track at once" (integral-only controllers,
+    /// whose integrator *is* the output).
     var effectiveTrackingTime: Double {
         if let t = trackingTime { return t }
-        guard ki > 0, kp > 0 else { return 1 }
+        guard ki > 0, kp > 0 else { return 0 }
         let ti = kp / ki
         let td = kd / kp
         return td > 0 ? (ti * td).squareRoot() : ti
@@ -248,7 +251,8 @@ public struct PIDController: Sendable {
         if validDt {
             switch p.antiWindup {
             case .backCalculation:
-                integral += p.ki * e * dt + (dt / p.effectiveTrackingTime) * (u - unlimited)
+                let tt = p.effectiveTrackingTime
+                integral += p.ki * e * dt + (tt > 0 ? min(1, dt / tt) : 1) * (u - unlimited)
             case .conditional:
                 let pushingHigh = unlimited > u && e > 0
                 let pushingLow = unlimited < u && e < 0

@@ -1,0 +1,110 @@
+import Testing
+import PressCore
+@testable import PressSim
+
+/// Closed-loop behaviour of the preset channels on the simulated rig, far faster than
+/// real time (a minute of plant time takes a few milliseconds).
+@Suite("Closed loop on the simulated rig")
+struct ClosedLoopTests {
+    static let presets: [(String, @Sendable () -> SimChannel, ChannelParameters)] = [
+        ("spring", { SimPresets.springChannel() }, SimPresets.springController()),
+        ("pneumatic", { SimPresets.pneumaticChannel() }, SimPresets.pneumaticController()),
+    ]
+
+    struct Trace {
+        var times: [Double] = []
+        var pressures: [Double] = []
+        var modes: [ChannelMode] = []
+        /// Time of the first sample within ±band of `target` after `from`.
+        func firstIn(_ target: Double, band: Double = 0.05, from: Double = 0) -> Double? {
+            zip(times, pressures).first { $0.0 >= from && abs($0.1 - target) <= band * target }?.0
+        }
+        /// Fraction of samples in [from, to) within ±band of target.
+        func fractionIn(_ target: Double, band: Double = 0.05, from: Double, to: Double) -> Double {
+            let window = zip(times, pressures).filter { $0.0 >= from && $0.0 < to }
+            return Double(window.filter { abs($0.1 - target) <= band * target }.count) / Double(max(1, window.count))
+        }
+        func maxPressure(from: Double, to: Double) -> Double {
+            zip(times, pressures).filter { $0.0 >= from && $0.0 < to }.map(\.1).max() ?? 0
+        }
+    }
+
+    func run(_ loop: inout ClosedLoop, seconds: Double, into trace: inout Trace) {
+        loop.run(for: seconds) { s in
+            trace.times.append(s.time); trace.pressures.append(s.pressure ?? .nan); trace.modes.append(s.mode)
+        }
+    }
+
+    @Test("reaches ±5 % of 5 MPa within 10 s and stays there for 60 s", arguments: [0, 1])
+    func holdFive(preset: Int) throws {
+        let (_, make, params) = Self.presets[preset]
+        var loop = ClosedLoop(controller: ChannelController(parameters: params), backend: make())
+        var trace = Trace()
+        run(&loop, seconds: 1, into: &trace)
+        try loop.controller.setTarget(5)
+        let t0 = loop.now
+        run(&loop, seconds: 75, into: &trace)
+        let reached = try #require(trace.firstIn(5, from: t0))
+        #expect(reached - t0 < 10)
+        #expect(trace.fractionIn(5, from: t0 + 10, to: t0 + 75) == 1)
+        #expect(trace.fractionIn(5, band: 0.01, from: t0 + 15, to: t0 + 75) > 0.95)
+        #expect(trace.maxPressure(from: t0, to: t0 + 75) < 5 * 1.05)
+        #expect(!trace.modes.contains(.tripped))
+    }
+
+    @Test("setpoint steps up and down settle inside ±5 % without tripping", arguments: [0, 1])
+    func steps(preset: Int) throws {
+        let (_, make, params) = Self.presets[preset]
+        var loop = ClosedLoop(controller: ChannelController(parameters: params), backend: make())
+        var trace = Trace()
+        run(&loop, seconds: 0.5, into: &trace)
+        for target in [5.0, 8.0, 2.0, 6.0] {
+            try loop.controller.setTarget(target)
+            let t0 = loop.now
+            run(&loop, seconds: 25, into: &trace)
+            // 1 MPa/s ramp: the longest step (6 MPa) needs 6 s, then settling.
+            #expect(trace.fractionIn(target, from: t0 + 12, to: t0 + 25) == 1, "target \(target)")
+            #expect(trace.maxPressure(from: t0, to: t0 + 25) < max(target, 8) * 1.05 + 0.05)
+        }
+    }
+
+    @Test("holds ±5 % through cell breathing and a thermal transient", arguments: [0, 1])
+    func disturbances(preset: Int) throws {
+        let (_, make, params) = Self.presets[preset]
+        let sim = make()
+        var loop = ClosedLoop(controller: ChannelController(parameters: params), backend: sim)
+        var trace = Trace()
+        try loop.controller.setTarget(5)
+        run(&loop, seconds: 15, into: &trace)
+        // Fast charge: 10 mA on the cell, 10-minute cycles, while the room warms by 8 K.
+        sim.inject(SimInjection(ambient: 33, current: 10, cyclePeriod: 600))
+        let t0 = loop.now
+        run(&loop, seconds: 1800, into: &trace)
+        #expect(trace.fractionIn(5, from: t0, to: t0 + 1800) == 1)
+        // The disturbance is real: the plant moved (charge and temperature changed).
+        #expect(sim.cell.temperature > 28)
+    }
+
+    @Test("a sudden swelling beyond the trip level releases the actuator in the same tick")
+    func suddenSwellingTrips() throws {
+        let sim = SimPresets.springChannel()
+        var p = SimPresets.springController()
+        p.limits.trip = 6
+        p.limits.maxSetpoint = 5.5
+        var loop = ClosedLoop(controller: ChannelController(parameters: p), backend: sim)
+        try loop.controller.setTarget(5)
+        loop.run(for: 15)
+        sim.inject(SimInjection(thicknessStep: 1000)) // +200 N through a 0.2 N/µm spring → 7 MPa
+        var trippedAt: Double?
+        loop.run(for: 1) { s in
+            if let p = s.pressure, p > 6 {
+                // Every published state that shows the over-pressure already shows the trip.
+                #expect(s.mode == .tripped)
+                #expect(s.output == 0)
+                if trippedAt == nil { trippedAt = s.time }
+            }
+        }
+        #expect(trippedAt != nil)
+        #expect(sim.trueForce < 600) // the screw is backing off
+    }
+}
