@@ -230,8 +230,12 @@ public struct ChannelController: Sendable {
             present[.sensorStale] = "no force sample received"
         }
 
-        // 2. Over-pressure: judged on every valid sample, in every mode.
-        if let p = pressure, p > parameters.limits.trip {
+        // 2. Over-pressure: judged on every valid sample, in every mode. A reading
+        //    beyond the sensor's upper range cannot rule out over-pressure (a saturated
+        //    load cell means "at least this much"), so it is judged too: fail safe.
+        var judged = pressure
+        if judged == nil, let f = readings.force?.value, f.isFinite, f > s.maxForce { judged = parameters.pressure(fromForce: f) }
+        if let p = judged, p > parameters.limits.trip {
             present[.overPressure] = "stack pressure \(fmt(p)) MPa above trip level \(fmt(parameters.limits.trip)) MPa"
         }
 

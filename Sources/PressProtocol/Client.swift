@@ -75,7 +75,8 @@ public final class ControlClient {
     public func send(raw: [UInt8]) throws(ClientError) {
         var off = 0
         while off < raw.count {
-            let n = raw[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            // MSG_NOSIGNAL: a closed connection is an error here, never a SIGPIPE.
+            let n = raw[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .io("write: \(String(cString: strerror(errno)))")

@@ -89,9 +89,9 @@ struct ChannelTests {
         #expect(c.mode == .regulating)
     }
 
-    @Test("an implausible reading (NaN or beyond capacity) is a sensor fault and is never regulated on")
+    @Test("an implausible reading (NaN, infinite, below range) is a sensor fault and is never regulated on")
     func implausible() throws {
-        for bad in [Double.nan, 2500, -100] {
+        for bad in [Double.nan, -100, -.infinity, .infinity] {
             var (c, t) = try regulating()
             let held = c.pid.output
             t += 0.01
@@ -99,6 +99,14 @@ struct ChannelTests {
             #expect(out == held)
             #expect(c.faults.activeCodes.contains(.sensorRange))
         }
+    }
+
+    @Test("a reading beyond the sensor's range and the trip level releases: over-range is not an excuse")
+    func overRangeIsOverPressure() throws {
+        var (c, t) = try regulating()
+        t += 0.01
+        #expect(c.step(now: t, readings: reading(mpa: 25, at: t)) == Self.params.safeOutput) // 2500 N > 2000 N capacity
+        #expect(Set(c.faults.activeCodes) == [.overPressure, .sensorRange])
     }
 
     @Test("no sample at all after the staleness limit is a fault")

@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+@testable import PressDaemon
+
+/// The repository root, found from this file's path.
+let repoRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+let defaultConfigPath = repoRoot + "/config/pressd.toml"
+
+func defaultConfigText() throws -> String { try String(contentsOfFile: defaultConfigPath, encoding: .utf8) }
+
+/// Replaces the first occurrence of `old` in the default config.
+func editedConfig(_ old: String, _ new: String) throws -> String {
+    let text = try defaultConfigText()
+    guard let r = text.range(of: old) else { throw CancellationError() }
+    return text.replacingCharacters(in: r, with: new)
+}
+
+/// The 1-based line of the first occurrence of `needle` in `text`.
+func line(of needle: String, in text: String) -> Int? {
+    text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains(needle) }.map { $0 + 1 }
+}
+
+@Suite("Configuration")
+struct ConfigTests {
+    @Test("the shipped default config is valid and describes the two-channel simulated rig")
+    func defaultConfig() throws {
+        let c = try DaemonConfig.load(path: defaultConfigPath)
+        #expect(c.channels.map(\.name) == ["A", "B"])
+        #expect(c.channels[0].actuator == .springFixture)
+        #expect(c.channels[1].actuator == .pneumatic)
+        #expect(c.backend == .simulator)
+        #expect(c.loopRate == 100)
+    }
+
+    func expectError(_ text: String, key: String?, line expectedLine: Int?, contains fragment: String,
+                     sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            _ = try DaemonConfig.parse(text, file: "/etc/pressd/test.toml")
+            Issue.record("config was accepted", sourceLocation: sourceLocation)
+        } catch {
+            #expect(error.file == "/etc/pressd/test.toml", sourceLocation: sourceLocation)
+            #expect(error.key == key, sourceLocation: sourceLocation)
+            #expect(error.line == expectedLine, sourceLocation: sourceLocation)
+            #expect(error.message.contains(fragment), "\(error)", sourceLocation: sourceLocation)
+            #expect(error.description.hasPrefix("/etc/pressd/test.toml:\(expectedLine.map(String.init) ?? "")"), sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test("a wrong type names file, line and key")
+    func wrongType() throws {
+        let t = try editedConfig("kp = 100 ", "kp = \"fast\" ")
+        expectError(t, key: "channels.A.pid.kp", line: line(of: "kp = \"fast\"", in: t), contains: "must be a number")
+    }
+
+    @Test("a misspelt key is rejected, not ignored")
+    func unknownKey() throws {
+        let t = try editedConfig("trip_mpa = 15.0", "trip_mpa = 15.0\ntrip_mpaa = 16.0")
+        expectError(t, key: "channels.A.limits.trip_mpaa", line: line(of: "trip_mpaa", in: t), contains: "unknown key")
+    }
+
+    @Test("a trip level at or below the highest setpoint is refused")
+    func tripBelowMax() throws {
+        let t = try editedConfig("trip_mpa = 10.0", "trip_mpa = 9.0")
+        expectError(t, key: "channels.B.limits.trip_mpa", line: line(of: "trip_mpa = 9.0", in: t), contains: "above max_mpa")
+    }
+
+    @Test("a missing required key points at its table")
+    func missingRequired() throws {
+        let t = try editedConfig("max_mpa = 12.0\n", "")
+        expectError(t, key: "channels.A.limits.max_mpa", line: line(of: "[channels.A.limits]", in: t), contains: "is required")
+    }
+
+    @Test("an invalid choice lists the valid ones")
+    func badChoice() throws {
+        let t = try editedConfig("trip_action = \"release\"", "trip_action = \"explode\"")
+        expectError(t, key: "channels.A.limits.trip_action", line: line(of: "explode", in: t), contains: "hold, release")
+    }
+
+    @Test("a TOML syntax error gives the line")
+    func syntax() throws {
+        let t = try editedConfig("ki = 1500", "ki = = 1500")
+        expectError(t, key: nil, line: line(of: "ki = = 1500", in: t), contains: "TOML syntax")
+    }
+
+    @Test("a channel loop rate that does not divide the loop rate is refused")
+    func divider() throws {
+        let t = try editedConfig("band_percent = 5", "band_percent = 5\nloop_rate_hz = 30")
+        expectError(t, key: "channels.A.loop_rate_hz", line: line(of: "loop_rate_hz = 30", in: t), contains: "divide")
+    }
+
+    @Test("safe_output outside the actuator range is refused")
+    func safeOutput() throws {
+        let t = try editedConfig("safe_output = 0           # vented", "safe_output = 2")
+        expectError(t, key: "channels.B.actuator.safe_output", line: line(of: "safe_output = 2", in: t), contains: "within")
+    }
+
+    @Test("no channels at all is an error")
+    func noChannels() {
+        expectError("[daemon]\nloop_rate_hz = 100\n", key: "channels", line: nil, contains: "no channels")
+    }
+
+    @Test("the key locator finds keys under dotted table headers")
+    func locator() {
+        let l = KeyLocator(source: "a = 1\n[x.y]\n# c\n  b = 2\n[\"q\"]\nz=3\n")
+        #expect(l.line(of: "a") == 1)
+        #expect(l.line(of: "x.y.b") == 4)
+        #expect(l.line(of: "x.y.missing") == 2)
+        #expect(l.line(of: "q.z") == 6)
+    }
+}
