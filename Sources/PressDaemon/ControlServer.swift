@@ -82,6 +82,8 @@ public final class ControlServer: @unchecked Sendable {
     let logger: Logger
     private let group: EventLoopGroup
     private var channel: Channel?
+    /// True when we created the socket file (not when systemd passed it to us).
+    private var ownsPath = false
 
     public init(path: String, mode: Int, loop: ControlLoop, context: ServerContext, group: EventLoopGroup, logger: Logger) {
         self.path = path; self.mode = mode; self.loop = loop; self.context = context
@@ -132,15 +134,17 @@ public final class ControlServer: @unchecked Sendable {
         } catch {
             throw BindError.bind(path, "\(error)")
         }
+        ownsPath = true
         chmod(path, mode_t(mode))
         logger.info("control socket listening", metadata: ["path": "\(path)", "mode": "\(String(mode, radix: 8))"])
     }
 
-    /// Stops accepting, closes every connection and removes the socket file.
+    /// Stops accepting and removes the socket file if we created it (a socket passed by
+    /// systemd stays, so that activation keeps working).
     public func stop() async {
         try? await channel?.close()
         channel = nil
-        unlink(path)
+        if ownsPath { unlink(path) }
     }
 }
 

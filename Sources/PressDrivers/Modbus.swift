@@ -1,0 +1,99 @@
+import CModbus
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A Modbus error that names the device, the function and the register address.
+public struct ModbusError: Error, CustomStringConvertible, Equatable {
+    /// `tcp://host:port` or `rtu:///dev/ttyUSB0@19200-8N1`, with the unit id.
+    public var device: String
+    /// The Modbus function or library call that failed.
+    public var function: String
+    public var address: Int?
+    /// libmodbus' text for the error (modbus_strerror).
+    public var reason: String
+
+    public var description: String {
+        "\(device): \(function)" + (address.map { " at register \($0)" } ?? "") + ": \(reason)"
+    }
+}
+
+/// One libmodbus connection (TCP or RTU). Not thread-safe: it belongs to one thread,
+/// the one that polls its devices (see docs/architecture.md).
+public final class ModbusConnection {
+    public let device: String
+    private let ctx: OpaquePointer
+
+    private init(ctx: OpaquePointer, device: String) { self.ctx = ctx; self.device = device }
+
+    deinit {
+        modbus_close(ctx)
+        modbus_free(ctx)
+    }
+
+    private static func lastError() -> String { String(cString: modbus_strerror(errno)) }
+
+    /// Opens a Modbus TCP connection (modbus_new_tcp + modbus_connect).
+    public static func tcp(host: String, port: Int, unit: Int = 1, timeout: Double = 0.5) throws(ModbusError) -> ModbusConnection {
+        let name = "tcp://\(host):\(port)/unit \(unit)"
+        guard let ctx = modbus_new_tcp(host, Int32(port)) else {
+            throw ModbusError(device: name, function: "modbus_new_tcp", address: nil, reason: lastError())
+        }
+        return try open(ctx, name: name, unit: unit, timeout: timeout)
+    }
+
+    /// Opens a Modbus RTU connection on a serial device (modbus_new_rtu + modbus_connect).
+    /// - Parameter parity: "N", "E" or "O".
+    public static func rtu(device path: String, baud: Int, parity: Character = "N", dataBits: Int = 8, stopBits: Int = 1,
+                           unit: Int = 1, timeout: Double = 0.5) throws(ModbusError) -> ModbusConnection {
+        let name = "rtu://\(path)@\(baud)-\(dataBits)\(parity)\(stopBits)/unit \(unit)"
+        guard "NEO".contains(parity), let p = parity.asciiValue,
+              let ctx = modbus_new_rtu(path, Int32(baud), CChar(bitPattern: p), Int32(dataBits), Int32(stopBits)) else {
+            throw ModbusError(device: name, function: "modbus_new_rtu", address: nil, reason: lastError())
+        }
+        return try open(ctx, name: name, unit: unit, timeout: timeout)
+    }
+
+    private static func open(_ ctx: OpaquePointer, name: String, unit: Int, timeout: Double) throws(ModbusError) -> ModbusConnection {
+        modbus_set_slave(ctx, Int32(unit))
+        modbus_set_response_timeout(ctx, UInt32(timeout), UInt32((timeout - Double(Int(timeout))) * 1e6))
+        guard modbus_connect(ctx) == 0 else {
+            let reason = lastError()
+            modbus_free(ctx)
+            throw ModbusError(device: name, function: "connect", address: nil, reason: reason)
+        }
+        return ModbusConnection(ctx: ctx, device: name)
+    }
+
+    /// Reads `count` holding registers (function 0x03, modbus_read_registers).
+    public func readHoldingRegisters(address: Int, count: Int) throws(ModbusError) -> [UInt16] {
+        var out = [UInt16](repeating: 0, count: count)
+        guard modbus_read_registers(ctx, Int32(address), Int32(count), &out) == count else {
+            throw ModbusError(device: device, function: "read holding registers (0x03)", address: address, reason: Self.lastError())
+        }
+        return out
+    }
+
+    /// Reads `count` input registers (function 0x04, modbus_read_input_registers).
+    public func readInputRegisters(address: Int, count: Int) throws(ModbusError) -> [UInt16] {
+        var out = [UInt16](repeating: 0, count: count)
+        guard modbus_read_input_registers(ctx, Int32(address), Int32(count), &out) == count else {
+            throw ModbusError(device: device, function: "read input registers (0x04)", address: address, reason: Self.lastError())
+        }
+        return out
+    }
+
+    /// Writes one holding register (function 0x06, modbus_write_register).
+    public func writeRegister(address: Int, value: UInt16) throws(ModbusError) {
+        guard modbus_write_register(ctx, Int32(address), value) == 1 else {
+            throw ModbusError(device: device, function: "write single register (0x06)", address: address, reason: Self.lastError())
+        }
+    }
+
+    /// Writes one coil (function 0x05, modbus_write_bit).
+    public func writeCoil(address: Int, on: Bool) throws(ModbusError) {
+        guard modbus_write_bit(ctx, Int32(address), on ? 1 : 0) == 1 else {
+            throw ModbusError(device: device, function: "write single coil (0x05)", address: address, reason: Self.lastError())
+        }
+    }
+}

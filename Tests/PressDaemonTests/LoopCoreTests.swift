@@ -1,0 +1,58 @@
+import Testing
+import PressCore
+import PressSim
+@testable import PressDaemon
+
+@Suite("Loop core (no threads, virtual time)")
+struct LoopCoreTests {
+    func core(_ edit: (String, String)? = nil) throws -> LoopCore {
+        let text = try edit.map { try editedConfig($0.0, $0.1) } ?? defaultConfigText()
+        return RigBuilder.simulated(try DaemonConfig.parse(text, file: "t.toml"))
+    }
+
+    @Test("shutdown leaves 'hold' actuators where they are and drives 'release' ones to their safe output")
+    func shutdownActions() throws {
+        var c = try core(("safe_output = 0           # vented\nshutdown = \"hold\"", "safe_output = 0\nshutdown = \"release\""))
+        _ = c.apply(.set(channel: 0, mpa: 5, ramp: nil))
+        _ = c.apply(.set(channel: 1, mpa: 5, ramp: nil))
+        var t = 0.0
+        for _ in 0..<1500 { t += 0.01; c.tick(now: t) }
+        let a = try #require(c.channels[0].backend as? SimChannel)
+        let b = try #require(c.channels[1].backend as? SimChannel)
+        let aBefore = a.presentOutput!
+        c.shutdown(now: t)
+        #expect(a.presentOutput == aBefore)
+        #expect(b.presentOutput == 0)
+        // And the plant follows: B vents, A keeps its force.
+        _ = a.read(now: t + 2); _ = b.read(now: t + 2)
+        #expect(a.trueForce > 450)
+        #expect(b.trueForce < 50)
+    }
+
+    @Test("a channel with a loop-rate divider runs on every n-th tick only")
+    func divider() throws {
+        var c = try core(("band_percent = 5", "band_percent = 5\nloop_rate_hz = 25"))
+        for k in 1...8 { c.tick(now: Double(k) * 0.01) }
+        #expect(abs(c.states[0].time - 0.05) < 1e-12) // ticks 1 and 5 ran: last at 0.05 s
+        #expect(abs(c.states[1].time - 0.08) < 1e-12)
+    }
+
+    @Test("the command inbox is bounded and refuses when full")
+    func inbox() {
+        let inbox = CommandInbox(capacity: 3)
+        for _ in 0..<3 { #expect(inbox.offer(PendingCommand(.hold(channel: 0)) { _ in })) }
+        #expect(!inbox.offer(PendingCommand(.hold(channel: 0)) { _ in }))
+        #expect(inbox.drain().count == 3)
+        #expect(inbox.offer(PendingCommand(.hold(channel: 0)) { _ in }))
+    }
+
+    @Test("the event ring drops the oldest when full and counts them")
+    func eventRing() {
+        let ring = EventRing(capacity: 4)
+        let e = LoopEvent(time: 0, channel: "A", event: .setpointChanged(target: 1, ramp: nil))
+        ring.push(Array(repeating: e, count: 6))
+        let (events, dropped) = ring.drain()
+        #expect(events.count == 4)
+        #expect(dropped == 2)
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+import PressProtocol
+
+/// The built executables sit next to the test bundle.
+let binDir: String = {
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    while !FileManager.default.fileExists(atPath: url.appendingPathComponent("pressd").path), url.path != "/" {
+        url.deleteLastPathComponent()
+    }
+    return url.path
+}()
+
+struct Run {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs `tool` with `args` to completion.
+func run(_ tool: String, _ args: [String], env: [String: String] = [:]) throws -> Run {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: binDir + "/" + tool)
+    p.arguments = args
+    p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out; p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+@Suite("pressd and pressctl as processes", .serialized)
+struct ProcessTests {
+    @Test("the executables were built next to the tests")
+    func built() {
+        #expect(FileManager.default.isExecutableFile(atPath: binDir + "/pressd"), "pressd not found in \(binDir)")
+        #expect(FileManager.default.isExecutableFile(atPath: binDir + "/pressctl"), "pressctl not found in \(binDir)")
+    }
+
+    @Test("a config with an error is rejected with file, line and key, exit code 2")
+    func badConfig() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-cfg-\(UUID().uuidString.prefix(6))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let text = try editedConfig("kd = 0\n", "kd = -3\n")
+        try text.write(toFile: dir + "/bad.toml", atomically: true, encoding: .utf8)
+        let r = try run("pressd", ["--config", dir + "/bad.toml", "--check-config"])
+        #expect(r.status == 2)
+        let lineNo = try #require(line(of: "kd = -3", in: text))
+        #expect(r.stderr.contains("\(dir)/bad.toml:\(lineNo): channels.A.pid.kd: must be a finite number ≥ 0"), "\(r.stderr)")
+    }
+
+    @Test("pressctl without a daemon prints one line naming the socket and exits 3")
+    func notRunning() throws {
+        let r = try run("pressctl", ["status", "--socket", "/tmp/pressd-nobody-here.sock"])
+        #expect(r.status == 3)
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(lines.first?.contains("/tmp/pressd-nobody-here.sock") == true)
+    }
+
+    @Test("pressd: pressctl set/status/watch work; SIGTERM leaves the actuators in their shutdown state and removes the socket")
+    func lifecycle() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-p-\(UUID().uuidString.prefix(6))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let sock = dir + "/p.sock"
+        // Channel B releases on shutdown, A holds: both paths are exercised.
+        let text = try editedConfig("safe_output = 0           # vented\nshutdown = \"hold\"", "safe_output = 0\nshutdown = \"release\"")
+        try text.write(toFile: dir + "/p.toml", atomically: true, encoding: .utf8)
+
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: binDir + "/pressd")
+        daemon.arguments = ["--config", dir + "/p.toml", "--socket", sock, "--time-scale", "5"]
+        let err = Pipe()
+        daemon.standardError = err
+        try daemon.run()
+        defer { if daemon.isRunning { daemon.terminate() } }
+
+        var client: ControlClient?
+        for _ in 0..<100 where client == nil {
+            client = try? ControlClient(path: sock)
+            if client == nil { usleep(50_000) }
+        }
+        let c = try #require(client, "pressd did not open \(sock)")
+        let env = ["PRESSD_SOCKET": sock]
+        let set = try run("pressctl", ["set", "5MPa", "--channel", "A"], env: env)
+        #expect(set.status == 0, "\(set.stderr)")
+        #expect(set.stdout.contains("A: setpoint 5.000 MPa"))
+        #expect(try run("pressctl", ["set", "4MPa", "-c", "B"], env: env).status == 0)
+        #expect(try run("pressctl", ["set", "99MPa", "-c", "B"], env: env).status == 1)
+        usleep(3_000_000) // 15 s of plant time
+        let st = try run("pressctl", ["status", "--json"], env: env)
+        let status = try ControlProtocol.decoder().decode(StatusResult.self, from: Data(st.stdout.utf8))
+        #expect(status.channels.allSatisfy { $0.mode == "regulating" && $0.inBand })
+        let table = try run("pressctl", ["status"], env: env)
+        #expect(table.stdout.contains("regulating"))
+        let watch = try run("pressctl", ["watch", "--count", "2", "--rate", "10"], env: env)
+        #expect(watch.status == 0)
+        #expect(watch.stdout.split(separator: "\n").count == 2)
+        let heldOutput = try c.channel("A").output
+
+        daemon.terminate() // SIGTERM
+        let deadline = Date().addingTimeInterval(10)
+        while daemon.isRunning && Date() < deadline { usleep(50_000) }
+        #expect(!daemon.isRunning)
+        #expect(daemon.terminationStatus == 0)
+        #expect(!FileManager.default.fileExists(atPath: sock))
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(log.contains("shutdown=A=hold,B=release"), "\(log)")
+        #expect(heldOutput > 1000)
+    }
+}
