@@ -82,13 +82,13 @@ struct Status: ParsableCommand {
         if conn.json { return printJSON(s) }
         let l = s.loop
         print("pressd \(s.version) (\(s.backend))  up \(Int(s.uptimeS)) s  loop \(f(l.rateHz, 0)) Hz ×\(f(l.timeScale, 1))  ticks \(l.ticks)  overruns \(l.overruns)  jitter max \(f(l.maxJitterUs, 0)) µs")
-        print([pad("CH", 4), pad("MODE", 11), pad("SETPOINT", 10), pad("PRESSURE", 10), pad("ERR", 8), pad("FORCE N", 9), pad("OUTPUT", 16), pad("T °C", 6), "FAULTS"].joined())
+        print([pad("CH", 4), pad("MODE", 11), pad("SETPOINT", 10), pad("PRESSURE", 10), pad("ERR", 10), pad("FORCE N", 9), pad("OUTPUT", 16), pad("T °C", 6), "FAULTS"].joined())
         for ch in s.channels {
             var err = "—"
             if let sp = ch.setpointMpa, let p = ch.pressureMpa, sp > 0 { err = String(format: "%+.2f%%", (p - sp) / sp * 100) }
             let faults = ch.faults.isEmpty ? "—" : ch.faults.map { $0.code + ($0.active ? "" : " (cleared, ack)") }.joined(separator: ", ")
             print([pad(ch.name, 4), pad(ch.mode, 11), pad(f(ch.setpointMpa), 10), pad(f(ch.pressureMpa) + (ch.stale ? "!" : ""), 10),
-                   pad(err, 8), pad(f(ch.forceN, 1), 9), pad("\(f(ch.output, 3)) \(ch.outputUnit)", 16), pad(f(ch.temperatureC, 1), 6), faults].joined())
+                   pad(err, 10), pad(f(ch.forceN, 1), 9), pad("\(f(ch.output, 3)) \(ch.outputUnit)", 16), pad(f(ch.temperatureC, 1), 6), faults].joined())
             for flt in ch.faults { print("     \(flt.code): \(flt.message)") }
         }
     }
