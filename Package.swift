@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "pressd",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "pressd", targets: ["pressd"]),
         .executable(name: "pressctl", targets: ["pressctl"]),
@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Pure control core: units, PID, safety, channel state machine. No I/O, no C imports.
@@ -32,15 +33,22 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd",
                        providers: [.apt(["libsystemd-dev"])]),
 
+        // Durable run log and persisted channel state (SQLite, WAL).
+        .target(name: "PressLog", dependencies: [
+            "PressCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+
         // Thin Swift wrappers over the device libraries.
         .target(name: "PressDrivers", dependencies: ["PressCore", "CModbus", "CGPIOD"]),
 
         // Daemon runtime: config, control-loop thread, control socket, systemd glue.
         .target(name: "PressDaemon", dependencies: [
-            "PressCore", "PressSim", "PressProtocol", "PressDrivers", "CSystemd",
+            "PressCore", "PressSim", "PressProtocol", "PressDrivers", "PressLog", "CSystemd",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
@@ -58,7 +66,7 @@ let package = Package(
         .testTarget(name: "PressCoreTests", dependencies: ["PressCore"]),
         .testTarget(name: "PressSimTests", dependencies: ["PressCore", "PressSim"]),
         .testTarget(name: "PressDaemonTests", dependencies: [
-            "PressDaemon", "PressProtocol", "PressCore", "PressSim", "PressDrivers",
+            "PressDaemon", "PressProtocol", "PressCore", "PressSim", "PressDrivers", "PressLog",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),

@@ -11,4 +11,14 @@ public protocol ChannelBackend: AnyObject {
     /// The actuator's present output if the hardware can report it, so that the
     /// controller starts from it without a bump.
     var presentOutput: Double? { get }
+    /// State the backend needs to resume after a restart (real hardware keeps its own
+    /// state and returns nil; the simulator returns its plant's state).
+    func persistentState() -> [String: Double]?
+    /// Restores what ``persistentState()`` returned, before the first tick.
+    func restore(_ state: [String: Double])
+}
+
+extension ChannelBackend {
+    public func persistentState() -> [String: Double]? { nil }
+    public func restore(_ state: [String: Double]) {}
 }

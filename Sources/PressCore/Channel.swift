@@ -17,10 +17,16 @@ public struct ChannelReadings: Sendable, Equatable {
     public var current: Sample?
     /// Interfacial resistance, Ω·cm².
     public var interfacialResistance: Sample?
+    /// The cycler's "charging" digital signal, if wired.
+    public var charging: Bool?
+    /// The emergency-stop input (true = stop), if wired.
+    public var emergencyStop: Bool?
 
-    public init(force: Sample? = nil, temperature: Sample? = nil, current: Sample? = nil, interfacialResistance: Sample? = nil) {
+    public init(force: Sample? = nil, temperature: Sample? = nil, current: Sample? = nil, interfacialResistance: Sample? = nil,
+                charging: Bool? = nil, emergencyStop: Bool? = nil) {
         self.force = force; self.temperature = temperature
         self.current = current; self.interfacialResistance = interfacialResistance
+        self.charging = charging; self.emergencyStop = emergencyStop
     }
 }
 
@@ -76,6 +82,10 @@ public enum CommandRejection: Error, Sendable, Equatable {
     case outOfRange(value: Double, min: Double, max: Double)
     case faultLatched([FaultCode])
     case invalidRamp(Double)
+    /// A program that does not fit the channel: step index and reason.
+    case invalidProgram(step: Int, message: String)
+    /// No program is loaded, or it is not in a state that allows the command.
+    case noProgram(String)
 }
 
 /// Something worth recording that happened in a tick.
@@ -84,6 +94,8 @@ public enum ChannelEvent: Sendable, Equatable {
     case faultRaised(FaultRecord, action: SafeAction)
     case faultsAcknowledged(cleared: [FaultCode], remaining: [FaultCode])
     case setpointChanged(target: Double, ramp: Double?)
+    case programStep(name: String, index: Int, step: String)
+    case programState(name: String, state: String, detail: String)
 }
 
 /// The published state of a channel after a tick.
@@ -105,6 +117,13 @@ public struct ChannelState: Sendable, Equatable {
     public var faults: [FaultRecord]
     public var inBand: Bool
     public var readings: ChannelReadings
+    /// Setpoint ramp in force, MPa/s (nil: steps).
+    public var ramp: Double?
+    /// The running program, if any.
+    public var program: ProgramRunner?
+    /// The limits in force (they change on a configuration reload).
+    public var limits: PressureLimits
+    public var cellArea: Double
 }
 
 /// One channel's control logic: sensor checks, trips, mode machine and PID.
@@ -123,13 +142,49 @@ public struct ChannelController: Sendable {
     private var lastReadings = ChannelReadings()
     private var lastStale = false
     private var events: [ChannelEvent] = []
+    /// Set by ``restore(mode:target:ramp:faults:)``: regulation resumes on the first
+    /// valid measurement, bumplessly from the actuator's present output.
+    private var pendingResume: (target: Double, ramp: Double?)?
+    /// The loaded pressure program.
+    public private(set) var program: ProgramRunner?
+    /// Since when the regulated pressure has been outside the band with the output
+    /// saturated, and the last output that held the pressure in band.
+    private var saturatedSince: Double?
+    private var lastGoodOutput: Double?
+    /// True while a `ramp` safe action is taking the pressure to the safe pressure.
+    public private(set) var rampingToSafe = false
 
     /// - Parameter initialOutput: the actuator's present output (read back from the
     ///   hardware, or its safe output), so the first tick does not move it.
     public init(parameters: ChannelParameters, initialOutput: Double? = nil) {
         self.parameters = parameters
         self.pid = PIDController(parameters: parameters.pid, initialOutput: initialOutput ?? parameters.safeOutput)
-        if initialOutput == nil { self.pid.setManual(output: parameters.safeOutput) }
+        self.pid.setManual(output: initialOutput ?? parameters.safeOutput)
+        if let o = initialOutput, o != parameters.safeOutput { mode = .holding }
+    }
+
+    /// Restores the state persisted before a restart. Call before the first tick, on a
+    /// controller created with the actuator's present output.
+    /// - Latched faults come back latched (their conditions are judged again on the
+    ///   first tick) and the channel stays tripped until acknowledged.
+    /// - A channel that was regulating resumes on the first valid measurement, from the
+    ///   present output and with the ramp starting at the measured pressure: no spike.
+    public mutating func restore(mode saved: ChannelMode, target: Double?, ramp: Double?, faults savedFaults: [FaultRecord]) {
+        if !savedFaults.isEmpty {
+            _ = faults.update(present: Dictionary(savedFaults.map { ($0.code, $0.message) }, uniquingKeysWith: { a, _ in a }), now: 0)
+            changeMode(.tripped, reason: "faults latched before restart")
+            self.target = target
+            return
+        }
+        switch saved {
+        case .regulating:
+            if let target { pendingResume = (target, ramp); changeMode(.holding, reason: "resuming after restart") }
+        case .holding, .tripped: changeMode(.holding, reason: "restored")
+        case .released:
+            pid.setManual(output: parameters.safeOutput)
+            changeMode(.released, reason: "restored")
+        }
+        self.target = target
     }
 
     /// Takes the events produced since the last call.
@@ -154,26 +209,82 @@ public struct ChannelController: Sendable {
         }
         if let ramp, !(ramp > 0 && ramp.isFinite) { throw .invalidRamp(ramp) }
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
+        if program?.state == .running || program?.state == .paused {
+            program = nil
+            events.append(.programState(name: "", state: "stopped", detail: "operator set a setpoint"))
+        }
+        applyTarget(mpa, ramp: ramp)
+        events.append(.setpointChanged(target: mpa, ramp: pid.parameters.setpointRampRate))
+    }
+
+    /// Moves the target (and ramp) and enters regulation bumplessly if needed.
+    private mutating func applyTarget(_ mpa: Double, ramp: Double?) {
         var p = parameters.pid
         p.setpointRampRate = ramp ?? parameters.pid.setpointRampRate
         if p != pid.parameters { pid.setParameters(p) }
         target = mpa
-        events.append(.setpointChanged(target: mpa, ramp: p.setpointRampRate))
         if mode != .regulating {
             pid.setAutomatic(measurement: lastPressure ?? 0, feedforward: parameters.feedforward(mpa))
             changeMode(.regulating, reason: "setpoint \(mpa) MPa")
         }
     }
 
+    // MARK: Programs
+
+    /// Loads and starts `p`; it takes over the setpoint from the next tick.
+    public mutating func startProgram(_ p: PressureProgram) throws(CommandRejection) {
+        if let e = p.validationErrors(limits: parameters.limits).first { throw .invalidProgram(step: e.step, message: e.message) }
+        guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
+        program = ProgramRunner(program: p, startSetpoint: target ?? lastPressure)
+        events.append(.programState(name: p.name, state: "started", detail: "\(p.steps.count) steps"))
+        events.append(.programStep(name: p.name, index: 0, step: p.steps[0].name))
+    }
+
+    public mutating func pauseProgram() throws(CommandRejection) {
+        guard var r = program, r.state == .running else { throw .noProgram("no running program to pause") }
+        r.pause(); program = r
+        events.append(.programState(name: r.program.name, state: "paused", detail: "step \(r.index)"))
+    }
+
+    public mutating func resumeProgram() throws(CommandRejection) {
+        guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
+        guard var r = program, r.state == .paused else { throw .noProgram("no paused program to resume") }
+        r.resume(); program = r
+        events.append(.programState(name: r.program.name, state: "resumed", detail: "step \(r.index)"))
+    }
+
+    /// Stops the program; the channel keeps regulating at the present setpoint.
+    public mutating func stopProgram() throws(CommandRejection) {
+        guard let r = program else { throw .noProgram("no program loaded") }
+        program = nil
+        events.append(.programState(name: r.program.name, state: "stopped", detail: "step \(r.index)"))
+    }
+
+    /// Restores a program persisted before a restart (paused when it was paused).
+    public mutating func restoreProgram(_ r: ProgramRunner) {
+        var r = r
+        r.rebase()
+        program = r
+    }
+
+    private mutating func pauseProgramForSafety(_ why: String) {
+        guard var r = program, r.state == .running else { return }
+        r.pause(); program = r
+        events.append(.programState(name: r.program.name, state: "paused", detail: why))
+    }
+
     /// Freeze the actuator at its present output.
     public mutating func hold() throws(CommandRejection) {
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
+        pauseProgramForSafety("operator hold")
         pid.setManual(output: pid.output)
         changeMode(.holding, reason: "operator hold")
     }
 
     /// Drive the actuator to its safe output. Always allowed, also when tripped.
     public mutating func release() {
+        rampingToSafe = false
+        pauseProgramForSafety("operator release")
         pid.setManual(output: parameters.safeOutput)
         if mode != .tripped { changeMode(.released, reason: "operator release") }
     }
@@ -188,6 +299,8 @@ public struct ChannelController: Sendable {
         let cleared = before.filter { c in !remaining.contains { $0.code == c } }
         events.append(.faultsAcknowledged(cleared: cleared, remaining: remaining.map(\.code)))
         if remaining.isEmpty && mode == .tripped {
+            rampingToSafe = false
+            pid.setManual(output: pid.output)
             changeMode(.holding, reason: "faults acknowledged")
         }
         return remaining
@@ -197,6 +310,17 @@ public struct ChannelController: Sendable {
     public mutating func setPIDParameters(_ p: PIDParameters) {
         parameters.pid = p
         pid.setParameters(p)
+    }
+
+    /// Replaces every parameter (configuration reload): gains change bumplessly, new
+    /// limits apply from the next tick. A target now outside the limits is clamped.
+    public mutating func reconfigure(_ p: ChannelParameters) {
+        let ramp = pid.parameters.setpointRampRate
+        parameters = p
+        var pidParams = p.pid
+        if target != nil { pidParams.setpointRampRate = ramp ?? p.pid.setpointRampRate }
+        pid.setParameters(pidParams)
+        if let t = target { target = min(max(t, p.limits.minSetpoint), p.limits.maxSetpoint) }
     }
 
     // MARK: Tick
@@ -239,24 +363,92 @@ public struct ChannelController: Sendable {
             present[.overPressure] = "stack pressure \(fmt(p)) MPa above trip level \(fmt(parameters.limits.trip)) MPa"
         }
 
+        if readings.emergencyStop == true { present[.emergencyStop] = "emergency-stop input active" }
+
+        // Saturation: regulating, the output held by its limit, the pressure outside
+        // the band, for longer than the timeout.
+        if mode == .regulating, let t = target, let p = pressure {
+            let outside = abs(p - t) > parameters.band * t
+            if !outside { lastGoodOutput = pid.output; saturatedSince = nil }
+            else if pid.lastTerms.saturated { saturatedSince = saturatedSince ?? now }
+            else { saturatedSince = nil }
+            if let since = saturatedSince, now - since >= parameters.limits.saturationTimeout {
+                present[.cannotReachSetpoint] = "pressure \(fmt(p)) MPa, setpoint \(fmt(t)) MPa: output at its limit (\(fmt(pid.output))) for \(Int(now - since)) s"
+            }
+        } else if mode != .tripped {
+            saturatedSince = nil
+        }
+
         // 3. Latch and act.
         let fired = faults.update(present: present, now: now)
         if !fired.isEmpty {
             var action = SafeAction.hold
             for r in fired {
-                let a = r.code == .overPressure ? parameters.limits.tripAction : parameters.sensor.faultAction
+                let a: SafeAction
+                switch r.code {
+                case .overPressure: a = parameters.limits.tripAction
+                case .emergencyStop: a = .release
+                case .sensorRange, .sensorStale: a = parameters.sensor.faultAction == .ramp ? .hold : parameters.sensor.faultAction
+                case .cannotReachSetpoint: a = parameters.limits.saturationAction
+                }
                 action = action.combined(with: a)
                 events.append(.faultRaised(r, action: a))
             }
+            // Ramping needs a measurement: with a sensor fault among the causes, hold.
+            if action == .ramp && fired.contains(where: { $0.code == .sensorRange || $0.code == .sensorStale }) { action = .hold }
+            rampingToSafe = false
             switch action {
             case .release: pid.setManual(output: parameters.safeOutput)
-            case .hold: pid.setManual(output: pid.output)
+            case .ramp:
+                var p = pid.parameters
+                p.setpointRampRate = parameters.limits.safeRamp
+                pid.setParameters(p)
+                if pid.mode == .manual { pid.setAutomatic(measurement: pressure ?? lastPressure ?? 0) }
+                else { pid.resetWorkingSetpoint(to: pressure ?? lastPressure ?? 0) }
+                rampingToSafe = true
+            case .hold:
+                // A channel that cannot reach its setpoint goes back to the last output
+                // that held the pressure in band, so that a returning supply does not
+                // overshoot; other holds freeze the output where it is.
+                let onlySaturation = fired.allSatisfy { $0.code == .cannotReachSetpoint }
+                pid.setManual(output: onlySaturation ? (lastGoodOutput ?? pid.output) : pid.output)
             }
+            pauseProgramForSafety(fired.map(\.code.rawValue).joined(separator: ","))
+            saturatedSince = nil
             changeMode(.tripped, reason: fired.map(\.code.rawValue).joined(separator: ","))
         }
         if let pressure { lastPressure = pressure }
+        if let r = pendingResume, pressure != nil, mode == .holding {
+            pendingResume = nil
+            applyTarget(min(max(r.target, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: r.ramp)
+            events.append(.setpointChanged(target: r.target, ramp: pid.parameters.setpointRampRate))
+        }
 
-        // 4. Regulate. Without a valid measurement this tick the output is held: the
+        // 4. Program: it owns the setpoint while running (and starts regulation when
+        //    it was loaded on a released or holding channel).
+        if mode != .tripped, pressure != nil, var r = program, r.state == .running {
+            let entered = r.update(now: now) { name in name == "charging" ? readings.charging : nil }
+            for i in entered { events.append(.programStep(name: r.program.name, index: i, step: r.program.steps[i].name)) }
+            if r.state == .finished { events.append(.programState(name: r.program.name, state: "finished", detail: "")) }
+            if r.state == .failed { events.append(.programState(name: r.program.name, state: "failed", detail: r.failure ?? "")) }
+            program = r.state == .finished ? nil : r
+            if let sp = r.setpoint, sp != target || (r.ramp ?? parameters.pid.setpointRampRate) != pid.parameters.setpointRampRate {
+                applyTarget(min(max(sp, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: r.ramp)
+            }
+        }
+
+        // A `ramp` safe action regulates down to the safe pressure while tripped; it
+        // stops (holds) when the measurement is lost.
+        if mode == .tripped && rampingToSafe {
+            guard let pressure, pid.mode == .automatic else {
+                rampingToSafe = false
+                pid.setManual(output: pid.output)
+                return pid.output
+            }
+            return pid.update(setpoint: parameters.limits.safePressure, measurement: pressure, dt: dt)
+        }
+
+        // 5. Regulate. Without a valid measurement this tick the output is held: the
         //    loop never acts on an old or implausible reading.
         if mode == .regulating {
             guard let target, let pressure else { return pid.output }
@@ -277,7 +469,8 @@ public struct ChannelController: Sendable {
             workingSetpoint: mode == .regulating ? pid.workingSetpoint : nil,
             pressure: p, force: lastReadings.force?.value, stale: lastStale,
             output: pid.output, terms: pid.lastTerms, faults: faults.records,
-            inBand: inBand, readings: lastReadings)
+            inBand: inBand, readings: lastReadings, ramp: pid.parameters.setpointRampRate, program: program,
+            limits: parameters.limits, cellArea: parameters.cellArea)
     }
 }
 

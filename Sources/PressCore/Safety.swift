@@ -5,10 +5,15 @@ public enum SafeAction: String, Sendable, Codable, CaseIterable {
     /// Drive the actuator to its configured safe output (screw backed off, regulator
     /// vented) as fast as it can go.
     case release
+    /// Keep regulating, but ramp down to the channel's safe pressure at its safe ramp
+    /// rate (needs a valid measurement; without one the channel holds).
+    case ramp
 
-    /// The more protective of two actions: releasing wins over holding.
+    /// The more protective of two actions: release > ramp > hold.
     public func combined(with other: SafeAction) -> SafeAction {
-        self == .release || other == .release ? .release : .hold
+        if self == .release || other == .release { return .release }
+        if self == .ramp || other == .ramp { return .ramp }
+        return .hold
     }
 }
 
@@ -20,6 +25,12 @@ public enum FaultCode: String, Sendable, Codable, CaseIterable, Comparable {
     case sensorRange = "sensor_range"
     /// No fresh force sample within the staleness timeout.
     case sensorStale = "sensor_stale"
+    /// The emergency-stop input is active.
+    case emergencyStop = "emergency_stop"
+    /// Regulating, the output at its limit, and the pressure outside the band for
+    /// longer than the saturation timeout: the actuator cannot reach the setpoint
+    /// (e.g. the air supply is too low).
+    case cannotReachSetpoint = "cannot_reach_setpoint"
 
     public static func < (a: FaultCode, b: FaultCode) -> Bool { a.rawValue < b.rawValue }
 }
@@ -34,6 +45,10 @@ public struct FaultRecord: Sendable, Equatable, Codable {
     /// True while the condition is still present. A record stays latched after the
     /// condition clears until it is acknowledged.
     public var active: Bool
+
+    public init(code: FaultCode, message: String, raisedAt: Double, active: Bool) {
+        self.code = code; self.message = message; self.raisedAt = raisedAt; self.active = active
+    }
 }
 
 /// Hard limits of a channel, in MPa of stack pressure.
@@ -46,10 +61,21 @@ public struct PressureLimits: Sendable, Equatable, Codable {
     public var trip: Double
     /// What the over-pressure trip does.
     public var tripAction: SafeAction
+    /// How long the output may sit at its limit with the pressure outside the band
+    /// before `cannot_reach_setpoint` fires, s.
+    public var saturationTimeout: Double
+    /// What `cannot_reach_setpoint` does. `hold` returns to the last output that held
+    /// the pressure in band (so a returning air supply does not overshoot).
+    public var saturationAction: SafeAction
+    /// Where the `ramp` action takes the pressure, MPa, and how fast, MPa/s.
+    public var safePressure: Double
+    public var safeRamp: Double
 
-    public init(minSetpoint: Double, maxSetpoint: Double, trip: Double, tripAction: SafeAction = .release) {
+    public init(minSetpoint: Double, maxSetpoint: Double, trip: Double, tripAction: SafeAction = .release,
+                saturationTimeout: Double = 30, saturationAction: SafeAction = .hold, safePressure: Double? = nil, safeRamp: Double = 0.5) {
         self.minSetpoint = minSetpoint; self.maxSetpoint = maxSetpoint
-        self.trip = trip; self.tripAction = tripAction
+        self.trip = trip; self.tripAction = tripAction; self.saturationTimeout = saturationTimeout
+        self.saturationAction = saturationAction; self.safePressure = safePressure ?? minSetpoint; self.safeRamp = safeRamp
     }
 
     public func validationErrors() -> [(field: String, message: String)] {
@@ -57,6 +83,9 @@ public struct PressureLimits: Sendable, Equatable, Codable {
         if !(minSetpoint >= 0) { e.append(("min_mpa", "must be ≥ 0")) }
         if !(maxSetpoint > minSetpoint) { e.append(("max_mpa", "must be above min_mpa (\(minSetpoint))")) }
         if !(trip > maxSetpoint) { e.append(("trip_mpa", "must be above max_mpa (\(maxSetpoint)) so that regulating at the highest setpoint cannot trip")) }
+        if !(saturationTimeout > 0) { e.append(("saturation_timeout_s", "must be > 0")) }
+        if !(safePressure >= 0 && safePressure < trip) { e.append(("safe_mpa", "must be ≥ 0 and below trip_mpa (\(trip))")) }
+        if !(safeRamp > 0) { e.append(("safe_ramp_mpa_per_s", "must be > 0")) }
         return e
     }
 }

@@ -49,6 +49,17 @@ public struct ChannelConfig: Sendable {
     public var sim: SimChannelConfig
 }
 
+/// The run log's settings.
+public struct RunLogConfig: Sendable {
+    public var enabled = true
+    /// Seconds between logged samples (each carries min/max/mean of the fast loop).
+    public var samplePeriod = 1.0
+    /// Seconds between commits; a `kill -9` loses at most this much.
+    public var flushInterval = 0.5
+    /// Samples and events older than this are deleted; 0 keeps everything.
+    public var retentionDays = 365.0
+}
+
 /// The daemon's configuration, validated.
 public struct DaemonConfig: Sendable {
     public var file: String
@@ -61,6 +72,22 @@ public struct DaemonConfig: Sendable {
     public var timeScale: Double
     public var substep: Double
     public var channels: [ChannelConfig]
+    /// Where the run log and the restart state live (nil: the default, see
+    /// ``resolvedStateDirectory``).
+    public var stateDir: String?
+    public var runlog = RunLogConfig()
+    /// Prometheus metrics listener, `host:port` on loopback; nil disables it.
+    public var metrics: String?
+
+    /// `daemon.state_dir`, else `$STATE_DIRECTORY` (systemd's StateDirectory=), else
+    /// `/var/lib/pressd` for root, else `$XDG_STATE_HOME/pressd` or `~/.local/state/pressd`.
+    public func resolvedStateDirectory(environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let d = stateDir { return d }
+        if let d = env["STATE_DIRECTORY"], !d.isEmpty { return d.split(separator: ":").first.map(String.init) ?? d }
+        if geteuid() == 0 { return "/var/lib/pressd" }
+        if let x = env["XDG_STATE_HOME"], !x.isEmpty { return x + "/pressd" }
+        return (env["HOME"] ?? "/tmp") + "/.local/state/pressd"
+    }
 
     /// Loads and validates `path`. Every error names the file, line and key.
     public static func load(path: String) throws(ConfigError) -> DaemonConfig {
@@ -85,6 +112,13 @@ public struct DaemonConfig: Sendable {
             guard cfg.loopRate <= 2000 else { throw d.error("loop_rate_hz", "must be ≤ 2000 Hz") }
             cfg.backend = try d.choice("backend", default: BackendKind.simulator)
             cfg.logLevel = try d.string("log_level") ?? "info"
+            cfg.stateDir = try d.string("state_dir").flatMap { $0.isEmpty ? nil : $0 }
+            if let m = try d.string("metrics"), !m.isEmpty {
+                guard let colon = m.lastIndex(of: ":"), let port = Int(m[m.index(after: colon)...]), (1...65535).contains(port) else {
+                    throw d.error("metrics", "must be \"host:port\", e.g. \"127.0.0.1:9817\"")
+                }
+                cfg.metrics = m
+            }
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(cfg.logLevel) else {
                 throw d.error("log_level", "'\(cfg.logLevel)' is not a log level (trace, debug, info, notice, warning, error, critical)")
             }
@@ -99,6 +133,14 @@ public struct DaemonConfig: Sendable {
             guard cfg.timeScale <= 1000 else { throw s.error("time_scale", "must be ≤ 1000") }
             cfg.substep = try s.positive("substep_ms", default: 1) / 1000
             try s.rejectUnknownKeys()
+        }
+        if let r = try root.subtable("runlog") {
+            cfg.runlog.enabled = try r.bool("enabled") ?? true
+            cfg.runlog.samplePeriod = try r.positive("sample_period_s", default: 1)
+            cfg.runlog.flushInterval = try r.positive("flush_interval_ms", default: 500) / 1000
+            guard cfg.runlog.flushInterval <= 1 else { throw r.error("flush_interval_ms", "must be ≤ 1000 (a kill -9 may lose this much)") }
+            cfg.runlog.retentionDays = try r.nonNegative("retention_days", default: 365)
+            try r.rejectUnknownKeys()
         }
         guard let channels = try root.subtable("channels") else {
             throw ConfigError(file: file, line: nil, key: "channels", message: "no channels configured: add a [channels.NAME] table")
@@ -146,7 +188,11 @@ public struct DaemonConfig: Sendable {
         let limits = PressureLimits(minSetpoint: try l.nonNegative("min_mpa", default: 0),
                                     maxSetpoint: try l.requiredDouble("max_mpa"),
                                     trip: try l.requiredDouble("trip_mpa"),
-                                    tripAction: try l.choice("trip_action", default: SafeAction.release))
+                                    tripAction: try l.choice("trip_action", default: SafeAction.release),
+                                    saturationTimeout: try l.positive("saturation_timeout_s", default: 30),
+                                    saturationAction: try l.choice("saturation_action", default: SafeAction.hold),
+                                    safePressure: try l.double("safe_mpa"),
+                                    safeRamp: try l.double("safe_ramp_mpa_per_s", default: 0.5))
         if let e = limits.validationErrors().first { throw l.error(e.field, e.message) }
         try l.rejectUnknownKeys()
 
@@ -158,6 +204,7 @@ public struct DaemonConfig: Sendable {
         let sensor = SensorLimits(minForce: range.0, maxForce: range.1,
                                   staleAfter: try s.positive("stale_after_ms", default: 250) / 1000,
                                   faultAction: try s.choice("fault_action", default: SafeAction.hold))
+        if sensor.faultAction == .ramp { throw s.error("fault_action", "'ramp' needs a working sensor; use hold or release") }
         if let e = sensor.validationErrors().first { throw s.error(e.field, e.message) }
         sim.loadCell.capacity = range.1
         sim.loadCell.noise = try s.nonNegative("noise_n", default: 0.2)

@@ -31,9 +31,20 @@ struct KeyLocator {
 
     init(source: String) {
         var table = ""
+        var arrayCounts: [String: Int] = [:]
         for (i, raw) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.hasPrefix("#") || line.isEmpty { continue }
+            if line.hasPrefix("[[") {
+                // Array of tables: the n-th [[name]] is the table name[n].
+                let inner = line.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).split(separator: "#").first ?? ""
+                let name = Self.normalise(String(inner))
+                let n = arrayCounts[name, default: 0]
+                arrayCounts[name] = n + 1
+                table = "\(name)[\(n)]"
+                lines[table] = i + 1
+                continue
+            }
             if line.hasPrefix("[") {
                 let inner = line.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).split(separator: "#").first ?? ""
                 table = Self.normalise(String(inner))
@@ -104,6 +115,18 @@ final class TableReader {
         return d
     }
 
+    func requiredPositive(_ key: String) throws(ConfigError) -> Double {
+        let v = try requiredDouble(key)
+        guard v > 0 else { throw error(key, "must be > 0, found \(v)") }
+        return v
+    }
+
+    func requiredNonNegative(_ key: String) throws(ConfigError) -> Double {
+        let v = try requiredDouble(key)
+        guard v >= 0 else { throw error(key, "must be ≥ 0, found \(v)") }
+        return v
+    }
+
     /// A number that must be > 0.
     func positive(_ key: String, default d: Double) throws(ConfigError) -> Double {
         let v = try double(key, default: d)
@@ -121,6 +144,12 @@ final class TableReader {
         guard let v = value(key) else { return nil }
         guard let i = v.int else { throw error(key, "must be an integer, found \(v.type)") }
         return i
+    }
+
+    func bool(_ key: String) throws(ConfigError) -> Bool? {
+        guard let v = value(key) else { return nil }
+        guard let b = v.bool else { throw error(key, "must be true or false, found \(v.type)") }
+        return b
     }
 
     func string(_ key: String) throws(ConfigError) -> String? {
@@ -152,6 +181,18 @@ final class TableReader {
         guard let v = value(key) else { return nil }
         guard let t = v.table else { throw error(key, "must be a table ([\(keyPath(key))])") }
         return TableReader(table: t, path: keyPath(key), context: context)
+    }
+
+    /// An array of tables (`[[key]]`), each read with the path `key[i]`.
+    func tables(_ key: String) throws(ConfigError) -> [TableReader] {
+        guard let v = value(key) else { return [] }
+        guard let a = v.array else { throw error(key, "must be an array of tables ([[\(keyPath(key))]])") }
+        var out: [TableReader] = []
+        for (i, e) in a.enumerated() {
+            guard let t = e.table else { throw error(key, "element \(i) must be a table") }
+            out.append(TableReader(table: t, path: "\(keyPath(key))[\(i)]", context: context))
+        }
+        return out
     }
 
     /// Reports the first key that no accessor asked for.

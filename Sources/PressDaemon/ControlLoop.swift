@@ -1,5 +1,6 @@
 import Foundation
 import PressCore
+import PressLog
 import PressSim
 import Synchronization
 #if canImport(Glibc)
@@ -14,6 +15,12 @@ public enum LoopCommand: Sendable {
     /// Acknowledge one channel's faults, or every channel's with `nil`.
     case acknowledge(channel: Int?)
     case inject(channel: Int, SimInjection)
+    case programStart(channel: Int, PressureProgram)
+    case programPause(channel: Int)
+    case programResume(channel: Int)
+    case programStop(channel: Int)
+    /// Replace a channel's tuning and limits (configuration reload), bumplessly.
+    case reconfigure(channel: Int, ChannelParameters)
 }
 
 /// The loop's answer to a command.
@@ -23,6 +30,7 @@ public enum LoopReply: Sendable {
     case acknowledged([(channel: Int, cleared: [FaultCode], remaining: [FaultCode], mode: ChannelMode)])
     case rejected(CommandRejection)
     case unavailable(String)
+    case program(ProgramRunner?)
 }
 
 /// A command waiting in the inbox, with the callback that carries the answer back. The
@@ -55,6 +63,8 @@ public struct RigSnapshot: Sendable {
     public var time: Double
     public var stats: LoopStats
     public var channels: [ChannelState]
+    /// Each backend's restart state, refreshed once per log period.
+    public var backendStates: [[String: Double]?]
 }
 
 /// Something that happened on the loop, for the log. Produced on the control thread,
@@ -138,18 +148,50 @@ public struct LoopChannel {
     }
 }
 
+/// Running min / max / mean of one channel's pressure over a log period.
+struct LogWindow {
+    var start: Double
+    var count = 0
+    var sum = 0.0
+    var min = Double.infinity
+    var max = -Double.infinity
+    mutating func add(_ p: Double?) {
+        guard let p else { return }
+        count += 1; sum += p
+        if p < min { min = p }
+        if p > max { max = p }
+    }
+}
+
 /// The control core of the daemon without threads: apply commands, tick every channel,
-/// build the snapshot. Driven by ``ControlLoop`` in production and directly (on a
-/// virtual clock) in tests.
+/// build the snapshot and the log samples. Driven by ``ControlLoop`` in production and
+/// directly (on a virtual clock) in tests.
 public struct LoopCore {
     public private(set) var channels: [LoopChannel]
     public private(set) var tickCount: UInt64 = 0
     private var pendingEvents: [LoopEvent] = []
+    /// Seconds between log samples (loop time).
+    public var logPeriod: Double = 1
+    private var windows: [LogWindow]
+    private var pendingSamples: [LogSample] = []
+    private(set) var backendStates: [[String: Double]?]
+    /// Unix time of loop time zero, for log timestamps.
+    public var epoch: Double = 0
 
-    public init(channels: [LoopChannel]) { self.channels = channels }
+    public init(channels: [LoopChannel]) {
+        self.channels = channels
+        windows = channels.map { _ in LogWindow(start: 0) }
+        backendStates = channels.map { $0.backend.persistentState() }
+    }
 
     /// Applies one command and returns the answer.
     public mutating func apply(_ command: LoopCommand) -> LoopReply {
+        func attempt(_ i: Int, _ body: (inout ChannelController) throws(CommandRejection) -> Void) -> LoopReply {
+            do throws(CommandRejection) {
+                try body(&channels[i].controller)
+                return .program(channels[i].controller.program)
+            } catch { return .rejected(error) }
+        }
         switch command {
         case .set(let i, let mpa, let ramp):
             do throws(CommandRejection) {
@@ -177,6 +219,13 @@ public struct LoopCore {
             guard let sim = channels[i].backend as? SimChannel else { return .unavailable("channel is not simulated") }
             sim.inject(j)
             return .ok(mode: channels[i].controller.mode)
+        case .programStart(let i, let p): return attempt(i) { c throws(CommandRejection) in try c.startProgram(p) }
+        case .programPause(let i): return attempt(i) { c throws(CommandRejection) in try c.pauseProgram() }
+        case .programResume(let i): return attempt(i) { c throws(CommandRejection) in try c.resumeProgram() }
+        case .programStop(let i): return attempt(i) { c throws(CommandRejection) in try c.stopProgram() }
+        case .reconfigure(let i, let p):
+            channels[i].controller.reconfigure(p)
+            return .ok(mode: channels[i].controller.mode)
         }
     }
 
@@ -190,7 +239,26 @@ public struct LoopCore {
             for e in channels[i].controller.drainEvents() {
                 pendingEvents.append(LoopEvent(time: now, channel: channels[i].config.name, event: e))
             }
+            let state = channels[i].controller.state
+            windows[i].add(state.pressure)
+            if now - windows[i].start >= logPeriod - 1e-9 {
+                let w = windows[i]
+                pendingSamples.append(LogSample(
+                    time: epoch + now, channel: state.name, mode: state.mode.rawValue, setpoint: state.target,
+                    pressure: state.pressure, pressureMin: w.count > 0 ? w.min : nil, pressureMax: w.count > 0 ? w.max : nil,
+                    pressureMean: w.count > 0 ? w.sum / Double(w.count) : nil, force: state.force, output: state.output,
+                    temperature: state.readings.temperature?.value, current: state.readings.current?.value,
+                    resistance: state.readings.interfacialResistance?.value, count: w.count))
+                windows[i] = LogWindow(start: now)
+                backendStates[i] = channels[i].backend.persistentState()
+            }
         }
+    }
+
+    /// Log samples completed since the last call.
+    public mutating func takeSamples() -> [LogSample] {
+        defer { pendingSamples.removeAll(keepingCapacity: true) }
+        return pendingSamples
     }
 
     /// Events from commands and ticks since the last call.
@@ -206,6 +274,24 @@ public struct LoopCore {
 
     public var states: [ChannelState] { channels.map(\.controller.state) }
 
+    /// Restores persisted state before the first tick: the backend's own state first
+    /// (so the plant is where it was), then the controller from the actuator's output.
+    public mutating func restore(_ saved: [String: PersistedChannel]) {
+        for i in channels.indices {
+            guard let s = saved[channels[i].config.name] else { continue }
+            if let b = s.backend { channels[i].backend.restore(b) }
+            let output = channels[i].backend.presentOutput ?? s.output
+            var c = ChannelController(parameters: channels[i].config.control, initialOutput: output)
+            c.restore(mode: s.mode, target: s.target, ramp: s.ramp, faults: s.faults)
+            if let json = s.program, let r = try? JSONDecoder().decode(ProgramRunner.self, from: Data(json.utf8)),
+               r.state == .running || r.state == .paused {
+                c.restoreProgram(r)
+            }
+            channels[i].controller = c
+            backendStates[i] = channels[i].backend.persistentState()
+        }
+    }
+
     /// Puts every actuator in its configured shutdown state.
     public mutating func shutdown(now: Double) {
         for i in channels.indices {
@@ -215,6 +301,32 @@ public struct LoopCore {
                 channels[i].controller.release()
                 channels[i].backend.apply(output: channels[i].config.control.safeOutput, now: now)
             }
+            backendStates[i] = channels[i].backend.persistentState()
+        }
+    }
+}
+
+/// A bounded buffer of log samples between the loop and the run-log writer; when the
+/// writer falls behind the oldest samples are dropped and counted.
+public final class SampleRing: Sendable {
+    private let state = Mutex<(samples: [LogSample], dropped: Int)>(([], 0))
+    public let capacity: Int
+    public init(capacity: Int = 100_000) { self.capacity = capacity }
+    func push(_ s: [LogSample]) {
+        guard !s.isEmpty else { return }
+        state.withLock { st in
+            st.samples.append(contentsOf: s)
+            if st.samples.count > capacity {
+                let extra = st.samples.count - capacity
+                st.samples.removeFirst(extra)
+                st.dropped += extra
+            }
+        }
+    }
+    public func drain() -> (samples: [LogSample], dropped: Int) {
+        state.withLock { st in
+            defer { st.samples.removeAll(keepingCapacity: true); st.dropped = 0 }
+            return st
         }
     }
 }
@@ -238,12 +350,15 @@ public final class ControlLoop: @unchecked Sendable {
     public let inbox = CommandInbox()
     public let snapshots = SnapshotBox()
     public let events = EventRing()
+    public let samples = SampleRing()
     /// Ticks completed; read by the watchdog to prove the loop is alive.
     public let tickCounter = Atomic<UInt64>(0)
     /// Wall-clock nanos of the last completed tick.
     public let lastTickNanos = Atomic<UInt64>(0)
     public let rate: Double
     public let timeScale: Double
+    /// Unix time of loop time zero (set by ``start()``): log timestamps are epoch + loop time.
+    public private(set) var epoch: Double = 0
 
     private var core: LoopCore
     private let stopRequested = Atomic<Bool>(false)
@@ -263,6 +378,8 @@ public final class ControlLoop: @unchecked Sendable {
     /// Starts the thread. The first snapshot is published before this returns.
     public func start() {
         startNanos = monotonicNanos()
+        epoch = Date().timeIntervalSince1970
+        core.epoch = epoch
         // Prime: one tick so readers never see "no snapshot".
         core.tick(now: 0)
         publish(now: 0)
@@ -282,8 +399,9 @@ public final class ControlLoop: @unchecked Sendable {
     }
 
     private func publish(now: Double) {
-        snapshots.publish(RigSnapshot(time: now, stats: stats, channels: core.states))
+        snapshots.publish(RigSnapshot(time: now, stats: stats, channels: core.states, backendStates: core.backendStates))
         events.push(core.takeEvents())
+        samples.push(core.takeSamples())
     }
 
     private func run() {

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PressCore
+import PressLog
 import PressProtocol
 import PressSim
 #if canImport(Glibc)
@@ -70,6 +71,24 @@ public struct ServerContext: Sendable {
     /// How long a command may wait for the loop before `timeout`, s.
     public var commandTimeout: Double = 2
     public var maxSubscriptionsPerConnection = 8
+    /// The run log, for exports and run metadata (nil when disabled).
+    public var runLog: RunLog?
+    /// Receives every state-changing request, with the peer's uid and pid.
+    public var audit: @Sendable (RunLogEvent) -> Void = { _ in }
+
+    public init(version: String, backend: BackendKind, channels: [ChannelConfig], startNanos: UInt64,
+                runLog: RunLog? = nil, audit: @escaping @Sendable (RunLogEvent) -> Void = { _ in }) {
+        self.version = version; self.backend = backend; self.channels = channels; self.startNanos = startNanos
+        self.runLog = runLog; self.audit = audit
+    }
+}
+
+/// Who is on the other end of a connection (SO_PEERCRED). Laid out exactly like
+/// glibc's `struct ucred` (pid_t, uid_t, gid_t), which Swift's Glibc does not export.
+struct PeerCredentials: Sendable {
+    var pid: Int32
+    var uid: UInt32
+    var gid: UInt32
 }
 
 /// The control socket: newline-delimited JSON over a Unix stream socket.
@@ -165,7 +184,15 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         self.loop = loop; self.ctx = context; self.logger = logger
     }
 
+    /// The peer's credentials, read once when the connection opens.
+    private(set) var peer: PeerCredentials?
+
     func channelActive(context: ChannelHandlerContext) {
+        if let provider = context.channel as? SocketOptionProvider {
+            let f: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+            // Completed at once: we are on the channel's event loop.
+            f.whenSuccess { [self] c in peer = c }
+        }
         let hello = HelloMessage(hello: helloResult())
         send(hello, context: context)
         context.fireChannelActive()
@@ -200,7 +227,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: data)), promise: nil)
     }
 
-    private func reply<R: Codable>(_ id: RequestID?, _ result: R, context: ChannelHandlerContext) {
+    private func reply<R: Codable & Sendable>(_ id: RequestID?, _ result: R, context: ChannelHandlerContext) {
         send(Reply(id: id, result: result), context: context)
     }
 
@@ -230,6 +257,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             return fail(id, .invalidRequest, "a request is an object with \"method\" (string) and optional \"id\" and \"params\": \(describe(error))", context: context)
         }
         let id = head.id
+        if Self.stateChanging.contains(head.method) { audit(head.method, bytes) }
         func params<P: Decodable>(_ t: P.Type) -> P? {
             do { return try decoder.decode(ParamsOnly<P>.self, from: bytes).params }
             catch {
@@ -255,11 +283,12 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             guard let unit = SetpointUnit(lenient: p.unit) else {
                 return fail(id, .invalidParams, "set: unknown unit '\(p.unit)' (use one of \(SetpointUnit.allCases.map(\.rawValue).joined(separator: ", ")))", context: context)
             }
-            let c = ctx.channels[i].control
-            let mpa = unit.toMPa(p.value, cellArea: c.cellArea)
-            guard mpa.isFinite, mpa >= c.limits.minSetpoint, mpa <= c.limits.maxSetpoint else {
+            // Validate against the limits in force (a reload may have changed them).
+            let c = loop.snapshots.latest().map { ($0.channels[i].limits, $0.channels[i].cellArea) } ?? ctx.channels[i].control.asState
+            let mpa = unit.toMPa(p.value, cellArea: c.1)
+            guard mpa.isFinite, mpa >= c.0.minSetpoint, mpa <= c.0.maxSetpoint else {
                 let asked = unit == .mpa ? "\(p.value) MPa" : "\(p.value) \(unit.rawValue) (= \(round3(mpa)) MPa)"
-                return fail(id, .outOfRange, "set: \(asked) is outside channel \(p.channel)'s limits \(c.limits.minSetpoint)…\(c.limits.maxSetpoint) MPa", context: context)
+                return fail(id, .outOfRange, "set: \(asked) is outside channel \(p.channel)'s limits \(c.0.minSetpoint)…\(c.0.maxSetpoint) MPa", context: context)
             }
             submit(.set(channel: i, mpa: mpa, ramp: p.rampMpaPerS), id: id, method: "set", context: context) { r in
                 if case .setpoint(let v, let ramp) = r { return .success(SetResult(channel: p.channel, setpointMpa: v, rampMpaPerS: ramp)) }
@@ -303,11 +332,71 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             guard let p = params(SimInjectParams.self) else { return }
             guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
             let j = SimInjection(forceBias: p.forceBiasN, sensorDisconnected: p.sensorDisconnected, ambient: p.ambientC,
-                                 supply: p.supplyMpa, current: p.currentMa, cyclePeriod: p.cyclePeriodS, thicknessStep: p.thicknessStepUm)
+                                 supply: p.supplyMpa, current: p.currentMa, cyclePeriod: p.cyclePeriodS, thicknessStep: p.thicknessStepUm,
+                                 stallSeconds: p.stallS, emergencyStop: p.emergencyStop, charging: p.charging)
             submit(.inject(channel: i, j), id: id, method: "sim_inject", context: context) { r in
                 if case .ok = r { return .success(OkResult()) }
                 return nil
             }
+        case "program_start":
+            guard let p = params(ProgramStartParams.self) else { return }
+            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
+            let source = p.source ?? "program"
+            let program: PressureProgram
+            do { program = try ProgramFile.parse(p.program, source: source) }
+            catch { return fail(id, .invalidProgram, "program_start: \(error)", context: context) }
+            let locator = KeyLocator(source: p.program)
+            let name = p.channel
+            submit(.programStart(channel: i, program), id: id, method: "program_start", context: context) { r -> Result<ProgramResult, ErrorBody>? in
+                switch r {
+                case .program(let runner): return .success(ProgramResult(channel: name, program: runner.map(programInfo)))
+                case .rejected(.invalidProgram(let step, let message)):
+                    let line = locator.line(of: "steps[\(step)]").map { ":\($0)" } ?? ""
+                    return .failure(ErrorBody(.invalidProgram, "program_start: \(source)\(line): steps[\(step)]: \(message)"))
+                default: return nil
+                }
+            }
+        case "program_pause", "program_resume", "program_stop":
+            guard let p = params(ChannelParams.self) else { return }
+            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
+            let cmd: LoopCommand = head.method == "program_pause" ? .programPause(channel: i)
+                : head.method == "program_resume" ? .programResume(channel: i) : .programStop(channel: i)
+            let name = p.channel
+            submit(cmd, id: id, method: head.method, context: context) { r -> Result<ProgramResult, ErrorBody>? in
+                if case .program(let runner) = r { return .success(ProgramResult(channel: name, program: runner.map(programInfo))) }
+                return nil
+            }
+        case "program_status":
+            let p = (try? decoder.decode(ParamsOnly<OptionalChannelParams>.self, from: bytes))?.params ?? OptionalChannelParams()
+            if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
+            guard let snap = loop.snapshots.latest() else { return fail(id, .unavailable, "no data yet", context: context) }
+            let list = snap.channels.filter { p.channel == nil || $0.name == p.channel }
+                .map { ProgramResult(channel: $0.name, program: $0.program.map(programInfo)) }
+            reply(id, list, context: context)
+        case "log_export":
+            guard let p = params(LogExportParams.self) else { return }
+            if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
+            guard let log = ctx.runLog else { return fail(id, .unavailable, "log_export: the run log is disabled ([runlog] enabled = false)", context: context) }
+            guard p.until > p.since else { return fail(id, .invalidParams, "log_export: until (\(p.until)) must be after since (\(p.since))", context: context) }
+            exportLog(log, p, id: id, context: context)
+        case "run_set":
+            guard let p = params(RunSetParams.self) else { return }
+            guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
+            guard let log = ctx.runLog else { return fail(id, .unavailable, "run_set: the run log is disabled", context: context) }
+            let m = p.metadata
+            do {
+                try log.setMetadata(RunMetadata(cellId: m.cellId, chemistry: m.chemistry, operatorNote: m.operatorNote,
+                                                preparationPressureMpa: m.preparationPressureMpa), channel: p.channel, time: Date().timeIntervalSince1970)
+                reply(id, RunResult(channel: p.channel, metadata: m), context: context)
+            } catch { fail(id, .internalError, "run_set: \(error)", context: context) }
+        case "run_get":
+            guard let p = params(ChannelParams.self) else { return }
+            guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
+            guard let log = ctx.runLog else { return fail(id, .unavailable, "run_get: the run log is disabled", context: context) }
+            let m = (try? log.metadata(channel: p.channel)) ?? nil
+            reply(id, RunResult(channel: p.channel, metadata: RunMetadataInfo(cellId: m?.cellId, chemistry: m?.chemistry,
+                                                                            operatorNote: m?.operatorNote, preparationPressureMpa: m?.preparationPressureMpa)),
+                  context: context)
         default:
             fail(id, .unknownMethod, "unknown method '\(head.method)' (methods: \(ControlProtocol.methods.joined(separator: ", ")))", context: context)
         }
@@ -315,13 +404,64 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private func channelIndex(_ name: String) -> Int? { ctx.channels.firstIndex { $0.name == name } }
 
+    /// Methods whose requests are written to the journal and the run log with the
+    /// peer's uid and pid.
+    static let stateChanging: Set<String> = ["set", "hold", "release", "ack", "program_start", "program_pause",
+                                             "program_resume", "program_stop", "run_set", "sim_inject"]
+
+    private func audit(_ method: String, _ bytes: Data) {
+        var request = String(decoding: bytes.prefix(2048), as: UTF8.self)
+        if method == "program_start" { request = "program_start (program text not repeated)" }
+        let uid = peer.map { Int($0.uid) }, pid = peer.map { Int($0.pid) }
+        logger.notice("request", metadata: ["method": "\(method)", "uid": "\(uid.map(String.init) ?? "?")", "pid": "\(pid.map(String.init) ?? "?")"])
+        let channel = (try? decoder.decode(ParamsOnly<OptionalChannelParams>.self, from: bytes))?.params.channel ?? ""
+        ctx.audit(RunLogEvent(time: Date().timeIntervalSince1970, channel: channel, kind: "request", detail: request, uid: uid, pid: pid))
+    }
+
+    /// Streams the samples of [since, until) as CSV chunks, one batch at a time, each
+    /// sent only after the previous one was written (the client's reading paces it).
+    private func exportLog(_ log: RunLog, _ p: LogExportParams, id: RequestID?, context: ChannelHandlerContext) {
+        let eventLoop = context.eventLoop
+        let ctxBox = NIOLoopBound(context, eventLoop: eventLoop)
+        let batch = 2000
+        @Sendable func step(from since: Double, sent: Int, header: Bool) {
+            DispatchQueue.global().async {
+                let rows: [LogSample]
+                do { rows = try log.samples(since: since, until: p.until, channel: p.channel, limit: batch) }
+                catch {
+                    eventLoop.execute { self.fail(id, .internalError, "log_export: \(error)", context: ctxBox.value) }
+                    return
+                }
+                // Rows sharing the last timestamp may straddle batches: stop before it
+                // unless the batch is short, and start the next batch there.
+                let cut = rows.count == batch ? rows.last.flatMap { last in rows.first?.time != last.time ? last.time : nil } : nil
+                let chunk = cut.map { t in rows.filter { $0.time < t } } ?? rows
+                let next = cut ?? p.until
+                let csv = (header ? RunLog.csvHeader + "\n" : "") + chunk.map { RunLog.csvLine($0) + "\n" }.joined()
+                eventLoop.execute {
+                    let context = ctxBox.value
+                    guard context.channel.isActive else { return }
+                    guard var data = try? self.encoder.encode(LogChunkEvent(id: id, csv: csv)) else { return }
+                    data.append(UInt8(ascii: "\n"))
+                    let done = context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: data)))
+                    let total = sent + chunk.count
+                    done.whenSuccess {
+                        if next < p.until { step(from: next, sent: total, header: false) }
+                        else { self.reply(id, LogExportResult(rows: total), context: ctxBox.value) }
+                    }
+                }
+            }
+        }
+        step(from: p.since, sent: 0, header: true)
+    }
+
     private func unknownChannel(_ id: RequestID?, _ name: String, context: ChannelHandlerContext) {
         fail(id, .unknownChannel, "no channel '\(name)' (channels: \(ctx.channels.map(\.name).joined(separator: ", ")))", context: context)
     }
 
     /// Hands a command to the loop and replies when it answers, or with `timeout`.
     /// `map` turns the loop's answer into a result; nil means "use the generic mapping".
-    private func submit<R: Codable>(_ command: LoopCommand, id: RequestID?, method: String, context: ChannelHandlerContext,
+    private func submit<R: Codable & Sendable>(_ command: LoopCommand, id: RequestID?, method: String, context: ChannelHandlerContext,
                                     map: @escaping @Sendable (LoopReply) -> Result<R, ErrorBody>?) {
         let eventLoop = context.eventLoop
         let once = Once()
@@ -361,6 +501,10 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             return .failure(ErrorBody(.invalidParams, "\(method): ramp \(r) MPa/s must be a positive number"))
         case .unavailable(let m):
             return .failure(ErrorBody(.unavailable, "\(method): \(m)"))
+        case .rejected(.noProgram(let m)):
+            return .failure(ErrorBody(.noProgram, "\(method): \(m)"))
+        case .rejected(.invalidProgram(let step, let m)):
+            return .failure(ErrorBody(.invalidProgram, "\(method): steps[\(step)]: \(m)"))
         default:
             return .failure(ErrorBody(.internalError, "\(method): unexpected answer from the control loop"))
         }
@@ -383,20 +527,25 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         let only = p.channels.map(Set.init)
         let period = TimeAmount.nanoseconds(Int64(1e9 / p.rateHz))
         let ctxBox = NIOLoopBound(context, eventLoop: context.eventLoop)
-        var dropped = 0
-        var lastTime = -1.0
+        let state = SubscriptionState()
         // Drop policy: the event is built from the latest snapshot when it is due; if
         // the client's socket buffer is above the high-water mark the event is not
         // written and counted in `dropped` of the next one that is.
         subscriptions[sub] = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: period) { [self] _ in
             let context = ctxBox.value
-            guard let snap = loop.snapshots.latest(), snap.time != lastTime else { return }
-            guard context.channel.isWritable else { dropped += 1; return }
-            lastTime = snap.time
-            send(SampleEvent(subscription: sub, dropped: dropped, channels: StatusMapping.channels(snap, configs: ctx.channels, only: only)), context: context)
-            dropped = 0
+            guard let snap = loop.snapshots.latest(), snap.time != state.lastTime else { return }
+            guard context.channel.isWritable else { state.dropped += 1; return }
+            state.lastTime = snap.time
+            send(SampleEvent(subscription: sub, dropped: state.dropped, channels: StatusMapping.channels(snap, configs: ctx.channels, only: only)), context: context)
+            state.dropped = 0
         }
     }
+}
+
+/// A subscription's counters. Touched only on its connection's event loop.
+final class SubscriptionState: @unchecked Sendable {
+    var dropped = 0
+    var lastTime = -1.0
 }
 
 /// Fires at most once. Only used on one event loop.
@@ -443,4 +592,15 @@ extension String {
         }
         return out
     }
+}
+
+/// A program runner as the wire shows it.
+func programInfo(_ r: ProgramRunner) -> ProgramInfo {
+    ProgramInfo(name: r.program.name, state: r.state.rawValue, step: r.index, steps: r.program.steps.count,
+                stepType: r.currentStep?.name, stepElapsedS: r.elapsed, setpointMpa: r.setpoint)
+}
+
+extension ChannelParameters {
+    /// Just the fields the socket validates against, before the first snapshot.
+    var asState: (limits: PressureLimits, cellArea: Double) { (limits, cellArea) }
 }

@@ -1,9 +1,11 @@
 import CSystemd
+import Dispatch
 import Foundation
 import Logging
 import NIOCore
 import NIOPosix
 import PressCore
+import PressLog
 import PressProtocol
 import ServiceLifecycle
 import Synchronization
@@ -31,46 +33,119 @@ public enum SystemdNotifier {
     }
 }
 
-/// The daemon: the control loop, the control socket and the glue around them, wired as
-/// a ServiceLifecycle group. Start order: loop → socket → event log → systemd notifier;
-/// shutdown runs in reverse, so commands stop before the actuators go to their
-/// shutdown state.
+/// The daemon: the control loop, the run log, the control socket and the glue around
+/// them, wired as a ServiceLifecycle group. Start order: run-log writer → loop →
+/// socket → event log → metrics → reload → systemd notifier; shutdown runs in reverse,
+/// so commands stop first, then the actuators go to their shutdown state, then the
+/// last samples and the restart state are written.
 public final class Daemon: @unchecked Sendable {
-    public static let version = "0.1.0"
-    public let config: DaemonConfig
+    public static let version = "0.2.0"
+    public let configPath: String
+    public private(set) var config: DaemonConfig
     public let loop: ControlLoop
     public let server: ControlServer
+    let runLog: RunLog?
+    let writer: RunLogWriter?
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
+    let startNanos = monotonicNanos()
     /// Set once the control socket is listening.
     let socketReady = Atomic<Bool>(false)
+    let metricsServer: MetricsServer?
 
-    public init(config: DaemonConfig, socketPath: String, logger: Logger) {
+    /// Builds the daemon: opens the run log, restores every channel's persisted state.
+    public init(config: DaemonConfig, configPath: String, socketPath: String, logger: Logger) throws {
         self.config = config
+        self.configPath = configPath
         self.logger = logger
-        let core: LoopCore
+        var core: LoopCore
         switch config.backend {
         case .simulator: core = RigBuilder.simulated(config)
         }
-        loop = ControlLoop(core: core, rate: config.loopRate, timeScale: config.timeScale)
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let ctx = ServerContext(version: Self.version, backend: config.backend, channels: config.channels, startNanos: monotonicNanos())
+        core.logPeriod = config.runlog.samplePeriod
+        if config.runlog.enabled {
+            let path = config.resolvedStateDirectory() + "/runlog.sqlite"
+            let log = try RunLog(path: path)
+            let saved = try log.loadState()
+            core.restore(saved)
+            if !saved.isEmpty {
+                logger.notice("restored channel state", metadata: ["channels": "\(saved.values.map { "\($0.channel)=\($0.mode.rawValue)" }.sorted().joined(separator: ","))", "runlog": "\(path)"])
+            }
+            runLog = log
+        } else {
+            runLog = nil
+        }
+        let loop = ControlLoop(core: core, rate: config.loopRate, timeScale: config.timeScale)
+        self.loop = loop
+        let writer = runLog.map { RunLogWriter(log: $0, loop: loop, interval: config.runlog.flushInterval, retentionDays: config.runlog.retentionDays, logger: logger) }
+        self.writer = writer
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.group = group
+        let audit: @Sendable (RunLogEvent) -> Void = { e in writer?.enqueue(e) }
+        let startNanos = self.startNanos
+        let ctx = ServerContext(version: Self.version, backend: config.backend, channels: config.channels, startNanos: startNanos,
+                                runLog: runLog, audit: audit)
         server = ControlServer(path: socketPath, mode: config.socketMode, loop: loop, context: ctx, group: group, logger: logger)
+        metricsServer = config.metrics.map { address in
+            MetricsServer(address: address, group: group) {
+                guard let snap = loop.snapshots.latest() else { return "" }
+                return MetricsRenderer.render(snap, configs: config.channels, version: Self.version,
+                                              uptime: Double(monotonicNanos() &- startNanos) / 1e9)
+            }
+        }
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
     public func run() async throws {
-        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if writer != nil { services.append(.init(service: WriterService(daemon: self))) }
+        services += [
             .init(service: LoopService(daemon: self), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: SocketService(daemon: self), failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: EventLogService(daemon: self)),
-            .init(service: NotifierService(daemon: self)),
         ]
+        if metricsServer != nil { services.append(.init(service: MetricsService(daemon: self), failureTerminationBehavior: .gracefullyShutdownGroup)) }
+        services += [.init(service: ReloadService(daemon: self)), .init(service: NotifierService(daemon: self))]
         var gc = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         gc.maximumGracefulShutdownDuration = .seconds(10)
         let group = ServiceGroup(configuration: gc)
         try await group.run()
         try await self.group.shutdownGracefully()
+    }
+
+    /// Reloads the configuration file: validated first; on an error the running
+    /// configuration stays. Tuning, limits and ramps change bumplessly; a change of the
+    /// channel set, an actuator type or the backend needs a restart and is refused.
+    /// Returns a one-line result.
+    @discardableResult
+    public func reload() -> Result<String, ConfigError> {
+        let new: DaemonConfig
+        do { new = try DaemonConfig.load(path: configPath) } catch { return .failure(error) }
+        var structural: [String] = []
+        if new.channels.map(\.name) != config.channels.map(\.name) { structural.append("channel names") }
+        if new.backend != config.backend { structural.append("backend") }
+        if new.loopRate != config.loopRate { structural.append("daemon.loop_rate_hz") }
+        for (a, b) in zip(new.channels, config.channels) where a.actuator != b.actuator || a.divider != b.divider || a.control.cellArea != b.control.cellArea {
+            structural.append("channels.\(a.name) actuator type, loop rate or cell area")
+        }
+        guard structural.isEmpty else {
+            return .failure(ConfigError(file: configPath, line: nil, key: nil, message: "changes need a restart: \(structural.joined(separator: ", ")); running configuration kept"))
+        }
+        for (i, c) in new.channels.enumerated() where c.control != config.channels[i].control {
+            _ = loop.inbox.offer(PendingCommand(.reconfigure(channel: i, c.control)) { _ in })
+        }
+        config = new
+        return .success("configuration reloaded from \(configPath)")
+    }
+}
+
+struct WriterService: Service {
+    let daemon: Daemon
+    func run() async throws {
+        daemon.writer?.start()
+        try? await gracefulShutdown()
+        daemon.writer?.stop()
+        daemon.logger.info("run log closed", metadata: ["path": "\(daemon.runLog?.path ?? "-")"])
     }
 }
 
@@ -80,14 +155,16 @@ struct LoopService: Service {
     let daemon: Daemon
     func run() async throws {
         daemon.loop.start()
+        daemon.writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "daemon", detail: "pressd \(Daemon.version) started"))
         daemon.logger.info("control loop started", metadata: [
             "rate_hz": "\(daemon.config.loopRate)", "time_scale": "\(daemon.config.timeScale)",
             "channels": "\(daemon.config.channels.map(\.name).joined(separator: ","))"])
         try? await gracefulShutdown()
         daemon.loop.stop()
         logEvents(daemon)
-        daemon.logger.info("control loop stopped; actuators in their shutdown state",
-                           metadata: ["shutdown": "\(daemon.config.channels.map { "\($0.name)=\($0.shutdown.rawValue)" }.joined(separator: ","))"])
+        let summary = daemon.config.channels.map { "\($0.name)=\($0.shutdown.rawValue)" }.joined(separator: ",")
+        daemon.writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "daemon", detail: "pressd stopped; shutdown actions \(summary)"))
+        daemon.logger.info("control loop stopped; actuators in their shutdown state", metadata: ["shutdown": "\(summary)"])
     }
 }
 
@@ -102,7 +179,43 @@ struct SocketService: Service {
     }
 }
 
-/// Drains the loop's event ring into the log, off the control thread.
+struct MetricsService: Service {
+    let daemon: Daemon
+    func run() async throws {
+        guard let m = daemon.metricsServer else { return }
+        try await m.start()
+        daemon.logger.info("metrics listening", metadata: ["address": "\(m.host):\(m.boundPort ?? m.port)"])
+        try? await gracefulShutdown()
+        await m.stop()
+    }
+}
+
+/// Reloads the configuration on SIGHUP.
+struct ReloadService: Service {
+    let daemon: Daemon
+    func run() async throws {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        let d = daemon
+        source.setEventHandler {
+            SystemdNotifier.notify("RELOADING=1")
+            switch d.reload() {
+            case .success(let msg):
+                d.logger.notice("\(msg)")
+                d.writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "daemon", detail: msg))
+            case .failure(let e):
+                d.logger.error("configuration reload refused: \(e)")
+                d.writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "daemon", detail: "reload refused: \(e)"))
+            }
+            SystemdNotifier.notify("READY=1")
+        }
+        source.resume()
+        try? await gracefulShutdown()
+        source.cancel()
+    }
+}
+
+/// Drains the loop's event ring into the journal and the run log, off the control thread.
 struct EventLogService: Service {
     let daemon: Daemon
     func run() async throws {
@@ -115,23 +228,12 @@ struct EventLogService: Service {
 
 func logEvents(_ daemon: Daemon) {
     let (events, dropped) = daemon.loop.events.drain()
-    if dropped > 0 { daemon.logger.warning("event log overflow", metadata: ["dropped": "\(dropped)"]) }
+    if dropped > 0 { daemon.logger.warning("event ring overflow", metadata: ["dropped": "\(dropped)"]) }
+    let epoch = daemon.loop.epoch
     for e in events {
-        var md: Logger.Metadata = ["channel": "\(e.channel)", "t": "\(round3(e.time))"]
-        switch e.event {
-        case .modeChanged(let from, let to, let reason):
-            md["from"] = "\(from.rawValue)"; md["to"] = "\(to.rawValue)"; md["reason"] = "\(reason)"
-            daemon.logger.notice("mode changed", metadata: md)
-        case .faultRaised(let r, let action):
-            md["fault"] = "\(r.code.rawValue)"; md["action"] = "\(action.rawValue)"
-            daemon.logger.error("fault: \(r.message)", metadata: md)
-        case .faultsAcknowledged(let cleared, let remaining):
-            md["cleared"] = "\(cleared.map(\.rawValue))"; md["remaining"] = "\(remaining.map(\.rawValue))"
-            daemon.logger.notice("faults acknowledged", metadata: md)
-        case .setpointChanged(let target, let ramp):
-            md["setpoint_mpa"] = "\(target)"; md["ramp_mpa_per_s"] = "\(ramp.map { "\($0)" } ?? "step")"
-            daemon.logger.info("setpoint changed", metadata: md)
-        }
+        let f = format(e)
+        daemon.logger.log(level: f.level, "\(f.kind): \(f.detail)", metadata: f.metadata)
+        daemon.writer?.enqueue(RunLogEvent(time: epoch + e.time, channel: e.channel, kind: f.kind, detail: f.detail))
     }
 }
 
@@ -144,36 +246,35 @@ struct NotifierService: Service {
         let watchdog = SystemdNotifier.watchdogInterval()
         var lastTicks: UInt64 = 0
         var lastStatus = ContinuousClock.now - .seconds(10)
+        let period = watchdog.map { min(0.2, $0 / 4) } ?? 0.2
         while !Task.isShuttingDownGracefully {
             let snap = daemon.loop.snapshots.latest()
             if !ready, daemon.socketReady.load(ordering: .acquiring), let snap, snap.channels.allSatisfy({ $0.readings.force != nil }) {
                 ready = true
-                SystemdNotifier.notify("READY=1\nSTATUS=\(summary(snap))")
+                SystemdNotifier.notify("READY=1\nSTATUS=\(statusLine(snap))")
                 daemon.logger.notice("ready", metadata: ["socket": "\(daemon.server.path)"])
             }
             if ready, let snap, ContinuousClock.now - lastStatus >= .seconds(1) {
-                SystemdNotifier.notify("STATUS=\(summary(snap))")
+                SystemdNotifier.notify("STATUS=\(statusLine(snap))")
                 lastStatus = .now
             }
             if let wd = watchdog {
+                // Evidence, not a timer: the tick counter moved and the last tick is recent.
                 let ticks = daemon.loop.tickCounter.load(ordering: .acquiring)
                 let age = Double(monotonicNanos() &- daemon.loop.lastTickNanos.load(ordering: .acquiring)) / 1e9
-                if ticks > lastTicks && age < wd / 2 { SystemdNotifier.notify("WATCHDOG=1") }
+                if ticks > lastTicks && age < max(wd / 4, 5 / daemon.loop.rate) { SystemdNotifier.notify("WATCHDOG=1") }
                 lastTicks = ticks
             }
-            try? await Task.sleep(for: Duration.milliseconds(watchdog.map { max(10, Int($0 * 250)) } ?? 200).clamped(max: .milliseconds(200)))
+            try? await Task.sleep(for: .milliseconds(Int(period * 1000)))
         }
-    }
-
-    func summary(_ s: RigSnapshot) -> String {
-        s.channels.map { c in
-            let p = c.pressure.map { String(format: "%.2f", $0) } ?? "?"
-            let t = c.target.map { String(format: "/%.2f", $0) } ?? ""
-            return "\(c.name) \(c.mode.rawValue) \(p)\(t) MPa" + (c.faults.isEmpty ? "" : " FAULT")
-        }.joined(separator: "; ")
     }
 }
 
-extension Duration {
-    func clamped(max m: Duration) -> Duration { self > m ? m : self }
+/// One line for systemd's STATUS=: every channel's mode and pressure.
+func statusLine(_ s: RigSnapshot) -> String {
+    s.channels.map { c in
+        let p = c.pressure.map { String(format: "%.2f", $0) } ?? "?"
+        let t = c.target.map { String(format: "/%.2f", $0) } ?? ""
+        return "\(c.name) \(c.mode.rawValue) \(p)\(t) MPa" + (c.faults.isEmpty ? "" : " FAULT " + c.faults.map(\.code.rawValue).joined(separator: ","))
+    }.joined(separator: "; ")
 }

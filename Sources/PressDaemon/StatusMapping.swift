@@ -4,7 +4,7 @@ import PressProtocol
 /// Turns core snapshots into wire types.
 enum StatusMapping {
     static func channel(_ s: ChannelState, config c: ChannelConfig) -> ChannelStatus {
-        let l = c.control.limits
+        let l = s.limits
         return ChannelStatus(
             name: s.name, mode: s.mode.rawValue, timeS: s.time,
             setpointMpa: s.target, workingSetpointMpa: s.workingSetpoint,

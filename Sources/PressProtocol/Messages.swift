@@ -10,7 +10,9 @@ public enum ControlProtocol {
     public static let subscriptionRateRange: ClosedRange<Double> = 0.1...100
 
     /// The methods a version-1 server answers.
-    public static let methods = ["hello", "status", "set", "hold", "release", "ack", "subscribe", "unsubscribe", "sim_inject"]
+    public static let methods = ["hello", "status", "set", "hold", "release", "ack", "subscribe", "unsubscribe",
+                                 "program_start", "program_pause", "program_resume", "program_stop", "program_status",
+                                 "log_export", "run_set", "run_get", "sim_inject"]
 
     public static func encoder() -> JSONEncoder {
         let e = JSONEncoder()
@@ -71,6 +73,10 @@ public enum ErrorCode: String, Codable, Sendable {
     case timeout
     /// The method exists but is not available with this backend or configuration.
     case unavailable
+    /// A program file that does not parse or does not fit the channel.
+    case invalidProgram = "invalid_program"
+    /// No program is loaded, or it is not in a state that allows the command.
+    case noProgram = "no_program"
     case internalError = "internal"
 }
 
@@ -159,11 +165,16 @@ public struct SimInjectParams: Codable, Sendable {
     public var currentMa: Double?
     public var cyclePeriodS: Double?
     public var thicknessStepUm: Double?
+    public var stallS: Double?
+    public var emergencyStop: Bool?
+    public var charging: Bool?
     public init(channel: String, forceBiasN: Double? = nil, sensorDisconnected: Bool? = nil, ambientC: Double? = nil,
-                supplyMpa: Double? = nil, currentMa: Double? = nil, cyclePeriodS: Double? = nil, thicknessStepUm: Double? = nil) {
+                supplyMpa: Double? = nil, currentMa: Double? = nil, cyclePeriodS: Double? = nil, thicknessStepUm: Double? = nil,
+                stallS: Double? = nil, emergencyStop: Bool? = nil, charging: Bool? = nil) {
         self.channel = channel; self.forceBiasN = forceBiasN; self.sensorDisconnected = sensorDisconnected
         self.ambientC = ambientC; self.supplyMpa = supplyMpa; self.currentMa = currentMa
         self.cyclePeriodS = cyclePeriodS; self.thicknessStepUm = thicknessStepUm
+        self.stallS = stallS; self.emergencyStop = emergencyStop; self.charging = charging
     }
 }
 
@@ -335,4 +346,80 @@ public struct SampleEvent: Codable, Sendable {
     public init(subscription: Int, dropped: Int, channels: [ChannelStatus]) {
         self.event = "sample"; self.subscription = subscription; self.dropped = dropped; self.channels = channels
     }
+}
+
+// MARK: Programs, run log, run metadata
+
+public struct ProgramStartParams: Codable, Sendable {
+    public var channel: String
+    /// The program file's TOML text (see docs/programs.md).
+    public var program: String
+    /// Shown in errors, e.g. the file name.
+    public var source: String?
+    public init(channel: String, program: String, source: String? = nil) { self.channel = channel; self.program = program; self.source = source }
+}
+
+public struct ProgramInfo: Codable, Sendable, Equatable {
+    public var name: String
+    public var state: String
+    public var step: Int
+    public var steps: Int
+    public var stepType: String?
+    public var stepElapsedS: Double
+    public var setpointMpa: Double?
+    public init(name: String, state: String, step: Int, steps: Int, stepType: String?, stepElapsedS: Double, setpointMpa: Double?) {
+        self.name = name; self.state = state; self.step = step; self.steps = steps
+        self.stepType = stepType; self.stepElapsedS = stepElapsedS; self.setpointMpa = setpointMpa
+    }
+}
+
+public struct ProgramResult: Codable, Sendable {
+    public var channel: String
+    /// Absent when no program is loaded.
+    public var program: ProgramInfo?
+    public init(channel: String, program: ProgramInfo?) { self.channel = channel; self.program = program }
+}
+
+public struct LogExportParams: Codable, Sendable {
+    /// Unix seconds.
+    public var since: Double
+    public var until: Double
+    public var channel: String?
+    public init(since: Double, until: Double, channel: String? = nil) { self.since = since; self.until = until; self.channel = channel }
+}
+
+/// Pushed while a `log_export` runs: CSV lines (with the header in the first chunk).
+public struct LogChunkEvent: Codable, Sendable {
+    public var event: String
+    public var id: RequestID?
+    public var csv: String
+    public init(id: RequestID?, csv: String) { self.event = "log_chunk"; self.id = id; self.csv = csv }
+}
+
+public struct LogExportResult: Codable, Sendable {
+    public var rows: Int
+    public init(rows: Int) { self.rows = rows }
+}
+
+public struct RunMetadataInfo: Codable, Sendable, Equatable {
+    public var cellId: String?
+    public var chemistry: String?
+    public var operatorNote: String?
+    /// Fabrication pressure, MPa: kept apart from the stack pressure pressd regulates.
+    public var preparationPressureMpa: Double?
+    public init(cellId: String? = nil, chemistry: String? = nil, operatorNote: String? = nil, preparationPressureMpa: Double? = nil) {
+        self.cellId = cellId; self.chemistry = chemistry; self.operatorNote = operatorNote; self.preparationPressureMpa = preparationPressureMpa
+    }
+}
+
+public struct RunSetParams: Codable, Sendable {
+    public var channel: String
+    public var metadata: RunMetadataInfo
+    public init(channel: String, metadata: RunMetadataInfo) { self.channel = channel; self.metadata = metadata }
+}
+
+public struct RunResult: Codable, Sendable {
+    public var channel: String
+    public var metadata: RunMetadataInfo
+    public init(channel: String, metadata: RunMetadataInfo) { self.channel = channel; self.metadata = metadata }
 }

@@ -165,3 +165,47 @@ extension PneumaticModel {
     /// Changes the compression at once by `microns` (a sudden swelling of the cell).
     mutating func bumpCompression(_ microns: Double) { compression += microns }
 }
+
+// MARK: Persistence (the simulated plant survives a daemon restart like real hardware)
+
+extension CellModel {
+    func export(into d: inout [String: Double]) {
+        d["cell.charge"] = charge; d["cell.creep"] = creep; d["cell.temperature"] = temperature
+    }
+    mutating func restore(_ d: [String: Double]) {
+        charge = d["cell.charge"] ?? charge; creep = d["cell.creep"] ?? creep; temperature = d["cell.temperature"] ?? temperature
+    }
+}
+
+extension SpringFixtureModel {
+    func exportState() -> [String: Double] {
+        var d: [String: Double] = ["spring.motor": Double(motorSteps), "spring.nut": nut, "spring.force": force,
+                                   "spring.target": target, "frame.temperature": frame.temperature]
+        cell.export(into: &d)
+        return d
+    }
+    mutating func restore(_ d: [String: Double]) {
+        motorSteps = Int(d["spring.motor"] ?? Double(motorSteps)); nut = d["spring.nut"] ?? nut
+        force = d["spring.force"] ?? force; target = d["spring.target"] ?? target
+        frame.temperature = d["frame.temperature"] ?? frame.temperature
+        cell.restore(d)
+    }
+}
+
+extension PneumaticModel {
+    func exportState() -> [String: Double] {
+        var d: [String: Double] = ["pneu.chamber": chamber, "pneu.force": force, "pneu.compression": compression,
+                                   "pneu.command": command, "pneu.hysteresis": hysteresisState, "pneu.delayed": delayed,
+                                   "frame.temperature": frame.temperature]
+        cell.export(into: &d)
+        return d
+    }
+    mutating func restore(_ d: [String: Double]) {
+        chamber = d["pneu.chamber"] ?? chamber; force = d["pneu.force"] ?? force
+        compression = d["pneu.compression"] ?? compression; command = d["pneu.command"] ?? command
+        hysteresisState = d["pneu.hysteresis"] ?? hysteresisState; delayed = d["pneu.delayed"] ?? delayed
+        delayLine = []
+        frame.temperature = d["frame.temperature"] ?? frame.temperature
+        cell.restore(d)
+    }
+}

@@ -79,11 +79,11 @@ public struct CellModel: Sendable, Equatable {
 
     public var p: Parameters
     /// Charge moved, mAh/cm² (positive = plated on the anode).
-    public private(set) var charge: Double = 0
+    public internal(set) var charge: Double = 0
     /// Creep displacement, µm.
-    public private(set) var creep: Double = 0
+    public internal(set) var creep: Double = 0
     /// Cell temperature, °C.
-    public private(set) var temperature: Double
+    public internal(set) var temperature: Double
 
     public init(parameters: Parameters, temperature: Double = 25) {
         self.p = parameters

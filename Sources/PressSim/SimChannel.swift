@@ -35,8 +35,16 @@ public struct SimInjection: Sendable, Equatable {
     public var cyclePeriod: Double?
     /// Adds µm of cell thickness at once (e.g. a sudden swelling event).
     public var thicknessStep: Double?
+    /// The next sensor read blocks this many wall-clock seconds (a hung device).
+    public var stallSeconds: Double?
+    /// Drives the emergency-stop input.
+    public var emergencyStop: Bool?
+    /// Drives the cycler's "charging" signal (nil: follows the cycler current).
+    public var charging: Bool?
     public init(forceBias: Double? = nil, sensorDisconnected: Bool? = nil, ambient: Double? = nil, supply: Double? = nil,
-                current: Double? = nil, cyclePeriod: Double? = nil, thicknessStep: Double? = nil) {
+                current: Double? = nil, cyclePeriod: Double? = nil, thicknessStep: Double? = nil,
+                stallSeconds: Double? = nil, emergencyStop: Bool? = nil, charging: Bool? = nil) {
+        self.stallSeconds = stallSeconds; self.emergencyStop = emergencyStop; self.charging = charging
         self.forceBias = forceBias; self.sensorDisconnected = sensorDisconnected; self.ambient = ambient
         self.supply = supply; self.current = current; self.cyclePeriod = cyclePeriod; self.thicknessStep = thicknessStep
     }
@@ -58,6 +66,9 @@ public final class SimChannel: ChannelBackend {
     private var extraThickness: Double = 0
     /// Interfacial-resistance measurement noise, relative.
     public var impedanceNoise: Double = 0.01
+    private var pendingStall: Double = 0
+    private var emergencyStop = false
+    private var chargingOverride: Bool?
 
     public init(fixture: SimFixture, loadCell: LoadCellModel, cycler: CyclerProfile = .init(),
                 ambient: Double = 25, seed: UInt64 = 1, substep: Double = 0.001) {
@@ -83,6 +94,28 @@ public final class SimChannel: ChannelBackend {
 
     public var presentOutput: Double? { output }
 
+    public func persistentState() -> [String: Double]? {
+        var d: [String: Double]
+        switch fixture {
+        case .spring(let s): d = s.exportState()
+        case .pneumatic(let p): d = p.exportState()
+        }
+        d["output"] = output
+        d["loadcell.bias"] = loadCell.bias
+        d["ambient"] = ambient
+        return d
+    }
+
+    public func restore(_ d: [String: Double]) {
+        output = d["output"] ?? output
+        loadCell.bias = d["loadcell.bias"] ?? loadCell.bias
+        ambient = d["ambient"] ?? ambient
+        switch fixture {
+        case .spring(var s): s.restore(d); fixture = .spring(s)
+        case .pneumatic(var p): p.restore(d); fixture = .pneumatic(p)
+        }
+    }
+
     /// Advances the physics to `t` s.
     public func advance(to t: Double) {
         while time + substep <= t + 1e-12 {
@@ -103,6 +136,11 @@ public final class SimChannel: ChannelBackend {
     }
 
     public func read(now: Double) -> ChannelReadings {
+        if pendingStall > 0 {
+            let s = pendingStall
+            pendingStall = 0
+            usleep(useconds_t(s * 1e6))
+        }
         advance(to: now)
         let c = cell
         let pressure = trueForce / (c.p.area * 100)
@@ -111,7 +149,9 @@ public final class SimChannel: ChannelBackend {
             force: loadCell.last,
             temperature: Sample(value: c.temperature, time: time),
             current: Sample(value: cycler.current(at: time), time: time),
-            interfacialResistance: Sample(value: r, time: time))
+            interfacialResistance: Sample(value: r, time: time),
+            charging: chargingOverride ?? (cycler.current(at: time) > 0),
+            emergencyStop: emergencyStop)
     }
 
     public func apply(output value: Double, now: Double) {
@@ -121,6 +161,9 @@ public final class SimChannel: ChannelBackend {
     /// Applies an injected disturbance. Fields left nil are unchanged.
     public func inject(_ j: SimInjection) {
         if let b = j.forceBias { loadCell.bias = b }
+        if let s = j.stallSeconds { pendingStall = s }
+        if let e = j.emergencyStop { emergencyStop = e }
+        if let c = j.charging { chargingOverride = c }
         if let d = j.sensorDisconnected { loadCell.disconnected = d }
         if let a = j.ambient { ambient = a }
         if let i = j.current { cycler.current = i }

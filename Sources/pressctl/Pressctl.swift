@@ -68,7 +68,7 @@ struct Pressctl: ParsableCommand {
         commandName: "pressctl",
         abstract: "Watch and steer pressd, the stack-pressure control daemon.",
         version: "0.1.0",
-        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Sim.self],
+        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Sim.self],
         defaultSubcommand: Status.self)
 }
 
@@ -210,12 +210,16 @@ struct Sim: ParsableCommand {
     @Option(name: .long, help: "Cycler current, mA.") var current: Double?
     @Option(name: .long, help: "Cycler period (charge + discharge), s; 0 = constant current.") var cyclePeriod: Double?
     @Option(name: .long, help: "Sudden cell thickness change, µm.") var thicknessStepUm: Double?
+    @Option(name: .long, help: "Block the next sensor read this many seconds (a hung device; stalls the loop).") var stall: Double?
+    @Option(name: .long, help: "Drive the emergency-stop input (true = stop).") var emergencyStop: Bool?
+    @Option(name: .long, help: "Drive the cycler's charging signal.") var charging: Bool?
     @OptionGroup var conn: Connection
 
     func run() throws {
         let c = try conn.connect()
         let p = SimInjectParams(channel: try conn.requireChannel(c), forceBiasN: forceBias, sensorDisconnected: sensorDisconnected,
-                                ambientC: ambient, supplyMpa: supply, currentMa: current, cyclePeriodS: cyclePeriod, thicknessStepUm: thicknessStepUm)
+                                ambientC: ambient, supplyMpa: supply, currentMa: current, cyclePeriodS: cyclePeriod, thicknessStepUm: thicknessStepUm,
+                                stallS: stall, emergencyStop: emergencyStop, charging: charging)
         let r = call(c, "sim_inject", p, as: OkResult.self)
         conn.json ? printJSON(r) : print("ok")
     }

@@ -22,6 +22,9 @@ struct Pressd: AsyncParsableCommand {
     @Option(name: .long, help: "Simulated seconds per wall-clock second (simulator only; overrides simulator.time_scale).")
     var timeScale: Double?
 
+    @Option(name: .long, help: "Directory for the run log and restart state (overrides daemon.state_dir).")
+    var stateDir: String?
+
     @Flag(name: .long, help: "Validate the configuration, print a summary and exit.")
     var checkConfig = false
 
@@ -40,15 +43,28 @@ struct Pressd: AsyncParsableCommand {
             print("\(config): OK, \(cfg.channels.count) channel(s): " + cfg.channels.map { "\($0.name) (\($0.actuator.rawValue), \($0.control.cellArea) cm², trip \($0.control.limits.trip) MPa)" }.joined(separator: ", "))
             return
         }
+        if let stateDir { cfg.stateDir = stateDir }
         let level = Logger.Level(rawValue: cfg.logLevel) ?? .info
+        // Under systemd, structured journal fields; otherwise plain lines on stderr.
+        let journal = JournalLogHandler.stderrIsJournal()
         LoggingSystem.bootstrap { label in
+            if journal {
+                var h = JournalLogHandler(label: label)
+                h.logLevel = level
+                return h
+            }
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level
             return h
         }
         let logger = Logger(label: "pressd")
         let path = socket ?? cfg.socketPath ?? SocketPath.resolveDefault()
-        let daemon = Daemon(config: cfg, socketPath: path, logger: logger)
+        let daemon: Daemon
+        do { daemon = try Daemon(config: cfg, configPath: config, socketPath: path, logger: logger) }
+        catch {
+            logger.critical("cannot start: \(error)", metadata: ["state_dir": "\(cfg.resolvedStateDirectory())"])
+            throw ExitCode(1)
+        }
         logger.notice("pressd \(Daemon.version) starting", metadata: ["config": "\(config)", "backend": "\(cfg.backend.rawValue)"])
         do { try await daemon.run() }
         catch {

@@ -115,3 +115,42 @@ struct ProcessTests {
         #expect(heldOutput > 1000)
     }
 }
+
+@Suite("systemd units")
+struct SystemdUnitTests {
+    /// Copies the units with ExecStart pointing at the built binary (verify checks it).
+    func stagedUnits() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-units-\(UUID().uuidString.prefix(6))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let service = try String(contentsOfFile: repoRoot + "/systemd/pressd.service", encoding: .utf8)
+            .replacingOccurrences(of: "/usr/local/bin/pressd", with: binDir + "/pressd")
+        try service.write(toFile: dir + "/pressd.service", atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: repoRoot + "/systemd/pressd.socket", toPath: dir + "/pressd.socket")
+        return dir
+    }
+
+    func systemdAnalyze(_ args: [String]) throws -> Run {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-analyze")
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    @Test("systemd-analyze verify is clean and the service's exposure is 2.0 or lower")
+    func analyze() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze"), "install the 'systemd' package")
+        let dir = try stagedUnits()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let v = try systemdAnalyze(["verify", "--man=no", dir + "/pressd.service", dir + "/pressd.socket"])
+        #expect(v.status == 0 && v.stderr.isEmpty, "\(v.stderr)")
+        let s = try systemdAnalyze(["security", "--offline=true", "--threshold=20", dir + "/pressd.service"])
+        #expect(s.status == 0, "\(s.stdout.split(separator: "\n").last ?? "")")
+        // And the check can fail: a stricter threshold than we meet is refused.
+        #expect(try systemdAnalyze(["security", "--offline=true", "--threshold=10", dir + "/pressd.service"]).status != 0)
+    }
+}

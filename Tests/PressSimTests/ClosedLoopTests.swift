@@ -108,3 +108,29 @@ struct ClosedLoopTests {
         #expect(sim.trueForce < 600) // the screw is backing off
     }
 }
+
+@Suite("Supply dip on the pneumatic channel")
+struct SupplyDipTests {
+    @Test("a supply too low for the setpoint is reported as cannot_reach_setpoint; no windup, no overshoot when it returns")
+    func supplyDip() throws {
+        let sim = SimPresets.pneumaticChannel()
+        var params = SimPresets.pneumaticController()
+        params.limits.saturationTimeout = 10
+        var loop = ClosedLoop(controller: ChannelController(parameters: params), backend: sim)
+        try loop.controller.setTarget(5)
+        loop.run(for: 20)
+        sim.inject(SimInjection(supply: 0.25)) // 5 MPa needs ≈0.334 MPa of air
+        var sawSaturated = false
+        loop.run(for: 30) { s in if s.terms.saturated { sawSaturated = true } }
+        #expect(loop.controller.mode == .tripped)
+        #expect(loop.controller.faults.records.map(\.code) == [.cannotReachSetpoint])
+        #expect(sawSaturated)
+        // The integrator stayed bounded by the output limit (back-calculation).
+        #expect(loop.controller.pid.integral <= params.pid.outputMax + 0.05)
+        sim.inject(SimInjection(supply: 0.7))
+        var peak = 0.0
+        loop.run(for: 20) { s in peak = max(peak, s.pressure ?? 0) }
+        #expect(peak < 5 * 1.05, "peak \(peak) MPa after the supply returned")
+        #expect(abs((loop.controller.state.pressure ?? 0) - 5) < 0.25)
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import PressCore
+
+/// Renders the Prometheus text exposition format (version 0.0.4) from a snapshot.
+/// Base SI units with a `pressd_` prefix; rig identity belongs in the scrape config.
+public enum MetricsRenderer {
+    public static func render(_ snap: RigSnapshot, configs: [ChannelConfig], version: String, uptime: Double) -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+        func sample(_ name: String, _ labels: [(String, String)], _ value: Double) {
+            let l = labels.isEmpty ? "" : "{" + labels.map { "\($0.0)=\"\($0.1)\"" }.joined(separator: ",") + "}"
+            out += "\(name)\(l) \(value.isFinite ? "\(value)" : (value.isNaN ? "NaN" : (value > 0 ? "+Inf" : "-Inf")))\n"
+        }
+        family("pressd_build_info", "gauge", "Version of the running pressd.")
+        sample("pressd_build_info", [("version", version)], 1)
+        family("pressd_uptime_seconds", "gauge", "Seconds since pressd started.")
+        sample("pressd_uptime_seconds", [], uptime)
+
+        let chans = zip(snap.channels, configs)
+        family("pressd_stack_pressure_pascals", "gauge", "Measured stack pressure (force / cell area).")
+        for (c, _) in chans { if let p = c.pressure { sample("pressd_stack_pressure_pascals", [("channel", c.name)], p * 1e6) } }
+        family("pressd_setpoint_pascals", "gauge", "Operator's target stack pressure.")
+        for (c, _) in chans { if let t = c.target { sample("pressd_setpoint_pascals", [("channel", c.name)], t * 1e6) } }
+        family("pressd_control_error_ratio", "gauge", "(pressure - setpoint) / setpoint while regulating.")
+        for (c, _) in chans where c.mode == .regulating {
+            if let t = c.target, let p = c.pressure, t > 0 { sample("pressd_control_error_ratio", [("channel", c.name)], (p - t) / t) }
+        }
+        family("pressd_load_cell_force_newtons", "gauge", "Measured total force on the cell.")
+        for (c, _) in chans { if let f = c.force { sample("pressd_load_cell_force_newtons", [("channel", c.name)], f) } }
+        family("pressd_actuator_output", "gauge", "Actuator output in its own unit (label unit).")
+        for (c, cfg) in chans { sample("pressd_actuator_output", [("channel", c.name), ("unit", cfg.actuator.outputUnit)], c.output) }
+        family("pressd_channel_mode", "gauge", "1 for the channel's present mode.")
+        for (c, _) in chans {
+            for m in ["released", "holding", "regulating", "tripped"] {
+                sample("pressd_channel_mode", [("channel", c.name), ("mode", m)], c.mode.rawValue == m ? 1 : 0)
+            }
+        }
+        family("pressd_fault_active", "gauge", "1 while a fault of this code is latched (active or unacknowledged).")
+        for (c, _) in chans {
+            for code in FaultCode.allCases {
+                sample("pressd_fault_active", [("channel", c.name), ("code", code.rawValue)], c.faults.contains { $0.code == code } ? 1 : 0)
+            }
+        }
+        family("pressd_in_band", "gauge", "1 while regulating inside the configured band.")
+        for (c, _) in chans { sample("pressd_in_band", [("channel", c.name)], c.inBand ? 1 : 0) }
+        let s = snap.stats
+        family("pressd_control_loop_ticks_total", "counter", "Control-loop ticks completed.")
+        sample("pressd_control_loop_ticks_total", [], Double(s.ticks))
+        family("pressd_control_loop_overruns_total", "counter", "Ticks that woke more than one period late.")
+        sample("pressd_control_loop_overruns_total", [], Double(s.overruns))
+        family("pressd_control_loop_jitter_seconds", "gauge", "Wake-up lateness of the last tick.")
+        sample("pressd_control_loop_jitter_seconds", [], s.lastJitter)
+        family("pressd_control_loop_jitter_max_seconds", "gauge", "Largest wake-up lateness since start.")
+        sample("pressd_control_loop_jitter_max_seconds", [], s.maxJitter)
+        family("pressd_control_loop_duration_max_seconds", "gauge", "Longest tick body since start.")
+        sample("pressd_control_loop_duration_max_seconds", [], s.maxTickDuration)
+        return out
+    }
+}
+
+/// Serves `GET /metrics` on a loopback TCP address.
+final class MetricsServer: @unchecked Sendable {
+    let host: String
+    let port: Int
+    let render: @Sendable () -> String
+    let group: EventLoopGroup
+    private var channel: Channel?
+
+    init(address: String, group: EventLoopGroup, render: @escaping @Sendable () -> String) {
+        let colon = address.lastIndex(of: ":")!
+        host = String(address[..<colon]); port = Int(address[address.index(after: colon)...])!
+        self.group = group; self.render = render
+    }
+
+    /// The bound port (useful with port 0 in tests).
+    var boundPort: Int? { channel?.localAddress?.port }
+
+    func start() async throws {
+        let render = self.render
+        channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { ch in
+                ch.pipeline.configureHTTPServerPipeline().flatMap { ch.pipeline.addHandler(MetricsHandler(render: render)) }
+            }
+            .bind(host: host, port: port).get()
+    }
+
+    func stop() async { try? await channel?.close() }
+}
+
+final class MetricsHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    let render: @Sendable () -> String
+    private var path = ""
+
+    init(render: @escaping @Sendable () -> String) { self.render = render }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h): path = h.method == .GET ? h.uri : ""
+        case .body: break
+        case .end:
+            let ok = path == "/metrics"
+            let body = ok ? render() : "not found: try /metrics\n"
+            var head = HTTPResponseHead(version: .http1_1, status: ok ? .ok : .notFound)
+            head.headers.add(name: "Content-Type", value: ok ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain")
+            head.headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import Logging
+import PressCore
+import PressLog
+import Synchronization
+
+/// How a loop event reads in the journal and in the run log.
+struct FormattedEvent {
+    var kind: String
+    var detail: String
+    var level: Logger.Level
+    var metadata: Logger.Metadata
+}
+
+func format(_ e: LoopEvent) -> FormattedEvent {
+    var md: Logger.Metadata = ["channel": "\(e.channel)", "t": "\(round3(e.time))"]
+    switch e.event {
+    case .modeChanged(let from, let to, let reason):
+        md["from"] = "\(from.rawValue)"; md["to"] = "\(to.rawValue)"
+        return FormattedEvent(kind: "mode", detail: "\(from.rawValue) → \(to.rawValue): \(reason)", level: .notice, metadata: md)
+    case .faultRaised(let r, let action):
+        md["fault"] = "\(r.code.rawValue)"; md["action"] = "\(action.rawValue)"
+        return FormattedEvent(kind: "fault", detail: "\(r.code.rawValue) (\(action.rawValue)): \(r.message)", level: .error, metadata: md)
+    case .faultsAcknowledged(let cleared, let remaining):
+        md["cleared"] = "\(cleared.map(\.rawValue).joined(separator: ","))"
+        md["remaining"] = "\(remaining.map(\.rawValue).joined(separator: ","))"
+        return FormattedEvent(kind: "ack", detail: "cleared [\(cleared.map(\.rawValue).joined(separator: ", "))], remaining [\(remaining.map(\.rawValue).joined(separator: ", "))]", level: .notice, metadata: md)
+    case .setpointChanged(let target, let ramp):
+        md["setpoint_mpa"] = "\(target)"
+        return FormattedEvent(kind: "setpoint", detail: "\(target) MPa, ramp \(ramp.map { "\($0) MPa/s" } ?? "step")", level: .info, metadata: md)
+    case .programStep(let name, let index, let step):
+        md["program"] = "\(name)"; md["step"] = "\(index)"
+        return FormattedEvent(kind: "program", detail: "\(name): step \(index) (\(step))", level: .info, metadata: md)
+    case .programState(let name, let state, let detail):
+        md["program"] = "\(name)"; md["state"] = "\(state)"
+        return FormattedEvent(kind: "program", detail: "\(name) \(state)\(detail.isEmpty ? "" : ": " + detail)", level: .notice, metadata: md)
+    }
+}
+
+/// Writes the run log from its own thread: every flush interval it drains the loop's
+/// samples and the queued events into one transaction and stores every channel's
+/// restart state. Write errors are logged and the batch is retried, bounded.
+final class RunLogWriter: @unchecked Sendable {
+    let log: RunLog
+    let loop: ControlLoop
+    let interval: Double
+    let retention: Double
+    let logger: Logger
+    private let queued = Mutex<[RunLogEvent]>([])
+    private let stopFlag = Atomic<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
+    private var backlog: (samples: [LogSample], events: [RunLogEvent]) = ([], [])
+    private var lastPrune = 0.0
+    private var lastError = 0.0
+    private var thread: Thread?
+
+    init(log: RunLog, loop: ControlLoop, interval: Double, retentionDays: Double, logger: Logger) {
+        self.log = log; self.loop = loop; self.interval = interval
+        self.retention = retentionDays * 86400; self.logger = logger
+    }
+
+    /// Queues an event for the next flush.
+    func enqueue(_ e: RunLogEvent) { queued.withLock { $0.append(e) } }
+
+    func start() {
+        let t = Thread { [self] in
+            while !stopFlag.load(ordering: .acquiring) {
+                Thread.sleep(forTimeInterval: interval)
+                flush()
+            }
+            flush()
+            done.signal()
+        }
+        t.name = "pressd-runlog"
+        thread = t
+        t.start()
+    }
+
+    /// Stops after a last flush (call after the loop has stopped).
+    func stop() {
+        guard thread != nil else { return }
+        stopFlag.store(true, ordering: .releasing)
+        done.wait()
+        thread = nil
+    }
+
+    func flush() {
+        let (samples, dropped) = loop.samples.drain()
+        let events = queued.withLock { q -> [RunLogEvent] in defer { q.removeAll() }; return q }
+        backlog.samples += samples
+        backlog.events += events
+        if dropped > 0 {
+            backlog.events.append(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "daemon",
+                                           detail: "run log fell behind: \(dropped) samples dropped"))
+        }
+        let now = Date().timeIntervalSince1970
+        do {
+            try log.append(samples: backlog.samples, events: backlog.events)
+            backlog = ([], [])
+            if let snap = loop.snapshots.latest() { try log.saveState(persisted(snap, now: now)) }
+            if retention > 0, now - lastPrune > 3600 {
+                lastPrune = now
+                let n = try log.prune(before: now - retention)
+                if n > 0 { logger.info("run log retention: pruned old rows", metadata: ["rows": "\(n)"]) }
+            }
+        } catch {
+            if now - lastError > 60 {
+                lastError = now
+                logger.error("run log write failed; retrying", metadata: ["error": "\(error)", "path": "\(log.path)", "backlog": "\(backlog.samples.count)"])
+            }
+            if backlog.samples.count > 200_000 { backlog.samples.removeFirst(backlog.samples.count - 200_000) }
+            if backlog.events.count > 20_000 { backlog.events.removeFirst(backlog.events.count - 20_000) }
+        }
+    }
+
+    func persisted(_ snap: RigSnapshot, now: Double) -> [PersistedChannel] {
+        snap.channels.enumerated().map { i, c in
+            let program = c.program.flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) }
+            return PersistedChannel(channel: c.name, mode: c.mode, target: c.target, ramp: c.ramp, output: c.output,
+                                    faults: c.faults, program: program, backend: snap.backendStates[i], updated: now)
+        }
+    }
+}

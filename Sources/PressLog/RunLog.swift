@@ -1,0 +1,236 @@
+import Foundation
+import GRDB
+import PressCore
+
+/// One logged sample of a channel: the state at the end of a logging period plus the
+/// minimum, maximum and mean of the fast loop's pressure over that period.
+public struct LogSample: Sendable, Equatable {
+    /// Unix time, s.
+    public var time: Double
+    public var channel: String
+    public var mode: String
+    public var setpoint: Double?
+    public var pressure: Double?
+    public var pressureMin: Double?
+    public var pressureMax: Double?
+    public var pressureMean: Double?
+    public var force: Double?
+    public var output: Double
+    public var temperature: Double?
+    public var current: Double?
+    public var resistance: Double?
+    /// Loop ticks that contributed to min/max/mean.
+    public var count: Int
+
+    public init(time: Double, channel: String, mode: String, setpoint: Double?, pressure: Double?, pressureMin: Double?,
+                pressureMax: Double?, pressureMean: Double?, force: Double?, output: Double, temperature: Double?,
+                current: Double?, resistance: Double?, count: Int) {
+        self.time = time; self.channel = channel; self.mode = mode; self.setpoint = setpoint; self.pressure = pressure
+        self.pressureMin = pressureMin; self.pressureMax = pressureMax; self.pressureMean = pressureMean
+        self.force = force; self.output = output; self.temperature = temperature; self.current = current
+        self.resistance = resistance; self.count = count
+    }
+}
+
+/// Something that happened: a setpoint change (with who asked), a fault, a mode
+/// change, a program step, an acknowledgement.
+public struct RunLogEvent: Sendable, Equatable {
+    public var time: Double
+    /// Empty for daemon-wide events.
+    public var channel: String
+    /// e.g. `setpoint`, `fault`, `mode`, `ack`, `program`, `request`, `daemon`.
+    public var kind: String
+    public var detail: String
+    public var uid: Int?
+    public var pid: Int?
+    public init(time: Double, channel: String, kind: String, detail: String, uid: Int? = nil, pid: Int? = nil) {
+        self.time = time; self.channel = channel; self.kind = kind; self.detail = detail; self.uid = uid; self.pid = pid
+    }
+}
+
+/// What pressd remembers about a channel across restarts.
+public struct PersistedChannel: Sendable, Equatable, Codable {
+    public var channel: String
+    public var mode: ChannelMode
+    public var target: Double?
+    public var ramp: Double?
+    public var output: Double
+    public var faults: [FaultRecord]
+    /// The program runner's state, JSON, if a program is loaded.
+    public var program: String?
+    /// The backend's own state (the simulated plant), if it keeps one.
+    public var backend: [String: Double]?
+    public var updated: Double
+
+    public init(channel: String, mode: ChannelMode, target: Double?, ramp: Double?, output: Double, faults: [FaultRecord],
+                program: String?, backend: [String: Double]?, updated: Double) {
+        self.channel = channel; self.mode = mode; self.target = target; self.ramp = ramp; self.output = output
+        self.faults = faults; self.program = program; self.backend = backend; self.updated = updated
+    }
+}
+
+/// Run metadata of a channel (a cell under test). Preparation pressure is kept apart
+/// from stack pressure, as the field's reporting standard asks.
+public struct RunMetadata: Sendable, Equatable, Codable {
+    public var cellId: String?
+    public var chemistry: String?
+    public var operatorNote: String?
+    /// Fabrication (densification) pressure, MPa: not the stack pressure.
+    public var preparationPressureMpa: Double?
+    public init(cellId: String? = nil, chemistry: String? = nil, operatorNote: String? = nil, preparationPressureMpa: Double? = nil) {
+        self.cellId = cellId; self.chemistry = chemistry; self.operatorNote = operatorNote; self.preparationPressureMpa = preparationPressureMpa
+    }
+}
+
+/// The run log: an SQLite database in WAL mode in the state directory.
+///
+/// Written by one writer (``RunLogWriter``'s thread), read by anyone. Every write is a
+/// short transaction; with WAL and `synchronous=NORMAL` a committed transaction
+/// survives the process being killed (only a power cut may lose the last commits).
+public final class RunLog: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    /// Opens (creating if needed) the database at `path` and migrates its schema.
+    public init(path: String) throws {
+        self.path = path
+        let dir = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        var config = Configuration()
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE samples (
+                    t REAL NOT NULL, channel TEXT NOT NULL, mode TEXT NOT NULL,
+                    setpoint_mpa REAL, pressure_mpa REAL, pressure_min_mpa REAL, pressure_max_mpa REAL,
+                    pressure_mean_mpa REAL, force_n REAL, output REAL NOT NULL, temperature_c REAL,
+                    current_ma REAL, resistance_ohm_cm2 REAL, ticks INTEGER NOT NULL);
+                CREATE INDEX samples_channel_t ON samples(channel, t);
+                CREATE INDEX samples_t ON samples(t);
+                CREATE TABLE events (
+                    t REAL NOT NULL, channel TEXT NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL,
+                    uid INTEGER, pid INTEGER);
+                CREATE INDEX events_t ON events(t);
+                CREATE TABLE channel_state (channel TEXT PRIMARY KEY, json TEXT NOT NULL, updated REAL NOT NULL);
+                CREATE TABLE run_metadata (channel TEXT PRIMARY KEY, json TEXT NOT NULL, updated REAL NOT NULL);
+                """)
+        }
+        try migrator.migrate(pool)
+    }
+
+    /// Appends samples and events in one transaction.
+    public func append(samples: [LogSample], events: [RunLogEvent]) throws {
+        guard !samples.isEmpty || !events.isEmpty else { return }
+        try pool.write { db in
+            let ins = try db.makeStatement(sql: """
+                INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                """)
+            for s in samples {
+                try ins.execute(arguments: [s.time, s.channel, s.mode, s.setpoint, s.pressure, s.pressureMin, s.pressureMax,
+                                            s.pressureMean, s.force, s.output, s.temperature, s.current, s.resistance, s.count])
+            }
+            let ev = try db.makeStatement(sql: "INSERT INTO events VALUES (?,?,?,?,?,?)")
+            for e in events { try ev.execute(arguments: [e.time, e.channel, e.kind, e.detail, e.uid, e.pid]) }
+        }
+    }
+
+    /// Stores the restart state of every channel given.
+    public func saveState(_ states: [PersistedChannel]) throws {
+        let enc = JSONEncoder()
+        try pool.write { db in
+            for s in states {
+                try db.execute(sql: "INSERT OR REPLACE INTO channel_state VALUES (?,?,?)",
+                               arguments: [s.channel, String(decoding: try enc.encode(s), as: UTF8.self), s.updated])
+            }
+        }
+    }
+
+    /// The stored restart state, by channel name.
+    public func loadState() throws -> [String: PersistedChannel] {
+        try pool.read { db in
+            var out: [String: PersistedChannel] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT channel, json FROM channel_state") {
+                let json: String = row["json"]
+                if let s = try? JSONDecoder().decode(PersistedChannel.self, from: Data(json.utf8)) { out[row["channel"]] = s }
+            }
+            return out
+        }
+    }
+
+    public func setMetadata(_ m: RunMetadata, channel: String, time: Double) throws {
+        let json = String(decoding: try JSONEncoder().encode(m), as: UTF8.self)
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO run_metadata VALUES (?,?,?)", arguments: [channel, json, time])
+        }
+    }
+
+    public func metadata(channel: String) throws -> RunMetadata? {
+        try pool.read { db in
+            guard let json = try String.fetchOne(db, sql: "SELECT json FROM run_metadata WHERE channel = ?", arguments: [channel]) else { return nil }
+            return try JSONDecoder().decode(RunMetadata.self, from: Data(json.utf8))
+        }
+    }
+
+    /// Deletes samples and events older than `time` (unix s). Returns rows deleted.
+    @discardableResult
+    public func prune(before time: Double) throws -> Int {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM samples WHERE t < ?", arguments: [time])
+            var n = db.changesCount
+            try db.execute(sql: "DELETE FROM events WHERE t < ?", arguments: [time])
+            n += db.changesCount
+            return n
+        }
+    }
+
+    /// Samples in [since, until), oldest first, optionally of one channel.
+    public func samples(since: Double, until: Double, channel: String? = nil, limit: Int = .max) throws -> [LogSample] {
+        try pool.read { db in
+            var sql = "SELECT * FROM samples WHERE t >= ? AND t < ?"
+            var args: [any DatabaseValueConvertible] = [since, until]
+            if let channel { sql += " AND channel = ?"; args.append(channel) }
+            sql += " ORDER BY t, channel LIMIT ?"
+            args.append(limit == .max ? -1 : limit)
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { r in
+                LogSample(time: r["t"], channel: r["channel"], mode: r["mode"], setpoint: r["setpoint_mpa"], pressure: r["pressure_mpa"],
+                          pressureMin: r["pressure_min_mpa"], pressureMax: r["pressure_max_mpa"], pressureMean: r["pressure_mean_mpa"],
+                          force: r["force_n"], output: r["output"], temperature: r["temperature_c"], current: r["current_ma"],
+                          resistance: r["resistance_ohm_cm2"], count: r["ticks"])
+            }
+        }
+    }
+
+    /// Events in [since, until), oldest first.
+    public func events(since: Double, until: Double, channel: String? = nil) throws -> [RunLogEvent] {
+        try pool.read { db in
+            var sql = "SELECT * FROM events WHERE t >= ? AND t < ?"
+            var args: [any DatabaseValueConvertible] = [since, until]
+            if let channel { sql += " AND (channel = ? OR channel = '')"; args.append(channel) }
+            sql += " ORDER BY t"
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { r in
+                RunLogEvent(time: r["t"], channel: r["channel"], kind: r["kind"], detail: r["detail"], uid: r["uid"], pid: r["pid"])
+            }
+        }
+    }
+
+    /// `PRAGMA integrity_check`: "ok" when the database is sound.
+    public func integrityCheck() throws -> String {
+        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "no answer" }
+    }
+
+    /// The CSV header of ``csvLine(_:)``.
+    public static let csvHeader = "time_unix,time_iso,channel,mode,setpoint_mpa,pressure_mpa,pressure_min_mpa,pressure_max_mpa,pressure_mean_mpa,force_n,output,temperature_c,current_ma,resistance_ohm_cm2,ticks"
+
+    /// One sample as a CSV line (RFC 4180; empty fields for absent values).
+    public static func csvLine(_ s: LogSample) -> String {
+        func v(_ d: Double?) -> String { d.map { String(format: "%.6g", $0) } ?? "" }
+        let iso = ISO8601DateFormatter.string(from: Date(timeIntervalSince1970: s.time), timeZone: .gmt,
+                                              formatOptions: [.withInternetDateTime, .withFractionalSeconds])
+        return [String(format: "%.3f", s.time), iso, s.channel, s.mode, v(s.setpoint), v(s.pressure), v(s.pressureMin), v(s.pressureMax),
+                v(s.pressureMean), v(s.force), v(s.output), v(s.temperature), v(s.current), v(s.resistance), "\(s.count)"].joined(separator: ",")
+    }
+}

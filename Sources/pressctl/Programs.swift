@@ -1,0 +1,165 @@
+import ArgumentParser
+import Foundation
+import PressProtocol
+
+struct Program: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run pressure programs: steps, ramps, holds, pulsed and sine pressure, waits on the cycler.",
+        discussion: "The file format is in docs/programs.md.",
+        subcommands: [Start.self, Pause.self, Resume.self, Stop.self, ProgramStatus.self])
+
+    static func show(_ r: ProgramResult, json: Bool) {
+        if json { return printJSON(r) }
+        guard let p = r.program else { return print("\(r.channel): no program") }
+        print("\(r.channel): \(p.name) \(p.state), step \(p.step + 1)/\(p.steps) (\(p.stepType ?? "-")) for \(Int(p.stepElapsedS)) s, setpoint \(f(p.setpointMpa)) MPa")
+    }
+
+    struct Start: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Load a program file and start it on a channel.")
+        @Argument(help: "Program file (TOML).") var file: String
+        @OptionGroup var conn: Connection
+        func run() throws {
+            let text: String
+            do { text = try String(contentsOfFile: file, encoding: .utf8) }
+            catch { throw ValidationError("cannot read \(file): \(error.localizedDescription)") }
+            let c = try conn.connect()
+            let r = call(c, "program_start", ProgramStartParams(channel: try conn.requireChannel(c), program: text, source: file), as: ProgramResult.self)
+            Program.show(r, json: conn.json)
+        }
+    }
+
+    struct Pause: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Pause the program: the setpoint stays where it is, step time stops.")
+        @OptionGroup var conn: Connection
+        func run() throws {
+            let c = try conn.connect()
+            Program.show(call(c, "program_pause", ChannelParams(channel: try conn.requireChannel(c)), as: ProgramResult.self), json: conn.json)
+        }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Resume a paused program.")
+        @OptionGroup var conn: Connection
+        func run() throws {
+            let c = try conn.connect()
+            Program.show(call(c, "program_resume", ChannelParams(channel: try conn.requireChannel(c)), as: ProgramResult.self), json: conn.json)
+        }
+    }
+
+    struct Stop: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop the program; the channel keeps regulating at the present setpoint.")
+        @OptionGroup var conn: Connection
+        func run() throws {
+            let c = try conn.connect()
+            Program.show(call(c, "program_stop", ChannelParams(channel: try conn.requireChannel(c)), as: ProgramResult.self), json: conn.json)
+        }
+    }
+
+    struct ProgramStatus: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "status", abstract: "Show the program of every channel (or --channel).")
+        @OptionGroup var conn: Connection
+        func run() throws {
+            let c = try conn.connect()
+            let list = call(c, "program_status", OptionalChannelParams(channel: conn.channel), as: [ProgramResult].self)
+            if conn.json { return printJSON(list) }
+            list.forEach { Program.show($0, json: false) }
+        }
+    }
+}
+
+/// Parses a time for `log export`: ISO 8601 (`2026-11-25T08:00:00Z`), unix seconds,
+/// `now`, or a time ago (`2h`, `30m`, `1d`, `90s`; a leading `-` is allowed).
+func parseTime(_ text: String, now: Date = Date()) throws -> Double {
+    if text == "now" { return now.timeIntervalSince1970 }
+    if let v = Double(text) { return v }
+    let ago = text.hasPrefix("-") ? String(text.dropFirst()) : text
+    if let unit = ago.last, let n = Double(ago.dropLast()) {
+        let scale: Double? = ["s": 1, "m": 60, "h": 3600, "d": 86400][unit]
+        if let scale { return now.timeIntervalSince1970 - n * scale }
+    }
+    let iso = ISO8601DateFormatter()
+    for opts: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withInternetDateTime, .withFractionalSeconds], [.withFullDate]] {
+        iso.formatOptions = opts
+        if let d = iso.date(from: text) { return d.timeIntervalSince1970 }
+    }
+    throw ValidationError("cannot read time '\(text)': use ISO 8601 (2026-11-25T08:00:00Z), unix seconds, now, or a time ago: 2h, 30m, 1d")
+}
+
+struct Log: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The run log.", subcommands: [Export.self])
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Export logged samples as CSV (one row per channel per log period, with min/max/mean).")
+        @Option(help: "Start: ISO 8601, unix seconds, now, or a time ago (2h, 30m, 1d).") var since: String = "1h"
+        @Option(help: "End (exclusive), same forms.") var until: String = "now"
+        @Flag(help: "CSV output (the only format today; accepted for clarity).") var csv = false
+        @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
+        @OptionGroup var conn: Connection
+
+        func run() throws {
+            let s = try parseTime(since), u = try parseTime(until)
+            let c = try conn.connect()
+            c.setTimeout(60)
+            let id = RequestID.int(1)
+            let data: Data
+            do { data = try ControlProtocol.encoder().encode(Request(id: id, method: "log_export", params: LogExportParams(since: s, until: u, channel: conn.channel))) }
+            catch { throw ValidationError("\(error)") }
+            var sink: FileHandle = .standardOutput
+            if let output {
+                guard FileManager.default.createFile(atPath: output, contents: nil), let h = FileHandle(forWritingAtPath: output) else {
+                    throw ValidationError("cannot write \(output)")
+                }
+                sink = h
+            }
+            do {
+                try c.send(raw: Array(data) + [UInt8(ascii: "\n")])
+                while true {
+                    let line = try c.readLine()
+                    if let chunk = try? ControlProtocol.decoder().decode(LogChunkEvent.self, from: line), chunk.event == "log_chunk" {
+                        sink.write(Data(chunk.csv.utf8))
+                        continue
+                    }
+                    let reply = try ControlProtocol.decoder().decode(Reply<LogExportResult>.self, from: line)
+                    if let e = reply.error { fail(.remote(e)) }
+                    if output != nil { FileHandle.standardError.write(Data("\(reply.result?.rows ?? 0) rows written to \(output!)\n".utf8)) }
+                    return
+                }
+            } catch let e as ClientError { fail(e) }
+        }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run metadata of a channel: cell id, chemistry, note, preparation pressure.",
+        subcommands: [RunSet.self, RunShow.self])
+
+    struct RunSet: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set", abstract: "Record the cell under test (fields not given are cleared).")
+        @Option(help: "Cell identifier.") var cellId: String?
+        @Option(help: "Electrolyte family or full chemistry, e.g. sulfide / Li|Li6PS5Cl|NMC811.") var chemistry: String?
+        @Option(help: "Free-text operator note.") var note: String?
+        @Option(help: "Preparation (fabrication) pressure, MPa: not the stack pressure.") var preparationPressure: Double?
+        @OptionGroup var conn: Connection
+        func run() throws {
+            let c = try conn.connect()
+            let m = RunMetadataInfo(cellId: cellId, chemistry: chemistry, operatorNote: note, preparationPressureMpa: preparationPressure)
+            let r = call(c, "run_set", RunSetParams(channel: try conn.requireChannel(c), metadata: m), as: RunResult.self)
+            conn.json ? printJSON(r) : print("\(r.channel): recorded")
+        }
+    }
+
+    struct RunShow: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a channel's run metadata.")
+        @OptionGroup var conn: Connection
+        func run() throws {
+            let c = try conn.connect()
+            let r = call(c, "run_get", ChannelParams(channel: try conn.requireChannel(c)), as: RunResult.self)
+            if conn.json { return printJSON(r) }
+            let m = r.metadata
+            print("\(r.channel): cell \(m.cellId ?? "—"), chemistry \(m.chemistry ?? "—"), preparation pressure \(m.preparationPressureMpa.map { "\($0) MPa" } ?? "—")")
+            if let n = m.operatorNote { print("  note: \(n)") }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+import PressCore
+@testable import PressLog
+
+@Suite("Run log (SQLite, WAL)")
+struct RunLogTests {
+    func tempLog() throws -> (RunLog, String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-log-\(UUID().uuidString.prefix(8))").path
+        return (try RunLog(path: dir + "/runlog.sqlite"), dir)
+    }
+
+    func sample(_ t: Double, _ ch: String = "A") -> LogSample {
+        LogSample(time: t, channel: ch, mode: "regulating", setpoint: 5, pressure: 5.01, pressureMin: 4.9, pressureMax: 5.1,
+                  pressureMean: 5.0, force: 501, output: 3000, temperature: 25, current: 1, resistance: 20, count: 100)
+    }
+
+    @Test("samples and events round-trip; queries are by time window and channel")
+    func roundTrip() throws {
+        let (log, dir) = try tempLog()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try log.append(samples: (0..<10).map { sample(1000 + Double($0)) } + [sample(1000, "B")],
+                       events: [RunLogEvent(time: 1003, channel: "A", kind: "setpoint", detail: "5 MPa", uid: 1000, pid: 42)])
+        #expect(try log.samples(since: 1002, until: 1005, channel: "A").map(\.time) == [1002, 1003, 1004])
+        #expect(try log.samples(since: 0, until: 2000).count == 11)
+        let e = try log.events(since: 0, until: 2000)
+        #expect(e.first?.uid == 1000 && e.first?.pid == 42)
+        #expect(try log.integrityCheck() == "ok")
+    }
+
+    @Test("restart state and run metadata persist across reopening")
+    func state() throws {
+        let (log, dir) = try tempLog()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = PersistedChannel(channel: "A", mode: .regulating, target: 5, ramp: 1, output: 3000,
+                                 faults: [FaultRecord(code: .sensorStale, message: "m", raisedAt: 3, active: false)],
+                                 program: nil, backend: ["spring.motor": 2400], updated: 9)
+        try log.saveState([s])
+        try log.setMetadata(RunMetadata(cellId: "SSB-1", chemistry: "sulfide", preparationPressureMpa: 375), channel: "A", time: 1)
+        let reopened = try RunLog(path: log.path)
+        #expect(try reopened.loadState()["A"] == s)
+        #expect(try reopened.metadata(channel: "A")?.preparationPressureMpa == 375)
+    }
+
+    @Test("retention prunes rows older than the cut-off")
+    func prune() throws {
+        let (log, dir) = try tempLog()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try log.append(samples: (0..<100).map { sample(Double($0)) }, events: [RunLogEvent(time: 10, channel: "", kind: "daemon", detail: "x")])
+        #expect(try log.prune(before: 50) == 51)
+        #expect(try log.samples(since: 0, until: 1000).first?.time == 50)
+    }
+
+    @Test("CSV: header and rows have the same columns; absent values are empty")
+    func csv() {
+        var s = sample(1_764_000_000.25)
+        s.temperature = nil
+        let line = RunLog.csvLine(s)
+        #expect(line.split(separator: ",", omittingEmptySubsequences: false).count == RunLog.csvHeader.split(separator: ",").count)
+        #expect(line.contains("2025-11-24T16:00:00.250Z"))
+        #expect(line.contains(",3000,,1,"))
+    }
+}
