@@ -78,6 +78,8 @@ public struct DaemonConfig: Sendable {
     public var runlog = RunLogConfig()
     /// Prometheus metrics listener, `host:port` on loopback; nil disables it.
     public var metrics: String?
+    /// SCHED_FIFO priority of the control thread; 0 keeps normal scheduling.
+    public var realtimePriority = 0
 
     /// `daemon.state_dir`, else `$STATE_DIRECTORY` (systemd's StateDirectory=), else
     /// `/var/lib/pressd` for root, else `$XDG_STATE_HOME/pressd` or `~/.local/state/pressd`.
@@ -113,6 +115,8 @@ public struct DaemonConfig: Sendable {
             cfg.backend = try d.choice("backend", default: BackendKind.simulator)
             cfg.logLevel = try d.string("log_level") ?? "info"
             cfg.stateDir = try d.string("state_dir").flatMap { $0.isEmpty ? nil : $0 }
+            cfg.realtimePriority = try d.int("realtime_priority") ?? 0
+            guard (0...99).contains(cfg.realtimePriority) else { throw d.error("realtime_priority", "must be 0 (off) … 99") }
             if let m = try d.string("metrics"), !m.isEmpty {
                 guard let colon = m.lastIndex(of: ":"), let port = Int(m[m.index(after: colon)...]), (1...65535).contains(port) else {
                     throw d.error("metrics", "must be \"host:port\", e.g. \"127.0.0.1:9817\"")

@@ -359,6 +359,9 @@ public final class ControlLoop: @unchecked Sendable {
     public let timeScale: Double
     /// Unix time of loop time zero (set by ``start()``): log timestamps are epoch + loop time.
     public private(set) var epoch: Double = 0
+    /// The epoch is never earlier than this (the run log's newest time), so log time
+    /// stays monotonic across restarts even when the simulator runs faster than real time.
+    public var epochFloor: Double = 0
 
     private var core: LoopCore
     private let stopRequested = Atomic<Bool>(false)
@@ -367,8 +370,14 @@ public final class ControlLoop: @unchecked Sendable {
     private var startNanos: UInt64 = 0
     private var stats: LoopStats
 
-    public init(core: LoopCore, rate: Double, timeScale: Double = 1) {
+    /// SCHED_FIFO priority for the control thread (0: normal scheduling).
+    public let realtimePriority: Int32
+    /// Why real-time scheduling could not be set, if it was asked for and failed.
+    public private(set) var realtimeError: String?
+
+    public init(core: LoopCore, rate: Double, timeScale: Double = 1, realtimePriority: Int32 = 0) {
         self.core = core; self.rate = rate; self.timeScale = timeScale
+        self.realtimePriority = realtimePriority
         self.stats = LoopStats(rate: rate, timeScale: timeScale)
     }
 
@@ -378,7 +387,7 @@ public final class ControlLoop: @unchecked Sendable {
     /// Starts the thread. The first snapshot is published before this returns.
     public func start() {
         startNanos = monotonicNanos()
-        epoch = Date().timeIntervalSince1970
+        epoch = max(Date().timeIntervalSince1970, epochFloor + 0.001)
         core.epoch = epoch
         // Prime: one tick so readers never see "no snapshot".
         core.tick(now: 0)
@@ -405,6 +414,12 @@ public final class ControlLoop: @unchecked Sendable {
     }
 
     private func run() {
+        if realtimePriority > 0 {
+            // Works without capabilities when RLIMIT_RTPRIO allows it (LimitRTPRIO= in the unit).
+            var param = sched_param(sched_priority: realtimePriority)
+            let rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &param)
+            if rc != 0 { realtimeError = "SCHED_FIFO priority \(realtimePriority): \(String(cString: strerror(rc)))" }
+        }
         let periodNanos = UInt64((1e9 / (rate * timeScale)).rounded())
         var k: UInt64 = 1
         var deadline = startNanos + periodNanos

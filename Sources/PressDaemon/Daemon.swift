@@ -75,7 +75,9 @@ public final class Daemon: @unchecked Sendable {
         } else {
             runLog = nil
         }
-        let loop = ControlLoop(core: core, rate: config.loopRate, timeScale: config.timeScale)
+        let loop = ControlLoop(core: core, rate: config.loopRate, timeScale: config.timeScale,
+                               realtimePriority: Int32(config.realtimePriority))
+        if let t = try runLog?.lastTime() { loop.epochFloor = t }
         self.loop = loop
         let writer = runLog.map { RunLogWriter(log: $0, loop: loop, interval: config.runlog.flushInterval, retentionDays: config.runlog.retentionDays, logger: logger) }
         self.writer = writer
@@ -155,7 +157,9 @@ struct LoopService: Service {
     let daemon: Daemon
     func run() async throws {
         daemon.loop.start()
-        daemon.writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "daemon", detail: "pressd \(Daemon.version) started"))
+        daemon.writer?.enqueue(RunLogEvent(time: daemon.loop.epoch, channel: "", kind: "daemon", detail: "pressd \(Daemon.version) started"))
+        try? await Task.sleep(for: .milliseconds(50))
+        if let e = daemon.loop.realtimeError { daemon.logger.warning("real-time scheduling not available; running with normal priority", metadata: ["error": "\(e)"]) }
         daemon.logger.info("control loop started", metadata: [
             "rate_hz": "\(daemon.config.loopRate)", "time_scale": "\(daemon.config.timeScale)",
             "channels": "\(daemon.config.channels.map(\.name).joined(separator: ","))"])
@@ -163,7 +167,8 @@ struct LoopService: Service {
         daemon.loop.stop()
         logEvents(daemon)
         let summary = daemon.config.channels.map { "\($0.name)=\($0.shutdown.rawValue)" }.joined(separator: ",")
-        daemon.writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "daemon", detail: "pressd stopped; shutdown actions \(summary)"))
+        let end = daemon.loop.snapshots.latest().map { daemon.loop.epoch + $0.time } ?? Date().timeIntervalSince1970
+        daemon.writer?.enqueue(RunLogEvent(time: end, channel: "", kind: "daemon", detail: "pressd stopped; shutdown actions \(summary)"))
         daemon.logger.info("control loop stopped; actuators in their shutdown state", metadata: ["shutdown": "\(summary)"])
     }
 }

@@ -217,6 +217,15 @@ public final class RunLog: Sendable {
         }
     }
 
+    /// The newest sample or event time, Unix s (nil for an empty log).
+    public func lastTime() throws -> Double? {
+        try pool.read { db in
+            let a = try Double.fetchOne(db, sql: "SELECT max(t) FROM samples")
+            let b = try Double.fetchOne(db, sql: "SELECT max(t) FROM events")
+            return [a, b].compactMap { $0 }.max()
+        }
+    }
+
     /// `PRAGMA integrity_check`: "ok" when the database is sound.
     public func integrityCheck() throws -> String {
         try pool.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "no answer" }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import PressProtocol
+@testable import PressDaemon
 
 /// The built executables sit next to the test bundle.
 let binDir: String = {
@@ -152,5 +153,27 @@ struct SystemdUnitTests {
         #expect(s.status == 0, "\(s.stdout.split(separator: "\n").last ?? "")")
         // And the check can fail: a stricter threshold than we meet is refused.
         #expect(try systemdAnalyze(["security", "--offline=true", "--threshold=10", dir + "/pressd.service"]).status != 0)
+    }
+}
+
+@Suite("Journal fields")
+struct JournalTests {
+    @Test("metadata becomes upper-case PRESSD_ fields; priority follows the level")
+    func fields() {
+        let f = JournalLogHandler.fields(level: .error, message: "fault: x", metadata: ["channel": "A", "fault": "over_pressure", "t-x": "1"], identifier: "pressd")
+        #expect(f.contains("MESSAGE=fault: x"))
+        #expect(f.contains("PRIORITY=3"))
+        #expect(f.contains("PRESSD_CHANNEL=A"))
+        #expect(f.contains("PRESSD_FAULT=over_pressure"))
+        #expect(f.contains("PRESSD_T_X=1"))
+    }
+
+    @Test("JOURNAL_STREAM is honoured only when it names our stderr")
+    func detection() {
+        #expect(!JournalLogHandler.stderrIsJournal(environment: [:]))
+        #expect(!JournalLogHandler.stderrIsJournal(environment: ["JOURNAL_STREAM": "1:2"]))
+        var st = stat()
+        fstat(2, &st)
+        #expect(JournalLogHandler.stderrIsJournal(environment: ["JOURNAL_STREAM": "\(st.st_dev):\(st.st_ino)"]))
     }
 }
