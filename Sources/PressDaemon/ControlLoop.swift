@@ -113,30 +113,36 @@ public final class SnapshotBox: Sendable {
     public func latest() -> RigSnapshot? { value.withLock { $0 } }
 }
 
-/// A bounded ring of loop events; when full the oldest are dropped and counted.
-public final class EventRing: Sendable {
-    private let state = Mutex<(events: [LoopEvent], dropped: Int)>(([], 0))
+/// A bounded multi-producer buffer drained in batches; when full the oldest entries
+/// are dropped and counted. The lock is held only to append or to swap the contents.
+public final class BoundedRing<Element: Sendable>: Sendable {
+    private let state = Mutex<(items: [Element], dropped: Int)>(([], 0))
     public let capacity: Int
-    public init(capacity: Int = 4096) { self.capacity = capacity }
-    func push(_ e: [LoopEvent]) {
+    public init(capacity: Int) { self.capacity = capacity }
+    func push(_ e: [Element]) {
         guard !e.isEmpty else { return }
         state.withLock { s in
-            s.events.append(contentsOf: e)
-            if s.events.count > capacity {
-                let extra = s.events.count - capacity
-                s.events.removeFirst(extra)
+            s.items.append(contentsOf: e)
+            if s.items.count > capacity {
+                let extra = s.items.count - capacity
+                s.items.removeFirst(extra)
                 s.dropped += extra
             }
         }
     }
-    /// Takes the queued events and the number dropped since the last call.
-    public func drain() -> (events: [LoopEvent], dropped: Int) {
+    /// Takes the queued items and the number dropped since the last call.
+    public func drain() -> (items: [Element], dropped: Int) {
         state.withLock { s in
-            defer { s.events.removeAll(keepingCapacity: true); s.dropped = 0 }
+            defer { s.items.removeAll(keepingCapacity: true); s.dropped = 0 }
             return s
         }
     }
 }
+
+/// Loop events for the journal and the run log.
+public typealias EventRing = BoundedRing<LoopEvent>
+/// Finished log samples for the run-log writer.
+public typealias SampleRing = BoundedRing<LogSample>
 
 /// A channel as the loop holds it.
 public struct LoopChannel {
@@ -306,31 +312,6 @@ public struct LoopCore {
     }
 }
 
-/// A bounded buffer of log samples between the loop and the run-log writer; when the
-/// writer falls behind the oldest samples are dropped and counted.
-public final class SampleRing: Sendable {
-    private let state = Mutex<(samples: [LogSample], dropped: Int)>(([], 0))
-    public let capacity: Int
-    public init(capacity: Int = 100_000) { self.capacity = capacity }
-    func push(_ s: [LogSample]) {
-        guard !s.isEmpty else { return }
-        state.withLock { st in
-            st.samples.append(contentsOf: s)
-            if st.samples.count > capacity {
-                let extra = st.samples.count - capacity
-                st.samples.removeFirst(extra)
-                st.dropped += extra
-            }
-        }
-    }
-    public func drain() -> (samples: [LogSample], dropped: Int) {
-        state.withLock { st in
-            defer { st.samples.removeAll(keepingCapacity: true); st.dropped = 0 }
-            return st
-        }
-    }
-}
-
 /// Monotonic time in nanoseconds (CLOCK_MONOTONIC).
 @inline(__always) public func monotonicNanos() -> UInt64 {
     var ts = timespec()
@@ -349,8 +330,8 @@ public final class SampleRing: Sendable {
 public final class ControlLoop: @unchecked Sendable {
     public let inbox = CommandInbox()
     public let snapshots = SnapshotBox()
-    public let events = EventRing()
-    public let samples = SampleRing()
+    public let events = EventRing(capacity: 4096)
+    public let samples = SampleRing(capacity: 100_000)
     /// Ticks completed; read by the watchdog to prove the loop is alive.
     public let tickCounter = Atomic<UInt64>(0)
     /// Wall-clock nanos of the last completed tick.

@@ -28,31 +28,28 @@ struct Program: ParsableCommand {
         }
     }
 
+    /// pause / resume / stop: one channel, one method, the same answer.
+    static func simple(_ method: String, _ conn: Connection) throws {
+        let c = try conn.connect()
+        Program.show(call(c, method, ChannelParams(channel: try conn.requireChannel(c)), as: ProgramResult.self), json: conn.json)
+    }
+
     struct Pause: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Pause the program: the setpoint stays where it is, step time stops.")
         @OptionGroup var conn: Connection
-        func run() throws {
-            let c = try conn.connect()
-            Program.show(call(c, "program_pause", ChannelParams(channel: try conn.requireChannel(c)), as: ProgramResult.self), json: conn.json)
-        }
+        func run() throws { try Program.simple("program_pause", conn) }
     }
 
     struct Resume: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Resume a paused program.")
         @OptionGroup var conn: Connection
-        func run() throws {
-            let c = try conn.connect()
-            Program.show(call(c, "program_resume", ChannelParams(channel: try conn.requireChannel(c)), as: ProgramResult.self), json: conn.json)
-        }
+        func run() throws { try Program.simple("program_resume", conn) }
     }
 
     struct Stop: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop the program; the channel keeps regulating at the present setpoint.")
         @OptionGroup var conn: Connection
-        func run() throws {
-            let c = try conn.connect()
-            Program.show(call(c, "program_stop", ChannelParams(channel: try conn.requireChannel(c)), as: ProgramResult.self), json: conn.json)
-        }
+        func run() throws { try Program.simple("program_stop", conn) }
     }
 
     struct ProgramStatus: ParsableCommand {
