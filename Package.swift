@@ -64,6 +64,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "PressCoreTests", dependencies: ["PressCore"]),
+        .testTarget(name: "PressProtocolTests", dependencies: ["PressProtocol"]),
         .testTarget(name: "PressSimTests", dependencies: ["PressCore", "PressSim"]),
         .testTarget(name: "PressDaemonTests", dependencies: [
             "PressDaemon", "PressProtocol", "PressCore", "PressSim", "PressDrivers", "PressLog",

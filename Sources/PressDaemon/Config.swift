@@ -80,6 +80,10 @@ public struct DaemonConfig: Sendable {
     public var metrics: String?
     /// SCHED_FIFO priority of the control thread; 0 keeps normal scheduling.
     public var realtimePriority = 0
+    /// Who may do what on the control socket.
+    public var access = AccessPolicy()
+    /// Group to give the socket file pressd creates (nil: leave it).
+    public var socketGroup: String?
 
     /// `daemon.state_dir`, else `$STATE_DIRECTORY` (systemd's StateDirectory=), else
     /// `/var/lib/pressd` for root, else `$XDG_STATE_HOME/pressd` or `~/.local/state/pressd`.
@@ -116,6 +120,10 @@ public struct DaemonConfig: Sendable {
             cfg.logLevel = try d.string("log_level") ?? "info"
             cfg.stateDir = try d.string("state_dir").flatMap { $0.isEmpty ? nil : $0 }
             cfg.realtimePriority = try d.int("realtime_priority") ?? 0
+            if let g = try d.string("socket_group"), !g.isEmpty {
+                guard getgrnam(g) != nil else { throw d.error("socket_group", "no group '\(g)' on this system") }
+                cfg.socketGroup = g
+            }
             guard (0...99).contains(cfg.realtimePriority) else { throw d.error("realtime_priority", "must be 0 (off) … 99") }
             if let m = try d.string("metrics"), !m.isEmpty {
                 guard let colon = m.lastIndex(of: ":"), let port = Int(m[m.index(after: colon)...]), (1...65535).contains(port) else {
@@ -145,6 +153,20 @@ public struct DaemonConfig: Sendable {
             guard cfg.runlog.flushInterval <= 1 else { throw r.error("flush_interval_ms", "must be ≤ 1000 (a kill -9 may lose this much)") }
             cfg.runlog.retentionDays = try r.nonNegative("retention_days", default: 365)
             try r.rejectUnknownKeys()
+        }
+        if let a = try root.subtable("access") {
+            for (key, apply) in [("observers", { (p: inout AccessPolicy, e: AccessPolicy.Entry) in p.observers = e }),
+                                 ("operators", { (p: inout AccessPolicy, e: AccessPolicy.Entry) in p.operators = e }),
+                                 ("admins", { (p: inout AccessPolicy, e: AccessPolicy.Entry) in p.admins = e })] {
+                guard let list = try a.stringList(key) else { continue }
+                switch AccessPolicy.entry(list) {
+                case .success(let e): apply(&cfg.access, e)
+                case .failure(let m): throw a.error(key, m.message)
+                }
+            }
+            try a.rejectUnknownKeys()
+        } else if let g = getgrnam("pressctl") {
+            cfg.access.operators.gids.insert(g.pointee.gr_gid)
         }
         guard let channels = try root.subtable("channels") else {
             throw ConfigError(file: file, line: nil, key: "channels", message: "no channels configured: add a [channels.NAME] table")

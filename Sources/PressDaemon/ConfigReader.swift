@@ -166,6 +166,17 @@ final class TableReader {
         return v
     }
 
+    func stringList(_ key: String) throws(ConfigError) -> [String]? {
+        guard let v = value(key) else { return nil }
+        guard let a = v.array else { throw error(key, "must be an array of strings") }
+        var out: [String] = []
+        for e in a {
+            guard let s = e.string else { throw error(key, "must be an array of strings") }
+            out.append(s)
+        }
+        return out
+    }
+
     func pair(_ key: String, default d: (Double, Double)) throws(ConfigError) -> (Double, Double) {
         guard let v = value(key) else { return d }
         guard let a = v.array, a.count == 2 else { throw error(key, "must be an array of two numbers [low, high]") }

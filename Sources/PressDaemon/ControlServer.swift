@@ -75,6 +75,12 @@ public struct ServerContext: Sendable {
     public var runLog: RunLog?
     /// Receives every state-changing request, with the peer's uid and pid.
     public var audit: @Sendable (RunLogEvent) -> Void = { _ in }
+    /// Who may do what.
+    public var access = AccessPolicy()
+    /// Reloads the configuration file (the `reload` method, like SIGHUP).
+    public var reload: @Sendable () -> Result<String, ConfigError> = { .failure(ConfigError(file: "-", line: nil, key: nil, message: "reload not available")) }
+    /// Group to give the socket file, when pressd creates it.
+    public var socketGroup: String?
 
     public init(version: String, backend: BackendKind, channels: [ChannelConfig], startNanos: UInt64,
                 runLog: RunLog? = nil, audit: @escaping @Sendable (RunLogEvent) -> Void = { _ in }) {
@@ -155,6 +161,9 @@ public final class ControlServer: @unchecked Sendable {
         }
         ownsPath = true
         chmod(path, mode_t(mode))
+        if let g = context.socketGroup, let gr = getgrnam(g), chown(path, UInt32.max, gr.pointee.gr_gid) != 0 {
+            logger.warning("cannot give the control socket to group \(g)", metadata: ["error": "\(String(cString: strerror(errno)))"])
+        }
         logger.info("control socket listening", metadata: ["path": "\(path)", "mode": "\(String(mode, radix: 8))"])
     }
 
@@ -178,7 +187,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     private var subscriptions: [Int: RepeatedTask] = [:]
     private var nextSubscription = 1
     private let encoder = ControlProtocol.encoder()
-    private let decoder = ControlProtocol.decoder()
+    private let decoderImpl = RequestDecoder()
 
     init(loop: ControlLoop, context: ServerContext, logger: Logger) {
         self.loop = loop; self.ctx = context; self.logger = logger
@@ -247,29 +256,30 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func handle(_ bytes: Data, context: ChannelHandlerContext) {
-        guard (try? JSONSerialization.jsonObject(with: bytes)) != nil else {
-            return fail(nil, .parseError, "not valid JSON", context: context)
+        let (id, decodedMethod, result) = decoderImpl.decode(bytes)
+        let command: Command
+        switch result {
+        case .failure(let e): return fail(id, e.code, e.message, context: context)
+        case .success(let c): command = c
         }
-        let head: RequestHead
-        do { head = try decoder.decode(RequestHead.self, from: bytes) }
-        catch {
-            let id = (try? decoder.decode(IDOnly.self, from: bytes))?.id
-            return fail(id, .invalidRequest, "a request is an object with \"method\" (string) and optional \"id\" and \"params\": \(describe(error))", context: context)
+        let method = decodedMethod ?? "?"
+        // Authorisation: the peer's role (from SO_PEERCRED) against the method's.
+        let needed = RequestDecoder.role(for: method)
+        let role = peer.flatMap { p in ctx.access.role(uid: p.uid, gids: AccessPolicy.groups(pid: p.pid, primary: p.gid)) }
+        guard let role, role >= needed else {
+            let who = peer.map { "uid \($0.uid)" } ?? "unknown peer"
+            audit(method, command, bytes, refused: true)
+            return fail(id, .permissionDenied, "\(method) needs the \(needed) role; \(who) is \(role.map { "an \($0)" } ?? "not allowed") (see [access] in the configuration)", context: context)
         }
-        let id = head.id
-        if Self.stateChanging.contains(head.method) { audit(head.method, bytes) }
-        func params<P: Decodable>(_ t: P.Type) -> P? {
-            do { return try decoder.decode(ParamsOnly<P>.self, from: bytes).params }
-            catch {
-                fail(id, .invalidParams, "\(head.method): \(describe(error))", context: context)
-                return nil
-            }
-        }
-        switch head.method {
-        case "hello":
+        if Self.stateChanging.contains(method) { audit(method, command, bytes, refused: false) }
+        dispatch(command, id: id, context: context)
+    }
+
+    private func dispatch(_ command: Command, id: RequestID?, context: ChannelHandlerContext) {
+        switch command {
+        case .hello:
             reply(id, helloResult(), context: context)
-        case "status":
-            let p = (try? decoder.decode(ParamsOnly<OptionalChannelParams>.self, from: bytes))?.params ?? OptionalChannelParams()
+        case .status(let p):
             if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
             guard let snap = loop.snapshots.latest() else { return fail(id, .unavailable, "no data yet", context: context) }
             let uptime = Double(monotonicNanos() &- ctx.startNanos) / 1e9
@@ -277,11 +287,10 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                                    loop: StatusMapping.loop(snap.stats),
                                    channels: StatusMapping.channels(snap, configs: ctx.channels, only: p.channel.map { [$0] })),
                   context: context)
-        case "set":
-            guard let p = params(SetParams.self) else { return }
+        case .set(let p):
             guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
             guard let unit = SetpointUnit(lenient: p.unit) else {
-                return fail(id, .invalidParams, "set: unknown unit '\(p.unit)' (use one of \(SetpointUnit.allCases.map(\.rawValue).joined(separator: ", ")))", context: context)
+                return fail(id, .invalidParams, "set: unknown unit '\(p.unit.prefix(32))' (use one of \(SetpointUnit.allCases.map(\.rawValue).joined(separator: ", ")))", context: context)
             }
             // Validate against the limits in force (a reload may have changed them).
             let c = loop.snapshots.latest().map { ($0.channels[i].limits, $0.channels[i].cellArea) } ?? ctx.channels[i].control.asState
@@ -294,16 +303,15 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 if case .setpoint(let v, let ramp) = r { return .success(SetResult(channel: p.channel, setpointMpa: v, rampMpaPerS: ramp)) }
                 return nil
             }
-        case "hold", "release":
-            guard let p = params(ChannelParams.self) else { return }
+        case .hold(let p), .release(let p):
             guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-            let cmd: LoopCommand = head.method == "hold" ? .hold(channel: i) : .release(channel: i)
-            submit(cmd, id: id, method: head.method, context: context) { r in
+            let isHold: Bool
+            if case .hold = command { isHold = true } else { isHold = false }
+            submit(isHold ? .hold(channel: i) : .release(channel: i), id: id, method: isHold ? "hold" : "release", context: context) { r in
                 if case .ok(let mode) = r { return .success(ModeResult(channel: p.channel, mode: mode.rawValue)) }
                 return nil
             }
-        case "ack":
-            let p = (try? decoder.decode(ParamsOnly<OptionalChannelParams>.self, from: bytes))?.params ?? OptionalChannelParams()
+        case .ack(let p):
             var which: Int?
             if let name = p.channel {
                 guard let i = channelIndex(name) else { return unknownChannel(id, name, context: context) }
@@ -317,29 +325,15 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                                          remaining: $0.remaining.map(\.rawValue), mode: $0.mode.rawValue)
                 }))
             }
-        case "subscribe":
-            guard let p = params(SubscribeParams.self) else { return }
+        case .subscribe(let p):
             subscribe(p, id: id, context: context)
-        case "unsubscribe":
-            guard let p = params(UnsubscribeParams.self) else { return }
+        case .unsubscribe(let p):
             guard let t = subscriptions.removeValue(forKey: p.subscription) else {
                 return fail(id, .invalidParams, "unsubscribe: no subscription \(p.subscription) on this connection", context: context)
             }
             t.cancel()
             reply(id, OkResult(), context: context)
-        case "sim_inject":
-            guard ctx.backend == .simulator else { return fail(id, .unavailable, "sim_inject: only with backend = \"simulator\"", context: context) }
-            guard let p = params(SimInjectParams.self) else { return }
-            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-            let j = SimInjection(forceBias: p.forceBiasN, sensorDisconnected: p.sensorDisconnected, ambient: p.ambientC,
-                                 supply: p.supplyMpa, current: p.currentMa, cyclePeriod: p.cyclePeriodS, thicknessStep: p.thicknessStepUm,
-                                 stallSeconds: p.stallS, emergencyStop: p.emergencyStop, charging: p.charging)
-            submit(.inject(channel: i, j), id: id, method: "sim_inject", context: context) { r in
-                if case .ok = r { return .success(OkResult()) }
-                return nil
-            }
-        case "program_start":
-            guard let p = params(ProgramStartParams.self) else { return }
+        case .programStart(let p):
             guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
             let source = p.source ?? "program"
             let program: PressureProgram
@@ -356,31 +350,31 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 default: return nil
                 }
             }
-        case "program_pause", "program_resume", "program_stop":
-            guard let p = params(ChannelParams.self) else { return }
+        case .programPause(let p), .programResume(let p), .programStop(let p):
             guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-            let cmd: LoopCommand = head.method == "program_pause" ? .programPause(channel: i)
-                : head.method == "program_resume" ? .programResume(channel: i) : .programStop(channel: i)
+            let (cmd, method): (LoopCommand, String)
+            switch command {
+            case .programPause: (cmd, method) = (.programPause(channel: i), "program_pause")
+            case .programResume: (cmd, method) = (.programResume(channel: i), "program_resume")
+            default: (cmd, method) = (.programStop(channel: i), "program_stop")
+            }
             let name = p.channel
-            submit(cmd, id: id, method: head.method, context: context) { r -> Result<ProgramResult, ErrorBody>? in
+            submit(cmd, id: id, method: method, context: context) { r -> Result<ProgramResult, ErrorBody>? in
                 if case .program(let runner) = r { return .success(ProgramResult(channel: name, program: runner.map(programInfo))) }
                 return nil
             }
-        case "program_status":
-            let p = (try? decoder.decode(ParamsOnly<OptionalChannelParams>.self, from: bytes))?.params ?? OptionalChannelParams()
+        case .programStatus(let p):
             if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
             guard let snap = loop.snapshots.latest() else { return fail(id, .unavailable, "no data yet", context: context) }
             let list = snap.channels.filter { p.channel == nil || $0.name == p.channel }
                 .map { ProgramResult(channel: $0.name, program: $0.program.map(programInfo)) }
             reply(id, list, context: context)
-        case "log_export":
-            guard let p = params(LogExportParams.self) else { return }
+        case .logExport(let p):
             if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
             guard let log = ctx.runLog else { return fail(id, .unavailable, "log_export: the run log is disabled ([runlog] enabled = false)", context: context) }
             guard p.until > p.since else { return fail(id, .invalidParams, "log_export: until (\(p.until)) must be after since (\(p.since))", context: context) }
             exportLog(log, p, id: id, context: context)
-        case "run_set":
-            guard let p = params(RunSetParams.self) else { return }
+        case .runSet(let p):
             guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
             guard let log = ctx.runLog else { return fail(id, .unavailable, "run_set: the run log is disabled", context: context) }
             let m = p.metadata
@@ -389,16 +383,28 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                                                 preparationPressureMpa: m.preparationPressureMpa), channel: p.channel, time: Date().timeIntervalSince1970)
                 reply(id, RunResult(channel: p.channel, metadata: m), context: context)
             } catch { fail(id, .internalError, "run_set: \(error)", context: context) }
-        case "run_get":
-            guard let p = params(ChannelParams.self) else { return }
+        case .runGet(let p):
             guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
             guard let log = ctx.runLog else { return fail(id, .unavailable, "run_get: the run log is disabled", context: context) }
             let m = (try? log.metadata(channel: p.channel)) ?? nil
             reply(id, RunResult(channel: p.channel, metadata: RunMetadataInfo(cellId: m?.cellId, chemistry: m?.chemistry,
                                                                             operatorNote: m?.operatorNote, preparationPressureMpa: m?.preparationPressureMpa)),
                   context: context)
-        default:
-            fail(id, .unknownMethod, "unknown method '\(head.method)' (methods: \(ControlProtocol.methods.joined(separator: ", ")))", context: context)
+        case .reload:
+            switch ctx.reload() {
+            case .success(let m): reply(id, ReloadResult(message: m), context: context)
+            case .failure(let e): fail(id, .invalidParams, "reload refused, running configuration kept: \(e)", context: context)
+            }
+        case .simInject(let p):
+            guard ctx.backend == .simulator else { return fail(id, .unavailable, "sim_inject: only with backend = \"simulator\"", context: context) }
+            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
+            let j = SimInjection(forceBias: p.forceBiasN, sensorDisconnected: p.sensorDisconnected, ambient: p.ambientC,
+                                 supply: p.supplyMpa, current: p.currentMa, cyclePeriod: p.cyclePeriodS, thicknessStep: p.thicknessStepUm,
+                                 stallSeconds: p.stallS, emergencyStop: p.emergencyStop, charging: p.charging)
+            submit(.inject(channel: i, j), id: id, method: "sim_inject", context: context) { r in
+                if case .ok = r { return .success(OkResult()) }
+                return nil
+            }
         }
     }
 
@@ -407,15 +413,15 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Methods whose requests are written to the journal and the run log with the
     /// peer's uid and pid.
     static let stateChanging: Set<String> = ["set", "hold", "release", "ack", "program_start", "program_pause",
-                                             "program_resume", "program_stop", "run_set", "sim_inject"]
+                                             "program_resume", "program_stop", "run_set", "reload", "sim_inject"]
 
-    private func audit(_ method: String, _ bytes: Data) {
+    private func audit(_ method: String, _ command: Command, _ bytes: Data, refused: Bool) {
         var request = String(decoding: bytes.prefix(2048), as: UTF8.self)
         if method == "program_start" { request = "program_start (program text not repeated)" }
+        if refused { request = "REFUSED (permission) " + request }
         let uid = peer.map { Int($0.uid) }, pid = peer.map { Int($0.pid) }
-        logger.notice("request", metadata: ["method": "\(method)", "uid": "\(uid.map(String.init) ?? "?")", "pid": "\(pid.map(String.init) ?? "?")"])
-        let channel = (try? decoder.decode(ParamsOnly<OptionalChannelParams>.self, from: bytes))?.params.channel ?? ""
-        ctx.audit(RunLogEvent(time: Date().timeIntervalSince1970, channel: channel, kind: "request", detail: request, uid: uid, pid: pid))
+        logger.notice(refused ? "request refused" : "request", metadata: ["method": "\(method)", "uid": "\(uid.map(String.init) ?? "?")", "pid": "\(pid.map(String.init) ?? "?")"])
+        ctx.audit(RunLogEvent(time: Date().timeIntervalSince1970, channel: command.channel ?? "", kind: "request", detail: request, uid: uid, pid: pid))
     }
 
     /// Streams the samples of [since, until) as CSV chunks, one batch at a time, each
@@ -554,53 +560,16 @@ final class Once: @unchecked Sendable {
     func fire() -> Bool { if done { return false }; done = true; return true }
 }
 
-/// A request's id alone, to echo it on malformed requests.
-struct IDOnly: Decodable { var id: RequestID? }
 
 func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
 
-/// A short, human description of a decoding error naming the key.
-func describe(_ error: Error) -> String {
-    guard let e = error as? DecodingError else { return "\(error)" }
-    func path(_ c: [CodingKey]) -> String {
-        let p = c.filter { $0.stringValue != "params" }.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
-        return p.isEmpty ? "params" : p.joined(separator: ".").snakeCased
-    }
-    switch e {
-    case .keyNotFound(let k, let ctx): return "missing key '\(path(ctx.codingPath + [k]))'"
-    case .typeMismatch(let t, let ctx): return "'\(path(ctx.codingPath))' must be of type \(jsonType(t))"
-    case .valueNotFound(let t, let ctx): return "'\(path(ctx.codingPath))' must be of type \(jsonType(t)), found null"
-    case .dataCorrupted(let ctx): return "\(path(ctx.codingPath)): \(ctx.debugDescription)"
-    @unknown default: return "\(e)"
-    }
-}
-
-private func jsonType(_ t: Any.Type) -> String {
-    switch t {
-    case is Double.Type, is Int.Type, is Float.Type: return "number"
-    case is String.Type: return "string"
-    case is Bool.Type: return "boolean"
-    default: return "\(t)"
-    }
-}
-
-extension String {
-    var snakeCased: String {
-        var out = ""
-        for ch in self {
-            if ch.isUppercase { out += "_" + ch.lowercased() } else { out.append(ch) }
-        }
-        return out
-    }
+extension ChannelParameters {
+    /// Just the fields the socket validates against, before the first snapshot.
+    var asState: (limits: PressureLimits, cellArea: Double) { (limits, cellArea) }
 }
 
 /// A program runner as the wire shows it.
 func programInfo(_ r: ProgramRunner) -> ProgramInfo {
     ProgramInfo(name: r.program.name, state: r.state.rawValue, step: r.index, steps: r.program.steps.count,
                 stepType: r.currentStep?.name, stepElapsedS: r.elapsed, setpointMpa: r.setpoint)
-}
-
-extension ChannelParameters {
-    /// Just the fields the socket validates against, before the first snapshot.
-    var asState: (limits: PressureLimits, cellArea: Double) { (limits, cellArea) }
 }

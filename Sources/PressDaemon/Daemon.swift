@@ -52,6 +52,7 @@ public final class Daemon: @unchecked Sendable {
     /// Set once the control socket is listening.
     let socketReady = Atomic<Bool>(false)
     let metricsServer: MetricsServer?
+    private let reloadBox: WeakDaemon
 
     /// Builds the daemon: opens the run log, restores every channel's persisted state.
     public init(config: DaemonConfig, configPath: String, socketPath: String, logger: Logger) throws {
@@ -85,8 +86,13 @@ public final class Daemon: @unchecked Sendable {
         self.group = group
         let audit: @Sendable (RunLogEvent) -> Void = { e in writer?.enqueue(e) }
         let startNanos = self.startNanos
-        let ctx = ServerContext(version: Self.version, backend: config.backend, channels: config.channels, startNanos: startNanos,
+        var ctx = ServerContext(version: Self.version, backend: config.backend, channels: config.channels, startNanos: startNanos,
                                 runLog: runLog, audit: audit)
+        ctx.access = config.access
+        ctx.socketGroup = config.socketGroup
+        let box = WeakDaemon()
+        ctx.reload = { box.daemon?.reload() ?? .failure(ConfigError(file: configPath, line: nil, key: nil, message: "daemon gone")) }
+        self.reloadBox = box
         server = ControlServer(path: socketPath, mode: config.socketMode, loop: loop, context: ctx, group: group, logger: logger)
         metricsServer = config.metrics.map { address in
             MetricsServer(address: address, group: group) {
@@ -99,6 +105,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
     public func run() async throws {
+        reloadBox.daemon = self
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if writer != nil { services.append(.init(service: WriterService(daemon: self))) }
         services += [
@@ -130,6 +137,7 @@ public final class Daemon: @unchecked Sendable {
         for (a, b) in zip(new.channels, config.channels) where a.actuator != b.actuator || a.divider != b.divider || a.control.cellArea != b.control.cellArea {
             structural.append("channels.\(a.name) actuator type, loop rate or cell area")
         }
+        if new.access != config.access { structural.append("[access] (restart to change who may use the socket)") }
         guard structural.isEmpty else {
             return .failure(ConfigError(file: configPath, line: nil, key: nil, message: "changes need a restart: \(structural.joined(separator: ", ")); running configuration kept"))
         }
@@ -282,4 +290,9 @@ func statusLine(_ s: RigSnapshot) -> String {
         let t = c.target.map { String(format: "/%.2f", $0) } ?? ""
         return "\(c.name) \(c.mode.rawValue) \(p)\(t) MPa" + (c.faults.isEmpty ? "" : " FAULT " + c.faults.map(\.code.rawValue).joined(separator: ","))
     }.joined(separator: "; ")
+}
+
+/// Lets the socket's `reload` reach the daemon without a retain cycle.
+final class WeakDaemon: @unchecked Sendable {
+    weak var daemon: Daemon?
 }

@@ -12,7 +12,7 @@ public enum ControlProtocol {
     /// The methods a version-1 server answers.
     public static let methods = ["hello", "status", "set", "hold", "release", "ack", "subscribe", "unsubscribe",
                                  "program_start", "program_pause", "program_resume", "program_stop", "program_status",
-                                 "log_export", "run_set", "run_get", "sim_inject"]
+                                 "log_export", "run_set", "run_get", "reload", "sim_inject"]
 
     public static func encoder() -> JSONEncoder {
         let e = JSONEncoder()
@@ -73,6 +73,8 @@ public enum ErrorCode: String, Codable, Sendable {
     case timeout
     /// The method exists but is not available with this backend or configuration.
     case unavailable
+    /// The peer's uid/groups do not have the role the method needs.
+    case permissionDenied = "permission_denied"
     /// A program file that does not parse or does not fit the channel.
     case invalidProgram = "invalid_program"
     /// No program is loaded, or it is not in a state that allows the command.
@@ -422,4 +424,9 @@ public struct RunResult: Codable, Sendable {
     public var channel: String
     public var metadata: RunMetadataInfo
     public init(channel: String, metadata: RunMetadataInfo) { self.channel = channel; self.metadata = metadata }
+}
+
+public struct ReloadResult: Codable, Sendable {
+    public var message: String
+    public init(message: String) { self.message = message }
 }

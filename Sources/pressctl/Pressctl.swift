@@ -68,7 +68,7 @@ struct Pressctl: ParsableCommand {
         commandName: "pressctl",
         abstract: "Watch and steer pressd, the stack-pressure control daemon.",
         version: "0.1.0",
-        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Sim.self],
+        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Reload.self, Sim.self],
         defaultSubcommand: Status.self)
 }
 
@@ -196,6 +196,18 @@ struct Watch: ParsableCommand {
         let x = Int(((p - sp) / sp / 0.01).rounded()) + 10
         cells[min(max(x, 0), 20)] = "*"
         return "[" + String(cells) + "]"
+    }
+}
+
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Reload pressd's configuration file (admin).",
+        discussion: "Validated first: on an error the running configuration stays and the error names file, line and key. Same as SIGHUP.")
+    @OptionGroup var conn: Connection
+    func run() throws {
+        let c = try conn.connect()
+        let r = call(c, "reload", NoParams(), as: ReloadResult.self)
+        conn.json ? printJSON(r) : print(r.message)
     }
 }
 

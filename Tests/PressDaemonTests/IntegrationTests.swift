@@ -186,3 +186,74 @@ struct IntegrationTests {
         }
     }
 }
+
+@Suite("Load: 200 clients", .serialized)
+struct LoadTests {
+    @Test("200 concurrent subscribers, slow readers and half-open connections: the loop keeps time and other clients are served")
+    func twoHundredClients() async throws {
+        try await withRig(timeScale: 1) { rig in
+            // 150 readers at 10 Hz, 30 subscribers that never read, 20 half-open
+            // connections with a partial request.
+            var readers: [ControlClient] = []
+            var stalled: [ControlClient] = []
+            var halfOpen: [ControlClient] = []
+            for k in 0..<200 {
+                let c = try rig.client()
+                if k < 150 {
+                    _ = try c.call("subscribe", SubscribeParams(rateHz: 10), as: SubscribeResult.self)
+                    readers.append(c)
+                } else if k < 180 {
+                    _ = try c.call("subscribe", SubscribeParams(rateHz: 100), as: SubscribeResult.self)
+                    stalled.append(c)
+                } else {
+                    try c.send(raw: Array("{\"id\":1,\"method\":\"sta".utf8))
+                    halfOpen.append(c)
+                }
+            }
+            let counts = Counter(readers.count)
+            // One thread per reader: all 150 read concurrently (GCD's pool would batch them).
+            let done = DispatchSemaphore(value: 0)
+            let boxes = readers.map { UncheckedBox($0) }
+            for (i, box) in boxes.enumerated() {
+                let t = Thread {
+                    let end = Date().addingTimeInterval(5)
+                    while Date() < end { if (try? box.value.nextEvent()) != nil { counts.add(i) } else { break } }
+                    done.signal()
+                }
+                t.stackSize = 256 * 1024
+                t.start()
+            }
+            let c = try rig.client()
+            let before = try c.status().loop
+            let t0 = Date()
+            var worst = 0.0
+            while Date().timeIntervalSince(t0) < 5 {
+                let t = Date()
+                _ = try c.status()
+                worst = max(worst, Date().timeIntervalSince(t))
+                usleep(100_000)
+            }
+            let after = try c.status().loop
+            let elapsed = Date().timeIntervalSince(t0)
+            for _ in boxes { done.wait() }
+            #expect(Double(after.ticks - before.ticks) > 0.9 * elapsed * after.rateHz)
+            #expect(after.overruns == before.overruns)
+            #expect(worst < 1.0, "slowest status reply \(worst) s")
+            // Every reader got its stream (10 Hz for 5 s = 50; allow for thread start-up).
+            #expect(counts.values.min()! >= 35, "fewest events to one reader: \(counts.values.min()!)")
+            withExtendedLifetime((stalled, halfOpen)) {}
+        }
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var values: [Int]
+    init(_ n: Int) { values = Array(repeating: 0, count: n) }
+    func add(_ i: Int) { lock.lock(); values[i] += 1; lock.unlock() }
+}
+
+final class UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import PressProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Maps a peer's uid and groups to a role, from `[access]` in the configuration.
+///
+/// Entries: `"*"` (anyone who can open the socket), `"name"` or `"1000"` (a user),
+/// `"@name"` or `"@1000"` (a group, primary or supplementary). root and the daemon's
+/// own user are always admins.
+public struct AccessPolicy: Sendable, Equatable {
+    public struct Entry: Sendable, Equatable {
+        public var anyone = false
+        public var uids: Set<UInt32> = []
+        public var gids: Set<UInt32> = []
+        func matches(uid: UInt32, gids g: Set<UInt32>) -> Bool { anyone || uids.contains(uid) || !gids.isDisjoint(with: g) }
+    }
+    public var observers = Entry(anyone: true)
+    public var operators = Entry()
+    public var admins = Entry()
+    public var daemonUID: UInt32 = geteuid()
+
+    public init() {}
+
+    /// The highest role `uid` (with groups `gids`) holds, nil for none.
+    public func role(uid: UInt32, gids: Set<UInt32>) -> Role? {
+        if uid == 0 || uid == daemonUID || admins.matches(uid: uid, gids: gids) { return .admin }
+        if operators.matches(uid: uid, gids: gids) { return .operator }
+        if observers.matches(uid: uid, gids: gids) { return .observer }
+        return nil
+    }
+
+    /// Resolves configuration entries; the error names the entry.
+    public static func entry(_ list: [String]) -> Result<Entry, AccessError> {
+        var e = Entry()
+        for item in list {
+            if item == "*" { e.anyone = true; continue }
+            if item.hasPrefix("@") {
+                let name = String(item.dropFirst())
+                if let g = UInt32(name) { e.gids.insert(g); continue }
+                guard let gr = getgrnam(name) else { return .failure(AccessError(message: "no group '\(name)' on this system")) }
+                e.gids.insert(gr.pointee.gr_gid)
+                continue
+            }
+            if let u = UInt32(item) { e.uids.insert(u); continue }
+            guard let pw = getpwnam(item) else { return .failure(AccessError(message: "no user '\(item)' on this system")) }
+            e.uids.insert(pw.pointee.pw_uid)
+        }
+        return .success(e)
+    }
+
+    /// The supplementary and primary groups of a process, from /proc/PID/status.
+    public static func groups(pid: Int32, primary: UInt32) -> Set<UInt32> {
+        var out: Set<UInt32> = [primary]
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return out }
+        for line in text.split(separator: "\n") where line.hasPrefix("Groups:") {
+            for g in line.dropFirst("Groups:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }) {
+                if let v = UInt32(g) { out.insert(v) }
+            }
+        }
+        return out
+    }
+}
+
+public struct AccessError: Error, Equatable { public var message: String }
