@@ -25,6 +25,9 @@ let package = Package(
         // Wire protocol shared by pressd and pressctl (JSON lines over a Unix socket).
         .target(name: "PressProtocol"),
 
+        // Client-side rendering: terminal plot, SVG report, window statistics (pure).
+        .target(name: "PressPlot"),
+
         // System libraries, found with pkg-config.
         .systemLibrary(name: "CModbus", pkgConfig: "libmodbus",
                        providers: [.apt(["libmodbus-dev"])]),
@@ -58,13 +61,21 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Benchmarks: loop timing and socket latency under load (docs/performance.md).
+        .executableTarget(name: "pressbench", dependencies: [
+            "PressDaemon", "PressProtocol",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .executableTarget(name: "pressctl", dependencies: [
-            "PressProtocol",
+            "PressProtocol", "PressPlot",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "PressCoreTests", dependencies: ["PressCore"]),
         .testTarget(name: "PressProtocolTests", dependencies: ["PressProtocol"]),
+        .testTarget(name: "PressPlotTests", dependencies: ["PressPlot"]),
         .testTarget(name: "PressSimTests", dependencies: ["PressCore", "PressSim"]),
         .testTarget(name: "PressDaemonTests", dependencies: [
             "PressDaemon", "PressProtocol", "PressCore", "PressSim", "PressDrivers", "PressLog",

@@ -55,6 +55,17 @@ public struct LoopStats: Sendable, Equatable {
     public var maxJitter: Double = 0
     /// Longest tick body, s.
     public var maxTickDuration: Double = 0
+    /// Wake-up lateness histogram: counts per bucket of ``jitterBucketEdges``
+    /// (the last bucket counts everything above the last edge).
+    public var jitterHistogram = [UInt64](repeating: 0, count: LoopStats.jitterBucketEdges.count + 1)
+    /// Upper edges of the histogram buckets, s.
+    public static let jitterBucketEdges: [Double] = [25e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3]
+
+    mutating func record(jitter: Double) {
+        var i = 0
+        while i < Self.jitterBucketEdges.count && jitter > Self.jitterBucketEdges[i] { i += 1 }
+        jitterHistogram[i] += 1
+    }
 }
 
 /// What the loop publishes after every tick. Immutable once published.
@@ -411,6 +422,7 @@ public final class ControlLoop: @unchecked Sendable {
             let lateness = Double(woke &- deadline) / 1e9
             stats.lastJitter = lateness
             stats.maxJitter = max(stats.maxJitter, lateness)
+            stats.record(jitter: lateness)
 
             for c in inbox.drain() { c.reply(core.apply(c.command)) }
             // The controllers see the measured wake-up time, so a late tick gets its

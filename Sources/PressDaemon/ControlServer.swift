@@ -374,6 +374,14 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             guard let log = ctx.runLog else { return fail(id, .unavailable, "log_export: the run log is disabled ([runlog] enabled = false)", context: context) }
             guard p.until > p.since else { return fail(id, .invalidParams, "log_export: until (\(p.until)) must be after since (\(p.since))", context: context) }
             exportLog(log, p, id: id, context: context)
+        case .logEvents(let p):
+            if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
+            guard let log = ctx.runLog else { return fail(id, .unavailable, "log_events: the run log is disabled", context: context) }
+            do {
+                let all = try log.events(since: p.since, until: p.until, channel: p.channel)
+                let list = all.prefix(10_000).map { LogEventInfo(timeUnix: $0.time, channel: $0.channel, kind: $0.kind, detail: $0.detail, uid: $0.uid, pid: $0.pid) }
+                reply(id, LogEventsResult(events: Array(list), truncated: all.count > 10_000), context: context)
+            } catch { fail(id, .internalError, "log_events: \(error)", context: context) }
         case .runSet(let p):
             guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
             guard let log = ctx.runLog else { return fail(id, .unavailable, "run_set: the run log is disabled", context: context) }

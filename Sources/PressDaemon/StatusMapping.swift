@@ -21,7 +21,8 @@ enum StatusMapping {
 
     static func loop(_ s: LoopStats) -> LoopInfo {
         LoopInfo(rateHz: s.rate, ticks: s.ticks, overruns: s.overruns, lastJitterUs: s.lastJitter * 1e6,
-                 maxJitterUs: s.maxJitter * 1e6, maxTickUs: s.maxTickDuration * 1e6, timeScale: s.timeScale)
+                 maxJitterUs: s.maxJitter * 1e6, maxTickUs: s.maxTickDuration * 1e6, timeScale: s.timeScale,
+                 jitterBucketUs: LoopStats.jitterBucketEdges.map { $0 * 1e6 }, jitterHistogram: s.jitterHistogram)
     }
 
     static func channels(_ snap: RigSnapshot, configs: [ChannelConfig], only: Set<String>?) -> [ChannelStatus] {

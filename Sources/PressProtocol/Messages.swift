@@ -12,7 +12,7 @@ public enum ControlProtocol {
     /// The methods a version-1 server answers.
     public static let methods = ["hello", "status", "set", "hold", "release", "ack", "subscribe", "unsubscribe",
                                  "program_start", "program_pause", "program_resume", "program_stop", "program_status",
-                                 "log_export", "run_set", "run_get", "reload", "sim_inject"]
+                                 "log_export", "log_events", "run_set", "run_get", "reload", "sim_inject"]
 
     public static func encoder() -> JSONEncoder {
         let e = JSONEncoder()
@@ -280,9 +280,16 @@ public struct LoopInfo: Codable, Sendable, Equatable {
     public var maxTickUs: Double
     /// Simulated seconds per wall-clock second (1 on hardware).
     public var timeScale: Double
-    public init(rateHz: Double, ticks: UInt64, overruns: UInt64, lastJitterUs: Double, maxJitterUs: Double, maxTickUs: Double, timeScale: Double) {
+    /// Wake-up lateness histogram: `jitter_histogram[i]` ticks were at most
+    /// `jitter_bucket_us[i]` late (and above the previous edge); the last entry counts
+    /// the ticks later than the last edge.
+    public var jitterBucketUs: [Double]?
+    public var jitterHistogram: [UInt64]?
+    public init(rateHz: Double, ticks: UInt64, overruns: UInt64, lastJitterUs: Double, maxJitterUs: Double, maxTickUs: Double, timeScale: Double,
+                jitterBucketUs: [Double]? = nil, jitterHistogram: [UInt64]? = nil) {
         self.rateHz = rateHz; self.ticks = ticks; self.overruns = overruns; self.lastJitterUs = lastJitterUs
         self.maxJitterUs = maxJitterUs; self.maxTickUs = maxTickUs; self.timeScale = timeScale
+        self.jitterBucketUs = jitterBucketUs; self.jitterHistogram = jitterHistogram
     }
 }
 
@@ -429,4 +436,23 @@ public struct RunResult: Codable, Sendable {
 public struct ReloadResult: Codable, Sendable {
     public var message: String
     public init(message: String) { self.message = message }
+}
+
+public struct LogEventInfo: Codable, Sendable, Equatable {
+    public var timeUnix: Double
+    public var channel: String
+    public var kind: String
+    public var detail: String
+    public var uid: Int?
+    public var pid: Int?
+    public init(timeUnix: Double, channel: String, kind: String, detail: String, uid: Int?, pid: Int?) {
+        self.timeUnix = timeUnix; self.channel = channel; self.kind = kind; self.detail = detail; self.uid = uid; self.pid = pid
+    }
+}
+
+public struct LogEventsResult: Codable, Sendable {
+    public var events: [LogEventInfo]
+    /// True when more events matched than the 10 000 returned.
+    public var truncated: Bool
+    public init(events: [LogEventInfo], truncated: Bool) { self.events = events; self.truncated = truncated }
 }

@@ -16,6 +16,7 @@ public enum Command: Sendable {
     case programStop(ChannelParams)
     case programStatus(OptionalChannelParams)
     case logExport(LogExportParams)
+    case logEvents(LogExportParams)
     case runSet(RunSetParams)
     case runGet(ChannelParams)
     case reload
@@ -28,7 +29,7 @@ public enum Command: Sendable {
         case .set(let p): return p.channel
         case .hold(let p), .release(let p), .programPause(let p), .programResume(let p), .programStop(let p), .runGet(let p): return p.channel
         case .programStart(let p): return p.channel
-        case .logExport(let p): return p.channel
+        case .logExport(let p), .logEvents(let p): return p.channel
         case .runSet(let p): return p.channel
         case .simInject(let p): return p.channel
         case .hello, .subscribe, .unsubscribe, .reload: return nil
@@ -65,7 +66,7 @@ public struct RequestDecoder: Sendable {
         "program_stop": ["channel"], "run_get": ["channel"],
         "subscribe": ["channels", "rate_hz"], "unsubscribe": ["subscription"],
         "program_start": ["channel", "program", "source"],
-        "log_export": ["since", "until", "channel"],
+        "log_export": ["since", "until", "channel"], "log_events": ["since", "until", "channel"],
         "run_set": ["channel", "metadata"],
         "sim_inject": ["channel", "force_bias_n", "sensor_disconnected", "ambient_c", "supply_mpa", "current_ma",
                        "cycle_period_s", "thickness_step_um", "stall_s", "emergency_stop", "charging"],
@@ -75,7 +76,7 @@ public struct RequestDecoder: Sendable {
     /// The role each method needs.
     public static func role(for method: String) -> Role {
         switch method {
-        case "hello", "status", "subscribe", "unsubscribe", "program_status", "log_export", "run_get": return .observer
+        case "hello", "status", "subscribe", "unsubscribe", "program_status", "log_export", "log_events", "run_get": return .observer
         case "reload", "sim_inject": return .admin
         default: return .operator
         }
@@ -147,6 +148,7 @@ public struct RequestDecoder: Sendable {
         case "program_stop": return .programStop(try p(ChannelParams.self))
         case "program_status": return .programStatus(try p(OptionalChannelParams.self))
         case "log_export": return .logExport(try p(LogExportParams.self))
+        case "log_events": return .logEvents(try p(LogExportParams.self))
         case "run_set": return .runSet(try p(RunSetParams.self))
         case "run_get": return .runGet(try p(ChannelParams.self))
         case "sim_inject": return .simInject(try p(SimInjectParams.self))

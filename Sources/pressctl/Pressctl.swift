@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PressPlot
 import PressProtocol
 
 /// Exit codes (documented in docs/pressctl.md).
@@ -68,7 +69,7 @@ struct Pressctl: ParsableCommand {
         commandName: "pressctl",
         abstract: "Watch and steer pressd, the stack-pressure control daemon.",
         version: "0.1.0",
-        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Reload.self, Sim.self],
+        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Reload.self, Sim.self],
         defaultSubcommand: Status.self)
 }
 
@@ -152,17 +153,24 @@ struct Ack: ParsableCommand {
 }
 
 struct Watch: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show live pressure, setpoint and the ±5 % band (Ctrl-C to stop).")
+    static let configuration = CommandConfiguration(
+        abstract: "Show live pressure, setpoint and the ±5 % band (Ctrl-C to stop).",
+        discussion: "On a terminal, --plot draws a scrolling chart of one channel (pressure ●, setpoint ─, band ┄).")
     @Option(name: .long, help: "Updates per second.") var rate: Double = 5
     @Option(name: .long, help: "Stop after this many updates (default: run until interrupted).") var count: Int?
+    @Flag(name: .long, help: "Draw a live chart of the channel (needs --channel when there are several).") var plot = false
+    @Option(name: .long, help: "Chart size, columns x rows (default: the terminal's).") var size: String?
     @OptionGroup var conn: Connection
 
     func run() throws {
         let c = try conn.connect()
-        let channels = conn.channel.map { [$0] }
+        let plotChannel = plot ? try conn.requireChannel(c) : nil
+        let channels = (plotChannel ?? conn.channel).map { [$0] }
         _ = call(c, "subscribe", SubscribeParams(channels: channels, rateHz: rate), as: SubscribeResult.self)
         c.setTimeout(max(5, 3 / rate))
         var n = 0
+        var history: [TracePoint] = []
+        let (cols, rows) = terminalSize()
         while count.map({ n < $0 }) ?? true {
             let e: SampleEvent
             do { e = try c.nextEvent() } catch { fail(error) }
@@ -170,6 +178,16 @@ struct Watch: ParsableCommand {
             if conn.json {
                 let enc = ControlProtocol.encoder()
                 print(String(decoding: try! enc.encode(e), as: UTF8.self))
+                fflush(nil)
+                continue
+            }
+            if plot, let ch = e.channels.first {
+                history.append(TracePoint(time: ch.timeS, pressure: ch.pressureMpa, setpoint: ch.setpointMpa, mode: ch.mode))
+                if history.count > 2000 { history.removeFirst(history.count - 2000) }
+                let title = "\(ch.name) \(ch.mode)  \(f(ch.pressureMpa)) / \(f(ch.setpointMpa)) MPa  \(ch.inBand ? "in band" : "OUT OF BAND")"
+                    + (ch.faults.isEmpty ? "" : "  FAULT " + ch.faults.map(\.code).joined(separator: ","))
+                let lines = TerminalPlot.render(history, width: cols, height: rows - 1, title: title)
+                print("\u{1B}[H\u{1B}[2J" + lines.joined(separator: "\n"))
                 fflush(nil)
                 continue
             }
@@ -184,6 +202,14 @@ struct Watch: ParsableCommand {
             print("\(t)  " + parts.joined(separator: "   ") + (e.dropped > 0 ? "  (\(e.dropped) dropped)" : ""))
             fflush(nil)
         }
+    }
+
+    /// Columns and rows: --size, else the terminal's (TIOCGWINSZ), else 100x30.
+    func terminalSize() -> (Int, Int) {
+        if let size, let x = size.firstIndex(of: "x"), let w = Int(size[..<x]), let h = Int(size[size.index(after: x)...]) { return (w, h) }
+        var ws = winsize()
+        if ioctl(1, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 20, ws.ws_row > 8 { return (Int(ws.ws_col), Int(ws.ws_row)) }
+        return (100, 30)
     }
 
     /// A 21-character bar: the ±5 % band around the setpoint, '|' at the setpoint and

@@ -83,7 +83,29 @@ func parseTime(_ text: String, now: Date = Date()) throws -> Double {
 }
 
 struct Log: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The run log.", subcommands: [Export.self])
+    static let configuration = CommandConfiguration(abstract: "The run log.", subcommands: [Export.self, Events.self])
+
+    struct Events: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List logged events: setpoints, modes, faults, acknowledgements, program steps, requests (with uid).")
+        @Option(help: "Start: ISO 8601, unix seconds, now, or a time ago (2h, 30m, 1d).") var since: String = "1h"
+        @Option(help: "End (exclusive), same forms.") var until: String = "now"
+        @Option(help: "Only events of this kind (setpoint, mode, fault, ack, program, request, daemon).") var kind: String?
+        @OptionGroup var conn: Connection
+
+        func run() throws {
+            let c = try conn.connect()
+            var r = call(c, "log_events", LogExportParams(since: try parseTime(since), until: try parseTime(until), channel: conn.channel), as: LogEventsResult.self)
+            if let kind { r.events = r.events.filter { $0.kind == kind } }
+            if conn.json { return printJSON(r) }
+            let iso = ISO8601DateFormatter()
+            for e in r.events {
+                let who = e.uid.map { " uid \($0)" + (e.pid.map { " pid \($0)" } ?? "") } ?? ""
+                print("\(iso.string(from: Date(timeIntervalSince1970: e.timeUnix))) \(e.channel.isEmpty ? "-" : e.channel) \(e.kind)\(who): \(e.detail)")
+            }
+            if r.truncated { FileHandle.standardError.write(Data("pressctl: more than 10 000 events; narrow --since/--until\n".utf8)) }
+        }
+    }
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -97,11 +119,6 @@ struct Log: ParsableCommand {
         func run() throws {
             let s = try parseTime(since), u = try parseTime(until)
             let c = try conn.connect()
-            c.setTimeout(60)
-            let id = RequestID.int(1)
-            let data: Data
-            do { data = try ControlProtocol.encoder().encode(Request(id: id, method: "log_export", params: LogExportParams(since: s, until: u, channel: conn.channel))) }
-            catch { throw ValidationError("\(error)") }
             var sink: FileHandle = .standardOutput
             if let output {
                 guard FileManager.default.createFile(atPath: output, contents: nil), let h = FileHandle(forWritingAtPath: output) else {
@@ -109,22 +126,29 @@ struct Log: ParsableCommand {
                 }
                 sink = h
             }
-            do {
-                try c.send(raw: Array(data) + [UInt8(ascii: "\n")])
-                while true {
-                    let line = try c.readLine()
-                    if let chunk = try? ControlProtocol.decoder().decode(LogChunkEvent.self, from: line), chunk.event == "log_chunk" {
-                        sink.write(Data(chunk.csv.utf8))
-                        continue
-                    }
-                    let reply = try ControlProtocol.decoder().decode(Reply<LogExportResult>.self, from: line)
-                    if let e = reply.error { fail(.remote(e)) }
-                    if output != nil { FileHandle.standardError.write(Data("\(reply.result?.rows ?? 0) rows written to \(output!)\n".utf8)) }
-                    return
-                }
-            } catch let e as ClientError { fail(e) }
+            let rows = exportCSV(c, since: s, until: u, channel: conn.channel) { sink.write(Data($0.utf8)) }
+            if let output { FileHandle.standardError.write(Data("\(rows) rows written to \(output)\n".utf8)) }
         }
     }
+}
+
+/// Streams `log_export` and hands each CSV chunk to `sink`. Returns the row count.
+func exportCSV(_ c: ControlClient, since: Double, until: Double, channel: String?, sink: (String) -> Void) -> Int {
+    c.setTimeout(60)
+    do {
+        let data = try ControlProtocol.encoder().encode(Request(id: .int(1), method: "log_export", params: LogExportParams(since: since, until: until, channel: channel)))
+        try c.send(raw: Array(data) + [UInt8(ascii: "\n")])
+        while true {
+            let line = try c.readLine()
+            if let chunk = try? ControlProtocol.decoder().decode(LogChunkEvent.self, from: line), chunk.event == "log_chunk" {
+                sink(chunk.csv)
+                continue
+            }
+            let reply = try ControlProtocol.decoder().decode(Reply<LogExportResult>.self, from: line)
+            if let e = reply.error { fail(.remote(e)) }
+            return reply.result?.rows ?? 0
+        }
+    } catch let e as ClientError { fail(e) } catch { fail(.protocolViolation("\(error)")) }
 }
 
 struct Run: ParsableCommand {

@@ -306,3 +306,29 @@ func httpGet(port: Int, path: String) throws -> String {
     let text = String(decoding: data, as: UTF8.self)
     return text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
 }
+
+@Suite("pressctl report and plot", .serialized)
+struct ReportTests {
+    @Test("report writes an SVG and a Markdown summary from the real run log; watch --plot draws")
+    func report() throws {
+        let d = try DaemonProcess(timeScale: 10)
+        defer { d.cleanup() }
+        let c = try d.client()
+        _ = try c.call("run_set", RunSetParams(channel: "A", metadata: RunMetadataInfo(cellId: "SSB-7", preparationPressureMpa: 375)), as: RunResult.self)
+        _ = try c.call("set", SetParams(channel: "A", value: 5, unit: "MPa"), as: SetResult.self)
+        usleep(4_000_000) // 40 s of plant time
+        let stem = d.dir + "/rep"
+        let tomorrow = String(Int(Date().timeIntervalSince1970 + 86400))
+        let r = try run("pressctl", ["report", "-c", "A", "--since", "1h", "--until", tomorrow, "-o", stem, "--socket", d.socket])
+        #expect(r.status == 0, "\(r.stderr)")
+        let md = try String(contentsOfFile: stem + ".md", encoding: .utf8)
+        let svg = try String(contentsOfFile: stem + ".svg", encoding: .utf8)
+        #expect(md.contains("| cell id | SSB-7 |"))
+        #expect(md.contains("| preparation (fabrication) pressure | 375.0 MPa |"))
+        #expect(md.contains("within ±5 % of setpoint | 100.00 %"), "\(md)")
+        #expect(svg.contains("<polyline"))
+        let w = try run("pressctl", ["watch", "--plot", "-c", "A", "--count", "5", "--rate", "20", "--size", "70x16", "--socket", d.socket])
+        #expect(w.status == 0)
+        #expect(w.stdout.contains("●") && w.stdout.contains("A regulating"))
+    }
+}

@@ -1,0 +1,69 @@
+import Testing
+@testable import PressPlot
+
+@Suite("Plots and window statistics")
+struct PlotTests {
+    func trace() -> [TracePoint] {
+        (0..<100).map { k in
+            let t = Double(k)
+            let sp = k < 50 ? 5.0 : 6.0
+            let p = k < 50 ? 5.0 + 0.02 * Double(k % 3 - 1) : (k < 53 ? 5.5 : 6.0)
+            return TracePoint(time: t, pressure: p, setpoint: sp, min: p - 0.05, max: p + 0.05)
+        }
+    }
+
+    @Test("summary: band fractions over steady samples; settling after a setpoint change is set apart")
+    func summary() {
+        let s = WindowSummary(trace(), settle: 5)
+        #expect(s.samples == 100)
+        // t = 0…4 (the window's first setpoint) and t = 50…54 (the change to 6 MPa).
+        #expect(s.settlingSamples == 10)
+        #expect(s.regulatingSamples == 90)
+        #expect(s.within5 == 1)
+        #expect(abs(s.within1 - 1) < 1e-12)
+        #expect(s.pressureMax == 6)
+        let noSettle = WindowSummary(trace(), settle: 0)
+        #expect(noSettle.within5 < 1)              // 5.5 MPa against a 6 MPa setpoint counts then
+        #expect(abs(noSettle.worstError! - 0.5 / 6) < 1e-9)
+    }
+
+    @Test("tripped samples are counted, not judged for the band")
+    func modes() {
+        var pts = trace()
+        for i in 60..<70 { pts[i].mode = "tripped"; pts[i].pressure = 0 }
+        let s = WindowSummary(pts, settle: 0)
+        #expect(s.trippedSamples == 10)
+        #expect(s.modes["tripped"] == 10)
+    }
+
+    @Test("terminal plot: fixed size, pressure marks on the setpoint row when in band")
+    func terminal() {
+        let pts = (0..<50).map { TracePoint(time: Double($0), pressure: 5, setpoint: 5) }
+        let lines = TerminalPlot.render(pts, width: 60, height: 20, title: "A")
+        #expect(lines.count == 20)
+        #expect(lines[0] == "A")
+        let body = lines.dropFirst().dropLast()
+        let rowWithDots = body.filter { $0.contains("●") }
+        #expect(rowWithDots.count == 1)
+        #expect(body.filter { $0.contains("┄") }.count == 2) // the two band edges
+        #expect(lines.last!.hasSuffix("49.0 s"))
+    }
+
+    @Test("SVG report: band, setpoint, envelope and pressure are drawn; text is escaped")
+    func svg() {
+        let svg = SVGReport.render(trace(), title: "A <test> & co")
+        #expect(svg.hasPrefix("<svg"))
+        #expect(svg.contains("A &lt;test&gt; &amp; co"))
+        #expect(svg.split(separator: "\n").filter { $0.hasPrefix("<polygon") }.count == 2) // one regulating run's band + envelope
+        #expect(svg.contains("stroke-dasharray"))
+        #expect(svg.hasSuffix("</svg>\n"))
+    }
+
+    @Test("fixed-point formatting")
+    func formatting() {
+        #expect(fixed(3.14159, 2) == "3.14")
+        #expect(fixed(-0.5, 1) == "-0.5")
+        #expect(fixed(2, 3) == "2.000")
+        #expect(fixed(12.5, 0) == "13")
+    }
+}
