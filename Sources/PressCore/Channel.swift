@@ -21,6 +21,8 @@ public struct ChannelReadings: Sendable, Equatable {
     public var charging: Bool?
     /// The emergency-stop input (true = stop), if wired.
     public var emergencyStop: Bool?
+    /// Forces of the individual load cells when there are several, N.
+    public var loadCellForces: [Double]?
 
     public init(force: Sample? = nil, temperature: Sample? = nil, current: Sample? = nil, interfacialResistance: Sample? = nil,
                 charging: Bool? = nil, emergencyStop: Bool? = nil) {
@@ -52,6 +54,8 @@ public struct ChannelParameters: Sendable, Equatable {
     public var safeOutput: Double
     /// Half-width of the "in band" flag as a fraction of the setpoint (0.05 = ±5 %).
     public var band: Double
+    /// (max − min) / mean of the load cells above which `non_uniform_load` is raised.
+    public var nonUniformityAlarm: Double?
 
     public init(name: String, cellArea: Double, pid: PIDParameters, feedforward: Feedforward = .init(),
                 limits: PressureLimits, sensor: SensorLimits, safeOutput: Double, band: Double = 0.05) {
@@ -364,6 +368,9 @@ public struct ChannelController: Sendable {
         }
 
         if readings.emergencyStop == true { present[.emergencyStop] = "emergency-stop input active" }
+        if let limit = parameters.nonUniformityAlarm, let u = nonUniformity(readings.loadCellForces), u > limit {
+            present[.nonUniformLoad] = "load cells differ by \(fmt(u * 100)) % of their mean (alarm at \(fmt(limit * 100)) %)"
+        }
 
         // Saturation: regulating, the output held by its limit, the pressure outside
         // the band, for longer than the timeout.
@@ -380,7 +387,9 @@ public struct ChannelController: Sendable {
         }
 
         // 3. Latch and act.
-        let fired = faults.update(present: present, now: now)
+        let allFired = faults.update(present: present, now: now)
+        for r in allFired where r.code.isAlarmOnly { events.append(.faultRaised(r, action: .hold)) }
+        let fired = allFired.filter { !$0.code.isAlarmOnly }
         if !fired.isEmpty {
             var action = SafeAction.hold
             for r in fired {
@@ -390,6 +399,7 @@ public struct ChannelController: Sendable {
                 case .emergencyStop: a = .release
                 case .sensorRange, .sensorStale: a = parameters.sensor.faultAction == .ramp ? .hold : parameters.sensor.faultAction
                 case .cannotReachSetpoint: a = parameters.limits.saturationAction
+                case .nonUniformLoad: a = .hold
                 }
                 action = action.combined(with: a)
                 events.append(.faultRaised(r, action: a))
@@ -477,4 +487,13 @@ public struct ChannelController: Sendable {
 @inline(__always) func fmt(_ v: Double) -> String {
     let r = (v * 1000).rounded() / 1000
     return "\(r)"
+}
+
+/// (max − min) / mean of several load cells' forces; nil for fewer than two or a
+/// non-positive mean.
+public func nonUniformity(_ forces: [Double]?) -> Double? {
+    guard let f = forces, f.count >= 2 else { return nil }
+    let mean = f.reduce(0, +) / Double(f.count)
+    guard mean > 0 else { return nil }
+    return (f.max()! - f.min()!) / mean
 }

@@ -31,6 +31,13 @@ public enum FaultCode: String, Sendable, Codable, CaseIterable, Comparable {
     /// longer than the saturation timeout: the actuator cannot reach the setpoint
     /// (e.g. the air supply is too low).
     case cannotReachSetpoint = "cannot_reach_setpoint"
+    /// The load cells under one plate disagree: (max − min) / mean above the alarm
+    /// threshold (tilt, a misaligned stack). An alarm: latched and reported, but the
+    /// channel keeps regulating.
+    case nonUniformLoad = "non_uniform_load"
+
+    /// Alarms latch and are reported but take no safe action.
+    public var isAlarmOnly: Bool { self == .nonUniformLoad }
 
     public static func < (a: FaultCode, b: FaultCode) -> Bool { a.rawValue < b.rawValue }
 }

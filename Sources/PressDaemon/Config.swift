@@ -1,5 +1,6 @@
 import Foundation
 import PressCore
+import PressDrivers
 import PressSim
 
 /// The kind of actuator a channel drives. Decides the output's unit and meaning.
@@ -23,6 +24,54 @@ public enum ShutdownAction: String, Sendable, CaseIterable {
 /// Where the daemon's channels get their signals.
 public enum BackendKind: String, Sendable, CaseIterable {
     case simulator
+    /// Real devices from `[devices.*]` and each channel's register map.
+    case hardware
+}
+
+/// A Modbus device or bus from `[devices.NAME]`.
+public struct DeviceConfig: Sendable {
+    public var name: String
+    public var transport: ModbusTransport
+    public var unit: Int
+    public var timeout: Double
+    public var retries: Int
+    public var pollRate: Double
+}
+
+/// What a quantity read from a register means.
+public enum ReadQuantity: String, Sendable, CaseIterable {
+    case forceN = "force_n", forceKN = "force_kn", pressureMPa = "pressure_mpa", pressureBar = "pressure_bar"
+    /// Converts the engineering value to N of force on a cell of `area` cm².
+    func newtons(_ v: Double, area: Double) -> Double {
+        switch self {
+        case .forceN: return v
+        case .forceKN: return v * 1000
+        case .pressureMPa: return v * area * 100
+        case .pressureBar: return v / 10 * area * 100
+        }
+    }
+}
+
+/// A signal in a device's register map, as configured.
+public struct RegisterRef: Sendable, Equatable {
+    public var device: String
+    public var signal: ModbusSignal
+}
+
+/// Auxiliary signals a channel may read.
+public enum SignalRole: String, Sendable, CaseIterable {
+    case temperatureC = "temperature_c", currentMA = "current_ma", impedanceOhmCm2 = "impedance_ohm_cm2"
+    case charging, emergencyStop = "emergency_stop"
+}
+
+/// A channel's hardware wiring (backend = "hardware").
+public struct HardwareChannelConfig: Sendable {
+    /// Load cells (or pressure transducers) whose forces add up to the total.
+    public var loadCells: [(ref: RegisterRef, quantity: ReadQuantity)] = []
+    public var signals: [(role: SignalRole, ref: RegisterRef)] = []
+    public var actuator: RegisterRef?
+    /// (max − min) / mean of the load cells above this raises `non_uniform_load`.
+    public var nonUniformityAlarm: Double?
 }
 
 /// Plant parameters of a simulated channel.
@@ -47,6 +96,7 @@ public struct ChannelConfig: Sendable {
     public var divider: Int
     public var control: ChannelParameters
     public var sim: SimChannelConfig
+    public var hardware = HardwareChannelConfig()
 }
 
 /// The run log's settings.
@@ -84,6 +134,8 @@ public struct DaemonConfig: Sendable {
     public var access = AccessPolicy()
     /// Group to give the socket file pressd creates (nil: leave it).
     public var socketGroup: String?
+    /// Modbus devices and buses (backend = "hardware").
+    public var devices: [DeviceConfig] = []
 
     /// `daemon.state_dir`, else `$STATE_DIRECTORY` (systemd's StateDirectory=), else
     /// `/var/lib/pressd` for root, else `$XDG_STATE_HOME/pressd` or `~/.local/state/pressd`.
@@ -168,19 +220,73 @@ public struct DaemonConfig: Sendable {
         } else if let g = getgrnam("pressctl") {
             cfg.access.operators.gids.insert(g.pointee.gr_gid)
         }
+        if let devs = try root.subtable("devices") {
+            for name in devs.keys.sorted() {
+                guard let t = try devs.subtable(name) else { continue }
+                cfg.devices.append(try parseDevice(t, name: name))
+            }
+        }
         guard let channels = try root.subtable("channels") else {
             throw ConfigError(file: file, line: nil, key: "channels", message: "no channels configured: add a [channels.NAME] table")
         }
         for name in channels.keys.sorted() {
             guard let t = try channels.subtable(name) else { continue }
-            cfg.channels.append(try parseChannel(t, name: name, loopRate: cfg.loopRate))
+            cfg.channels.append(try parseChannel(t, name: name, loopRate: cfg.loopRate, devices: cfg.devices, hardware: cfg.backend == .hardware))
         }
         guard !cfg.channels.isEmpty else { throw channels.error(nil, "no channels configured: add a [channels.NAME] table") }
         try root.rejectUnknownKeys()
         return cfg
     }
 
-    static func parseChannel(_ t: TableReader, name: String, loopRate: Double) throws(ConfigError) -> ChannelConfig {
+    static func parseDevice(_ t: TableReader, name: String) throws(ConfigError) -> DeviceConfig {
+        guard let type = try t.string("type") else { throw t.error("type", "is required (modbus-tcp, modbus-rtu)") }
+        let transport: ModbusTransport
+        switch type {
+        case "modbus-tcp":
+            guard let host = try t.string("host") else { throw t.error("host", "is required") }
+            let port = try t.int("port") ?? 502
+            guard (1...65535).contains(port) else { throw t.error("port", "must be 1…65535") }
+            transport = .tcp(host: host, port: port)
+        case "modbus-rtu":
+            guard let dev = try t.string("device") else { throw t.error("device", "is required, e.g. \"/dev/ttyUSB0\"") }
+            let parity = try t.string("parity") ?? "N"
+            guard ["N", "E", "O"].contains(parity) else { throw t.error("parity", "must be \"N\", \"E\" or \"O\"") }
+            let dataBits = try t.int("data_bits") ?? 8
+            guard (5...8).contains(dataBits) else { throw t.error("data_bits", "must be 5…8") }
+            let stopBits = try t.int("stop_bits") ?? 1
+            guard stopBits == 1 || stopBits == 2 else { throw t.error("stop_bits", "must be 1 or 2") }
+            transport = .rtu(device: dev, baud: try t.int("baud") ?? 19200, parity: Character(parity), dataBits: dataBits,
+                             stopBits: stopBits, rs485: try t.bool("rs485") ?? true)
+        default: throw t.error("type", "'\(type)' is not a device type (modbus-tcp, modbus-rtu)")
+        }
+        let unit = try t.int("unit") ?? 1
+        guard (0...247).contains(unit) else { throw t.error("unit", "must be 0…247") }
+        let d = DeviceConfig(name: name, transport: transport, unit: unit,
+                             timeout: try t.positive("timeout_ms", default: 200) / 1000,
+                             retries: try t.int("retries") ?? 1, pollRate: try t.positive("poll_hz", default: 50))
+        try t.rejectUnknownKeys()
+        return d
+    }
+
+    /// Reads a register reference: device, unit, table, address, data type, word order,
+    /// scale and offset. `id` names the signal in errors and health reports.
+    static func parseRegister(_ t: TableReader, id: String, devices: [DeviceConfig], defaultTable: ModbusTable) throws(ConfigError) -> RegisterRef {
+        guard let dev = try t.string("device") else { throw t.error("device", "is required (one of the [devices.*] names)") }
+        guard let d = devices.first(where: { $0.name == dev }) else {
+            throw t.error("device", "no device '\(dev)' (devices: \(devices.map(\.name).joined(separator: ", ")))")
+        }
+        guard let address = try t.int("address") else { throw t.error("address", "is required (0-based register address)") }
+        guard (0...65535).contains(address) else { throw t.error("address", "must be 0…65535") }
+        let unit = try t.int("unit") ?? d.unit
+        let codec = RegisterCodec(type: try t.choice("data_type", default: RegisterType.u16),
+                                  order: try t.choice("word_order", default: WordOrder.abcd),
+                                  scale: try t.double("scale", default: 1), offset: try t.double("offset", default: 0))
+        guard codec.scale != 0 else { throw t.error("scale", "must not be 0") }
+        return RegisterRef(device: dev, signal: ModbusSignal(id: id, unit: unit, table: try t.choice("table", default: defaultTable),
+                                                             address: address, codec: codec))
+    }
+
+    static func parseChannel(_ t: TableReader, name: String, loopRate: Double, devices: [DeviceConfig] = [], hardware: Bool = false) throws(ConfigError) -> ChannelConfig {
         guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }), name.count <= 32 else {
             throw t.error(nil, "channel name '\(name)' may use letters, digits, '_' and '-' only (at most 32)")
         }
@@ -207,6 +313,13 @@ public struct DaemonConfig: Sendable {
         let safe = try a.double("safe_output", default: outMin)
         guard safe >= outMin, safe <= outMax else { throw a.error("safe_output", "must lie within output_min…output_max (\(outMin)…\(outMax))") }
         let shutdown = try a.choice("shutdown", default: ShutdownAction.hold)
+        var hw = HardwareChannelConfig()
+        if hardware {
+            hw.actuator = try parseRegister(a, id: "\(name).actuator", devices: devices, defaultTable: .holding)
+            guard hw.actuator!.signal.table == .holding || hw.actuator!.signal.table == .coil else {
+                throw a.error("table", "an actuator is written: holding or coil")
+            }
+        }
         try a.rejectUnknownKeys()
 
         // Limits
@@ -232,6 +345,10 @@ public struct DaemonConfig: Sendable {
                                   faultAction: try s.choice("fault_action", default: SafeAction.hold))
         if sensor.faultAction == .ramp { throw s.error("fault_action", "'ramp' needs a working sensor; use hold or release") }
         if let e = sensor.validationErrors().first { throw s.error(e.field, e.message) }
+        if let u = try s.double("nonuniformity_alarm_percent") {
+            guard u > 0 else { throw s.error("nonuniformity_alarm_percent", "must be > 0") }
+            hw.nonUniformityAlarm = u / 100
+        }
         sim.loadCell.capacity = range.1
         sim.loadCell.noise = try s.nonNegative("noise_n", default: 0.2)
         sim.loadCell.resolution = try s.positive("resolution_n", default: 0.05)
@@ -258,6 +375,23 @@ public struct DaemonConfig: Sendable {
         }
         try p.rejectUnknownKeys()
 
+        // Hardware wiring
+        if hardware {
+            let cells = try t.tables("load_cells")
+            guard !cells.isEmpty else { throw t.error("load_cells", "a hardware channel needs at least one [[channels.\(name).load_cells]]") }
+            for (i, c) in cells.enumerated() {
+                let ref = try parseRegister(c, id: "\(name).load_cells[\(i)]", devices: devices, defaultTable: .input)
+                hw.loadCells.append((ref, try c.choice("quantity", default: ReadQuantity.forceN)))
+                try c.rejectUnknownKeys()
+            }
+            for (i, g) in try t.tables("signals").enumerated() {
+                guard g.has("role") else { throw g.error("role", "is required (\(SignalRole.allCases.map(\.rawValue).joined(separator: ", ")))") }
+                let role = try g.choice("role", default: SignalRole.temperatureC)
+                hw.signals.append((role, try parseRegister(g, id: "\(name).signals[\(i)]", devices: devices, defaultTable: .input)))
+                try g.rejectUnknownKeys()
+            }
+        }
+
         // Simulated plant
         if let m = try t.subtable("sim") {
             try parseSim(m, kind: kind, into: &sim)
@@ -267,8 +401,10 @@ public struct DaemonConfig: Sendable {
 
         let params = ChannelParameters(name: name, cellArea: area, pid: pid, feedforward: ff, limits: limits,
                                        sensor: sensor, safeOutput: safe, band: band)
+        var params2 = params
+        params2.nonUniformityAlarm = hw.nonUniformityAlarm
         return ChannelConfig(name: name, description: description, actuator: kind, shutdown: shutdown,
-                             divider: Int(ratio.rounded()), control: params, sim: sim)
+                             divider: Int(ratio.rounded()), control: params2, sim: sim, hardware: hw)
     }
 
     static func parseSim(_ m: TableReader, kind: ActuatorKind, into sim: inout SimChannelConfig) throws(ConfigError) {

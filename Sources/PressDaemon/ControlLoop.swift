@@ -371,19 +371,27 @@ public final class ControlLoop: @unchecked Sendable {
         self.core = core; self.rate = rate; self.timeScale = timeScale
         self.realtimePriority = realtimePriority
         self.stats = LoopStats(rate: rate, timeScale: timeScale)
+        self.startNanos = monotonicNanos()
     }
+
+    /// Replaces the core before ``start()`` (used when backends need the loop's clock).
+    public func replaceCore(_ c: LoopCore) { core = c }
+
+    /// The loop's clock, s since the loop was created (scaled on the simulator). Device
+    /// threads stamp their samples with it, so the channels can judge staleness.
+    public var now: Double { loopTime(monotonicNanos()) }
 
     /// Loop time (s since start, scaled) for a monotonic instant.
     func loopTime(_ nanos: UInt64) -> Double { Double(nanos &- startNanos) / 1e9 * timeScale }
 
     /// Starts the thread. The first snapshot is published before this returns.
     public func start() {
-        startNanos = monotonicNanos()
-        epoch = max(Date().timeIntervalSince1970, epochFloor + 0.001)
+        let t0 = loopTime(monotonicNanos())
+        epoch = max(Date().timeIntervalSince1970 - t0, epochFloor + 0.001)
         core.epoch = epoch
         // Prime: one tick so readers never see "no snapshot".
-        core.tick(now: 0)
-        publish(now: 0)
+        core.tick(now: t0)
+        publish(now: t0)
         let t = Thread { [self] in run() }
         t.name = "pressd-control"
         t.stackSize = 1 << 20
@@ -414,7 +422,7 @@ public final class ControlLoop: @unchecked Sendable {
         }
         let periodNanos = UInt64((1e9 / (rate * timeScale)).rounded())
         var k: UInt64 = 1
-        var deadline = startNanos + periodNanos
+        var deadline = monotonicNanos() + periodNanos
         while !stopRequested.load(ordering: .acquiring) {
             var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
             while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil) == EINTR {}

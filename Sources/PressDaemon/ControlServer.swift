@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PressCore
+import PressDrivers
 import PressLog
 import PressProtocol
 import PressSim
@@ -81,6 +82,8 @@ public struct ServerContext: Sendable {
     public var reload: @Sendable () -> Result<String, ConfigError> = { .failure(ConfigError(file: "-", line: nil, key: nil, message: "reload not available")) }
     /// Group to give the socket file, when pressd creates it.
     public var socketGroup: String?
+    /// Health of the device connections (hardware backend).
+    public var deviceHealth: @Sendable () -> [ModbusHealth] = { [] }
 
     public init(version: String, backend: BackendKind, channels: [ChannelConfig], startNanos: UInt64,
                 runLog: RunLog? = nil, audit: @escaping @Sendable (RunLogEvent) -> Void = { _ in }) {
@@ -283,10 +286,15 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
             guard let snap = loop.snapshots.latest() else { return fail(id, .unavailable, "no data yet", context: context) }
             let uptime = Double(monotonicNanos() &- ctx.startNanos) / 1e9
-            reply(id, StatusResult(version: ctx.version, backend: ctx.backend.rawValue, uptimeS: uptime,
-                                   loop: StatusMapping.loop(snap.stats),
-                                   channels: StatusMapping.channels(snap, configs: ctx.channels, only: p.channel.map { [$0] })),
-                  context: context)
+            var result = StatusResult(version: ctx.version, backend: ctx.backend.rawValue, uptimeS: uptime,
+                                      loop: StatusMapping.loop(snap.stats),
+                                      channels: StatusMapping.channels(snap, configs: ctx.channels, only: p.channel.map { [$0] }))
+            let health = ctx.deviceHealth()
+            if !health.isEmpty {
+                result.devices = health.map { DeviceInfo(name: $0.name, endpoint: $0.endpoint, connected: $0.connected, reads: $0.reads,
+                                                         writes: $0.writes, errors: $0.errors, lastError: $0.lastError) }
+            }
+            reply(id, result, context: context)
         case .set(let p):
             guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
             guard let unit = SetpointUnit(lenient: p.unit) else {

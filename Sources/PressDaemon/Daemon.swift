@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PressCore
+import PressDrivers
 import PressLog
 import PressProtocol
 import ServiceLifecycle
@@ -52,6 +53,8 @@ public final class Daemon: @unchecked Sendable {
     /// Set once the control socket is listening.
     let socketReady = Atomic<Bool>(false)
     let metricsServer: MetricsServer?
+    /// Modbus device threads (backend = "hardware").
+    let pollers: [ModbusPoller]
     private let reloadBox: WeakDaemon
 
     /// Builds the daemon: opens the run log, restores every channel's persisted state.
@@ -60,9 +63,19 @@ public final class Daemon: @unchecked Sendable {
         self.configPath = configPath
         self.logger = logger
         var core: LoopCore
+        var pollers: [ModbusPoller] = []
+        let clockBox = LoopClockBox()
         switch config.backend {
         case .simulator: core = RigBuilder.simulated(config)
+        case .hardware:
+            (core, pollers) = RigBuilder.hardware(config) { clockBox.loop?.now ?? 0 }
+            for p in pollers {
+                let l = logger
+                let limiter = ErrorRateLimiter()
+                p.onError = { msg in if limiter.shouldLog() { l.warning("device error: \(msg)", metadata: ["device": "\(p.name)"]) } }
+            }
         }
+        self.pollers = pollers
         core.logPeriod = config.runlog.samplePeriod
         if config.runlog.enabled {
             let path = config.resolvedStateDirectory() + "/runlog.sqlite"
@@ -79,6 +92,7 @@ public final class Daemon: @unchecked Sendable {
         let loop = ControlLoop(core: core, rate: config.loopRate, timeScale: config.timeScale,
                                realtimePriority: Int32(config.realtimePriority))
         if let t = try runLog?.lastTime() { loop.epochFloor = t }
+        clockBox.loop = loop
         self.loop = loop
         let writer = runLog.map { RunLogWriter(log: $0, loop: loop, interval: config.runlog.flushInterval, retentionDays: config.runlog.retentionDays, logger: logger) }
         self.writer = writer
@@ -89,6 +103,8 @@ public final class Daemon: @unchecked Sendable {
         var ctx = ServerContext(version: Self.version, backend: config.backend, channels: config.channels, startNanos: startNanos,
                                 runLog: runLog, audit: audit)
         ctx.access = config.access
+        let devicePollers = pollers
+        ctx.deviceHealth = { devicePollers.map { $0.snapshotHealth() } }
         ctx.socketGroup = config.socketGroup
         let box = WeakDaemon()
         ctx.reload = { box.daemon?.reload() ?? .failure(ConfigError(file: configPath, line: nil, key: nil, message: "daemon gone")) }
@@ -108,6 +124,7 @@ public final class Daemon: @unchecked Sendable {
         reloadBox.daemon = self
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if writer != nil { services.append(.init(service: WriterService(daemon: self))) }
+        if !pollers.isEmpty { services.append(.init(service: DeviceService(daemon: self))) }
         services += [
             .init(service: LoopService(daemon: self), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: SocketService(daemon: self), failureTerminationBehavior: .gracefullyShutdownGroup),
@@ -146,6 +163,35 @@ public final class Daemon: @unchecked Sendable {
         }
         config = new
         return .success("configuration reloaded from \(configPath)")
+    }
+}
+
+/// Starts the device threads before the loop and stops them after it, so the loop's
+/// shutdown outputs are still written to the hardware.
+struct DeviceService: Service {
+    let daemon: Daemon
+    func run() async throws {
+        for p in daemon.pollers { p.start() }
+        daemon.logger.info("devices started", metadata: ["devices": "\(daemon.pollers.map { "\($0.name)=\($0.transport.description) (\($0.readsPerCycle) reads/cycle)" }.joined(separator: ", "))"])
+        // READY waits for the first good samples (NotifierService).
+        try? await gracefulShutdown()
+        for p in daemon.pollers { p.stop() }
+        daemon.logger.info("devices closed")
+    }
+}
+
+/// Lets device threads read the loop's clock once the loop exists.
+final class LoopClockBox: @unchecked Sendable { var loop: ControlLoop? }
+
+/// Logs the first device error, then at most one a minute.
+final class ErrorRateLimiter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var last = -Double.infinity
+    func shouldLog() -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        let now = Date().timeIntervalSince1970
+        if now - last >= 60 { last = now; return true }
+        return false
     }
 }
 

@@ -5,7 +5,7 @@ import PressProtocol
 enum StatusMapping {
     static func channel(_ s: ChannelState, config c: ChannelConfig) -> ChannelStatus {
         let l = s.limits
-        return ChannelStatus(
+        let st0 = ChannelStatus(
             name: s.name, mode: s.mode.rawValue, timeS: s.time,
             setpointMpa: s.target, workingSetpointMpa: s.workingSetpoint,
             pressureMpa: s.pressure, forceN: s.force, stale: s.stale, inBand: s.inBand,
@@ -17,6 +17,10 @@ enum StatusMapping {
             faults: s.faults.map { FaultInfo(code: $0.code.rawValue, message: $0.message, active: $0.active, raisedAtS: $0.raisedAt) },
             temperatureC: s.readings.temperature?.value, currentMa: s.readings.current?.value,
             interfacialResistanceOhmCm2: s.readings.interfacialResistance?.value)
+        var st = st0
+        st.loadCellForcesN = s.readings.loadCellForces
+        st.nonUniformity = nonUniformity(s.readings.loadCellForces)
+        return st
     }
 
     static func loop(_ s: LoopStats) -> LoopInfo {

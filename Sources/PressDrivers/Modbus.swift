@@ -90,6 +90,57 @@ public final class ModbusConnection {
         }
     }
 
+    /// Reads `count` registers or bits of `table` from `unit` (modbus_set_slave, then
+    /// modbus_read_registers / _input_registers / _bits / _input_bits). Bits come back
+    /// as 0 or 1.
+    public func read(unit: Int, table: ModbusTable, address: Int, count: Int) throws(ModbusError) -> [UInt16] {
+        modbus_set_slave(ctx, Int32(unit))
+        let dev = "\(device.split(separator: "/unit").first ?? "")/unit \(unit)"
+        switch table {
+        case .holding, .input:
+            var out = [UInt16](repeating: 0, count: count)
+            let n = table == .holding ? modbus_read_registers(ctx, Int32(address), Int32(count), &out)
+                                      : modbus_read_input_registers(ctx, Int32(address), Int32(count), &out)
+            guard n == count else { throw ModbusError(device: dev, function: table.readFunction, address: address, reason: Self.lastError()) }
+            return out
+        case .coil, .discrete:
+            var bits = [UInt8](repeating: 0, count: count)
+            let n = table == .coil ? modbus_read_bits(ctx, Int32(address), Int32(count), &bits)
+                                   : modbus_read_input_bits(ctx, Int32(address), Int32(count), &bits)
+            guard n == count else { throw ModbusError(device: dev, function: table.readFunction, address: address, reason: Self.lastError()) }
+            return bits.map { UInt16($0) }
+        }
+    }
+
+    /// Writes registers to `unit`: one with function 0x06, several with 0x10
+    /// (modbus_write_register / modbus_write_registers).
+    public func writeRegisters(unit: Int, address: Int, values: [UInt16]) throws(ModbusError) {
+        modbus_set_slave(ctx, Int32(unit))
+        let dev = "\(device.split(separator: "/unit").first ?? "")/unit \(unit)"
+        if values.count == 1 {
+            guard modbus_write_register(ctx, Int32(address), values[0]) == 1 else {
+                throw ModbusError(device: dev, function: "write single register (0x06)", address: address, reason: Self.lastError())
+            }
+        } else {
+            var v = values
+            guard modbus_write_registers(ctx, Int32(address), Int32(v.count), &v) == v.count else {
+                throw ModbusError(device: dev, function: "write multiple registers (0x10)", address: address, reason: Self.lastError())
+            }
+        }
+    }
+
+    /// Writes one coil of `unit` (function 0x05).
+    public func writeCoil(unit: Int, address: Int, on: Bool) throws(ModbusError) {
+        modbus_set_slave(ctx, Int32(unit))
+        try writeCoil(address: address, on: on)
+    }
+
+    /// Puts an RTU connection's serial port in RS-485 mode (modbus_rtu_set_serial_mode).
+    /// Returns false when the port cannot do it (USB adapters that switch direction in
+    /// hardware, pseudo-terminals).
+    @discardableResult
+    public func enableRS485() -> Bool { modbus_rtu_set_serial_mode(ctx, Int32(MODBUS_RTU_RS485)) == 0 }
+
     /// Writes one coil (function 0x05, modbus_write_bit).
     public func writeCoil(address: Int, on: Bool) throws(ModbusError) {
         guard modbus_write_bit(ctx, Int32(address), on ? 1 : 0) == 1 else {

@@ -251,6 +251,9 @@ public struct ChannelStatus: Codable, Sendable, Equatable {
     public var limits: LimitsInfo
     public var pid: PIDInfo
     public var faults: [FaultInfo]
+    /// Forces of the individual load cells and their (max − min)/mean, when several.
+    public var loadCellForcesN: [Double]?
+    public var nonUniformity: Double?
     public var temperatureC: Double?
     public var currentMa: Double?
     public var interfacialResistanceOhmCm2: Double?
@@ -293,12 +296,30 @@ public struct LoopInfo: Codable, Sendable, Equatable {
     }
 }
 
+/// A device connection's health (hardware backend).
+public struct DeviceInfo: Codable, Sendable, Equatable {
+    public var name: String
+    public var endpoint: String
+    public var connected: Bool
+    public var reads: UInt64
+    public var writes: UInt64
+    public var errors: UInt64
+    /// Names the device, the function and the register address.
+    public var lastError: String?
+    public init(name: String, endpoint: String, connected: Bool, reads: UInt64, writes: UInt64, errors: UInt64, lastError: String?) {
+        self.name = name; self.endpoint = endpoint; self.connected = connected; self.reads = reads
+        self.writes = writes; self.errors = errors; self.lastError = lastError
+    }
+}
+
 public struct StatusResult: Codable, Sendable {
     public var version: String
     public var backend: String
     public var uptimeS: Double
     public var loop: LoopInfo
     public var channels: [ChannelStatus]
+    /// Device connections, on the hardware backend.
+    public var devices: [DeviceInfo]?
     public init(version: String, backend: String, uptimeS: Double, loop: LoopInfo, channels: [ChannelStatus]) {
         self.version = version; self.backend = backend; self.uptimeS = uptimeS; self.loop = loop; self.channels = channels
     }

@@ -12,12 +12,12 @@ final class DaemonProcess: @unchecked Sendable {
     let stderr = Pipe()
 
     init(dir: String? = nil, configEdits: [(String, String)] = [], timeScale: Double = 5, env: [String: String] = [:],
-         launcher: [String]? = nil) throws {
+         launcher: [String]? = nil, configOverride: String? = nil) throws {
         self.dir = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("pressd-u-\(UUID().uuidString.prefix(6))").path
         try FileManager.default.createDirectory(atPath: self.dir, withIntermediateDirectories: true)
         socket = self.dir + "/p.sock"
         configPath = self.dir + "/p.toml"
-        var text = try defaultConfigText()
+        var text = try configOverride ?? defaultConfigText()
         for (a, b) in configEdits { text = text.replacingOccurrences(of: a, with: b) }
         try text.write(toFile: configPath, atomically: true, encoding: .utf8)
         let args = ["--config", configPath, "--socket", socket, "--state-dir", self.dir + "/state", "--time-scale", "\(timeScale)"]

@@ -1,0 +1,260 @@
+import CModbus
+import Foundation
+import PressCore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Which Modbus table a signal lives in.
+public enum ModbusTable: String, Sendable, CaseIterable {
+    case holding, input, coil, discrete
+    var isBit: Bool { self == .coil || self == .discrete }
+    var readFunction: String {
+        switch self {
+        case .holding: return "read holding registers (0x03)"
+        case .input: return "read input registers (0x04)"
+        case .coil: return "read coils (0x01)"
+        case .discrete: return "read discrete inputs (0x02)"
+        }
+    }
+}
+
+/// One value in a device's register map: where it is and how to turn it into an
+/// engineering value (raw × scale + offset).
+public struct ModbusSignal: Sendable, Equatable {
+    public var id: String
+    public var unit: Int
+    public var table: ModbusTable
+    public var address: Int
+    public var codec: RegisterCodec
+    public init(id: String, unit: Int, table: ModbusTable, address: Int, codec: RegisterCodec) {
+        self.id = id; self.unit = unit; self.table = table; self.address = address; self.codec = codec
+    }
+    var count: Int { table.isBit ? 1 : codec.type.count }
+}
+
+/// How to reach a Modbus device or bus.
+public enum ModbusTransport: Sendable, Equatable {
+    case tcp(host: String, port: Int)
+    case rtu(device: String, baud: Int, parity: Character, dataBits: Int, stopBits: Int, rs485: Bool)
+
+    public var description: String {
+        switch self {
+        case .tcp(let h, let p): return "tcp://\(h):\(p)"
+        case .rtu(let d, let b, let p, let db, let sb, _): return "rtu://\(d)@\(b)-\(db)\(p)\(sb)"
+        }
+    }
+}
+
+/// A contiguous read covering one or more signals of one unit and table.
+struct ReadBlock: Equatable {
+    var unit: Int
+    var table: ModbusTable
+    var start: Int
+    var count: Int
+}
+
+/// Groups signals into the fewest reads: same unit and table, sorted by address,
+/// merged when the gap is at most `maxGap` registers and the block stays within
+/// Modbus' limits (125 registers, 2000 bits).
+func planReads(_ signals: [ModbusSignal], maxGap: Int = 8) -> [ReadBlock] {
+    var blocks: [ReadBlock] = []
+    let groups = Dictionary(grouping: signals) { "\($0.unit)/\($0.table.rawValue)" }
+    for key in groups.keys.sorted() {
+        let sorted = groups[key]!.sorted { $0.address < $1.address }
+        let limit = sorted[0].table.isBit ? 2000 : 125
+        var cur: ReadBlock?
+        for s in sorted {
+            if var c = cur, s.address <= c.start + c.count + maxGap, s.address + s.count - c.start <= limit {
+                c.count = max(c.count, s.address + s.count - c.start)
+                cur = c
+            } else {
+                if let c = cur { blocks.append(c) }
+                cur = ReadBlock(unit: s.unit, table: s.table, start: s.address, count: s.count)
+            }
+        }
+        if let c = cur { blocks.append(c) }
+    }
+    return blocks
+}
+
+/// Health of one connection, for status and logs.
+public struct ModbusHealth: Sendable, Equatable {
+    public var name: String
+    public var endpoint: String
+    public var connected: Bool
+    public var reads: UInt64
+    public var writes: UInt64
+    public var errors: UInt64
+    public var lastError: String?
+    public var lastErrorTime: Double?
+}
+
+/// Polls one Modbus connection (a TCP device or gateway, or an RS-485 bus with several
+/// units) from its own thread, so that no libmodbus call ever runs on the control
+/// thread. Reads are batched into the fewest requests; writes are queued (the newest
+/// value per signal wins) and sent first in each cycle. Errors name the device, the
+/// function and the register address; a dropped connection is reopened with
+/// exponential backoff (0.1 s doubling to 5 s). Readers get the last good value with
+/// its monotonic timestamp, so staleness is judged by the channel.
+public final class ModbusPoller: @unchecked Sendable {
+    public let name: String
+    public let transport: ModbusTransport
+    public let defaultUnit: Int
+    public let timeout: Double
+    public let retries: Int
+    public let period: Double
+    private let readSignals: [ModbusSignal]
+    private let blocks: [ReadBlock]
+    private let values = Mutex<[String: Sample]>([:])
+    private let pendingWrites = Mutex<[String: (ModbusSignal, Double)]>([:])
+    private let health: Mutex<ModbusHealth>
+    private let stopFlag = Atomic<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
+    private var thread: Thread?
+    private var conn: ModbusConnection?
+    private var backoff = 0.1
+    private let clock: @Sendable () -> Double
+    /// Called (on the poller's thread) with each new error message, for the log.
+    public var onError: (@Sendable (String) -> Void)?
+
+    public init(name: String, transport: ModbusTransport, defaultUnit: Int = 1, timeout: Double = 0.2, retries: Int = 1,
+                pollRate: Double = 50, readSignals: [ModbusSignal], clock: @escaping @Sendable () -> Double) {
+        self.name = name; self.transport = transport; self.defaultUnit = defaultUnit; self.timeout = timeout
+        self.retries = retries; self.period = 1 / pollRate; self.readSignals = readSignals
+        self.blocks = planReads(readSignals)
+        self.clock = clock
+        self.health = Mutex(ModbusHealth(name: name, endpoint: transport.description, connected: false, reads: 0, writes: 0, errors: 0))
+    }
+
+    /// Reads per cycle (the batching result).
+    public var readsPerCycle: Int { blocks.count }
+
+    /// The latest value of a signal and when it was read (monotonic loop time).
+    public func value(_ id: String) -> Sample? { values.withLock { $0[id] } }
+
+    public func snapshotHealth() -> ModbusHealth { health.withLock { $0 } }
+
+    /// Queues a write; the newest value per signal is sent at the start of the next cycle.
+    public func write(_ signal: ModbusSignal, _ value: Double) {
+        pendingWrites.withLock { $0[signal.id] = (signal, value) }
+    }
+
+    public func start() {
+        let t = Thread { [self] in run() }
+        t.name = "pressd-modbus-\(name)"
+        thread = t
+        t.start()
+    }
+
+    /// Stops after flushing pending writes once more.
+    public func stop() {
+        guard thread != nil else { return }
+        stopFlag.store(true, ordering: .releasing)
+        done.wait()
+        thread = nil
+    }
+
+    private func recordError(_ message: String) {
+        let now = clock()
+        health.withLock { h in h.errors += 1; h.lastError = message; h.lastErrorTime = now }
+        onError?(message)
+    }
+
+    private func connect() -> Bool {
+        if conn != nil { return true }
+        do {
+            switch transport {
+            case .tcp(let h, let p): conn = try ModbusConnection.tcp(host: h, port: p, unit: defaultUnit, timeout: timeout)
+            case .rtu(let d, let b, let p, let db, let sb, let rs485):
+                conn = try ModbusConnection.rtu(device: d, baud: b, parity: p, dataBits: db, stopBits: sb, unit: defaultUnit, timeout: timeout)
+                if rs485 { conn?.enableRS485() }
+            }
+            health.withLock { $0.connected = true }
+            backoff = 0.1
+            return true
+        } catch {
+            recordError(error.description)
+            health.withLock { $0.connected = false }
+            return false
+        }
+    }
+
+    private func disconnect() {
+        conn = nil
+        health.withLock { $0.connected = false }
+    }
+
+    /// Runs `op` with retries; a connection-level failure drops the connection.
+    private func attempt<T>(_ op: (ModbusConnection) throws(ModbusError) -> T) -> T? {
+        guard let c = conn else { return nil }
+        var lastError: ModbusError?
+        for _ in 0...retries {
+            do { return try op(c) } catch {
+                lastError = error
+                if error.isConnectionLost { break }
+            }
+        }
+        if let e = lastError {
+            recordError(e.description)
+            if e.isConnectionLost || e.isTimeout { disconnect() }
+        }
+        return nil
+    }
+
+    private func run() {
+        var next = clock()
+        while !stopFlag.load(ordering: .acquiring) {
+            if !connect() {
+                Thread.sleep(forTimeInterval: backoff)
+                backoff = min(5, backoff * 2)
+                continue
+            }
+            flushWrites()
+            for b in blocks {
+                guard let words = attempt({ c throws(ModbusError) in try c.read(unit: b.unit, table: b.table, address: b.start, count: b.count) }) else { continue }
+                let now = clock()
+                var fresh: [String: Sample] = [:]
+                for s in readSignals where s.unit == b.unit && s.table == b.table && s.address >= b.start && s.address + s.count <= b.start + b.count {
+                    let slice = words[(s.address - b.start)..<(s.address - b.start + s.count)]
+                    let v = s.table.isBit ? (slice.first == 0 ? 0.0 : 1.0) * s.codec.scale + s.codec.offset : s.codec.decode(slice)
+                    fresh[s.id] = Sample(value: v, time: now)
+                }
+                values.withLock { v in v.merge(fresh) { $1 } }
+                health.withLock { $0.reads += 1 }
+            }
+            next += period
+            let wait = next - clock()
+            if wait > 0 { Thread.sleep(forTimeInterval: wait) } else { next = clock() }
+        }
+        if connect() { flushWrites() }
+        conn = nil
+        done.signal()
+    }
+
+    private func flushWrites() {
+        let writes = pendingWrites.withLock { w -> [(ModbusSignal, Double)] in defer { w.removeAll() }; return Array(w.values) }
+        for (s, v) in writes {
+            let ok: Void? = attempt { c throws(ModbusError) in
+                switch s.table {
+                case .holding: try c.writeRegisters(unit: s.unit, address: s.address, values: s.codec.encode(v))
+                case .coil: try c.writeCoil(unit: s.unit, address: s.address, on: v >= 0.5)
+                case .input, .discrete:
+                    throw ModbusError(device: "\(transport.description)/unit \(s.unit)", function: "write", address: s.address, reason: "\(s.table.rawValue) is read-only")
+                }
+            }
+            if ok != nil { health.withLock { $0.writes += 1 } }
+            else { pendingWrites.withLock { w in if w[s.id] == nil { w[s.id] = (s, v) } } } // retry next cycle
+        }
+    }
+}
+
+extension ModbusError {
+    /// The connection itself is gone (reset, broken pipe, refused).
+    var isConnectionLost: Bool {
+        let r = reason.lowercased()
+        return r.contains("reset") || r.contains("broken pipe") || r.contains("refused") || r.contains("bad file") || r.contains("not connected")
+    }
+    var isTimeout: Bool { reason.lowercased().contains("timed out") }
+}
