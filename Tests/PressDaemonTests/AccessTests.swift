@@ -36,15 +36,7 @@ struct AccessTests {
 
     /// Runs pressctl as uid/gid 65534 (nobody) with no supplementary groups.
     func asNobody(_ args: [String], socket: String) throws -> Run {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", binDir + "/pressctl"] + args + ["--socket", socket]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        try runProcess("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", binDir + "/pressctl"] + args + ["--socket", socket])
     }
 
     @Test("over the socket: an observer may read but not write; an operator may write but not reload; refusals are audited")

@@ -19,10 +19,10 @@ struct Run {
     var stderr: String
 }
 
-/// Runs `tool` with `args` to completion.
-func run(_ tool: String, _ args: [String], env: [String: String] = [:]) throws -> Run {
+/// Runs an executable to completion, capturing its output.
+func runProcess(_ path: String, _ args: [String], env: [String: String] = [:]) throws -> Run {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: binDir + "/" + tool)
+    p.executableURL = URL(fileURLWithPath: path)
     p.arguments = args
     p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
     let out = Pipe(), err = Pipe()
@@ -32,6 +32,11 @@ func run(_ tool: String, _ args: [String], env: [String: String] = [:]) throws -
     let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+/// Runs one of the built tools (`pressd`, `pressctl`).
+func run(_ tool: String, _ args: [String], env: [String: String] = [:]) throws -> Run {
+    try runProcess(binDir + "/" + tool, args, env: env)
 }
 
 @Suite("pressd and pressctl as processes", .serialized)
@@ -130,17 +135,7 @@ struct SystemdUnitTests {
         return dir
     }
 
-    func systemdAnalyze(_ args: [String]) throws -> Run {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-analyze")
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
+    func systemdAnalyze(_ args: [String]) throws -> Run { try runProcess("/usr/bin/systemd-analyze", args) }
 
     @Test("systemd-analyze verify is clean and the service's exposure is 2.0 or lower")
     func analyze() throws {
