@@ -24,10 +24,10 @@ final class ModbusPeer: @unchecked Sendable {
         if rtu {
             let d = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("pty-\(UUID().uuidString.prefix(6))").path
             try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+            // socat through a shell, detached from the test's stdio (as scripts/rtu-check does).
             let s = Process()
-            // Bounded: a fixture can never outlive a test run by more than 2 minutes.
-            s.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-            s.arguments = ["120", "/usr/bin/socat", "pty,raw,echo=0,link=\(d)/peer", "pty,raw,echo=0,link=\(d)/client"]
+            s.executableURL = URL(fileURLWithPath: "/bin/sh")
+            s.arguments = ["-c", "exec /usr/bin/socat pty,raw,echo=0,link=\(d)/peer pty,raw,echo=0,link=\(d)/client </dev/null >/dev/null 2>&1"]
             try s.run()
             socat = s
             for _ in 0..<100 where !(FileManager.default.fileExists(atPath: d + "/client") && FileManager.default.fileExists(atPath: d + "/peer")) {
@@ -48,6 +48,7 @@ final class ModbusPeer: @unchecked Sendable {
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
         try process.run()
         // The first stdout line describes what it serves; wait for it at most 15 s.
         let got = DispatchSemaphore(value: 0)
@@ -109,8 +110,13 @@ struct ModbusTests {
     }
 
     @Test("TCP: every data type and word order, coils, writes, exceptions, timeouts")
-    func tcpConformance() throws {
-        let peer = try ModbusPeer(mode: "registers", rtu: false)
+    func tcpConformance() throws { try conformance(rtu: false) }
+
+    @Test("RTU over a socat serial pair (19200 8N1): the same")
+    func rtuConformance() throws { try conformance(rtu: true) }
+
+    func conformance(rtu: Bool) throws {
+        let peer = try ModbusPeer(mode: "registers", rtu: rtu)
         defer { peer.stop() }
         let conn: ModbusConnection
         switch peer.transport {
@@ -204,6 +210,9 @@ struct ModbusTests {
 
     @Test("done-when: the datasheet-configured Modbus rig is held within ±5 % over TCP")
     func holdTCP() throws { try holdOverModbus(rtu: false) }
+
+    @Test("done-when: the same rig over RTU (socat serial pair, 19200 8N1) is held within ±5 %")
+    func holdRTU() throws { try holdOverModbus(rtu: true) }
 
 }
 
