@@ -21,6 +21,8 @@ public enum LoopCommand: Sendable {
     case programStop(channel: Int)
     /// Replace a channel's tuning and limits (configuration reload), bumplessly.
     case reconfigure(channel: Int, ChannelParameters)
+    /// Tare or span the channel's load cells from the last second of raw readings.
+    case calibrate(channel: Int, CalibrationAction)
 }
 
 /// The loop's answer to a command.
@@ -31,6 +33,8 @@ public enum LoopReply: Sendable {
     case rejected(CommandRejection)
     case unavailable(String)
     case program(ProgramRunner?)
+    case calibration([LoadCellCalibration])
+    case calibrationFailed(CalibrationError)
 }
 
 /// A command waiting in the inbox, with the callback that carries the answer back. The
@@ -194,11 +198,38 @@ public struct LoopCore {
     private(set) var backendStates: [[String: Double]?]
     /// Unix time of loop time zero, for log timestamps.
     public var epoch: Double = 0
+    /// Per channel: the load-cell calibrations applied to every reading.
+    public private(set) var calibrations: [[LoadCellCalibration]]
+    /// Per channel: the last second or so of raw per-cell readings, for calibration.
+    private var rawHistory: [[[Double]]]
+    static let rawHistoryLength = 100
 
     public init(channels: [LoopChannel]) {
         self.channels = channels
         windows = channels.map { _ in LogWindow(start: 0) }
         backendStates = channels.map { $0.backend.persistentState() }
+        calibrations = channels.map { _ in [] }
+        rawHistory = channels.map { _ in [] }
+    }
+
+    /// Installs stored calibrations (before the first tick).
+    public mutating func setCalibrations(_ c: [String: [LoadCellCalibration]]) {
+        for i in channels.indices { if let v = c[channels[i].config.name] { calibrations[i] = v } }
+    }
+
+    /// Applies the channel's calibration to a reading and remembers the raw values.
+    mutating func calibrated(_ r: ChannelReadings, channel i: Int) -> ChannelReadings {
+        guard let f = r.force else { return r }
+        let raw = r.loadCellForces ?? [f.value]
+        if rawHistory[i].count >= Self.rawHistoryLength { rawHistory[i].removeFirst() }
+        rawHistory[i].append(raw)
+        let cal = calibrations[i]
+        guard cal.count == raw.count else { return r }
+        var out = r
+        let corrected = zip(raw, cal).map { $1.apply($0) }
+        out.force = Sample(value: corrected.reduce(0, +), time: f.time)
+        if r.loadCellForces != nil { out.loadCellForces = corrected }
+        return out
     }
 
     /// Applies one command and returns the answer.
@@ -243,6 +274,13 @@ public struct LoopCore {
         case .reconfigure(let i, let p):
             channels[i].controller.reconfigure(p)
             return .ok(mode: channels[i].controller.mode)
+        case .calibrate(let i, let action):
+            switch PressCore.calibrate(calibrations[i], history: rawHistory[i], action: action) {
+            case .success(let c):
+                calibrations[i] = c
+                return .calibration(c)
+            case .failure(let e): return .calibrationFailed(e)
+            }
         }
     }
 
@@ -250,7 +288,7 @@ public struct LoopCore {
     public mutating func tick(now: Double) {
         tickCount += 1
         for i in channels.indices where (tickCount - 1) % UInt64(channels[i].config.divider) == 0 {
-            let readings = channels[i].backend.read(now: now)
+            let readings = calibrated(channels[i].backend.read(now: now), channel: i)
             let out = channels[i].controller.step(now: now, readings: readings)
             channels[i].backend.apply(output: out, now: now)
             for e in channels[i].controller.drainEvents() {

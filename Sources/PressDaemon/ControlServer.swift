@@ -411,12 +411,47 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             case .success(let m): reply(id, ReloadResult(message: m), context: context)
             case .failure(let e): fail(id, .invalidParams, "reload refused, running configuration kept: \(e)", context: context)
             }
+        case .calibrate(let p):
+            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
+            let name = p.channel
+            @Sendable func info(_ c: [LoadCellCalibration]) -> CalibrateResult {
+                CalibrateResult(channel: name, cells: c.map { CellCalibrationInfo(offsetN: $0.offset, gain: $0.gain) })
+            }
+            let action: CalibrationAction
+            switch p.action {
+            case "show":
+                let cal = (try? ctx.runLog?.calibrations()[name]) ?? nil
+                return reply(id, info(cal ?? []), context: context)
+            case "tare": action = .tare
+            case "span":
+                guard let v = p.value, let u = SetpointUnit(lenient: p.unit ?? "N") else {
+                    return fail(id, .invalidParams, "calibrate: span needs value and unit (N, kN, or a pressure)", context: context)
+                }
+                let area = ctx.channels[i].control.cellArea
+                let newtons = u.toMPa(v, cellArea: area) * area * 100
+                guard newtons > 0, newtons.isFinite else { return fail(id, .invalidParams, "calibrate: the known load must be > 0", context: context) }
+                action = .span(knownNewtons: newtons, cell: p.cell)
+            default:
+                return fail(id, .invalidParams, "calibrate: action '\(p.action.prefix(32))' is not tare, span or show", context: context)
+            }
+            let log = ctx.runLog
+            submit(.calibrate(channel: i, action), id: id, method: "calibrate", context: context) { r -> Result<CalibrateResult, ErrorBody>? in
+                switch r {
+                case .calibration(let c):
+                    do { try log?.setCalibration(c, channel: name, time: Date().timeIntervalSince1970) }
+                    catch { return .failure(ErrorBody(.internalError, "calibrate: applied but not stored: \(error)")) }
+                    return .success(info(c))
+                case .calibrationFailed(let e): return .failure(ErrorBody(.invalidParams, "calibrate: \(e)"))
+                default: return nil
+                }
+            }
         case .simInject(let p):
             guard ctx.backend == .simulator else { return fail(id, .unavailable, "sim_inject: only with backend = \"simulator\"", context: context) }
             guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-            let j = SimInjection(forceBias: p.forceBiasN, sensorDisconnected: p.sensorDisconnected, ambient: p.ambientC,
+            var j = SimInjection(forceBias: p.forceBiasN, sensorDisconnected: p.sensorDisconnected, ambient: p.ambientC,
                                  supply: p.supplyMpa, current: p.currentMa, cyclePeriod: p.cyclePeriodS, thicknessStep: p.thicknessStepUm,
                                  stallSeconds: p.stallS, emergencyStop: p.emergencyStop, charging: p.charging)
+            j.forceGain = p.forceGain
             submit(.inject(channel: i, j), id: id, method: "sim_inject", context: context) { r in
                 if case .ok = r { return .success(OkResult()) }
                 return nil
@@ -429,7 +464,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Methods whose requests are written to the journal and the run log with the
     /// peer's uid and pid.
     static let stateChanging: Set<String> = ["set", "hold", "release", "ack", "program_start", "program_pause",
-                                             "program_resume", "program_stop", "run_set", "reload", "sim_inject"]
+                                             "program_resume", "program_stop", "run_set", "reload", "sim_inject", "calibrate"]
 
     private func audit(_ method: String, _ command: Command, _ bytes: Data, refused: Bool) {
         var request = String(decoding: bytes.prefix(2048), as: UTF8.self)

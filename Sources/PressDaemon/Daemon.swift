@@ -82,6 +82,7 @@ public final class Daemon: @unchecked Sendable {
             let log = try RunLog(path: path)
             let saved = try log.loadState()
             core.restore(saved)
+            core.setCalibrations(try log.calibrations())
             if !saved.isEmpty {
                 logger.notice("restored channel state", metadata: ["channels": "\(saved.values.map { "\($0.channel)=\($0.mode.rawValue)" }.sorted().joined(separator: ","))", "runlog": "\(path)"])
             }

@@ -119,7 +119,30 @@ public final class RunLog: Sendable {
                 CREATE TABLE run_metadata (channel TEXT PRIMARY KEY, json TEXT NOT NULL, updated REAL NOT NULL);
                 """)
         }
+        migrator.registerMigration("v2-calibration") { db in
+            try db.execute(sql: "CREATE TABLE calibration (channel TEXT PRIMARY KEY, json TEXT NOT NULL, updated REAL NOT NULL)")
+        }
         try migrator.migrate(pool)
+    }
+
+    /// Stores a channel's load-cell calibrations (tare offsets and span gains).
+    public func setCalibration(_ cells: [LoadCellCalibration], channel: String, time: Double) throws {
+        let json = String(decoding: try JSONEncoder().encode(cells), as: UTF8.self)
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO calibration VALUES (?,?,?)", arguments: [channel, json, time])
+        }
+    }
+
+    /// Every stored calibration, by channel.
+    public func calibrations() throws -> [String: [LoadCellCalibration]] {
+        try pool.read { db in
+            var out: [String: [LoadCellCalibration]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT channel, json FROM calibration") {
+                let json: String = row["json"]
+                if let c = try? JSONDecoder().decode([LoadCellCalibration].self, from: Data(json.utf8)) { out[row["channel"]] = c }
+            }
+            return out
+        }
     }
 
     /// Appends samples and events in one transaction.

@@ -12,7 +12,7 @@ public enum ControlProtocol {
     /// The methods a version-1 server answers.
     public static let methods = ["hello", "status", "set", "hold", "release", "ack", "subscribe", "unsubscribe",
                                  "program_start", "program_pause", "program_resume", "program_stop", "program_status",
-                                 "log_export", "log_events", "run_set", "run_get", "reload", "sim_inject"]
+                                 "log_export", "log_events", "run_set", "run_get", "calibrate", "reload", "sim_inject"]
 
     public static func encoder() -> JSONEncoder {
         let e = JSONEncoder()
@@ -170,13 +170,15 @@ public struct SimInjectParams: Codable, Sendable {
     public var stallS: Double?
     public var emergencyStop: Bool?
     public var charging: Bool?
-    public init(channel: String, forceBiasN: Double? = nil, sensorDisconnected: Bool? = nil, ambientC: Double? = nil,
+    public var forceGain: Double?
+    public init(channel: String, forceBiasN: Double? = nil, forceGain: Double? = nil, sensorDisconnected: Bool? = nil, ambientC: Double? = nil,
                 supplyMpa: Double? = nil, currentMa: Double? = nil, cyclePeriodS: Double? = nil, thicknessStepUm: Double? = nil,
                 stallS: Double? = nil, emergencyStop: Bool? = nil, charging: Bool? = nil) {
         self.channel = channel; self.forceBiasN = forceBiasN; self.sensorDisconnected = sensorDisconnected
         self.ambientC = ambientC; self.supplyMpa = supplyMpa; self.currentMa = currentMa
         self.cyclePeriodS = cyclePeriodS; self.thicknessStepUm = thicknessStepUm
         self.stallS = stallS; self.emergencyStop = emergencyStop; self.charging = charging
+        self.forceGain = forceGain
     }
 }
 
@@ -476,4 +478,31 @@ public struct LogEventsResult: Codable, Sendable {
     /// True when more events matched than the 10 000 returned.
     public var truncated: Bool
     public init(events: [LogEventInfo], truncated: Bool) { self.events = events; self.truncated = truncated }
+}
+
+public struct CalibrateParams: Codable, Sendable {
+    public var channel: String
+    /// `tare`, `span` or `show`.
+    public var action: String
+    /// The known load for `span`, with `unit` (N, kN, or a pressure through the cell area).
+    public var value: Double?
+    public var unit: String?
+    /// Span one load cell (0-based) instead of all together.
+    public var cell: Int?
+    public init(channel: String, action: String, value: Double? = nil, unit: String? = nil, cell: Int? = nil) {
+        self.channel = channel; self.action = action; self.value = value; self.unit = unit; self.cell = cell
+    }
+}
+
+public struct CellCalibrationInfo: Codable, Sendable, Equatable {
+    public var offsetN: Double
+    public var gain: Double
+    public init(offsetN: Double, gain: Double) { self.offsetN = offsetN; self.gain = gain }
+}
+
+public struct CalibrateResult: Codable, Sendable {
+    public var channel: String
+    /// Empty: uncalibrated (raw readings are used as they come).
+    public var cells: [CellCalibrationInfo]
+    public init(channel: String, cells: [CellCalibrationInfo]) { self.channel = channel; self.cells = cells }
 }

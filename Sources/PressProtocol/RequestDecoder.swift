@@ -20,6 +20,7 @@ public enum Command: Sendable {
     case runSet(RunSetParams)
     case runGet(ChannelParams)
     case reload
+    case calibrate(CalibrateParams)
     case simInject(SimInjectParams)
 
     /// The channel a command names, if any (for the audit trail).
@@ -32,6 +33,7 @@ public enum Command: Sendable {
         case .logExport(let p), .logEvents(let p): return p.channel
         case .runSet(let p): return p.channel
         case .simInject(let p): return p.channel
+        case .calibrate(let p): return p.channel
         case .hello, .subscribe, .unsubscribe, .reload: return nil
         }
     }
@@ -68,7 +70,8 @@ public struct RequestDecoder: Sendable {
         "program_start": ["channel", "program", "source"],
         "log_export": ["since", "until", "channel"], "log_events": ["since", "until", "channel"],
         "run_set": ["channel", "metadata"],
-        "sim_inject": ["channel", "force_bias_n", "sensor_disconnected", "ambient_c", "supply_mpa", "current_ma",
+        "calibrate": ["channel", "action", "value", "unit", "cell"],
+        "sim_inject": ["channel", "force_bias_n", "force_gain", "sensor_disconnected", "ambient_c", "supply_mpa", "current_ma",
                        "cycle_period_s", "thickness_step_um", "stall_s", "emergency_stop", "charging"],
     ]
     static let metadataKeys: Set<String> = ["cell_id", "chemistry", "operator_note", "preparation_pressure_mpa"]
@@ -77,7 +80,7 @@ public struct RequestDecoder: Sendable {
     public static func role(for method: String) -> Role {
         switch method {
         case "hello", "status", "subscribe", "unsubscribe", "program_status", "log_export", "log_events", "run_get": return .observer
-        case "reload", "sim_inject": return .admin
+        case "reload", "sim_inject", "calibrate": return .admin
         default: return .operator
         }
     }
@@ -152,6 +155,7 @@ public struct RequestDecoder: Sendable {
         case "run_set": return .runSet(try p(RunSetParams.self))
         case "run_get": return .runGet(try p(ChannelParams.self))
         case "sim_inject": return .simInject(try p(SimInjectParams.self))
+        case "calibrate": return .calibrate(try p(CalibrateParams.self))
         default: throw ErrorBody(.unknownMethod, method)
         }
     }

@@ -140,6 +140,8 @@ public struct LoadCellModel: Sendable {
     public var p: Parameters
     /// Added to every reading (simulates a knocked or drifting sensor), N.
     public var bias: Double = 0
+    /// Sensitivity error: the reading is force × gain + bias.
+    public var gain: Double = 1
     /// While true no new samples arrive (simulates a broken cable).
     public var disconnected = false
     private var nextSample: Double = 0
@@ -152,7 +154,7 @@ public struct LoadCellModel: Sendable {
         guard !disconnected, now >= nextSample else { return }
         let period = 1 / p.sampleRate
         nextSample = max(nextSample + period, now)
-        var v = force + bias + p.noise * rng.gaussian()
+        var v = force * gain + bias + p.noise * rng.gaussian()
         v = (v / p.resolution).rounded() * p.resolution
         v = min(max(v, -p.capacity * 1.1), p.capacity * 1.1) // ADC rails
         last = Sample(value: v, time: now)

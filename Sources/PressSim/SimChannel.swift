@@ -28,6 +28,8 @@ public struct CyclerProfile: Sendable, Equatable {
 /// Disturbances a test or a trainee can inject into a running simulation.
 public struct SimInjection: Sendable, Equatable {
     public var forceBias: Double?
+    /// Load-cell sensitivity error: readings are force × gain + bias.
+    public var forceGain: Double?
     public var sensorDisconnected: Bool?
     public var ambient: Double?
     public var supply: Double?
@@ -161,6 +163,7 @@ public final class SimChannel: ChannelBackend {
     /// Applies an injected disturbance. Fields left nil are unchanged.
     public func inject(_ j: SimInjection) {
         if let b = j.forceBias { loadCell.bias = b }
+        if let g = j.forceGain { loadCell.gain = g }
         if let s = j.stallSeconds { pendingStall = s }
         if let e = j.emergencyStop { emergencyStop = e }
         if let c = j.charging { chargingOverride = c }

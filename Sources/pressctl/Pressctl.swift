@@ -69,7 +69,7 @@ struct Pressctl: ParsableCommand {
         commandName: "pressctl",
         abstract: "Watch and steer pressd, the stack-pressure control daemon.",
         version: "0.1.0",
-        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Reload.self, Sim.self],
+        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Calibrate.self, Reload.self, Sim.self],
         defaultSubcommand: Status.self)
 }
 
@@ -225,6 +225,52 @@ struct Watch: ParsableCommand {
     }
 }
 
+struct Calibrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Tare and span a channel's load cells (admin); stored per load cell, applied to every reading.",
+        discussion: """
+        tare: with no load on the cell, zero every load cell at its mean over the last second.
+        span --known 500N: with a known load on the cell (a reference load cell, dead weights), scale the gains so the \
+        tared readings add up to it (--cell N: one load cell only). show: the stored calibration.
+        """,
+        subcommands: [Tare.self, Span.self, Show.self])
+
+    static func show(_ r: CalibrateResult, json: Bool) {
+        if json { return printJSON(r) }
+        if r.cells.isEmpty { return print("\(r.channel): not calibrated (raw readings)") }
+        for (i, c) in r.cells.enumerated() { print("\(r.channel) load cell \(i): offset \(f(c.offsetN, 2)) N, gain \(f(c.gain, 5))") }
+    }
+
+    struct Tare: ParsableCommand {
+        @OptionGroup var conn: Connection
+        func run() throws {
+            let c = try conn.connect()
+            Calibrate.show(call(c, "calibrate", CalibrateParams(channel: try conn.requireChannel(c), action: "tare"), as: CalibrateResult.self), json: conn.json)
+        }
+    }
+
+    struct Span: ParsableCommand {
+        @Option(help: "The known load now on the cell: 500N, 1.2kN, or a pressure (5MPa) through the cell area.") var known: String
+        @Option(help: "Span only this load cell (0-based).") var cell: Int?
+        @OptionGroup var conn: Connection
+        func run() throws {
+            let q: Quantity
+            do { q = try Quantity(parsing: known) } catch { throw ValidationError("\(error)") }
+            let c = try conn.connect()
+            let p = CalibrateParams(channel: try conn.requireChannel(c), action: "span", value: q.value, unit: q.unit.rawValue, cell: cell)
+            Calibrate.show(call(c, "calibrate", p, as: CalibrateResult.self), json: conn.json)
+        }
+    }
+
+    struct Show: ParsableCommand {
+        @OptionGroup var conn: Connection
+        func run() throws {
+            let c = try conn.connect()
+            Calibrate.show(call(c, "calibrate", CalibrateParams(channel: try conn.requireChannel(c), action: "show"), as: CalibrateResult.self), json: conn.json)
+        }
+    }
+}
+
 struct Reload: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Reload pressd's configuration file (admin).",
@@ -242,6 +288,7 @@ struct Sim: ParsableCommand {
         abstract: "Inject a disturbance into the simulated rig (simulator backend only).",
         discussion: "For training and tests: e.g. 'pressctl sim --channel A --thickness-step-um 40' swells the cell by 40 µm at once.")
     @Option(name: .long, help: "Add this bias to the load-cell reading, N.") var forceBias: Double?
+    @Option(name: .long, help: "Load-cell sensitivity error: reading = force × gain + bias.") var forceGain: Double?
     @Option(name: .long, help: "Disconnect (true) or reconnect (false) the load cell.") var sensorDisconnected: Bool?
     @Option(name: .long, help: "Ambient temperature, °C.") var ambient: Double?
     @Option(name: .long, help: "Pneumatic supply pressure, MPa.") var supply: Double?
@@ -255,7 +302,7 @@ struct Sim: ParsableCommand {
 
     func run() throws {
         let c = try conn.connect()
-        let p = SimInjectParams(channel: try conn.requireChannel(c), forceBiasN: forceBias, sensorDisconnected: sensorDisconnected,
+        let p = SimInjectParams(channel: try conn.requireChannel(c), forceBiasN: forceBias, forceGain: forceGain, sensorDisconnected: sensorDisconnected,
                                 ambientC: ambient, supplyMpa: supply, currentMa: current, cyclePeriodS: cyclePeriod, thicknessStepUm: thicknessStepUm,
                                 stallS: stall, emergencyStop: emergencyStop, charging: charging)
         let r = call(c, "sim_inject", p, as: OkResult.self)

@@ -56,3 +56,28 @@ struct LoopCoreTests {
         #expect(dropped == 2)
     }
 }
+
+@Suite("Calibration on the loop")
+struct LoopCalibrationTests {
+    @Test("tare and span correct a load cell reading 10 % high with a 30 N offset: the cell then gets its true 5 MPa")
+    func correctsSensitivityAndOffset() throws {
+        var c = RigBuilder.simulated(try DaemonConfig.parse(try defaultConfigText(), file: "t.toml"))
+        let a = try #require(c.channels[0].backend as? SimChannel)
+        a.inject(SimInjection(forceBias: 30))
+        a.loadCell.gain = 1.1
+        var t = 0.0
+        func run(_ s: Double) { for _ in 0..<Int(s * 100) { t += 0.01; c.tick(now: t) } }
+        run(2) // released: no load
+        guard case .calibration(let tared) = c.apply(.calibrate(channel: 0, .tare)) else { Issue.record("tare failed"); return }
+        #expect(abs(tared[0].offset - 30) < 0.5)
+        _ = c.apply(.set(channel: 0, mpa: 5, ramp: nil))
+        run(15)
+        // Uncorrected gain: the loop holds the *reading* at 5 MPa, the cell gets ~5/1.1.
+        #expect(abs(a.trueForce - 500 / 1.1) < 5)
+        // A reference says the true load; span to it.
+        guard case .calibration(let spanned) = c.apply(.calibrate(channel: 0, .span(knownNewtons: a.trueForce, cell: nil))) else { Issue.record("span failed"); return }
+        #expect(abs(spanned[0].gain - 1 / 1.1) < 0.01)
+        run(15)
+        #expect(abs(a.trueForce - 500) < 5) // the cell now really is at 5 MPa
+    }
+}

@@ -172,3 +172,32 @@ struct JournalTests {
         #expect(JournalLogHandler.stderrIsJournal(environment: ["JOURNAL_STREAM": "\(st.st_dev):\(st.st_ino)"]))
     }
 }
+
+@Suite("pressctl calibrate", .serialized)
+struct CalibrateProcessTests {
+    @Test("tare over the socket zeroes a biased load cell and the calibration survives a restart")
+    func tarePersists() throws {
+        let d = try DaemonProcess(timeScale: 5)
+        defer { d.cleanup() }
+        let c = try d.client()
+        _ = try c.call("sim_inject", SimInjectParams(channel: "A", forceBiasN: 25), as: OkResult.self)
+        usleep(1_000_000)
+        #expect(abs((try c.channel("A").forceN ?? 0) - 25) < 2)
+        let r = try run("pressctl", ["calibrate", "tare", "-c", "A", "--socket", d.socket])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("A load cell 0: offset 2"))
+        usleep(500_000)
+        #expect(abs(try c.channel("A").forceN ?? 99) < 2)
+        d.stop()
+        let again = try DaemonProcess(dir: d.dir, timeScale: 5)
+        defer { again.stop() }
+        let c2 = try again.client()
+        usleep(500_000)
+        #expect(abs(try c2.channel("A").forceN ?? 99) < 2) // bias persisted in the plant, tare in the run log
+        let show = try run("pressctl", ["calibrate", "show", "-c", "A", "--json", "--socket", again.socket])
+        #expect(show.stdout.contains("\"offset_n\" : 2"))
+        let bad = try run("pressctl", ["calibrate", "span", "--known", "500N", "-c", "A", "--socket", again.socket])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("put the known load on the cell"))
+    }
+}
