@@ -23,6 +23,8 @@ public struct ChannelReadings: Sendable, Equatable {
     public var emergencyStop: Bool?
     /// Forces of the individual load cells when there are several, N.
     public var loadCellForces: [Double]?
+    /// A travel limit switch, if wired (true = at the limit).
+    public var limitSwitch: Bool?
 
     public init(force: Sample? = nil, temperature: Sample? = nil, current: Sample? = nil, interfacialResistance: Sample? = nil,
                 charging: Bool? = nil, emergencyStop: Bool? = nil) {
@@ -368,6 +370,7 @@ public struct ChannelController: Sendable {
         }
 
         if readings.emergencyStop == true { present[.emergencyStop] = "emergency-stop input active" }
+        if readings.limitSwitch == true { present[.limitSwitch] = "travel limit switch active (output \(fmt(pid.output)))" }
         if let limit = parameters.nonUniformityAlarm, let u = nonUniformity(readings.loadCellForces), u > limit {
             present[.nonUniformLoad] = "load cells differ by \(fmt(u * 100)) % of their mean (alarm at \(fmt(limit * 100)) %)"
         }
@@ -399,7 +402,7 @@ public struct ChannelController: Sendable {
                 case .emergencyStop: a = .release
                 case .sensorRange, .sensorStale: a = parameters.sensor.faultAction == .ramp ? .hold : parameters.sensor.faultAction
                 case .cannotReachSetpoint: a = parameters.limits.saturationAction
-                case .nonUniformLoad: a = .hold
+                case .nonUniformLoad, .limitSwitch: a = .hold
                 }
                 action = action.combined(with: a)
                 events.append(.faultRaised(r, action: a))

@@ -35,6 +35,8 @@ public enum FaultCode: String, Sendable, Codable, CaseIterable, Comparable {
     /// threshold (tilt, a misaligned stack). An alarm: latched and reported, but the
     /// channel keeps regulating.
     case nonUniformLoad = "non_uniform_load"
+    /// A travel limit switch is active: the actuator reached the end of its travel.
+    case limitSwitch = "limit_switch"
 
     /// Alarms latch and are reported but take no safe action.
     public var isAlarmOnly: Bool { self == .nonUniformLoad }

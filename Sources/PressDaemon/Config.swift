@@ -31,7 +31,11 @@ public enum BackendKind: String, Sendable, CaseIterable {
 /// A Modbus device or bus from `[devices.NAME]`.
 public struct DeviceConfig: Sendable {
     public var name: String
-    public var transport: ModbusTransport
+    /// Modbus devices: how to reach them (nil for GPIO chips).
+    public var transport: ModbusTransport?
+    /// GPIO devices: the chip (name, path, label or number) and the consumer label.
+    public var gpioChip: String?
+    public var consumer = "pressd"
     public var unit: Int
     public var timeout: Double
     public var retries: Int
@@ -61,7 +65,7 @@ public struct RegisterRef: Sendable, Equatable {
 /// Auxiliary signals a channel may read.
 public enum SignalRole: String, Sendable, CaseIterable {
     case temperatureC = "temperature_c", currentMA = "current_ma", impedanceOhmCm2 = "impedance_ohm_cm2"
-    case charging, emergencyStop = "emergency_stop"
+    case charging, emergencyStop = "emergency_stop", limitSwitch = "limit_switch"
 }
 
 /// A channel's hardware wiring (backend = "hardware").
@@ -72,6 +76,14 @@ public struct HardwareChannelConfig: Sendable {
     public var actuator: RegisterRef?
     /// (max − min) / mean of the load cells above this raises `non_uniform_load`.
     public var nonUniformityAlarm: Double?
+    /// HX711 load cells on GPIO devices.
+    public var hx711s: [(device: String, input: HX711Input)] = []
+    /// Digital inputs on GPIO devices.
+    public var gpioSignals: [(role: SignalRole, device: String, id: String, spec: LineSpec)] = []
+    /// A stepper-driven screw on a GPIO device (output in µm).
+    public var stepper: (device: String, output: StepperOutput)?
+    /// Inlet/exhaust valves on a GPIO device (output −1…1).
+    public var valves: (device: String, output: ValvePairOutput)?
 }
 
 /// Plant parameters of a simulated channel.
@@ -239,7 +251,15 @@ public struct DaemonConfig: Sendable {
     }
 
     static func parseDevice(_ t: TableReader, name: String) throws(ConfigError) -> DeviceConfig {
-        guard let type = try t.string("type") else { throw t.error("type", "is required (modbus-tcp, modbus-rtu)") }
+        guard let type = try t.string("type") else { throw t.error("type", "is required (modbus-tcp, modbus-rtu, gpio)") }
+        if type == "gpio" {
+            guard let chip = try t.string("chip") else { throw t.error("chip", "is required, e.g. \"gpiochip0\"") }
+            var d = DeviceConfig(name: name, transport: nil, unit: 0, timeout: 0, retries: 0, pollRate: 0)
+            d.gpioChip = chip
+            d.consumer = try t.string("consumer") ?? "pressd"
+            try t.rejectUnknownKeys()
+            return d
+        }
         let transport: ModbusTransport
         switch type {
         case "modbus-tcp":
@@ -257,7 +277,7 @@ public struct DaemonConfig: Sendable {
             guard stopBits == 1 || stopBits == 2 else { throw t.error("stop_bits", "must be 1 or 2") }
             transport = .rtu(device: dev, baud: try t.int("baud") ?? 19200, parity: Character(parity), dataBits: dataBits,
                              stopBits: stopBits, rs485: try t.bool("rs485") ?? true)
-        default: throw t.error("type", "'\(type)' is not a device type (modbus-tcp, modbus-rtu)")
+        default: throw t.error("type", "'\(type)' is not a device type (modbus-tcp, modbus-rtu, gpio)")
         }
         let unit = try t.int("unit") ?? 1
         guard (0...247).contains(unit) else { throw t.error("unit", "must be 0…247") }
@@ -268,12 +288,21 @@ public struct DaemonConfig: Sendable {
         return d
     }
 
+    /// The `device` key, which must name a GPIO device.
+    static func gpioDevice(_ t: TableReader, _ devices: [DeviceConfig]) throws(ConfigError) -> String {
+        guard let dev = try t.string("device") else { throw t.error("device", "is required (a [devices.*] of type gpio)") }
+        guard devices.contains(where: { $0.name == dev && $0.gpioChip != nil }) else {
+            throw t.error("device", "no GPIO device '\(dev)' (GPIO devices: \(devices.filter { $0.gpioChip != nil }.map(\.name).joined(separator: ", ")))")
+        }
+        return dev
+    }
+
     /// Reads a register reference: device, unit, table, address, data type, word order,
     /// scale and offset. `id` names the signal in errors and health reports.
     static func parseRegister(_ t: TableReader, id: String, devices: [DeviceConfig], defaultTable: ModbusTable) throws(ConfigError) -> RegisterRef {
         guard let dev = try t.string("device") else { throw t.error("device", "is required (one of the [devices.*] names)") }
-        guard let d = devices.first(where: { $0.name == dev }) else {
-            throw t.error("device", "no device '\(dev)' (devices: \(devices.map(\.name).joined(separator: ", ")))")
+        guard let d = devices.first(where: { $0.name == dev && $0.transport != nil }) else {
+            throw t.error("device", "no Modbus device '\(dev)' (Modbus devices: \(devices.filter { $0.transport != nil }.map(\.name).joined(separator: ", ")))")
         }
         guard let address = try t.int("address") else { throw t.error("address", "is required (0-based register address)") }
         guard (0...65535).contains(address) else { throw t.error("address", "must be 0…65535") }
@@ -315,9 +344,31 @@ public struct DaemonConfig: Sendable {
         let shutdown = try a.choice("shutdown", default: ShutdownAction.hold)
         var hw = HardwareChannelConfig()
         if hardware {
-            hw.actuator = try parseRegister(a, id: "\(name).actuator", devices: devices, defaultTable: .holding)
-            guard hw.actuator!.signal.table == .holding || hw.actuator!.signal.table == .coil else {
-                throw a.error("table", "an actuator is written: holding or coil")
+            if try a.string("driver") == "stepper" {
+                let dev = try gpioDevice(a, devices)
+                let low = try a.bool("active_low") ?? false
+                guard let step = try a.lineSpec("step", activeLow: low), let dir = try a.lineSpec("dir", activeLow: low) else {
+                    throw a.error("step", "a stepper needs step and dir lines")
+                }
+                hw.stepper = (dev, StepperOutput(id: "\(name).stepper", step: step, dir: dir, enable: try a.lineSpec("enable", activeLow: low),
+                                                 micronsPerStep: try a.requiredPositive("microns_per_step"),
+                                                 maxRate: try a.positive("max_step_rate", default: 2000),
+                                                 acceleration: try a.positive("acceleration", default: 8000)))
+            } else if try a.string("driver") == "valves" {
+                let dev = try gpioDevice(a, devices)
+                let low = try a.bool("active_low") ?? false
+                guard let inlet = try a.lineSpec("inlet", activeLow: low), let exhaust = try a.lineSpec("exhaust", activeLow: low) else {
+                    throw a.error("inlet", "valves need inlet and exhaust lines")
+                }
+                guard outMin >= -1, outMax <= 1 else { throw a.error("output_max", "a valve pair's output is −1 (exhaust) … 1 (inlet)") }
+                hw.valves = (dev, ValvePairOutput(id: "\(name).valves", inlet: inlet, exhaust: exhaust,
+                                                  frequency: try a.positive("pwm_hz", default: 5),
+                                                  minPulse: try a.positive("min_pulse_ms", default: 20) / 1000))
+            } else {
+                hw.actuator = try parseRegister(a, id: "\(name).actuator", devices: devices, defaultTable: .holding)
+                guard hw.actuator!.signal.table == .holding || hw.actuator!.signal.table == .coil else {
+                    throw a.error("table", "an actuator is written: holding or coil")
+                }
             }
         }
         try a.rejectUnknownKeys()
@@ -380,14 +431,38 @@ public struct DaemonConfig: Sendable {
             let cells = try t.tables("load_cells")
             guard !cells.isEmpty else { throw t.error("load_cells", "a hardware channel needs at least one [[channels.\(name).load_cells]]") }
             for (i, c) in cells.enumerated() {
-                let ref = try parseRegister(c, id: "\(name).load_cells[\(i)]", devices: devices, defaultTable: .input)
-                hw.loadCells.append((ref, try c.choice("quantity", default: ReadQuantity.forceN)))
+                if try c.string("driver") == "hx711" {
+                    let dev = try gpioDevice(c, devices)
+                    guard let clk = try c.lineSpec("clock", activeLow: false), let dat = try c.lineSpec("data", activeLow: false) else {
+                        throw c.error("clock", "an HX711 needs clock and data lines")
+                    }
+                    let gain: HX711Gain
+                    switch try c.string("gain") ?? "a128" {
+                    case "a128": gain = .a128
+                    case "b32": gain = .b32
+                    case "a64": gain = .a64
+                    case let g: throw c.error("gain", "'\(g)' is not an HX711 gain (a128, a64, b32)")
+                    }
+                    hw.hx711s.append((dev, HX711Input(id: "\(name).load_cells[\(i)]", clock: clk, data: dat, gain: gain,
+                                                      offset: try c.double("offset_counts", default: 0),
+                                                      scale: try c.requiredDouble("scale_n_per_count"))))
+                } else {
+                    _ = try c.string("driver")
+                    let ref = try parseRegister(c, id: "\(name).load_cells[\(i)]", devices: devices, defaultTable: .input)
+                    hw.loadCells.append((ref, try c.choice("quantity", default: ReadQuantity.forceN)))
+                }
                 try c.rejectUnknownKeys()
             }
             for (i, g) in try t.tables("signals").enumerated() {
                 guard g.has("role") else { throw g.error("role", "is required (\(SignalRole.allCases.map(\.rawValue).joined(separator: ", ")))") }
                 let role = try g.choice("role", default: SignalRole.temperatureC)
-                hw.signals.append((role, try parseRegister(g, id: "\(name).signals[\(i)]", devices: devices, defaultTable: .input)))
+                if try g.string("driver") == "gpio" {
+                    let dev = try gpioDevice(g, devices)
+                    guard let spec = try g.lineSpec("line", activeLow: try g.bool("active_low") ?? false) else { throw g.error("line", "is required") }
+                    hw.gpioSignals.append((role, dev, "\(name).signals[\(i)]", spec))
+                } else {
+                    hw.signals.append((role, try parseRegister(g, id: "\(name).signals[\(i)]", devices: devices, defaultTable: .input)))
+                }
                 try g.rejectUnknownKeys()
             }
         }

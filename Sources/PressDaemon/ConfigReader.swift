@@ -1,4 +1,5 @@
 import Foundation
+import PressDrivers
 import TOMLKit
 
 /// A configuration error that names the file, the line and the key.
@@ -164,6 +165,14 @@ final class TableReader {
             throw error(key, "'\(s)' is not one of: \(T.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return v
+    }
+
+    /// A GPIO line: an offset (integer) or a line name (string).
+    func lineSpec(_ key: String, activeLow: Bool) throws(ConfigError) -> LineSpec? {
+        guard let v = value(key) else { return nil }
+        if let i = v.int { guard i >= 0 else { throw error(key, "a line offset must be ≥ 0") }; return LineSpec(offset: i, activeLow: activeLow) }
+        if let n = v.string { return LineSpec(name: n, activeLow: activeLow) }
+        throw error(key, "must be a line offset (integer) or a line name (string)")
     }
 
     func stringList(_ key: String) throws(ConfigError) -> [String]? {

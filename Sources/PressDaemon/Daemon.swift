@@ -55,6 +55,8 @@ public final class Daemon: @unchecked Sendable {
     let metricsServer: MetricsServer?
     /// Modbus device threads (backend = "hardware").
     let pollers: [ModbusPoller]
+    /// GPIO device threads (backend = "hardware").
+    let gpioPollers: [GPIODevicePoller]
     private let reloadBox: WeakDaemon
 
     /// Builds the daemon: opens the run log, restores every channel's persisted state.
@@ -64,11 +66,12 @@ public final class Daemon: @unchecked Sendable {
         self.logger = logger
         var core: LoopCore
         var pollers: [ModbusPoller] = []
+        var gpio: [GPIODevicePoller] = []
         let clockBox = LoopClockBox()
         switch config.backend {
         case .simulator: core = RigBuilder.simulated(config)
         case .hardware:
-            (core, pollers) = RigBuilder.hardware(config) { clockBox.loop?.now ?? 0 }
+            (core, pollers, gpio) = try RigBuilder.hardware(config, clock: { clockBox.loop?.now ?? 0 })
             for p in pollers {
                 let l = logger
                 let limiter = ErrorRateLimiter()
@@ -76,6 +79,7 @@ public final class Daemon: @unchecked Sendable {
             }
         }
         self.pollers = pollers
+        self.gpioPollers = gpio
         core.logPeriod = config.runlog.samplePeriod
         if config.runlog.enabled {
             let path = config.resolvedStateDirectory() + "/runlog.sqlite"
@@ -125,7 +129,9 @@ public final class Daemon: @unchecked Sendable {
         reloadBox.daemon = self
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if writer != nil { services.append(.init(service: WriterService(daemon: self))) }
-        if !pollers.isEmpty { services.append(.init(service: DeviceService(daemon: self))) }
+        if !pollers.isEmpty || !gpioPollers.isEmpty {
+            services.append(.init(service: DeviceService(daemon: self), failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
         services += [
             .init(service: LoopService(daemon: self), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: SocketService(daemon: self), failureTerminationBehavior: .gracefullyShutdownGroup),
@@ -173,10 +179,17 @@ struct DeviceService: Service {
     let daemon: Daemon
     func run() async throws {
         for p in daemon.pollers { p.start() }
+        for g in daemon.gpioPollers {
+            do throws(GPIOError) { try g.start() } catch {
+                daemon.logger.critical("GPIO device \(g.name): \(error)")
+                throw error
+            }
+        }
         daemon.logger.info("devices started", metadata: ["devices": "\(daemon.pollers.map { "\($0.name)=\($0.transport.description) (\($0.readsPerCycle) reads/cycle)" }.joined(separator: ", "))"])
         // READY waits for the first good samples (NotifierService).
         try? await gracefulShutdown()
         for p in daemon.pollers { p.stop() }
+        for g in daemon.gpioPollers { g.stop() }
         daemon.logger.info("devices closed")
     }
 }

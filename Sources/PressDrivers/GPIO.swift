@@ -25,7 +25,7 @@ public protocol DigitalLine: AnyObject {
 /// A GPIO chip opened through libgpiod 1.6 (gpiod_chip_open_lookup).
 public final class GPIOChip {
     public let name: String
-    fileprivate let chip: OpaquePointer
+    let chip: OpaquePointer
 
     /// Opens a chip by name (`gpiochip0`), path (`/dev/gpiochip0`), label or number.
     public init(_ name: String) throws(GPIOError) {

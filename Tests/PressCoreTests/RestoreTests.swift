@@ -46,6 +46,21 @@ struct RestoreTests {
         #expect(c.faults.activeCodes == [.emergencyStop])
     }
 
+    @Test("a travel limit switch holds the actuator and latches")
+    func limitSwitch() throws {
+        var c = ChannelController(parameters: params)
+        _ = c.step(now: 0, readings: reading(0, 0))
+        try c.setTarget(5)
+        var t = 0.0
+        for _ in 0..<20 { t += 0.01; _ = c.step(now: t, readings: reading(4, t)) }
+        let before = c.pid.output
+        t += 0.01
+        var r = reading(4, t); r.limitSwitch = true
+        #expect(c.step(now: t, readings: r) == before)
+        #expect(c.mode == .tripped)
+        #expect(c.faults.activeCodes == [.limitSwitch])
+    }
+
     @Test("cannot reach setpoint: after the timeout the output goes back to the last output that held the band")
     func saturation() throws {
         var p = params
