@@ -63,7 +63,7 @@ let package = Package(
         ]),
         // Benchmarks: loop timing and socket latency under load (docs/performance.md).
         .executableTarget(name: "pressbench", dependencies: [
-            "PressDaemon", "PressProtocol",
+            "PressDaemon", "PressProtocol", "PressCore", "PressSim",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOPosix", package: "swift-nio"),

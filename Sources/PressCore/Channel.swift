@@ -312,12 +312,6 @@ public struct ChannelController: Sendable {
         return remaining
     }
 
-    /// Replaces the tuning without a bump.
-    public mutating func setPIDParameters(_ p: PIDParameters) {
-        parameters.pid = p
-        pid.setParameters(p)
-    }
-
     /// Replaces every parameter (configuration reload): gains change bumplessly, new
     /// limits apply from the next tick. A target now outside the limits is clamped.
     public mutating func reconfigure(_ p: ChannelParameters) {

@@ -412,9 +412,6 @@ public final class ControlLoop: @unchecked Sendable {
         self.startNanos = monotonicNanos()
     }
 
-    /// Replaces the core before ``start()`` (used when backends need the loop's clock).
-    public func replaceCore(_ c: LoopCore) { core = c }
-
     /// The loop's clock, s since the loop was created (scaled on the simulator). Device
     /// threads stamp their samples with it, so the channels can judge staleness.
     public var now: Double { loopTime(monotonicNanos()) }

@@ -82,6 +82,8 @@ public struct ServerContext: Sendable {
     public var reload: @Sendable () -> Result<String, ConfigError> = { .failure(ConfigError(file: "-", line: nil, key: nil, message: "reload not available")) }
     /// Group to give the socket file, when pressd creates it.
     public var socketGroup: String?
+    /// Hands a write to the run-log writer (calibrations).
+    public var store: @Sendable (StoreRequest) -> Void = { _ in }
     /// Health of the device connections (hardware backend).
     public var deviceHealth: @Sendable () -> [ModbusHealth] = { [] }
 
@@ -90,6 +92,11 @@ public struct ServerContext: Sendable {
         self.version = version; self.backend = backend; self.channels = channels; self.startNanos = startNanos
         self.runLog = runLog; self.audit = audit
     }
+}
+
+/// A write the socket asks the run-log writer to make.
+public enum StoreRequest: Sendable {
+    case calibration(channel: String, cells: [LoadCellCalibration])
 }
 
 /// Who is on the other end of a connection (SO_PEERCRED). Laid out exactly like
@@ -301,11 +308,12 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 return fail(id, .invalidParams, "set: unknown unit '\(p.unit.prefix(32))' (use one of \(SetpointUnit.allCases.map(\.rawValue).joined(separator: ", ")))", context: context)
             }
             // Validate against the limits in force (a reload may have changed them).
-            let c = loop.snapshots.latest().map { ($0.channels[i].limits, $0.channels[i].cellArea) } ?? ctx.channels[i].control.asState
-            let mpa = unit.toMPa(p.value, cellArea: c.1)
-            guard mpa.isFinite, mpa >= c.0.minSetpoint, mpa <= c.0.maxSetpoint else {
+            // The loop publishes its first snapshot before the socket opens.
+            guard let live = loop.snapshots.latest()?.channels[i] else { return fail(id, .unavailable, "no data yet", context: context) }
+            let mpa = unit.toMPa(p.value, cellArea: live.cellArea)
+            guard mpa.isFinite, mpa >= live.limits.minSetpoint, mpa <= live.limits.maxSetpoint else {
                 let asked = unit == .mpa ? "\(p.value) MPa" : "\(p.value) \(unit.rawValue) (= \(round3(mpa)) MPa)"
-                return fail(id, .outOfRange, "set: \(asked) is outside channel \(p.channel)'s limits \(c.0.minSetpoint)…\(c.0.maxSetpoint) MPa", context: context)
+                return fail(id, .outOfRange, "set: \(asked) is outside channel \(p.channel)'s limits \(live.limits.minSetpoint)…\(live.limits.maxSetpoint) MPa", context: context)
             }
             submit(.set(channel: i, mpa: mpa, ramp: p.rampMpaPerS), id: id, method: "set", context: context) { r in
                 if case .setpoint(let v, let ramp) = r { return .success(SetResult(channel: p.channel, setpointMpa: v, rampMpaPerS: ramp)) }
@@ -385,27 +393,28 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         case .logEvents(let p):
             if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
             guard let log = ctx.runLog else { return fail(id, .unavailable, "log_events: the run log is disabled", context: context) }
-            do {
+            offload(id, "log_events", context: context) {
                 let all = try log.events(since: p.since, until: p.until, channel: p.channel)
                 let list = all.prefix(10_000).map { LogEventInfo(timeUnix: $0.time, channel: $0.channel, kind: $0.kind, detail: $0.detail, uid: $0.uid, pid: $0.pid) }
-                reply(id, LogEventsResult(events: Array(list), truncated: all.count > 10_000), context: context)
-            } catch { fail(id, .internalError, "log_events: \(error)", context: context) }
+                return LogEventsResult(events: Array(list), truncated: all.count > 10_000)
+            }
         case .runSet(let p):
             guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
             guard let log = ctx.runLog else { return fail(id, .unavailable, "run_set: the run log is disabled", context: context) }
             let m = p.metadata
-            do {
+            offload(id, "run_set", context: context) {
                 try log.setMetadata(RunMetadata(cellId: m.cellId, chemistry: m.chemistry, operatorNote: m.operatorNote,
                                                 preparationPressureMpa: m.preparationPressureMpa), channel: p.channel, time: Date().timeIntervalSince1970)
-                reply(id, RunResult(channel: p.channel, metadata: m), context: context)
-            } catch { fail(id, .internalError, "run_set: \(error)", context: context) }
+                return RunResult(channel: p.channel, metadata: m)
+            }
         case .runGet(let p):
             guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
             guard let log = ctx.runLog else { return fail(id, .unavailable, "run_get: the run log is disabled", context: context) }
-            let m = (try? log.metadata(channel: p.channel)) ?? nil
-            reply(id, RunResult(channel: p.channel, metadata: RunMetadataInfo(cellId: m?.cellId, chemistry: m?.chemistry,
-                                                                            operatorNote: m?.operatorNote, preparationPressureMpa: m?.preparationPressureMpa)),
-                  context: context)
+            offload(id, "run_get", context: context) {
+                let m = try log.metadata(channel: p.channel)
+                return RunResult(channel: p.channel, metadata: RunMetadataInfo(cellId: m?.cellId, chemistry: m?.chemistry,
+                                                                              operatorNote: m?.operatorNote, preparationPressureMpa: m?.preparationPressureMpa))
+            }
         case .reload:
             switch ctx.reload() {
             case .success(let m): reply(id, ReloadResult(message: m), context: context)
@@ -420,8 +429,8 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             let action: CalibrationAction
             switch p.action {
             case "show":
-                let cal = (try? ctx.runLog?.calibrations()[name]) ?? nil
-                return reply(id, info(cal ?? []), context: context)
+                let log = ctx.runLog
+                return offload(id, "calibrate", context: context) { info((try log?.calibrations()[name]) ?? []) }
             case "tare": action = .tare
             case "span":
                 guard let v = p.value, let u = SetpointUnit(lenient: p.unit ?? "N") else {
@@ -434,12 +443,12 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             default:
                 return fail(id, .invalidParams, "calibrate: action '\(p.action.prefix(32))' is not tare, span or show", context: context)
             }
-            let log = ctx.runLog
+            let store = ctx.store
             submit(.calibrate(channel: i, action), id: id, method: "calibrate", context: context) { r -> Result<CalibrateResult, ErrorBody>? in
                 switch r {
                 case .calibration(let c):
-                    do { try log?.setCalibration(c, channel: name, time: Date().timeIntervalSince1970) }
-                    catch { return .failure(ErrorBody(.internalError, "calibrate: applied but not stored: \(error)")) }
+                    // Stored by the run-log writer's thread, never on this event loop.
+                    store(.calibration(channel: name, cells: c))
                     return .success(info(c))
                 case .calibrationFailed(let e): return .failure(ErrorBody(.invalidParams, "calibrate: \(e)"))
                 default: return nil
@@ -473,6 +482,23 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         let uid = peer.map { Int($0.uid) }, pid = peer.map { Int($0.pid) }
         logger.notice(refused ? "request refused" : "request", metadata: ["method": "\(method)", "uid": "\(uid.map(String.init) ?? "?")", "pid": "\(pid.map(String.init) ?? "?")"])
         ctx.audit(RunLogEvent(time: Date().timeIntervalSince1970, channel: command.channel ?? "", kind: "request", detail: request, uid: uid, pid: pid))
+    }
+
+    /// Runs `work` (SQLite) on a worker thread, never on the event loop, and replies
+    /// with its result back on the event loop.
+    private func offload<R: Codable & Sendable>(_ id: RequestID?, _ method: String, context: ChannelHandlerContext,
+                                                _ work: @escaping @Sendable () throws -> R) {
+        let eventLoop = context.eventLoop
+        let ctxBox = NIOLoopBound(context, eventLoop: eventLoop)
+        DispatchQueue.global().async {
+            let result = Result { try work() }
+            eventLoop.execute {
+                switch result {
+                case .success(let v): self.reply(id, v, context: ctxBox.value)
+                case .failure(let e): self.fail(id, .internalError, "\(method): \(e)", context: ctxBox.value)
+                }
+            }
+        }
     }
 
     /// Streams the samples of [since, until) as CSV chunks, one batch at a time, each
@@ -611,13 +637,7 @@ final class Once: @unchecked Sendable {
     func fire() -> Bool { if done { return false }; done = true; return true }
 }
 
-
 func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
-
-extension ChannelParameters {
-    /// Just the fields the socket validates against, before the first snapshot.
-    var asState: (limits: PressureLimits, cellArea: Double) { (limits, cellArea) }
-}
 
 /// A program runner as the wire shows it.
 func programInfo(_ r: ProgramRunner) -> ProgramInfo {

@@ -62,6 +62,10 @@ final class RunLogWriter: @unchecked Sendable {
     /// Queues an event for the next flush.
     func enqueue(_ e: RunLogEvent) { queued.withLock { $0.append(e) } }
 
+    private let stores = Mutex<[StoreRequest]>([])
+    /// Queues a write of something other than samples and events.
+    func enqueue(_ s: StoreRequest) { stores.withLock { $0.append(s) } }
+
     func start() {
         let t = Thread { [self] in
             while !stopFlag.load(ordering: .acquiring) {
@@ -94,7 +98,18 @@ final class RunLogWriter: @unchecked Sendable {
                                            detail: "run log fell behind: \(dropped) samples dropped"))
         }
         let now = Date().timeIntervalSince1970
+        let pendingStores = stores.withLock { q -> [StoreRequest] in defer { q.removeAll() }; return q }
         do {
+            for (k, s) in pendingStores.enumerated() {
+                do {
+                    switch s {
+                    case .calibration(let ch, let cells): try log.setCalibration(cells, channel: ch, time: now)
+                    }
+                } catch {
+                    stores.withLock { $0.insert(contentsOf: pendingStores[k...], at: 0) } // retried next flush
+                    throw error
+                }
+            }
             try log.append(samples: backlog.samples, events: backlog.events)
             backlog = ([], [])
             if let snap = loop.snapshots.latest() { try log.saveState(persisted(snap, now: now)) }

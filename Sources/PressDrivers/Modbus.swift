@@ -65,31 +65,6 @@ public final class ModbusConnection {
         return ModbusConnection(ctx: ctx, device: name)
     }
 
-    /// Reads `count` holding registers (function 0x03, modbus_read_registers).
-    public func readHoldingRegisters(address: Int, count: Int) throws(ModbusError) -> [UInt16] {
-        var out = [UInt16](repeating: 0, count: count)
-        guard modbus_read_registers(ctx, Int32(address), Int32(count), &out) == count else {
-            throw ModbusError(device: device, function: "read holding registers (0x03)", address: address, reason: Self.lastError())
-        }
-        return out
-    }
-
-    /// Reads `count` input registers (function 0x04, modbus_read_input_registers).
-    public func readInputRegisters(address: Int, count: Int) throws(ModbusError) -> [UInt16] {
-        var out = [UInt16](repeating: 0, count: count)
-        guard modbus_read_input_registers(ctx, Int32(address), Int32(count), &out) == count else {
-            throw ModbusError(device: device, function: "read input registers (0x04)", address: address, reason: Self.lastError())
-        }
-        return out
-    }
-
-    /// Writes one holding register (function 0x06, modbus_write_register).
-    public func writeRegister(address: Int, value: UInt16) throws(ModbusError) {
-        guard modbus_write_register(ctx, Int32(address), value) == 1 else {
-            throw ModbusError(device: device, function: "write single register (0x06)", address: address, reason: Self.lastError())
-        }
-    }
-
     /// Reads `count` registers or bits of `table` from `unit` (modbus_set_slave, then
     /// modbus_read_registers / _input_registers / _bits / _input_bits). Bits come back
     /// as 0 or 1.

@@ -175,13 +175,8 @@ public final class SimChannel: ChannelBackend {
         if let dz = j.thicknessStep {
             switch fixture {
             case .spring(var s): s.p.gap -= dz; fixture = .spring(s)
-            case .pneumatic(var m): m.shiftContact(by: dz); fixture = .pneumatic(m)
+            case .pneumatic(var m): m.bumpCompression(dz); fixture = .pneumatic(m)
             }
         }
     }
-}
-
-extension PneumaticModel {
-    /// Moves the cell surface toward the piston by `microns` (sudden swelling).
-    mutating func shiftContact(by microns: Double) { bumpCompression(microns) }
 }

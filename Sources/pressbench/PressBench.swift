@@ -2,8 +2,10 @@ import ArgumentParser
 import Foundation
 import Logging
 import NIOPosix
+import PressCore
 import PressDaemon
 import PressProtocol
+import PressSim
 
 /// pressbench: measurements recorded in docs/performance.md.
 @main
@@ -11,7 +13,7 @@ struct PressBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pressbench",
         abstract: "Benchmarks for pressd (run with -c release).",
-        subcommands: [SocketBench.self])
+        subcommands: [SocketBench.self, SimBench.self])
 }
 
 /// Percentile of sorted values.
@@ -160,4 +162,24 @@ final class Box<T>: @unchecked Sendable { let value: T; init(_ v: T) { value = v
 
 extension ControlClient {
     func status() throws -> StatusResult { try call("status", NoParams(), as: StatusResult.self) }
+}
+
+struct SimBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sim",
+        abstract: "How fast the simulated rig runs closed loop on a virtual clock (what the tests rely on).")
+    @Option(help: "Plant seconds to simulate per channel.") var seconds = 600.0
+
+    func run() throws {
+        for (name, make, params) in [("A spring", { SimPresets.springChannel() }, SimPresets.springController()),
+                                     ("B pneumatic", { SimPresets.pneumaticChannel() }, SimPresets.pneumaticController())] {
+            var loop = ClosedLoop(controller: ChannelController(parameters: params), backend: make())
+            try loop.controller.setTarget(5)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            loop.run(for: seconds)
+            let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            let p = loop.controller.state.pressure ?? .nan
+            print("\(name): \(Int(seconds)) s of plant time (100 Hz control, 1 ms physics) in \(String(format: "%.3f", wall)) s wall = \(Int(seconds / wall))× real time; final \(String(format: "%.3f", p)) MPa")
+        }
+    }
 }

@@ -98,7 +98,6 @@ struct UnattendedTests {
         let before = try c.status()
         let loopTimeAtKill = before.channels[0].timeS
         let progBefore = try c.call("program_status", OptionalChannelParams(channel: "A"), as: [ProgramResult].self)[0].program
-        let killedAt = Date().timeIntervalSince1970
         first.kill9()
 
         let second = try DaemonProcess(dir: first.dir, timeScale: 5)
@@ -145,7 +144,6 @@ struct UnattendedTests {
         let lastLoopTime = try #require(firstRun.last).time - epoch1
         let lost = loopTimeAtKill - lastLoopTime
         #expect(lost < 0.5 * 5 + 1 + 0.5, "lost \(lost) s of plant time (\(lost / 5) s of wall time)")
-        _ = killedAt
         let requests = try log.events(since: 0, until: .infinity).filter { $0.kind == "request" }
         #expect(requests.contains { $0.uid == Int(getuid()) && $0.pid != nil && $0.detail.contains("\"set\"") })
     }

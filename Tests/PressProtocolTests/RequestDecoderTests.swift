@@ -109,7 +109,6 @@ struct RequestDecoderFuzzTests {
             }
             check(b, d, &stats)
         }
-        #expect(stats.ok + stats.err == 50_000)
         #expect(stats.ok > 100)    // the mutator still produces some valid requests
         #expect(stats.err > 40_000)
     }
