@@ -58,6 +58,11 @@ public struct ChannelParameters: Sendable, Equatable {
     public var band: Double
     /// (max − min) / mean of the load cells above which `non_uniform_load` is raised.
     public var nonUniformityAlarm: Double?
+    /// How the output is computed while regulating.
+    public var strategy: ControlStrategy = .pid
+    public var adaptation = AdaptationSettings()
+    /// Defaults of a relay autotune on this channel.
+    public var autotune = AutotuneSettings()
 
     public init(name: String, cellArea: Double, pid: PIDParameters, feedforward: Feedforward = .init(),
                 limits: PressureLimits, sensor: SensorLimits, safeOutput: Double, band: Double = 0.05) {
@@ -92,6 +97,8 @@ public enum CommandRejection: Error, Sendable, Equatable {
     case invalidProgram(step: Int, message: String)
     /// No program is loaded, or it is not in a state that allows the command.
     case noProgram(String)
+    /// The command would be unsafe or cannot run in the present state; the text says why.
+    case unsafe(String)
 }
 
 /// Something worth recording that happened in a tick.
@@ -102,6 +109,10 @@ public enum ChannelEvent: Sendable, Equatable {
     case setpointChanged(target: Double, ramp: Double?)
     case programStep(name: String, index: Int, step: String)
     case programState(name: String, state: String, detail: String)
+    /// Autotune progress: started, done (with the result), failed (with the reason), cancelled.
+    case autotune(state: String, detail: String)
+    /// The adaptive or learned controller changed something worth recording.
+    case adaptation(String)
 }
 
 /// The published state of a channel after a tick.
@@ -130,6 +141,26 @@ public struct ChannelState: Sendable, Equatable {
     /// The limits in force (they change on a configuration reload).
     public var limits: PressureLimits
     public var cellArea: Double
+    /// Strategy, relay experiment in progress, last autotune and what the adaptive and
+    /// learned controllers know.
+    public var control: ControlStatus
+}
+
+/// The controller side of a channel's state, for `status` and persistence.
+public struct ControlStatus: Sendable, Equatable {
+    public var strategy: ControlStrategy
+    /// The relay experiment in progress.
+    public var autotune: RelayAutotuner?
+    /// The last successful autotune (its gains are the channel's base gains).
+    public var lastTune: AutotuneResult?
+    /// What the adaptive and learned controllers have learned (nil for `pid`).
+    public var memory: ControllerMemory?
+    /// Gains and feedforward in force.
+    public var kp: Double
+    public var ki: Double
+    public var feedforwardGain: Double
+    /// What is really computing the output now: pid, adaptive, learned or autotune.
+    public var active: String
 }
 
 /// One channel's control logic: sensor checks, trips, mode machine and PID.
@@ -159,6 +190,15 @@ public struct ChannelController: Sendable {
     private var lastGoodOutput: Double?
     /// True while a `ramp` safe action is taking the pressure to the safe pressure.
     public private(set) var rampingToSafe = false
+    /// Online identification for the adaptive and learned strategies.
+    public private(set) var adapter: PlantAdapter?
+    /// The relay experiment in progress.
+    public private(set) var autotuner: RelayAutotuner?
+    /// The last successful autotune; its gains replace the configured ones.
+    public private(set) var lastTune: AutotuneResult?
+    /// Added to the output before limits every tick. For benchmarks (an oracle that
+    /// knows the true disturbance); the daemon leaves it at zero.
+    public var externalFeedforward: Double = 0
 
     /// - Parameter initialOutput: the actuator's present output (read back from the
     ///   hardware, or its safe output), so the first tick does not move it.
@@ -167,6 +207,139 @@ public struct ChannelController: Sendable {
         self.pid = PIDController(parameters: parameters.pid, initialOutput: initialOutput ?? parameters.safeOutput)
         self.pid.setManual(output: initialOutput ?? parameters.safeOutput)
         if let o = initialOutput, o != parameters.safeOutput { mode = .holding }
+        makeAdapter(memory: nil)
+    }
+
+    // MARK: Gains, adaptation and autotune
+
+    /// Creates the adapter for the configured strategy (none for `pid`). It needs the
+    /// plant's nominal gain: from the last autotune, else from the feedforward gain.
+    private mutating func makeAdapter(memory: ControllerMemory?) {
+        guard parameters.strategy != .pid else { adapter = nil; return }
+        let base = lastTune?.processGain ?? (parameters.feedforward.gain > 0 ? 1 / parameters.feedforward.gain : nil)
+        guard let base else { adapter = nil; return }
+        var m = memory ?? ControllerMemory(baseGain: base, bins: parameters.adaptation.scheduleBins, forgetting: parameters.adaptation.forgetting)
+        if m.schedule.count != parameters.adaptation.scheduleBins || abs(m.baseGain / base - 1) > 1e-9 {
+            m = ControllerMemory(baseGain: base, bins: parameters.adaptation.scheduleBins, forgetting: parameters.adaptation.forgetting)
+        }
+        adapter = PlantAdapter(strategy: parameters.strategy, settings: parameters.adaptation, memory: m)
+    }
+
+    private var gainScale: Double { adapter?.memory.scale ?? 1 }
+
+    /// PID parameters in force: the base (configured or autotuned) gains times the
+    /// adaptive scale, with `ramp`.
+    private func effectivePID(ramp: Double?) -> PIDParameters {
+        var p = parameters.pid
+        p.kp *= gainScale; p.ki *= gainScale; p.kd *= gainScale
+        p.setpointRampRate = ramp
+        return p
+    }
+
+    /// Static feedforward in force at `target`.
+    private func staticFeedforward(_ target: Double) -> Double {
+        parameters.feedforward.gain * gainScale * target + parameters.feedforward.offset
+    }
+
+    /// Restores an autotune result and learned memory persisted before a restart.
+    public mutating func restoreLearning(tune: AutotuneResult?, memory: ControllerMemory?) {
+        if let tune { adoptTune(tune) }
+        makeAdapter(memory: memory)
+        pid.setParameters(effectivePID(ramp: pid.parameters.setpointRampRate))
+    }
+
+    /// Makes `r`'s gains and static inverse the channel's base.
+    private mutating func adoptTune(_ r: AutotuneResult) {
+        lastTune = r
+        parameters.pid.kp = r.kp
+        parameters.pid.ki = r.ki
+        parameters.pid.kd = 0
+        parameters.feedforward = r.feedforward
+    }
+
+    /// Starts a relay experiment at the present setpoint. Refused unless the channel is
+    /// regulating, in band, without a program, and the excursion fits in its limits.
+    public mutating func startAutotune(_ settings: AutotuneSettings? = nil) throws(CommandRejection) {
+        let s = settings ?? parameters.autotune
+        if let e = s.validationErrors().first { throw .unsafe("\(e.field) \(e.message)") }
+        guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
+        guard mode == .regulating, let t = target else { throw .unsafe("the channel must be regulating at the pressure to tune at") }
+        guard autotuner == nil else { throw .unsafe("an autotune is already running") }
+        if let r = program, r.state == .running || r.state == .paused { throw .unsafe("a program is loaded; stop it first") }
+        guard let p = lastPressure, abs(p - t) <= parameters.band * t, pid.workingSetpoint.map({ abs($0 - t) < 1e-9 }) ?? true else {
+            throw .unsafe("the pressure must be settled in band at the setpoint \(fmt(t)) MPa")
+        }
+        guard t + s.maxExcursion * 1.5 < parameters.limits.trip else {
+            throw .unsafe("setpoint \(fmt(t)) MPa + 1.5 × excursion \(fmt(s.maxExcursion)) MPa reaches the trip level \(fmt(parameters.limits.trip)) MPa")
+        }
+        guard t - s.maxExcursion >= parameters.limits.minSetpoint else {
+            throw .unsafe("setpoint \(fmt(t)) MPa − excursion \(fmt(s.maxExcursion)) MPa is below the minimum setpoint \(fmt(parameters.limits.minSetpoint)) MPa")
+        }
+        let inverse = parameters.feedforward.gain > 0 ? parameters.feedforward.gain * gainScale : (lastTune.map { 1 / $0.processGain } ?? 0)
+        autotuner = RelayAutotuner(settings: s, setpoint: t, bias: pid.output, inverseGain: inverse,
+                                   outputMin: parameters.pid.outputMin, outputMax: parameters.pid.outputMax, limits: parameters.limits)
+        pid.setManual(output: pid.output)
+        events.append(.autotune(state: "started", detail: "at \(fmt(t)) MPa, excursion ±\(fmt(s.maxExcursion)) MPa, rule \(s.rule.rawValue)"))
+    }
+
+    /// Stops a running experiment; the output returns to where it started and the old
+    /// gains stay.
+    public mutating func cancelAutotune(reason: String = "operator cancelled") {
+        guard let t = autotuner else { return }
+        autotuner = nil
+        pid.setManual(output: t.bias)
+        if mode == .regulating { pid.setAutomatic(measurement: lastPressure ?? t.setpoint, feedforward: staticFeedforward(t.setpoint)) }
+        events.append(.autotune(state: "cancelled", detail: reason))
+    }
+
+    /// One tick of a running experiment.
+    private mutating func stepAutotune(now: Double, pressure: Double) -> Double {
+        guard var tuner = autotuner else { return pid.output }
+        let u = tuner.step(now: now, pressure: pressure)
+        autotuner = tuner
+        switch tuner.phase {
+        case .done(let r):
+            autotuner = nil
+            let ramp = pid.parameters.setpointRampRate
+            adoptTune(r)
+            makeAdapter(memory: nil)
+            pid.setManual(output: r.bias)
+            pid.setParameters(effectivePID(ramp: ramp))
+            pid.setAutomatic(measurement: pressure, feedforward: staticFeedforward(target ?? r.setpoint))
+            events.append(.autotune(state: "done", detail: "rule \(r.rule.rawValue): kp \(fmt(r.kp)) ki \(fmt(r.ki)); Ku \(fmt(r.ultimateGain)) Pu \(fmt(r.ultimatePeriod)) s; K \(r.processGain) MPa/unit, τ \(fmt(r.timeConstant)) s, θ \(fmt(r.deadTime)) s"))
+            return pid.output
+        case .failed(let why):
+            autotuner = nil
+            pid.setManual(output: tuner.bias)
+            pid.setAutomatic(measurement: pressure, feedforward: staticFeedforward(tuner.setpoint))
+            events.append(.autotune(state: "failed", detail: why))
+            return pid.output
+        default:
+            pid.setManual(output: u)
+            return u
+        }
+    }
+
+    /// Regulation with the strategy in force.
+    private mutating func regulate(now: Double, target: Double, pressure: Double, dt: Double, readings: ChannelReadings) -> Double {
+        let staticFF = staticFeedforward(target)
+        let ff = staticFF + (adapter?.memory.disturbanceOutput ?? 0) + externalFeedforward
+        let u = pid.update(setpoint: target, measurement: pressure, feedforward: ff, dt: dt)
+        guard var a = adapter else { return u }
+        let update = a.observe(now: now, dt: dt, pressure: pressure, output: u, target: target, readings: readings,
+                               limits: parameters.limits, saturated: pid.lastTerms.saturated)
+        adapter = a
+        guard let update else { return u }
+        for e in update.events { events.append(.adaptation(e)) }
+        if let h = update.handedOver { pid.shiftIntegral(by: h) }
+        // New gains, bumplessly: P through setParameters, the feedforward change through
+        // the integrator.
+        let newPID = effectivePID(ramp: pid.parameters.setpointRampRate)
+        if newPID != pid.parameters {
+            pid.setParameters(newPID)
+            pid.shiftIntegral(by: staticFF - staticFeedforward(target))
+        }
+        return u
     }
 
     /// Restores the state persisted before a restart. Call before the first tick, on a
@@ -225,12 +398,12 @@ public struct ChannelController: Sendable {
 
     /// Moves the target (and ramp) and enters regulation bumplessly if needed.
     private mutating func applyTarget(_ mpa: Double, ramp: Double?) {
-        var p = parameters.pid
-        p.setpointRampRate = ramp ?? parameters.pid.setpointRampRate
+        if autotuner != nil { cancelAutotune(reason: "new setpoint") }
+        let p = effectivePID(ramp: ramp ?? parameters.pid.setpointRampRate)
         if p != pid.parameters { pid.setParameters(p) }
         target = mpa
         if mode != .regulating {
-            pid.setAutomatic(measurement: lastPressure ?? 0, feedforward: parameters.feedforward(mpa))
+            pid.setAutomatic(measurement: lastPressure ?? 0, feedforward: staticFeedforward(mpa))
             changeMode(.regulating, reason: "setpoint \(mpa) MPa")
         }
     }
@@ -316,10 +489,11 @@ public struct ChannelController: Sendable {
     /// limits apply from the next tick. A target now outside the limits is clamped.
     public mutating func reconfigure(_ p: ChannelParameters) {
         let ramp = pid.parameters.setpointRampRate
+        let memory = adapter?.memory
         parameters = p
-        var pidParams = p.pid
-        if target != nil { pidParams.setpointRampRate = ramp ?? p.pid.setpointRampRate }
-        pid.setParameters(pidParams)
+        if let t = lastTune { adoptTune(t) }
+        makeAdapter(memory: p.strategy == .pid ? nil : memory)
+        pid.setParameters(effectivePID(ramp: target != nil ? (ramp ?? p.pid.setpointRampRate) : p.pid.setpointRampRate))
         if let t = target { target = min(max(t, p.limits.minSetpoint), p.limits.maxSetpoint) }
     }
 
@@ -458,9 +632,12 @@ public struct ChannelController: Sendable {
         // 5. Regulate. Without a valid measurement this tick the output is held: the
         //    loop never acts on an old or implausible reading.
         if mode == .regulating {
-            guard let target, let pressure else { return pid.output }
-            return pid.update(setpoint: target, measurement: pressure, feedforward: parameters.feedforward(target), dt: dt)
+            guard let target, let pressure else { adapter?.interrupt(); return pid.output }
+            if autotuner != nil { return stepAutotune(now: now, pressure: pressure) }
+            return regulate(now: now, target: target, pressure: pressure, dt: dt, readings: readings)
         }
+        adapter?.interrupt()
+        if autotuner != nil { cancelAutotune(reason: "channel left regulation (\(mode.rawValue))") }
         // Not regulating (or no valid measurement this tick): keep tracking so that the
         // return to automatic is bumpless.
         return pid.update(setpoint: target ?? 0, measurement: pressure ?? lastPressure ?? 0, dt: dt)
@@ -477,7 +654,21 @@ public struct ChannelController: Sendable {
             pressure: p, force: lastReadings.force?.value, stale: lastStale,
             output: pid.output, terms: pid.lastTerms, faults: faults.records,
             inBand: inBand, readings: lastReadings, ramp: pid.parameters.setpointRampRate, program: program,
-            limits: parameters.limits, cellArea: parameters.cellArea)
+            limits: parameters.limits, cellArea: parameters.cellArea,
+            control: ControlStatus(
+                strategy: parameters.strategy, autotune: autotuner, lastTune: lastTune, memory: adapter?.memory,
+                kp: pid.parameters.kp, ki: pid.parameters.ki, feedforwardGain: parameters.feedforward.gain * gainScale,
+                active: activeController))
+    }
+
+    /// What is computing the output now.
+    public var activeController: String {
+        if autotuner != nil { return "autotune" }
+        switch parameters.strategy {
+        case .pid: return "pid"
+        case .adaptive: return adapter == nil ? "pid" : "adaptive"
+        case .learned: return adapter == nil ? "pid" : (adapter!.memory.learnedActive ? "learned" : "adaptive")
+        }
     }
 }
 

@@ -189,6 +189,12 @@ public struct PIDController: Sendable {
         output = min(max(output, new.outputMin), new.outputMax)
     }
 
+    /// Moves the integrator by `delta` output units. Used to keep the output continuous
+    /// when something outside the PID (a feedforward term) changes by −`delta`.
+    public mutating func shiftIntegral(by delta: Double) {
+        if delta.isFinite { integral += delta }
+    }
+
     /// Forgets the ramp so the next update starts it from `value` (e.g. on a new target
     /// when the measurement is far from the old working setpoint).
     public mutating func resetWorkingSetpoint(to value: Double) { workingSetpoint = value }

@@ -34,6 +34,11 @@ func format(_ e: LoopEvent) -> FormattedEvent {
     case .programState(let name, let state, let detail):
         md["program"] = "\(name)"; md["state"] = "\(state)"
         return FormattedEvent(kind: "program", detail: "\(name) \(state)\(detail.isEmpty ? "" : ": " + detail)", level: .notice, metadata: md)
+    case .autotune(let state, let detail):
+        md["autotune"] = "\(state)"
+        return FormattedEvent(kind: "autotune", detail: "\(state): \(detail)", level: state == "failed" ? .warning : .notice, metadata: md)
+    case .adaptation(let text):
+        return FormattedEvent(kind: "adaptation", detail: text, level: .notice, metadata: md)
     }
 }
 

@@ -13,7 +13,7 @@ struct PressBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pressbench",
         abstract: "Benchmarks for pressd (run with -c release).",
-        subcommands: [SocketBench.self, SimBench.self])
+        subcommands: [ControlBench.self, SocketBench.self, SimBench.self])
 }
 
 /// Percentile of sorted values.
