@@ -160,7 +160,8 @@ public struct RelayAutotuner: Sendable, Equatable, Codable {
     private var firstPoint: Point?
     private var lastSwitch: Double?
     private struct Point: Sendable, Equatable, Codable { var u: Double; var p: Double }
-    private var lastTime = 0.0
+    /// Time of the latest step.
+    public private(set) var lastTime = 0.0
     private var stepDeadTime: Double?
     private var stepSamples: [Double] = []
     private var gain = 0.0

@@ -426,6 +426,39 @@ public struct DaemonConfig: Sendable {
         }
         try p.rejectUnknownKeys()
 
+        // Control strategy, autotune and adaptation.
+        var strategy = ControlStrategy.pid
+        var autotune = AutotuneSettings()
+        var adaptation = AdaptationSettings()
+        if let c = try t.subtable("control") {
+            strategy = try c.choice("strategy", default: ControlStrategy.pid)
+            autotune.rule = try c.choice("autotune_rule", default: autotune.rule)
+            autotune.maxExcursion = try c.double("autotune_excursion_mpa", default: autotune.maxExcursion)
+            autotune.hysteresis = try c.double("autotune_hysteresis_mpa")
+            autotune.cycles = try c.int("autotune_cycles") ?? autotune.cycles
+            autotune.timeout = try c.double("autotune_timeout_s", default: autotune.timeout)
+            let aKeys = ["max_excursion_mpa": "autotune_excursion_mpa", "hysteresis_mpa": "autotune_hysteresis_mpa",
+                         "cycles": "autotune_cycles", "timeout_s": "autotune_timeout_s"]
+            if let e = autotune.validationErrors().first { throw c.error(aKeys[e.field] ?? e.field, e.message) }
+            adaptation.interval = try c.double("adapt_interval_s", default: adaptation.interval)
+            adaptation.forgetting = try c.double("adapt_forgetting", default: adaptation.forgetting)
+            adaptation.scheduleBins = try c.int("adapt_schedule_bins") ?? adaptation.scheduleBins
+            adaptation.minScale = try c.double("adapt_min_scale", default: adaptation.minScale)
+            adaptation.maxScale = try c.double("adapt_max_scale", default: adaptation.maxScale)
+            adaptation.gainRate = try c.double("adapt_gain_rate_per_s", default: adaptation.gainRate)
+            adaptation.excitation = try c.double("adapt_excitation_mpa", default: adaptation.excitation)
+            adaptation.confidenceLow = try c.double("confidence_low", default: adaptation.confidenceLow)
+            adaptation.confidenceHigh = try c.double("confidence_high", default: adaptation.confidenceHigh)
+            let keyMap = ["interval_s": "adapt_interval_s", "forgetting": "adapt_forgetting", "schedule_bins": "adapt_schedule_bins",
+                          "min_scale": "adapt_min_scale", "max_scale": "adapt_max_scale", "gain_rate": "adapt_gain_rate_per_s",
+                          "excitation_mpa": "adapt_excitation_mpa"]
+            if let e = adaptation.validationErrors().first { throw c.error(keyMap[e.field] ?? e.field, e.message) }
+            if strategy != .pid && !(ff.gain > 0) {
+                throw c.error("strategy", "'\(strategy.rawValue)' needs the plant's nominal gain: set [channels.\(name).pid] feedforward_gain (output per MPa) or run 'pressctl tune \(name)' first with strategy = \"pid\"")
+            }
+            try c.rejectUnknownKeys()
+        }
+
         // Hardware wiring
         if hardware {
             let cells = try t.tables("load_cells")
@@ -478,6 +511,9 @@ public struct DaemonConfig: Sendable {
                                        sensor: sensor, safeOutput: safe, band: band)
         var params2 = params
         params2.nonUniformityAlarm = hw.nonUniformityAlarm
+        params2.strategy = strategy
+        params2.autotune = autotune
+        params2.adaptation = adaptation
         return ChannelConfig(name: name, description: description, actuator: kind, shutdown: shutdown,
                              divider: Int(ratio.rounded()), control: params2, sim: sim, hardware: hw)
     }

@@ -23,6 +23,9 @@ public enum LoopCommand: Sendable {
     case reconfigure(channel: Int, ChannelParameters)
     /// Tare or span the channel's load cells from the last second of raw readings.
     case calibrate(channel: Int, CalibrationAction)
+    /// Start a relay autotune (nil settings: the channel's configured ones) or cancel it.
+    case autotune(channel: Int, AutotuneSettings?)
+    case autotuneCancel(channel: Int)
 }
 
 /// The loop's answer to a command.
@@ -274,6 +277,15 @@ public struct LoopCore {
         case .reconfigure(let i, let p):
             channels[i].controller.reconfigure(p)
             return .ok(mode: channels[i].controller.mode)
+        case .autotune(let i, let settings):
+            do throws(CommandRejection) {
+                try channels[i].controller.startAutotune(settings)
+                return .ok(mode: channels[i].controller.mode)
+            } catch { return .rejected(error) }
+        case .autotuneCancel(let i):
+            guard channels[i].controller.autotuner != nil else { return .rejected(.unsafe("no autotune is running")) }
+            channels[i].controller.cancelAutotune()
+            return .ok(mode: channels[i].controller.mode)
         case .calibrate(let i, let action):
             switch PressCore.calibrate(calibrations[i], history: rawHistory[i], action: action) {
             case .success(let c):
@@ -337,6 +349,7 @@ public struct LoopCore {
             if let b = s.backend { channels[i].backend.restore(b) }
             let output = channels[i].backend.presentOutput ?? s.output
             var c = ChannelController(parameters: channels[i].config.control, initialOutput: output)
+            c.restoreLearning(tune: s.tune, memory: s.learned)
             c.restore(mode: s.mode, target: s.target, ramp: s.ramp, faults: s.faults)
             if let json = s.program, let r = try? JSONDecoder().decode(ProgramRunner.self, from: Data(json.utf8)),
                r.state == .running || r.state == .paused {

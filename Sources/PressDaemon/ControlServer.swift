@@ -454,6 +454,37 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 default: return nil
                 }
             }
+        case .tune(let p):
+            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
+            let name = p.channel
+            switch p.action {
+            case "cancel":
+                submit(.autotuneCancel(channel: i), id: id, method: "tune", context: context) { r in
+                    if case .ok = r { return .success(TuneResult(channel: name, state: "cancelled")) }
+                    return nil
+                }
+            case "start":
+                var s = ctx.channels[i].control.autotune
+                if let r = p.rule {
+                    guard let rule = TuningRule(rawValue: r) else {
+                        return fail(id, .invalidParams, "tune: rule '\(r.prefix(32))' is not one of \(TuningRule.allCases.map(\.rawValue).joined(separator: ", "))", context: context)
+                    }
+                    s.rule = rule
+                }
+                if let e = p.excursionMpa { s.maxExcursion = e }
+                if let c = p.cycles { s.cycles = c }
+                if let t = p.timeoutS { s.timeout = t }
+                if let e = s.validationErrors().first {
+                    let keys = ["max_excursion_mpa": "excursion_mpa", "cycles": "cycles", "timeout_s": "timeout_s"]
+                    return fail(id, .invalidParams, "tune: \(keys[e.field] ?? e.field) \(e.message)", context: context)
+                }
+                submit(.autotune(channel: i, s), id: id, method: "tune", context: context) { r in
+                    if case .ok = r { return .success(TuneResult(channel: name, state: "started")) }
+                    return nil
+                }
+            default:
+                return fail(id, .invalidParams, "tune: action '\(p.action.prefix(32))' is not start or cancel", context: context)
+            }
         case .simInject(let p):
             guard ctx.backend == .simulator else { return fail(id, .unavailable, "sim_inject: only with backend = \"simulator\"", context: context) }
             guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
@@ -588,6 +619,8 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             return .failure(ErrorBody(.noProgram, "\(method): \(m)"))
         case .rejected(.invalidProgram(let step, let m)):
             return .failure(ErrorBody(.invalidProgram, "\(method): steps[\(step)]: \(m)"))
+        case .rejected(.unsafe(let m)):
+            return .failure(ErrorBody(.refused, "\(method): \(m)"))
         default:
             return .failure(ErrorBody(.internalError, "\(method): unexpected answer from the control loop"))
         }

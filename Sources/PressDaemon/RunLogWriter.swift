@@ -136,8 +136,11 @@ final class RunLogWriter: @unchecked Sendable {
     func persisted(_ snap: RigSnapshot, now: Double) -> [PersistedChannel] {
         snap.channels.enumerated().map { i, c in
             let program = c.program.flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) }
-            return PersistedChannel(channel: c.name, mode: c.mode, target: c.target, ramp: c.ramp, output: c.output,
-                                    faults: c.faults, program: program, backend: snap.backendStates[i], updated: now)
+            var p = PersistedChannel(channel: c.name, mode: c.mode, target: c.target, ramp: c.ramp, output: c.output,
+                                     faults: c.faults, program: program, backend: snap.backendStates[i], updated: now)
+            p.tune = c.control.lastTune
+            p.learned = c.control.memory
+            return p
         }
     }
 }

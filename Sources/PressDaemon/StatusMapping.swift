@@ -20,7 +20,34 @@ enum StatusMapping {
         var st = st0
         st.loadCellForcesN = s.readings.loadCellForces
         st.nonUniformity = nonUniformity(s.readings.loadCellForces)
+        st.control = control(s.control)
         return st
+    }
+
+    static func control(_ c: ControlStatus) -> ControlInfo {
+        var info = ControlInfo(strategy: c.strategy.rawValue, active: c.active, kp: c.kp, ki: c.ki, feedforwardGain: c.feedforwardGain)
+        if let a = c.autotune {
+            var cycles = 0
+            if case .relay(let n) = a.phase { cycles = n }
+            info.autotune = AutotuneProgressInfo(phase: a.phase.name, cycles: cycles, cyclesWanted: a.settings.cycles,
+                                                 elapsedS: a.started.map { a.lastTime - $0 } ?? 0, timeoutS: a.settings.timeout,
+                                                 setpointMpa: a.setpoint, excursionMpa: a.settings.maxExcursion, rule: a.settings.rule.rawValue)
+        }
+        if let t = c.lastTune {
+            info.lastTune = AutotuneInfo(rule: t.rule.rawValue, kp: t.kp, ki: t.ki, ultimateGain: t.ultimateGain, ultimatePeriodS: t.ultimatePeriod,
+                                         processGain: t.processGain, timeConstantS: t.timeConstant, deadTimeS: t.deadTime, setpointMpa: t.setpoint)
+        }
+        if let m = c.memory {
+            info.adaptive = AdaptiveInfo(scale: m.scale, baseGain: m.baseGain, estimatedGain: m.estimatedGain, schedule: m.schedule,
+                                         updates: m.plant.updates, fallbacks: m.fallbacks)
+            if c.strategy == .learned {
+                info.learned = LearnedInfo(active: m.learnedActive, confidence: m.confidence, benefit: m.disturbanceBenefit,
+                                           handovers: m.handovers, feedforward: m.disturbanceOutput,
+                                           chargeCoefficient: m.disturbance.theta[1], temperatureCoefficient: m.disturbance.theta[2],
+                                           updates: m.disturbance.updates)
+            }
+        }
+        return info
     }
 
     static func loop(_ s: LoopStats) -> LoopInfo {

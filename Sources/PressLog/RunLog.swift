@@ -61,6 +61,10 @@ public struct PersistedChannel: Sendable, Equatable, Codable {
     /// The backend's own state (the simulated plant), if it keeps one.
     public var backend: [String: Double]?
     public var updated: Double
+    /// The last successful autotune (its gains replace the configured ones) and what the
+    /// adaptive or learned controller has learned.
+    public var tune: AutotuneResult?
+    public var learned: ControllerMemory?
 
     public init(channel: String, mode: ChannelMode, target: Double?, ramp: Double?, output: Double, faults: [FaultRecord],
                 program: String?, backend: [String: Double]?, updated: Double) {

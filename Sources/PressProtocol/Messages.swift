@@ -12,7 +12,7 @@ public enum ControlProtocol {
     /// The methods a version-1 server answers.
     public static let methods = ["hello", "status", "set", "hold", "release", "ack", "subscribe", "unsubscribe",
                                  "program_start", "program_pause", "program_resume", "program_stop", "program_status",
-                                 "log_export", "log_events", "run_set", "run_get", "calibrate", "reload", "sim_inject"]
+                                 "log_export", "log_events", "run_set", "run_get", "calibrate", "tune", "reload", "sim_inject"]
 
     public static func encoder() -> JSONEncoder {
         let e = JSONEncoder()
@@ -79,6 +79,9 @@ public enum ErrorCode: String, Codable, Sendable {
     case invalidProgram = "invalid_program"
     /// No program is loaded, or it is not in a state that allows the command.
     case noProgram = "no_program"
+    /// The command would be unsafe or cannot run in the channel's present state (the
+    /// message says why), e.g. an autotune on a channel that is not settled.
+    case refused
     case internalError = "internal"
 }
 
@@ -259,6 +262,9 @@ public struct ChannelStatus: Codable, Sendable, Equatable {
     public var temperatureC: Double?
     public var currentMa: Double?
     public var interfacialResistanceOhmCm2: Double?
+    /// Strategy, gains in force, autotune progress and what the adaptive and learned
+    /// controllers have learned.
+    public var control: ControlInfo?
 
     public init(name: String, mode: String, timeS: Double, setpointMpa: Double?, workingSetpointMpa: Double?,
                 pressureMpa: Double?, forceN: Double?, stale: Bool, inBand: Bool, output: Double, outputUnit: String,
@@ -505,4 +511,123 @@ public struct CalibrateResult: Codable, Sendable {
     /// Empty: uncalibrated (raw readings are used as they come).
     public var cells: [CellCalibrationInfo]
     public init(channel: String, cells: [CellCalibrationInfo]) { self.channel = channel; self.cells = cells }
+}
+
+/// `tune` parameters: start a relay autotune on a regulating channel, or cancel one.
+public struct TuneParams: Codable, Sendable {
+    public var channel: String
+    /// `start` or `cancel`.
+    public var action: String
+    /// Tuning rule (`ziegler-nichols`, `tyreus-luyben`, `simc`, `amigo`); default: the
+    /// channel's configured one.
+    public var rule: String?
+    /// Largest pressure deviation the experiment may cause, MPa.
+    public var excursionMpa: Double?
+    public var cycles: Int?
+    public var timeoutS: Double?
+    public init(channel: String, action: String, rule: String? = nil, excursionMpa: Double? = nil, cycles: Int? = nil, timeoutS: Double? = nil) {
+        self.channel = channel; self.action = action; self.rule = rule; self.excursionMpa = excursionMpa
+        self.cycles = cycles; self.timeoutS = timeoutS
+    }
+}
+
+public struct TuneResult: Codable, Sendable {
+    public var channel: String
+    /// `started` or `cancelled`; follow progress in `status` (`control.autotune`).
+    public var state: String
+    public init(channel: String, state: String) { self.channel = channel; self.state = state }
+}
+
+/// The controller side of a channel in `status`.
+public struct ControlInfo: Codable, Sendable, Equatable {
+    /// Configured strategy: `pid`, `adaptive` or `learned`.
+    public var strategy: String
+    /// What computes the output now: `pid`, `adaptive`, `learned` or `autotune`.
+    public var active: String
+    /// Gains and static feedforward gain in force (after the adaptive scale).
+    public var kp: Double
+    public var ki: Double
+    public var feedforwardGain: Double
+    public var autotune: AutotuneProgressInfo?
+    public var lastTune: AutotuneInfo?
+    public var adaptive: AdaptiveInfo?
+    public var learned: LearnedInfo?
+    public init(strategy: String, active: String, kp: Double, ki: Double, feedforwardGain: Double) {
+        self.strategy = strategy; self.active = active; self.kp = kp; self.ki = ki; self.feedforwardGain = feedforwardGain
+    }
+}
+
+public struct AutotuneProgressInfo: Codable, Sendable, Equatable {
+    /// `baseline`, `step` or `relay`.
+    public var phase: String
+    /// Oscillation periods seen so far, and how many are wanted.
+    public var cycles: Int
+    public var cyclesWanted: Int
+    public var elapsedS: Double
+    public var timeoutS: Double
+    public var setpointMpa: Double
+    public var excursionMpa: Double
+    public var rule: String
+    public init(phase: String, cycles: Int, cyclesWanted: Int, elapsedS: Double, timeoutS: Double, setpointMpa: Double, excursionMpa: Double, rule: String) {
+        self.phase = phase; self.cycles = cycles; self.cyclesWanted = cyclesWanted; self.elapsedS = elapsedS
+        self.timeoutS = timeoutS; self.setpointMpa = setpointMpa; self.excursionMpa = excursionMpa; self.rule = rule
+    }
+}
+
+public struct AutotuneInfo: Codable, Sendable, Equatable {
+    public var rule: String
+    public var kp: Double
+    public var ki: Double
+    public var ultimateGain: Double
+    public var ultimatePeriodS: Double
+    /// First-order-plus-dead-time model: MPa per output unit, s, s.
+    public var processGain: Double
+    public var timeConstantS: Double
+    public var deadTimeS: Double
+    public var setpointMpa: Double
+    public init(rule: String, kp: Double, ki: Double, ultimateGain: Double, ultimatePeriodS: Double, processGain: Double,
+                timeConstantS: Double, deadTimeS: Double, setpointMpa: Double) {
+        self.rule = rule; self.kp = kp; self.ki = ki; self.ultimateGain = ultimateGain; self.ultimatePeriodS = ultimatePeriodS
+        self.processGain = processGain; self.timeConstantS = timeConstantS; self.deadTimeS = deadTimeS; self.setpointMpa = setpointMpa
+    }
+}
+
+public struct AdaptiveInfo: Codable, Sendable, Equatable {
+    /// Gain scale applied to the tuned gains.
+    public var scale: Double
+    /// Plant gain the tuning assumed and the present estimate (nil until well determined),
+    /// MPa per output unit.
+    public var baseGain: Double
+    public var estimatedGain: Double?
+    /// Scheduled gain per pressure bin over the setpoint range (nil: not seen yet).
+    public var schedule: [Double?]
+    public var updates: Int
+    /// Times a diverging estimate was replaced by the last good one.
+    public var fallbacks: Int
+    public init(scale: Double, baseGain: Double, estimatedGain: Double?, schedule: [Double?], updates: Int, fallbacks: Int) {
+        self.scale = scale; self.baseGain = baseGain; self.estimatedGain = estimatedGain; self.schedule = schedule
+        self.updates = updates; self.fallbacks = fallbacks
+    }
+}
+
+public struct LearnedInfo: Codable, Sendable, Equatable {
+    /// True while the disturbance feedforward is on.
+    public var active: Bool
+    public var confidence: Double
+    /// Share of the baseline's error the disturbance terms explain.
+    public var benefit: Double
+    public var handovers: Int
+    /// Disturbance feedforward in force, output units.
+    public var feedforward: Double
+    /// Output (as MPa-equivalents at the tuned gain) the model says each mAh of charge
+    /// and each kelvin require.
+    public var chargeCoefficient: Double
+    public var temperatureCoefficient: Double
+    public var updates: Int
+    public init(active: Bool, confidence: Double, benefit: Double, handovers: Int, feedforward: Double,
+                chargeCoefficient: Double, temperatureCoefficient: Double, updates: Int) {
+        self.active = active; self.confidence = confidence; self.benefit = benefit; self.handovers = handovers
+        self.feedforward = feedforward; self.chargeCoefficient = chargeCoefficient
+        self.temperatureCoefficient = temperatureCoefficient; self.updates = updates
+    }
 }

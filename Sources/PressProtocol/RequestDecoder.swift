@@ -21,6 +21,7 @@ public enum Command: Sendable {
     case runGet(ChannelParams)
     case reload
     case calibrate(CalibrateParams)
+    case tune(TuneParams)
     case simInject(SimInjectParams)
 
     /// The channel a command names, if any (for the audit trail).
@@ -34,6 +35,7 @@ public enum Command: Sendable {
         case .runSet(let p): return p.channel
         case .simInject(let p): return p.channel
         case .calibrate(let p): return p.channel
+        case .tune(let p): return p.channel
         case .hello, .subscribe, .unsubscribe, .reload: return nil
         }
     }
@@ -45,7 +47,7 @@ public enum Role: Int, Sendable, Comparable, CaseIterable, CustomStringConvertib
     case observer = 0
     /// Setpoints, programs, acknowledgements, run metadata.
     case `operator` = 1
-    /// Reload, simulator injection (and, later, tuning and calibration).
+    /// Reload, simulator injection, autotune and calibration.
     case admin = 2
 
     public static func < (a: Role, b: Role) -> Bool { a.rawValue < b.rawValue }
@@ -71,6 +73,7 @@ public struct RequestDecoder: Sendable {
         "log_export": ["since", "until", "channel"], "log_events": ["since", "until", "channel"],
         "run_set": ["channel", "metadata"],
         "calibrate": ["channel", "action", "value", "unit", "cell"],
+        "tune": ["channel", "action", "rule", "excursion_mpa", "cycles", "timeout_s"],
         "sim_inject": ["channel", "force_bias_n", "force_gain", "sensor_disconnected", "ambient_c", "supply_mpa", "current_ma",
                        "cycle_period_s", "thickness_step_um", "stall_s", "emergency_stop", "charging"],
     ]
@@ -80,7 +83,7 @@ public struct RequestDecoder: Sendable {
     public static func role(for method: String) -> Role {
         switch method {
         case "hello", "status", "subscribe", "unsubscribe", "program_status", "log_export", "log_events", "run_get": return .observer
-        case "reload", "sim_inject", "calibrate": return .admin
+        case "reload", "sim_inject", "calibrate", "tune": return .admin
         default: return .operator
         }
     }
@@ -156,6 +159,7 @@ public struct RequestDecoder: Sendable {
         case "run_get": return .runGet(try p(ChannelParams.self))
         case "sim_inject": return .simInject(try p(SimInjectParams.self))
         case "calibrate": return .calibrate(try p(CalibrateParams.self))
+        case "tune": return .tune(try p(TuneParams.self))
         default: throw ErrorBody(.unknownMethod, method)
         }
     }

@@ -69,7 +69,7 @@ struct Pressctl: ParsableCommand {
         commandName: "pressctl",
         abstract: "Watch and steer pressd, the stack-pressure control daemon.",
         version: "0.1.0",
-        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Calibrate.self, Reload.self, Sim.self],
+        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Calibrate.self, Tune.self, Reload.self, Sim.self],
         defaultSubcommand: Status.self)
 }
 
@@ -91,6 +91,7 @@ struct Status: ParsableCommand {
             print([pad(ch.name, 4), pad(ch.mode, 11), pad(f(ch.setpointMpa), 10), pad(f(ch.pressureMpa) + (ch.stale ? "!" : ""), 10),
                    pad(err, 10), pad(f(ch.forceN, 1), 9), pad("\(f(ch.output, 3)) \(ch.outputUnit)", 16), pad(f(ch.temperatureC, 1), 6), faults].joined())
             for flt in ch.faults { print("     \(flt.code): \(flt.message)") }
+            if let k = ch.control { print("     " + controlLine(k, unit: ch.outputUnit)) }
         }
     }
 }
@@ -308,4 +309,21 @@ struct Sim: ParsableCommand {
         let r = call(c, "sim_inject", p, as: OkResult.self)
         conn.json ? printJSON(r) : print("ok")
     }
+}
+
+/// One line describing the controller: strategy, gains, what the adaptive and learned
+/// parts know.
+func controlLine(_ k: ControlInfo, unit: String) -> String {
+    var parts = ["control \(k.strategy)" + (k.active != k.strategy ? " (now \(k.active))" : ""),
+                 "kp \(f(k.kp, 4)) ki \(f(k.ki, 4))"]
+    if let a = k.autotune { parts.append("autotune: \(a.phase) \(a.cycles)/\(a.cyclesWanted)") }
+    if let t = k.lastTune { parts.append("tuned (\(t.rule) at \(f(t.setpointMpa)) MPa)") }
+    if let a = k.adaptive {
+        parts.append("scale \(f(a.scale, 2))" + (a.estimatedGain.map { String(format: ", plant %.3g MPa/%@ (tuned %.3g)", $0, unit, a.baseGain) } ?? ", plant not yet identified"))
+        if a.fallbacks > 0 { parts.append("\(a.fallbacks) fallbacks") }
+    }
+    if let l = k.learned {
+        parts.append("learned: " + (l.active ? "feedforward on" : "off") + String(format: ", confidence %.2f, ff %.3g %@", l.confidence, l.feedforward, unit))
+    }
+    return parts.joined(separator: "  ")
 }

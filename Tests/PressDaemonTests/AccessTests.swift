@@ -60,6 +60,8 @@ struct AccessTests {
         #expect(reload.stderr.contains("permission_denied") && reload.stderr.contains("admin role") && reload.stderr.contains("uid 65534"))
         let sim = try asNobody(["sim", "-c", "A", "--force-bias", "5"], socket: d.socket)
         #expect(sim.status == 1 && sim.stderr.contains("permission_denied"))
+        let tune = try asNobody(["tune", "-c", "A"], socket: d.socket)
+        #expect(tune.status == 1 && tune.stderr.contains("permission_denied"), "\(tune.stderr)")
         d.stop()
         let log = try PressLogProbe.events(dir: d.dir)
         #expect(log.contains { $0.kind == "request" && $0.uid == 65534 && $0.detail.hasPrefix("REFUSED") && $0.detail.contains("reload") })
