@@ -113,6 +113,9 @@ public enum ChannelEvent: Sendable, Equatable {
     case autotune(state: String, detail: String)
     /// The adaptive or learned controller changed something worth recording.
     case adaptation(String)
+    /// Critical-stack-pressure sweep progress: started, level (a point measured), done
+    /// (with the CSP), aborted (with the reason).
+    case sweep(state: String, detail: String)
 }
 
 /// The published state of a channel after a tick.
@@ -161,6 +164,9 @@ public struct ControlStatus: Sendable, Equatable {
     public var feedforwardGain: Double
     /// What is really computing the output now: pid, adaptive, learned or autotune.
     public var active: String
+    /// The sweep in progress and the last sweep's result.
+    public var sweep: CSPSweep?
+    public var lastSweep: SweepResult?
 }
 
 /// One channel's control logic: sensor checks, trips, mode machine and PID.
@@ -196,6 +202,9 @@ public struct ChannelController: Sendable {
     public private(set) var autotuner: RelayAutotuner?
     /// The last successful autotune; its gains replace the configured ones.
     public private(set) var lastTune: AutotuneResult?
+    /// The critical-stack-pressure sweep in progress, and the last one's result.
+    public private(set) var sweep: CSPSweep?
+    public private(set) var lastSweep: SweepResult?
     /// Added to the output before limits every tick. For benchmarks (an oracle that
     /// knows the true disturbance); the daemon leaves it at zero.
     public var externalFeedforward: Double = 0
@@ -280,6 +289,64 @@ public struct ChannelController: Sendable {
                                    outputMin: parameters.pid.outputMin, outputMax: parameters.pid.outputMax, limits: parameters.limits)
         pid.setManual(output: pid.output)
         events.append(.autotune(state: "started", detail: "at \(fmt(t)) MPa, excursion ±\(fmt(s.maxExcursion)) MPa, rule \(s.rule.rawValue)"))
+    }
+
+    // MARK: Critical-stack-pressure sweep
+
+    /// Starts a sweep: it takes over the setpoint, steps down through its levels,
+    /// measures interfacial resistance at each and fits the knee. Refused unless the
+    /// channel is regulating with an interfacial-resistance signal, with no program or
+    /// autotune running, and the levels inside its limits.
+    public mutating func startSweep(_ s: SweepSettings) throws(CommandRejection) {
+        if let e = s.validationErrors(limits: parameters.limits).first { throw .unsafe("\(e.field) \(e.message)") }
+        guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
+        guard mode == .regulating else { throw .unsafe("the channel must be regulating (set a setpoint first)") }
+        guard autotuner == nil else { throw .unsafe("an autotune is running") }
+        guard sweep == nil else { throw .unsafe("a sweep is already running") }
+        if let r = program, r.state == .running || r.state == .paused { throw .unsafe("a program is loaded; stop it first") }
+        guard lastReadings.interfacialResistance != nil else { throw .unsafe("no interfacial-resistance signal on this channel") }
+        sweep = CSPSweep(settings: s)
+        applyTarget(s.from, ramp: nil)
+        events.append(.sweep(state: "started", detail: "\(fmt(s.from)) → \(fmt(s.to)) MPa in \(s.steps) levels, \(Int(s.dwell)) s each"))
+    }
+
+    /// Ends a running sweep; what was measured is kept and fitted, and the setpoint goes
+    /// to the sweep's return pressure.
+    public mutating func cancelSweep(reason: String = "operator cancelled", now: Double? = nil) {
+        guard var s = sweep else { return }
+        s.abort(now: now ?? lastStep ?? 0, reason: reason)
+        finishSweep(s)
+    }
+
+    private mutating func finishSweep(_ s: CSPSweep) {
+        sweep = nil
+        guard let r = s.result else { return }
+        lastSweep = r
+        let back = s.settings.returnTo ?? s.settings.from
+        if mode == .regulating { applyTarget(min(max(back, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: nil) }
+        if let f = r.fit {
+            events.append(.sweep(state: r.status, detail: "critical stack pressure \(fmt(f.csp)) MPa (95 % \(fmt(f.cspLow))–\(fmt(f.cspHigh))), 90 % recovery at \(fmt(f.p90)) MPa, plateau \(fmt(f.plateau)) Ω·cm²; \(r.points.count) levels" + (r.note.map { "; " + $0 } ?? "")))
+        } else {
+            events.append(.sweep(state: r.status, detail: (r.note ?? "no fit") + "; \(r.points.count) levels"))
+        }
+    }
+
+    /// Restores the last sweep result persisted before a restart.
+    public mutating func restoreSweep(_ r: SweepResult?) { lastSweep = r }
+
+    /// One tick of a running sweep (regulating only).
+    private mutating func stepSweep(now: Double, pressure: Double?, readings: ChannelReadings) {
+        guard var s = sweep else { return }
+        let before = s.points.count
+        let inBand = pressure.map { p in abs(p - s.setpoint) <= parameters.band * s.setpoint } ?? false
+        s.update(now: now, pressure: pressure, inBand: inBand && target == s.setpoint,
+                 resistance: readings.interfacialResistance?.value, temperature: readings.temperature?.value)
+        if s.points.count > before, let p = s.points.last {
+            events.append(.sweep(state: "level", detail: "\(fmt(p.pressure)) MPa: \(fmt(p.resistance)) ± \(fmt(p.resistanceSD)) Ω·cm² (\(p.samples) samples)"))
+        }
+        if s.finished { return finishSweep(s) }
+        sweep = s
+        if target != s.setpoint { applyTarget(s.setpoint, ramp: nil) }
     }
 
     /// Stops a running experiment; the output returns to where it started and the old
@@ -392,6 +459,7 @@ public struct ChannelController: Sendable {
             program = nil
             events.append(.programState(name: "", state: "stopped", detail: "operator set a setpoint"))
         }
+        if sweep != nil { cancelSweep(reason: "operator set a setpoint") }
         applyTarget(mpa, ramp: ramp)
         events.append(.setpointChanged(target: mpa, ramp: pid.parameters.setpointRampRate))
     }
@@ -618,6 +686,12 @@ public struct ChannelController: Sendable {
             }
         }
 
+        // 4b. A sweep owns the setpoint while it runs; a fault or leaving regulation ends it.
+        if sweep != nil {
+            if mode == .regulating { stepSweep(now: now, pressure: pressure, readings: readings) }
+            else { cancelSweep(reason: "channel left regulation (\(mode.rawValue))", now: now) }
+        }
+
         // A `ramp` safe action regulates down to the safe pressure while tripped; it
         // stops (holds) when the measurement is lost.
         if mode == .tripped && rampingToSafe {
@@ -658,7 +732,7 @@ public struct ChannelController: Sendable {
             control: ControlStatus(
                 strategy: parameters.strategy, autotune: autotuner, lastTune: lastTune, memory: adapter?.memory,
                 kp: pid.parameters.kp, ki: pid.parameters.ki, feedforwardGain: parameters.feedforward.gain * gainScale,
-                active: activeController))
+                active: activeController, sweep: sweep, lastSweep: lastSweep))
     }
 
     /// What is computing the output now.

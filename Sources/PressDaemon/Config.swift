@@ -109,6 +109,8 @@ public struct ChannelConfig: Sendable {
     public var control: ChannelParameters
     public var sim: SimChannelConfig
     public var hardware = HardwareChannelConfig()
+    /// The chemistry preset the limits came from, if any.
+    public var preset: String?
 }
 
 /// The run log's settings.
@@ -148,6 +150,9 @@ public struct DaemonConfig: Sendable {
     public var socketGroup: String?
     /// Modbus devices and buses (backend = "hardware").
     public var devices: [DeviceConfig] = []
+    /// Accepted but worth a warning (a chemistry preset overridden), each with file,
+    /// line and key.
+    public var warnings: [String] = []
 
     /// `daemon.state_dir`, else `$STATE_DIRECTORY` (systemd's StateDirectory=), else
     /// `/var/lib/pressd` for root, else `$XDG_STATE_HOME/pressd` or `~/.local/state/pressd`.
@@ -243,7 +248,8 @@ public struct DaemonConfig: Sendable {
         }
         for name in channels.keys.sorted() {
             guard let t = try channels.subtable(name) else { continue }
-            cfg.channels.append(try parseChannel(t, name: name, loopRate: cfg.loopRate, devices: cfg.devices, hardware: cfg.backend == .hardware))
+            cfg.channels.append(try parseChannel(t, name: name, loopRate: cfg.loopRate, devices: cfg.devices, hardware: cfg.backend == .hardware,
+                                                 warnings: &cfg.warnings))
         }
         guard !cfg.channels.isEmpty else { throw channels.error(nil, "no channels configured: add a [channels.NAME] table") }
         try root.rejectUnknownKeys()
@@ -315,7 +321,8 @@ public struct DaemonConfig: Sendable {
                                                              address: address, codec: codec))
     }
 
-    static func parseChannel(_ t: TableReader, name: String, loopRate: Double, devices: [DeviceConfig] = [], hardware: Bool = false) throws(ConfigError) -> ChannelConfig {
+    static func parseChannel(_ t: TableReader, name: String, loopRate: Double, devices: [DeviceConfig] = [], hardware: Bool = false,
+                             warnings: inout [String]) throws(ConfigError) -> ChannelConfig {
         guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }), name.count <= 32 else {
             throw t.error(nil, "channel name '\(name)' may use letters, digits, '_' and '-' only (at most 32)")
         }
@@ -375,9 +382,31 @@ public struct DaemonConfig: Sendable {
 
         // Limits
         guard let l = try t.subtable("limits") else { throw t.error("limits", "is required ([channels.\(name).limits] with min_mpa, max_mpa, trip_mpa)") }
-        let limits = PressureLimits(minSetpoint: try l.nonNegative("min_mpa", default: 0),
-                                    maxSetpoint: try l.requiredDouble("max_mpa"),
-                                    trip: try l.requiredDouble("trip_mpa"),
+        // A chemistry preset supplies min, max and trip; overriding one is allowed and
+        // warned about (the warning names the preset's value).
+        var preset: ChemistryPreset?
+        if let p = try l.string("preset") {
+            guard let found = ChemistryPreset.named(p) else {
+                throw l.error("preset", "'\(p)' is not a chemistry preset (\(ChemistryPreset.all.map(\.name).joined(separator: ", ")))")
+            }
+            preset = found
+        }
+        func limit(_ key: String, _ presetValue: Double?) throws(ConfigError) -> Double {
+            if let v = try l.double(key) {
+                if let pv = presetValue, v != pv, let p = preset {
+                    warnings.append(l.error(key, "overrides the '\(p.name)' preset (\(pv) MPa) with \(v) MPa").description)
+                }
+                return v
+            }
+            if let pv = presetValue { return pv }
+            if key == "min_mpa" { return 0 }
+            throw l.error(key, "is required (or set preset = one of \(ChemistryPreset.all.map(\.name).joined(separator: ", ")))")
+        }
+        let minMpa = try limit("min_mpa", preset?.minMpa)
+        guard minMpa >= 0 else { throw l.error("min_mpa", "must be ≥ 0") }
+        let limits = PressureLimits(minSetpoint: minMpa,
+                                    maxSetpoint: try limit("max_mpa", preset?.maxMpa),
+                                    trip: try limit("trip_mpa", preset?.tripMpa),
                                     tripAction: try l.choice("trip_action", default: SafeAction.release),
                                     saturationTimeout: try l.positive("saturation_timeout_s", default: 30),
                                     saturationAction: try l.choice("saturation_action", default: SafeAction.hold),
@@ -514,8 +543,10 @@ public struct DaemonConfig: Sendable {
         params2.strategy = strategy
         params2.autotune = autotune
         params2.adaptation = adaptation
-        return ChannelConfig(name: name, description: description, actuator: kind, shutdown: shutdown,
-                             divider: Int(ratio.rounded()), control: params2, sim: sim, hardware: hw)
+        var channel = ChannelConfig(name: name, description: description, actuator: kind, shutdown: shutdown,
+                                    divider: Int(ratio.rounded()), control: params2, sim: sim, hardware: hw)
+        channel.preset = preset?.name
+        return channel
     }
 
     static func parseSim(_ m: TableReader, kind: ActuatorKind, into sim: inout SimChannelConfig) throws(ConfigError) {

@@ -170,7 +170,11 @@ public final class Daemon: @unchecked Sendable {
             _ = loop.inbox.offer(PendingCommand(.reconfigure(channel: i, c.control)) { _ in })
         }
         config = new
-        return .success("configuration reloaded from \(configPath)")
+        for w in new.warnings {
+            logger.warning("configuration: \(w)")
+            writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "config", detail: "warning: \(w)"))
+        }
+        return .success("configuration reloaded from \(configPath)" + (new.warnings.isEmpty ? "" : "; warnings: " + new.warnings.joined(separator: "; ")))
     }
 }
 
@@ -227,6 +231,10 @@ struct LoopService: Service {
     func run() async throws {
         daemon.loop.start()
         daemon.writer?.enqueue(RunLogEvent(time: daemon.loop.epoch, channel: "", kind: "daemon", detail: "pressd \(Daemon.version) started"))
+        for w in daemon.config.warnings {
+            daemon.logger.warning("configuration: \(w)")
+            daemon.writer?.enqueue(RunLogEvent(time: daemon.loop.epoch, channel: "", kind: "config", detail: "warning: \(w)"))
+        }
         try? await Task.sleep(for: .milliseconds(50))
         if let e = daemon.loop.realtimeError { daemon.logger.warning("real-time scheduling not available; running with normal priority", metadata: ["error": "\(e)"]) }
         daemon.logger.info("control loop started", metadata: [

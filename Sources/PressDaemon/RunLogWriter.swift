@@ -39,6 +39,9 @@ func format(_ e: LoopEvent) -> FormattedEvent {
         return FormattedEvent(kind: "autotune", detail: "\(state): \(detail)", level: state == "failed" ? .warning : .notice, metadata: md)
     case .adaptation(let text):
         return FormattedEvent(kind: "adaptation", detail: text, level: .notice, metadata: md)
+    case .sweep(let state, let detail):
+        md["sweep"] = "\(state)"
+        return FormattedEvent(kind: "sweep", detail: "\(state): \(detail)", level: state == "aborted" ? .warning : (state == "level" ? .info : .notice), metadata: md)
     }
 }
 

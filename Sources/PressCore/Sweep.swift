@@ -1,0 +1,284 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What a critical-stack-pressure sweep does.
+public struct SweepSettings: Sendable, Equatable, Codable {
+    /// First (highest) and last (lowest) pressure, MPa. The sweep steps down: contact is
+    /// lost, and interfacial resistance rises, as pressure falls through the CSP.
+    public var from: Double
+    public var to: Double
+    /// Pressure levels, including both ends.
+    public var steps: Int
+    /// Time at each level after it is reached, s; resistance is averaged over the last
+    /// `measureFraction` of it.
+    public var dwell: Double
+    public var measureFraction: Double
+    /// A level not reached (in band) within this is an abort, s.
+    public var settleTimeout: Double
+    /// Abort when the resistance exceeds this multiple of the lowest seen so far
+    /// (impedance runaway: the interface is being damaged).
+    public var runawayFactor: Double
+    /// Where the setpoint goes when the sweep ends, MPa (nil: `from`).
+    public var returnTo: Double?
+
+    public init(from: Double, to: Double, steps: Int = 12, dwell: Double = 60, measureFraction: Double = 0.5,
+                settleTimeout: Double = 120, runawayFactor: Double = 20, returnTo: Double? = nil) {
+        self.from = from; self.to = to; self.steps = steps; self.dwell = dwell; self.measureFraction = measureFraction
+        self.settleTimeout = settleTimeout; self.runawayFactor = runawayFactor; self.returnTo = returnTo
+    }
+
+    /// The pressure levels, high to low.
+    public var levels: [Double] {
+        (0..<steps).map { from + (to - from) * Double($0) / Double(max(1, steps - 1)) }
+    }
+
+    /// Problems that make the settings unusable on a channel with `limits`.
+    public func validationErrors(limits: PressureLimits) -> [(field: String, message: String)] {
+        var e: [(String, String)] = []
+        if !(from > to) { e.append(("from_mpa", "must be above to_mpa (the sweep steps down)")) }
+        if !(to >= limits.minSetpoint) { e.append(("to_mpa", "must be ≥ the channel's min_mpa \(limits.minSetpoint)")) }
+        if !(from <= limits.maxSetpoint) { e.append(("from_mpa", "must be ≤ the channel's max_mpa \(limits.maxSetpoint)")) }
+        if !(steps >= 6 && steps <= 100) { e.append(("steps", "must be 6…100 (the knee fit needs at least 6 levels)")) }
+        if !(dwell > 0) { e.append(("dwell_s", "must be > 0")) }
+        if !(measureFraction > 0 && measureFraction <= 1) { e.append(("measure_fraction", "must be in (0, 1]")) }
+        if !(settleTimeout > 0) { e.append(("settle_timeout_s", "must be > 0")) }
+        if !(runawayFactor > 1) { e.append(("runaway_factor", "must be > 1")) }
+        if let r = returnTo, !(r >= limits.minSetpoint && r <= limits.maxSetpoint) { e.append(("return_mpa", "must be within the channel's limits")) }
+        return e
+    }
+}
+
+/// One level of a sweep.
+public struct SweepPoint: Sendable, Equatable, Codable {
+    public var setpoint: Double
+    /// Mean measured stack pressure over the measurement window, MPa.
+    public var pressure: Double
+    /// Mean and standard deviation of the interfacial resistance, Ω·cm², and samples.
+    public var resistance: Double
+    public var resistanceSD: Double
+    public var samples: Int
+    public var temperature: Double?
+    public init(setpoint: Double, pressure: Double, resistance: Double, resistanceSD: Double, samples: Int, temperature: Double?) {
+        self.setpoint = setpoint; self.pressure = pressure; self.resistance = resistance
+        self.resistanceSD = resistanceSD; self.samples = samples; self.temperature = temperature
+    }
+}
+
+/// A fitted knee of interfacial resistance against stack pressure:
+///
+///     R(P) = R∞ + ΔR / (1 + (P/P_c)^n)
+///
+/// a logistic transition in ln P from the contact-limited resistance at low pressure
+/// (R∞ + ΔR) to the plateau R∞. The critical stack pressure is reported as P_c, where the
+/// excess resistance is half gone, with a 95 % confidence interval from the fit's
+/// covariance; `p90` is where 90 % of it is gone (a conservative operating floor).
+public struct KneeFit: Sendable, Equatable, Codable {
+    public var plateau: Double
+    public var rise: Double
+    public var csp: Double
+    public var sharpness: Double
+    /// Standard error of ln P_c, and the 95 % interval of P_c, MPa.
+    public var lnCspStandardError: Double
+    public var cspLow: Double
+    public var cspHigh: Double
+    public var p90: Double
+    /// Root-mean-square residual, Ω·cm².
+    public var rmse: Double
+
+    public func resistance(at p: Double) -> Double { plateau + rise / (1 + pow(max(p, 1e-9) / csp, sharpness)) }
+
+    /// Two-sided 97.5 % Student t quantiles for 1…30 degrees of freedom.
+    static let t975: [Double] = [12.71, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+                                 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+    /// Fits the knee to `points` by Levenberg–Marquardt. Nil when there are fewer than 6
+    /// points, the fit does not converge, or the knee is not inside the swept range.
+    public static func fit(_ points: [SweepPoint]) -> KneeFit? {
+        let pts = points.filter { $0.pressure > 0 && $0.resistance.isFinite }
+        guard pts.count >= 6 else { return nil }
+        let ps = pts.map(\.pressure), rs = pts.map(\.resistance)
+        let rMin = rs.min()!, rMax = rs.max()!
+        guard rMax > rMin * 1.05 else { return nil }
+        // Start: plateau at the lowest R, rise to the highest, P_c where R crosses halfway.
+        let half = (rMin + rMax) / 2
+        var pc0 = ps[ps.count / 2]
+        let order = ps.indices.sorted { ps[$0] < ps[$1] }
+        for k in 1..<order.count {
+            let i = order[k - 1], j = order[k]
+            if (rs[i] - half) * (rs[j] - half) <= 0, rs[i] != rs[j] {
+                pc0 = ps[i] + (half - rs[i]) / (rs[j] - rs[i]) * (ps[j] - ps[i]); break
+            }
+        }
+        var th = [rMin, rMax - rMin, log(max(pc0, 1e-6)), 4.0]
+        func model(_ t: [Double], _ p: Double) -> Double { t[0] + t[1] / (1 + exp(t[3] * (log(p) - t[2]))) }
+        func sse(_ t: [Double]) -> Double { zip(ps, rs).reduce(0) { $0 + pow($1.1 - model(t, $1.0), 2) } }
+        func jacobian(_ t: [Double], _ p: Double) -> [Double] {
+            let z = exp(t[3] * (log(p) - t[2]))
+            let d = 1 + z
+            return [1, 1 / d, t[1] * z * t[3] / (d * d), -t[1] * z * (log(p) - t[2]) / (d * d)]
+        }
+        var lambda = 1e-3
+        var cost = sse(th)
+        for _ in 0..<200 {
+            var jtj = [[Double]](repeating: [Double](repeating: 0, count: 4), count: 4)
+            var jtr = [Double](repeating: 0, count: 4)
+            for (p, r) in zip(ps, rs) {
+                let j = jacobian(th, p), res = r - model(th, p)
+                for a in 0..<4 { jtr[a] += j[a] * res; for b in 0..<4 { jtj[a][b] += j[a] * j[b] } }
+            }
+            var a = jtj
+            for k in 0..<4 { a[k][k] *= 1 + lambda }
+            guard let step = solve4(a, jtr) else { lambda *= 10; continue }
+            var trial = th
+            for k in 0..<4 { trial[k] += step[k] }
+            trial[3] = min(max(trial[3], 0.5), 60)
+            let c = sse(trial)
+            if c < cost {
+                let done = abs(cost - c) < 1e-12 * max(1, cost)
+                th = trial; cost = c; lambda = max(lambda / 10, 1e-12)
+                if done { break }
+            } else {
+                lambda *= 10
+                if lambda > 1e12 { break }
+            }
+        }
+        let dof = pts.count - 4
+        guard dof >= 1, th.allSatisfy(\.isFinite), th[1] > 0 else { return nil }
+        let s2 = cost / Double(dof)
+        var jtj = [[Double]](repeating: [Double](repeating: 0, count: 4), count: 4)
+        for p in ps { let j = jacobian(th, p); for a in 0..<4 { for b in 0..<4 { jtj[a][b] += j[a] * j[b] } } }
+        guard let inv = invert4(jtj) else { return nil }
+        let se = (max(0, inv[2][2]) * s2).squareRoot()
+        let t = t975[min(dof, t975.count) - 1]
+        let pc = exp(th[2])
+        guard pc >= ps.min()!, pc <= ps.max()! else { return nil }
+        return KneeFit(plateau: th[0], rise: th[1], csp: pc, sharpness: th[3], lnCspStandardError: se,
+                       cspLow: pc * exp(-t * se), cspHigh: pc * exp(t * se), p90: pc * pow(9, 1 / th[3]),
+                       rmse: (cost / Double(pts.count)).squareRoot())
+    }
+}
+
+/// Gaussian elimination with partial pivoting for a 4×4 system.
+func solve4(_ m: [[Double]], _ v: [Double]) -> [Double]? {
+    var a = m, b = v
+    let n = 4
+    for c in 0..<n {
+        var p = c
+        for r in c..<n where abs(a[r][c]) > abs(a[p][c]) { p = r }
+        guard abs(a[p][c]) > 1e-300 else { return nil }
+        a.swapAt(c, p); b.swapAt(c, p)
+        for r in (c + 1)..<n {
+            let f = a[r][c] / a[c][c]
+            for k in c..<n { a[r][k] -= f * a[c][k] }
+            b[r] -= f * b[c]
+        }
+    }
+    var x = [Double](repeating: 0, count: n)
+    for r in stride(from: n - 1, through: 0, by: -1) {
+        var s = b[r]
+        for k in (r + 1)..<n { s -= a[r][k] * x[k] }
+        x[r] = s / a[r][r]
+    }
+    return x.allSatisfy(\.isFinite) ? x : nil
+}
+
+func invert4(_ m: [[Double]]) -> [[Double]]? {
+    var cols: [[Double]] = []
+    for i in 0..<4 {
+        var e = [Double](repeating: 0, count: 4); e[i] = 1
+        guard let c = solve4(m, e) else { return nil }
+        cols.append(c)
+    }
+    return (0..<4).map { r in (0..<4).map { c in cols[c][r] } }
+}
+
+/// The outcome of a sweep.
+public struct SweepResult: Sendable, Equatable, Codable {
+    public var settings: SweepSettings
+    public var points: [SweepPoint]
+    public var fit: KneeFit?
+    /// `done` or `aborted`.
+    public var status: String
+    /// Why it aborted, or why there is no fit.
+    public var note: String?
+    /// Loop time at start and end, s.
+    public var started: Double
+    public var finished: Double
+}
+
+/// The sweep as a pure state machine: fed each tick, it says which setpoint it wants.
+public struct CSPSweep: Sendable, Equatable, Codable {
+    public let settings: SweepSettings
+    public private(set) var index = 0
+    /// When the present level was reached (in band), and since when it has been sought.
+    public private(set) var reachedAt: Double?
+    public private(set) var soughtSince: Double?
+    public private(set) var points: [SweepPoint] = []
+    public private(set) var started: Double?
+    public private(set) var result: SweepResult?
+    private var sumP = 0.0, sumR = 0.0, sumR2 = 0.0, sumT = 0.0, n = 0, nT = 0
+    private var lowestR = Double.infinity
+
+    public init(settings: SweepSettings) { self.settings = settings }
+
+    public var levels: [Double] { settings.levels }
+    /// The setpoint the sweep wants now.
+    public var setpoint: Double { levels[min(index, levels.count - 1)] }
+    public var finished: Bool { result != nil }
+
+    private mutating func finish(now: Double, status: String, note: String?) {
+        var fit = KneeFit.fit(points)
+        var note = note
+        if fit == nil && note == nil {
+            note = points.count < 6 ? "only \(points.count) levels measured; the knee fit needs 6" : "no knee inside the swept range \(settings.to)…\(settings.from) MPa (resistance flat, or still falling at the lowest level)"
+        }
+        if let f = fit, !(f.cspHigh.isFinite && f.cspLow > 0) { fit = nil; note = "the knee fit did not converge" }
+        result = SweepResult(settings: settings, points: points, fit: fit, status: status, note: note, started: started ?? now, finished: now)
+    }
+
+    /// One tick. `inBand`: the channel is regulating within its band of the sweep's setpoint.
+    public mutating func update(now: Double, pressure: Double?, inBand: Bool, resistance: Double?, temperature: Double?) {
+        guard result == nil else { return }
+        if started == nil { started = now }
+        if soughtSince == nil { soughtSince = now }
+        if let r = resistance, r.isFinite {
+            if r > settings.runawayFactor * lowestR && lowestR.isFinite {
+                return finish(now: now, status: "aborted",
+                              note: "impedance runaway at \(fmt(pressure ?? setpoint)) MPa: \(fmt(r)) Ω·cm² > \(settings.runawayFactor) × the lowest \(fmt(lowestR))")
+            }
+        }
+        guard let reached = reachedAt else {
+            if inBand { reachedAt = now; sumP = 0; sumR = 0; sumR2 = 0; sumT = 0; n = 0; nT = 0 }
+            else if now - soughtSince! > settings.settleTimeout {
+                finish(now: now, status: "aborted", note: "level \(fmt(setpoint)) MPa not reached within \(Int(settings.settleTimeout)) s")
+            }
+            return
+        }
+        let t = now - reached
+        if t >= settings.dwell * (1 - settings.measureFraction), let p = pressure, let r = resistance, r.isFinite {
+            sumP += p; sumR += r; sumR2 += r * r; n += 1
+            if let T = temperature { sumT += T; nT += 1 }
+        }
+        guard t >= settings.dwell else { return }
+        if n > 0 {
+            let mean = sumR / Double(n)
+            let sd = (max(0, sumR2 / Double(n) - mean * mean)).squareRoot()
+            points.append(SweepPoint(setpoint: setpoint, pressure: sumP / Double(n), resistance: mean, resistanceSD: sd, samples: n,
+                                     temperature: nT > 0 ? sumT / Double(nT) : nil))
+            lowestR = min(lowestR, mean)
+        }
+        index += 1
+        reachedAt = nil
+        soughtSince = now
+        if index >= levels.count { finish(now: now, status: "done", note: nil) }
+    }
+
+    /// Ends the sweep early with what it has.
+    public mutating func abort(now: Double, reason: String) {
+        guard result == nil else { return }
+        finish(now: now, status: "aborted", note: reason)
+    }
+}

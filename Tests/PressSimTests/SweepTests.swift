@@ -1,0 +1,109 @@
+import Testing
+@testable import PressCore
+@testable import PressSim
+
+@Suite("Critical-stack-pressure sweep on the simulated rig")
+struct SweepTests {
+    func loop(criticalPressure: Double = 3, rise: Double = 200, sharpness: Double = 4, seed: UInt64 = 11) -> ClosedLoop {
+        var v = ControlBenchmark.nominalVariant(.spring, area: 1)
+        v.cell.criticalPressure = criticalPressure
+        v.cell.resistanceRise = rise
+        v.cell.kneeSharpness = sharpness
+        var p = ControlBenchmark.channel(.spring, area: 1, capacity: v.loadCell.capacity)
+        if let t = ControlBenchmark.nominalTune(.spring) { p.pid.kp = t.kp; p.pid.ki = t.ki; p.feedforward = t.feedforward }
+        return ClosedLoop(controller: ChannelController(parameters: p, initialOutput: 0), backend: ControlBenchmark.makePlant(.spring, v, seed: seed))
+    }
+
+    @Test("the sweep finds a known knee within ±0.3 MPa and never leaves its levels", arguments: [2.5, 3.0, 4.0])
+    func findsTheKnee(pc: Double) throws {
+        var l = loop(criticalPressure: pc)
+        try l.controller.setTarget(8)
+        l.run(for: 20)
+        try l.controller.startSweep(SweepSettings(from: 8, to: 1, steps: 15, dwell: 30))
+        var low = 100.0, high = 0.0
+        while l.controller.sweep != nil && l.now < 2000 {
+            let s = l.tick()
+            if let sp = s.target { low = min(low, sp); high = max(high, sp) }
+        }
+        let r = try #require(l.controller.lastSweep)
+        #expect(r.status == "done")
+        #expect(r.points.count == 15)
+        let f = try #require(r.fit)
+        #expect(abs(f.csp - pc) <= 0.3, "CSP \(f.csp) for a knee at \(pc)")
+        #expect(f.cspLow < f.csp && f.csp < f.cspHigh)
+        #expect(f.p90 > f.csp)
+        #expect(low >= 1 - 1e-9 && high <= 8 + 1e-9)
+        // Back to the starting pressure afterwards.
+        #expect(l.controller.target == 8)
+        #expect(l.controller.drainEvents().contains { if case .sweep("done", let d) = $0 { return d.contains("critical stack pressure") }; return false })
+    }
+
+    @Test("with noisy impedance and short dwells the 95 % interval widens and still covers the knee", arguments: [UInt64(1), 2, 3])
+    func noisyInterval(seed: UInt64) throws {
+        var l = loop(criticalPressure: 3, seed: seed)
+        (l.backend as! SimChannel).impedanceNoise = 0.3
+        try l.controller.setTarget(8)
+        l.run(for: 20)
+        try l.controller.startSweep(SweepSettings(from: 8, to: 1, steps: 12, dwell: 2, measureFraction: 0.5))
+        while l.controller.sweep != nil && l.now < 2000 { l.tick() }
+        let f = try #require(l.controller.lastSweep?.fit)
+        #expect(f.cspHigh - f.cspLow > 0.05, "interval \(f.cspLow)…\(f.cspHigh)")
+        #expect(f.cspLow <= 3 && 3 <= f.cspHigh, "interval \(f.cspLow)…\(f.cspHigh), estimate \(f.csp)")
+        #expect(abs(f.csp - 3) <= 0.3)
+    }
+
+    @Test("impedance runaway aborts the sweep and returns to the starting pressure")
+    func runaway() throws {
+        var l = loop(criticalPressure: 3, rise: 5000, sharpness: 6)
+        try l.controller.setTarget(8)
+        l.run(for: 20)
+        try l.controller.startSweep(SweepSettings(from: 8, to: 1, steps: 15, dwell: 20, runawayFactor: 4))
+        var lowest = 100.0
+        while l.controller.sweep != nil && l.now < 2000 {
+            let s = l.tick()
+            if let sp = s.target { lowest = min(lowest, sp) }
+        }
+        let r = try #require(l.controller.lastSweep)
+        #expect(r.status == "aborted")
+        #expect(r.note?.contains("impedance runaway") == true)
+        #expect(lowest > 1, "the sweep stopped before its last level")
+        #expect(l.controller.target == 8)
+    }
+
+    @Test("refused outside the channel's limits, without a resistance signal, or while not regulating")
+    func refusals() throws {
+        var l = loop()
+        #expect(throws: CommandRejection.self) { try l.controller.startSweep(SweepSettings(from: 8, to: 1)) }
+        try l.controller.setTarget(8)
+        l.run(for: 10)
+        #expect(throws: CommandRejection.unsafe("from_mpa must be ≤ the channel's max_mpa 12.0")) { try l.controller.startSweep(SweepSettings(from: 13, to: 1)) }
+        #expect(throws: CommandRejection.self) { try l.controller.startSweep(SweepSettings(from: 8, to: 0.05)) }
+        #expect(throws: CommandRejection.self) { try l.controller.startSweep(SweepSettings(from: 8, to: 1, steps: 3)) }
+        // A rig without an impedance input.
+        final class NoImpedance: ChannelBackend {
+            let inner: SimChannel
+            init(_ s: SimChannel) { inner = s }
+            func read(now: Double) -> ChannelReadings { var r = inner.read(now: now); r.interfacialResistance = nil; return r }
+            func apply(output: Double, now: Double) { inner.apply(output: output, now: now) }
+            var presentOutput: Double? { inner.presentOutput }
+        }
+        var n = ClosedLoop(controller: l.controller, backend: NoImpedance(l.backend as! SimChannel), start: l.now)
+        n.run(for: 1)
+        #expect(throws: CommandRejection.unsafe("no interfacial-resistance signal on this channel")) { try n.controller.startSweep(SweepSettings(from: 8, to: 1)) }
+    }
+
+    @Test("an operator setpoint ends the sweep and keeps what was measured")
+    func operatorEnds() throws {
+        var l = loop()
+        try l.controller.setTarget(8)
+        l.run(for: 20)
+        try l.controller.startSweep(SweepSettings(from: 8, to: 1, steps: 8, dwell: 10))
+        l.run(for: 60)
+        try l.controller.setTarget(5)
+        #expect(l.controller.sweep == nil)
+        let r = try #require(l.controller.lastSweep)
+        #expect(r.status == "aborted" && r.note == "operator set a setpoint", "\(r.note ?? "")")
+        #expect(r.points.count >= 2)
+        #expect(l.controller.target == 5)
+    }
+}
