@@ -63,6 +63,8 @@ public struct ChannelParameters: Sendable, Equatable {
     public var adaptation = AdaptationSettings()
     /// Defaults of a relay autotune on this channel.
     public var autotune = AutotuneSettings()
+    /// The impedance-aware supervisor, when enabled.
+    public var supervisor: SupervisorSettings?
 
     public init(name: String, cellArea: Double, pid: PIDParameters, feedforward: Feedforward = .init(),
                 limits: PressureLimits, sensor: SensorLimits, safeOutput: Double, band: Double = 0.05) {
@@ -116,6 +118,8 @@ public enum ChannelEvent: Sendable, Equatable {
     /// Critical-stack-pressure sweep progress: started, level (a point measured), done
     /// (with the CSP), aborted (with the reason).
     case sweep(state: String, detail: String)
+    /// The impedance-aware supervisor moved the setpoint, locked, unlocked or converged.
+    case supervisor(String)
 }
 
 /// The published state of a channel after a tick.
@@ -167,6 +171,8 @@ public struct ControlStatus: Sendable, Equatable {
     /// The sweep in progress and the last sweep's result.
     public var sweep: CSPSweep?
     public var lastSweep: SweepResult?
+    /// The impedance-aware supervisor, when enabled.
+    public var supervisor: ImpedanceSupervisor?
 }
 
 /// One channel's control logic: sensor checks, trips, mode machine and PID.
@@ -205,6 +211,9 @@ public struct ChannelController: Sendable {
     /// The critical-stack-pressure sweep in progress, and the last one's result.
     public private(set) var sweep: CSPSweep?
     public private(set) var lastSweep: SweepResult?
+    /// The impedance-aware supervisor (nil when not enabled).
+    public private(set) var supervisor: ImpedanceSupervisor?
+    private var supervisorConverged = false
     /// Added to the output before limits every tick. For benchmarks (an oracle that
     /// knows the true disturbance); the daemon leaves it at zero.
     public var externalFeedforward: Double = 0
@@ -217,6 +226,49 @@ public struct ChannelController: Sendable {
         self.pid.setManual(output: initialOutput ?? parameters.safeOutput)
         if let o = initialOutput, o != parameters.safeOutput { mode = .holding }
         makeAdapter(memory: nil)
+        supervisor = parameters.supervisor.map { ImpedanceSupervisor(settings: $0) }
+    }
+
+    // MARK: Impedance-aware supervisor
+
+    /// Stops the supervisor moving the setpoint (it keeps learning).
+    public mutating func lockSupervisor(reason: String = "operator") throws(CommandRejection) {
+        guard var s = supervisor else { throw .unsafe("the impedance-aware supervisor is not enabled on this channel") }
+        guard !s.locked else { return }
+        s.lock(reason); supervisor = s
+        events.append(.supervisor("locked (\(reason))"))
+    }
+
+    /// Lets the supervisor move the setpoint again.
+    public mutating func unlockSupervisor() throws(CommandRejection) {
+        guard var s = supervisor else { throw .unsafe("the impedance-aware supervisor is not enabled on this channel") }
+        guard s.locked else { return }
+        s.unlock(now: lastStep ?? 0); supervisor = s
+        supervisorConverged = false
+        events.append(.supervisor("unlocked"))
+    }
+
+    /// Restores the supervisor's learned map and lock persisted before a restart (when
+    /// its settings have not changed).
+    public mutating func restoreSupervisor(_ saved: ImpedanceSupervisor?) {
+        guard let saved, let s = supervisor, saved.settings == s.settings else { return }
+        supervisor = saved
+    }
+
+    private mutating func stepSupervisor(now: Double, pressure: Double?, readings: ChannelReadings) {
+        guard var s = supervisor, mode == .regulating, let t = target, autotuner == nil, sweep == nil else { return }
+        if let r = program, r.state == .running || r.state == .paused { return }
+        let inBand = pressure.map { abs($0 - t) <= parameters.band * t } ?? false
+        let d = s.update(now: now, setpoint: t, pressure: pressure, inBand: inBand, resistance: readings.interfacialResistance?.value)
+        supervisor = s
+        if let d {
+            supervisorConverged = false
+            applyTarget(min(max(d.setpoint, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: nil)
+            events.append(.supervisor("setpoint \(fmt(t)) → \(fmt(d.setpoint)) MPa: \(d.reason)"))
+        } else if s.convergedAt != nil && !supervisorConverged {
+            supervisorConverged = true
+            events.append(.supervisor(s.lastReason ?? "converged"))
+        }
     }
 
     // MARK: Gains, adaptation and autotune
@@ -460,6 +512,7 @@ public struct ChannelController: Sendable {
             events.append(.programState(name: "", state: "stopped", detail: "operator set a setpoint"))
         }
         if sweep != nil { cancelSweep(reason: "operator set a setpoint") }
+        if let s = supervisor, !s.locked { try? lockSupervisor(reason: "operator set a setpoint; unlock to let it move the setpoint again") }
         applyTarget(mpa, ramp: ramp)
         events.append(.setpointChanged(target: mpa, ramp: pid.parameters.setpointRampRate))
     }
@@ -561,6 +614,7 @@ public struct ChannelController: Sendable {
         parameters = p
         if let t = lastTune { adoptTune(t) }
         makeAdapter(memory: p.strategy == .pid ? nil : memory)
+        if p.supervisor != supervisor?.settings { supervisor = p.supervisor.map { ImpedanceSupervisor(settings: $0) } }
         pid.setParameters(effectivePID(ramp: target != nil ? (ramp ?? p.pid.setpointRampRate) : p.pid.setpointRampRate))
         if let t = target { target = min(max(t, p.limits.minSetpoint), p.limits.maxSetpoint) }
     }
@@ -692,6 +746,9 @@ public struct ChannelController: Sendable {
             else { cancelSweep(reason: "channel left regulation (\(mode.rawValue))", now: now) }
         }
 
+        // 4c. The impedance-aware supervisor (only when nothing else owns the setpoint).
+        if supervisor != nil { stepSupervisor(now: now, pressure: pressure, readings: readings) }
+
         // A `ramp` safe action regulates down to the safe pressure while tripped; it
         // stops (holds) when the measurement is lost.
         if mode == .tripped && rampingToSafe {
@@ -732,7 +789,7 @@ public struct ChannelController: Sendable {
             control: ControlStatus(
                 strategy: parameters.strategy, autotune: autotuner, lastTune: lastTune, memory: adapter?.memory,
                 kp: pid.parameters.kp, ki: pid.parameters.ki, feedforwardGain: parameters.feedforward.gain * gainScale,
-                active: activeController, sweep: sweep, lastSweep: lastSweep))
+                active: activeController, sweep: sweep, lastSweep: lastSweep, supervisor: supervisor))
     }
 
     /// What is computing the output now.

@@ -488,6 +488,25 @@ public struct DaemonConfig: Sendable {
             try c.rejectUnknownKeys()
         }
 
+        // Impedance-aware supervisor (opt-in).
+        var supervisor: SupervisorSettings?
+        if let v = try t.subtable("supervisor") {
+            if try v.bool("enabled") ?? false {
+                var s = SupervisorSettings(windowMin: try v.double("window_min_mpa", default: limits.minSetpoint),
+                                           windowMax: try v.double("window_max_mpa", default: limits.maxSetpoint))
+                s.margin = try v.double("margin", default: s.margin)
+                s.step = try v.double("step_mpa", default: s.step)
+                s.interval = try v.double("interval_s", default: s.interval)
+                s.settle = try v.double("settle_s", default: s.settle)
+                s.reprobe = try v.double("reprobe_s", default: s.reprobe)
+                if let e = s.validationErrors(limits: limits).first { throw v.error(e.field, e.message) }
+                supervisor = s
+            } else {
+                for k in ["window_min_mpa", "window_max_mpa", "margin", "step_mpa", "interval_s", "settle_s", "reprobe_s"] { _ = try v.double(k) }
+            }
+            try v.rejectUnknownKeys()
+        }
+
         // Hardware wiring
         if hardware {
             let cells = try t.tables("load_cells")
@@ -543,6 +562,7 @@ public struct DaemonConfig: Sendable {
         params2.strategy = strategy
         params2.autotune = autotune
         params2.adaptation = adaptation
+        params2.supervisor = supervisor
         var channel = ChannelConfig(name: name, description: description, actuator: kind, shutdown: shutdown,
                                     divider: Int(ratio.rounded()), control: params2, sim: sim, hardware: hw)
         channel.preset = preset?.name

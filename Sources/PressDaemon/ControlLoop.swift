@@ -26,6 +26,11 @@ public enum LoopCommand: Sendable {
     /// Start a relay autotune (nil settings: the channel's configured ones) or cancel it.
     case autotune(channel: Int, AutotuneSettings?)
     case autotuneCancel(channel: Int)
+    /// Start or cancel a critical-stack-pressure sweep.
+    case sweep(channel: Int, SweepSettings)
+    case sweepCancel(channel: Int)
+    /// Lock or unlock the impedance-aware supervisor.
+    case supervisorLock(channel: Int, locked: Bool)
 }
 
 /// The loop's answer to a command.
@@ -179,7 +184,10 @@ struct LogWindow {
     var sum = 0.0
     var min = Double.infinity
     var max = -Double.infinity
-    mutating func add(_ p: Double?) {
+    var uniformitySum = 0.0
+    var uniformityCount = 0
+    mutating func add(_ p: Double?, nonUniformity u: Double? = nil) {
+        if let u { uniformitySum += u; uniformityCount += 1 }
         guard let p else { return }
         count += 1; sum += p
         if p < min { min = p }
@@ -282,6 +290,20 @@ public struct LoopCore {
                 try channels[i].controller.startAutotune(settings)
                 return .ok(mode: channels[i].controller.mode)
             } catch { return .rejected(error) }
+        case .sweep(let i, let s):
+            do throws(CommandRejection) {
+                try channels[i].controller.startSweep(s)
+                return .ok(mode: channels[i].controller.mode)
+            } catch { return .rejected(error) }
+        case .sweepCancel(let i):
+            guard channels[i].controller.sweep != nil else { return .rejected(.unsafe("no sweep is running")) }
+            channels[i].controller.cancelSweep()
+            return .ok(mode: channels[i].controller.mode)
+        case .supervisorLock(let i, let locked):
+            do throws(CommandRejection) {
+                if locked { try channels[i].controller.lockSupervisor() } else { try channels[i].controller.unlockSupervisor() }
+                return .ok(mode: channels[i].controller.mode)
+            } catch { return .rejected(error) }
         case .autotuneCancel(let i):
             guard channels[i].controller.autotuner != nil else { return .rejected(.unsafe("no autotune is running")) }
             channels[i].controller.cancelAutotune()
@@ -307,7 +329,7 @@ public struct LoopCore {
                 pendingEvents.append(LoopEvent(time: now, channel: channels[i].config.name, event: e))
             }
             let state = channels[i].controller.state
-            windows[i].add(state.pressure)
+            windows[i].add(state.pressure, nonUniformity: nonUniformity(state.readings.loadCellForces))
             if now - windows[i].start >= logPeriod - 1e-9 {
                 let w = windows[i]
                 pendingSamples.append(LogSample(
@@ -316,6 +338,7 @@ public struct LoopCore {
                     pressureMean: w.count > 0 ? w.sum / Double(w.count) : nil, force: state.force, output: state.output,
                     temperature: state.readings.temperature?.value, current: state.readings.current?.value,
                     resistance: state.readings.interfacialResistance?.value, count: w.count))
+                pendingSamples[pendingSamples.count - 1].nonUniformity = w.uniformityCount > 0 ? w.uniformitySum / Double(w.uniformityCount) : nil
                 windows[i] = LogWindow(start: now)
                 backendStates[i] = channels[i].backend.persistentState()
             }
@@ -350,6 +373,8 @@ public struct LoopCore {
             let output = channels[i].backend.presentOutput ?? s.output
             var c = ChannelController(parameters: channels[i].config.control, initialOutput: output)
             c.restoreLearning(tune: s.tune, memory: s.learned)
+            c.restoreSweep(s.sweep)
+            c.restoreSupervisor(s.supervisor)
             c.restore(mode: s.mode, target: s.target, ramp: s.ramp, faults: s.faults)
             if let json = s.program, let r = try? JSONDecoder().decode(ProgramRunner.self, from: Data(json.utf8)),
                r.state == .running || r.state == .paused {

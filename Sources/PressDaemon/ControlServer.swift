@@ -398,6 +398,14 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 let list = all.prefix(10_000).map { LogEventInfo(timeUnix: $0.time, channel: $0.channel, kind: $0.kind, detail: $0.detail, uid: $0.uid, pid: $0.pid) }
                 return LogEventsResult(events: Array(list), truncated: all.count > 10_000)
             }
+        case .sweeps(let p):
+            if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
+            guard let log = ctx.runLog else { return fail(id, .unavailable, "sweeps: the run log is disabled", context: context) }
+            offload(id, "sweeps", context: context) {
+                SweepsResult(sweeps: try log.sweeps(since: p.since, until: p.until, channel: p.channel).map {
+                    SweepRecordInfo(timeUnix: $0.time, channel: $0.channel, sweep: StatusMapping.sweep($0.result))
+                })
+            }
         case .runSet(let p):
             guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
             guard let log = ctx.runLog else { return fail(id, .unavailable, "run_set: the run log is disabled", context: context) }
@@ -484,6 +492,44 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 }
             default:
                 return fail(id, .invalidParams, "tune: action '\(p.action.prefix(32))' is not start or cancel", context: context)
+            }
+        case .sweep(let p):
+            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
+            let name = p.channel
+            switch p.action {
+            case "cancel":
+                submit(.sweepCancel(channel: i), id: id, method: "sweep", context: context) { r in
+                    if case .ok = r { return .success(ActionResult(channel: name, state: "cancelled")) }
+                    return nil
+                }
+            case "start":
+                guard let from = p.fromMpa, let to = p.toMpa else {
+                    return fail(id, .invalidParams, "sweep: start needs from_mpa and to_mpa", context: context)
+                }
+                var s = SweepSettings(from: from, to: to)
+                if let n = p.steps { s.steps = n }
+                if let d = p.dwellS { s.dwell = d }
+                s.returnTo = p.returnMpa
+                if let e = s.validationErrors(limits: ctx.channels[i].control.limits).first {
+                    return fail(id, .invalidParams, "sweep: \(e.field) \(e.message)", context: context)
+                }
+                submit(.sweep(channel: i, s), id: id, method: "sweep", context: context) { r in
+                    if case .ok = r { return .success(ActionResult(channel: name, state: "started")) }
+                    return nil
+                }
+            default:
+                return fail(id, .invalidParams, "sweep: action '\(p.action.prefix(32))' is not start or cancel", context: context)
+            }
+        case .supervisor(let p):
+            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
+            let name = p.channel
+            guard p.action == "lock" || p.action == "unlock" else {
+                return fail(id, .invalidParams, "supervisor: action '\(p.action.prefix(32))' is not lock or unlock", context: context)
+            }
+            let lock = p.action == "lock"
+            submit(.supervisorLock(channel: i, locked: lock), id: id, method: "supervisor", context: context) { r in
+                if case .ok = r { return .success(ActionResult(channel: name, state: lock ? "locked" : "unlocked")) }
+                return nil
             }
         case .simInject(let p):
             guard ctx.backend == .simulator else { return fail(id, .unavailable, "sim_inject: only with backend = \"simulator\"", context: context) }

@@ -80,11 +80,13 @@ public final class Daemon: @unchecked Sendable {
         }
         self.pollers = pollers
         self.gpioPollers = gpio
+        var restoredSweeps: [String: Double] = [:]
         core.logPeriod = config.runlog.samplePeriod
         if config.runlog.enabled {
             let path = config.resolvedStateDirectory() + "/runlog.sqlite"
             let log = try RunLog(path: path)
             let saved = try log.loadState()
+            restoredSweeps = saved.compactMapValues { $0.sweep?.finished }
             core.restore(saved)
             core.setCalibrations(try log.calibrations())
             if !saved.isEmpty {
@@ -100,6 +102,7 @@ public final class Daemon: @unchecked Sendable {
         clockBox.loop = loop
         self.loop = loop
         let writer = runLog.map { RunLogWriter(log: $0, loop: loop, interval: config.runlog.flushInterval, retentionDays: config.runlog.retentionDays, logger: logger) }
+        writer?.restoredSweeps = restoredSweeps
         self.writer = writer
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.group = group

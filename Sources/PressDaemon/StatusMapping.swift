@@ -20,11 +20,12 @@ enum StatusMapping {
         var st = st0
         st.loadCellForcesN = s.readings.loadCellForces
         st.nonUniformity = nonUniformity(s.readings.loadCellForces)
-        st.control = control(s.control)
+        st.control = control(s.control, now: s.time, target: s.target)
+        st.chemistryPreset = c.preset
         return st
     }
 
-    static func control(_ c: ControlStatus) -> ControlInfo {
+    static func control(_ c: ControlStatus, now: Double, target: Double?) -> ControlInfo {
         var info = ControlInfo(strategy: c.strategy.rawValue, active: c.active, kp: c.kp, ki: c.ki, feedforwardGain: c.feedforwardGain)
         if let a = c.autotune {
             var cycles = 0
@@ -37,6 +38,22 @@ enum StatusMapping {
             info.lastTune = AutotuneInfo(rule: t.rule.rawValue, kp: t.kp, ki: t.ki, ultimateGain: t.ultimateGain, ultimatePeriodS: t.ultimatePeriod,
                                          processGain: t.processGain, timeConstantS: t.timeConstant, deadTimeS: t.deadTime, setpointMpa: t.setpoint)
         }
+        if let s = c.sweep {
+            info.sweep = SweepProgressInfo(level: s.index, levels: s.levels.count, setpointMpa: s.setpoint,
+                                           dwellElapsedS: s.reachedAt.map { now - $0 }, dwellS: s.settings.dwell, pointsMeasured: s.points.count)
+        }
+        if let r = c.lastSweep { info.lastSweep = sweep(r) }
+        if let v = c.supervisor {
+            let k = v.settings.level(target ?? v.settings.windowMax)
+            let bin = v.map.bins.indices.contains(k) ? v.map.bins[k] : nil
+            let fit = v.map.fit
+            info.supervisor = SupervisorInfo(locked: v.locked, lockReason: v.lockReason, windowMinMpa: v.settings.windowMin,
+                                             windowMaxMpa: v.settings.windowMax, margin: v.settings.margin, minimumOhmCm2: v.map.minimum,
+                                             limitOhmCm2: v.limit, levelResistanceOhmCm2: (bin?.count ?? 0) > 0 ? bin?.mean : nil,
+                                             levelStandardError: (bin?.count ?? 0) > 1 ? bin?.standardError : nil,
+                                             converged: v.convergedAt != nil, lastReason: v.lastReason,
+                                             cspMpa: fit?.csp, cspLowMpa: fit?.cspLow, cspHighMpa: fit?.cspHigh)
+        }
         if let m = c.memory {
             info.adaptive = AdaptiveInfo(scale: m.scale, baseGain: m.baseGain, estimatedGain: m.estimatedGain, schedule: m.schedule,
                                          updates: m.plant.updates, fallbacks: m.fallbacks)
@@ -48,6 +65,13 @@ enum StatusMapping {
             }
         }
         return info
+    }
+
+    static func sweep(_ r: SweepResult) -> SweepInfo {
+        SweepInfo(status: r.status, note: r.note, cspMpa: r.fit?.csp, cspLowMpa: r.fit?.cspLow, cspHighMpa: r.fit?.cspHigh,
+                  p90Mpa: r.fit?.p90, plateauOhmCm2: r.fit?.plateau, riseOhmCm2: r.fit?.rise, sharpness: r.fit?.sharpness,
+                  points: r.points.map { SweepPointInfo(setpointMpa: $0.setpoint, pressureMpa: $0.pressure, resistanceOhmCm2: $0.resistance,
+                                                        resistanceSd: $0.resistanceSD, samples: $0.samples, temperatureC: $0.temperature) })
     }
 
     static func loop(_ s: LoopStats) -> LoopInfo {

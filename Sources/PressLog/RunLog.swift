@@ -21,6 +21,9 @@ public struct LogSample: Sendable, Equatable {
     public var resistance: Double?
     /// Loop ticks that contributed to min/max/mean.
     public var count: Int
+    /// Mean (max − min)/mean of the load cells over the sample period, when there are
+    /// several under the plate.
+    public var nonUniformity: Double?
 
     public init(time: Double, channel: String, mode: String, setpoint: Double?, pressure: Double?, pressureMin: Double?,
                 pressureMax: Double?, pressureMean: Double?, force: Double?, output: Double, temperature: Double?,
@@ -65,6 +68,9 @@ public struct PersistedChannel: Sendable, Equatable, Codable {
     /// adaptive or learned controller has learned.
     public var tune: AutotuneResult?
     public var learned: ControllerMemory?
+    /// The last critical-stack-pressure sweep and the supervisor's learned map and lock.
+    public var sweep: SweepResult?
+    public var supervisor: ImpedanceSupervisor?
 
     public init(channel: String, mode: ChannelMode, target: Double?, ramp: Double?, output: Double, faults: [FaultRecord],
                 program: String?, backend: [String: Double]?, updated: Double) {
@@ -126,7 +132,35 @@ public final class RunLog: Sendable {
         migrator.registerMigration("v2-calibration") { db in
             try db.execute(sql: "CREATE TABLE calibration (channel TEXT PRIMARY KEY, json TEXT NOT NULL, updated REAL NOT NULL)")
         }
+        migrator.registerMigration("v3-sweeps") { db in
+            try db.execute(sql: """
+                CREATE TABLE sweeps (t REAL NOT NULL, channel TEXT NOT NULL, json TEXT NOT NULL);
+                CREATE INDEX sweeps_t ON sweeps(t);
+                ALTER TABLE samples ADD COLUMN nonuniformity REAL;
+                """)
+        }
         try migrator.migrate(pool)
+    }
+
+    /// Stores a finished critical-stack-pressure sweep (unix time `time`).
+    public func addSweep(_ r: SweepResult, channel: String, time: Double) throws {
+        let json = String(decoding: try JSONEncoder().encode(r), as: UTF8.self)
+        try pool.write { db in try db.execute(sql: "INSERT INTO sweeps VALUES (?,?,?)", arguments: [time, channel, json]) }
+    }
+
+    /// Sweeps finished between `since` and `until` (unix s), oldest first.
+    public func sweeps(since: Double, until: Double, channel: String? = nil) throws -> [(time: Double, channel: String, result: SweepResult)] {
+        try pool.read { db in
+            var sql = "SELECT t, channel, json FROM sweeps WHERE t >= ? AND t < ?"
+            var args: [any DatabaseValueConvertible] = [since, until]
+            if let channel { sql += " AND channel = ?"; args.append(channel) }
+            sql += " ORDER BY t"
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).compactMap { row in
+                let json: String = row["json"]
+                guard let r = try? JSONDecoder().decode(SweepResult.self, from: Data(json.utf8)) else { return nil }
+                return (row["t"], row["channel"], r)
+            }
+        }
     }
 
     /// Stores a channel's load-cell calibrations (tare offsets and span gains).
@@ -154,11 +188,11 @@ public final class RunLog: Sendable {
         guard !samples.isEmpty || !events.isEmpty else { return }
         try pool.write { db in
             let ins = try db.makeStatement(sql: """
-                INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                 """)
             for s in samples {
                 try ins.execute(arguments: [s.time, s.channel, s.mode, s.setpoint, s.pressure, s.pressureMin, s.pressureMax,
-                                            s.pressureMean, s.force, s.output, s.temperature, s.current, s.resistance, s.count])
+                                            s.pressureMean, s.force, s.output, s.temperature, s.current, s.resistance, s.count, s.nonUniformity])
             }
             let ev = try db.makeStatement(sql: "INSERT INTO events VALUES (?,?,?,?,?,?)")
             for e in events { try ev.execute(arguments: [e.time, e.channel, e.kind, e.detail, e.uid, e.pid]) }
@@ -223,10 +257,12 @@ public final class RunLog: Sendable {
             sql += " ORDER BY t, channel LIMIT ?"
             args.append(limit == .max ? -1 : limit)
             return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { r in
-                LogSample(time: r["t"], channel: r["channel"], mode: r["mode"], setpoint: r["setpoint_mpa"], pressure: r["pressure_mpa"],
-                          pressureMin: r["pressure_min_mpa"], pressureMax: r["pressure_max_mpa"], pressureMean: r["pressure_mean_mpa"],
-                          force: r["force_n"], output: r["output"], temperature: r["temperature_c"], current: r["current_ma"],
-                          resistance: r["resistance_ohm_cm2"], count: r["ticks"])
+                var s = LogSample(time: r["t"], channel: r["channel"], mode: r["mode"], setpoint: r["setpoint_mpa"], pressure: r["pressure_mpa"],
+                                  pressureMin: r["pressure_min_mpa"], pressureMax: r["pressure_max_mpa"], pressureMean: r["pressure_mean_mpa"],
+                                  force: r["force_n"], output: r["output"], temperature: r["temperature_c"], current: r["current_ma"],
+                                  resistance: r["resistance_ohm_cm2"], count: r["ticks"])
+                s.nonUniformity = r["nonuniformity"]
+                return s
             }
         }
     }
@@ -259,7 +295,7 @@ public final class RunLog: Sendable {
     }
 
     /// The CSV header of ``csvLine(_:)``.
-    public static let csvHeader = "time_unix,time_iso,channel,mode,setpoint_mpa,pressure_mpa,pressure_min_mpa,pressure_max_mpa,pressure_mean_mpa,force_n,output,temperature_c,current_ma,resistance_ohm_cm2,ticks"
+    public static let csvHeader = "time_unix,time_iso,channel,mode,setpoint_mpa,pressure_mpa,pressure_min_mpa,pressure_max_mpa,pressure_mean_mpa,force_n,output,temperature_c,current_ma,resistance_ohm_cm2,ticks,nonuniformity"
 
     /// One sample as a CSV line (RFC 4180; empty fields for absent values).
     public static func csvLine(_ s: LogSample) -> String {
@@ -267,6 +303,7 @@ public final class RunLog: Sendable {
         let iso = ISO8601DateFormatter.string(from: Date(timeIntervalSince1970: s.time), timeZone: .gmt,
                                               formatOptions: [.withInternetDateTime, .withFractionalSeconds])
         return [String(format: "%.3f", s.time), iso, s.channel, s.mode, v(s.setpoint), v(s.pressure), v(s.pressureMin), v(s.pressureMax),
-                v(s.pressureMean), v(s.force), v(s.output), v(s.temperature), v(s.current), v(s.resistance), "\(s.count)"].joined(separator: ",")
+                v(s.pressureMean), v(s.force), v(s.output), v(s.temperature), v(s.current), v(s.resistance), "\(s.count)",
+                v(s.nonUniformity)].joined(separator: ",")
     }
 }

@@ -179,6 +179,53 @@ public enum SVGReport {
         return svg + "</svg>\n"
     }
 
+    /// Interfacial resistance against stack pressure from a critical-stack-pressure
+    /// sweep: the measured levels (± one standard deviation), the fitted knee and the
+    /// CSP with its 95 % interval shaded.
+    public static func renderKnee(points: [(pressure: Double, resistance: Double, sd: Double)], curve: ((Double) -> Double)?,
+                                  csp: (value: Double, low: Double, high: Double)?, title: String, width: Int = 720, height: Int = 420) -> String {
+        let ml = 70.0, mr = 20.0, mt = 40.0, mb = 50.0
+        let w = Double(width) - ml - mr, h = Double(height) - mt - mb
+        let ps = points.map(\.pressure), rs = points.map { $0.resistance + $0.sd } + points.map { $0.resistance - $0.sd }
+        let p0 = 0.0, p1 = Swift.max(ps.max() ?? 1, 1e-9) * 1.05
+        let r0 = Swift.min(0, rs.min() ?? 0), r1 = Swift.max(rs.max() ?? 1, 1e-9) * 1.1
+        func x(_ p: Double) -> Double { ml + (p - p0) / (p1 - p0) * w }
+        func y(_ r: Double) -> Double { mt + (r1 - r) / (r1 - r0) * h }
+        var svg = """
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" font-family="sans-serif" font-size="12">
+        <rect width="100%" height="100%" fill="white"/>
+        <text x="\(ml)" y="24" font-size="15">\(escape(title))</text>
+
+        """
+        if let c = csp {
+            svg += "<rect x=\"\(fixed(x(c.low), 1))\" y=\"\(mt)\" width=\"\(fixed(Swift.max(1, x(c.high) - x(c.low)), 1))\" height=\"\(h)\" fill=\"#fde0c5\"/>\n"
+            svg += "<line x1=\"\(fixed(x(c.value), 1))\" y1=\"\(mt)\" x2=\"\(fixed(x(c.value), 1))\" y2=\"\(mt + h)\" stroke=\"#e6550d\" stroke-dasharray=\"5 3\"/>\n"
+            svg += "<text x=\"\(fixed(x(c.value) + 4, 1))\" y=\"\(fixed(mt + 14, 1))\" fill=\"#e6550d\">CSP \(fixed(c.value, 2)) MPa</text>\n"
+        }
+        if let curve {
+            let line = (0...200).map { i -> String in
+                let p = p1 * 0.02 + Double(i) / 200 * (p1 * 0.98)
+                return "\(fixed(x(p), 1)),\(fixed(y(Swift.min(Swift.max(curve(p), r0), r1)), 1))"
+            }.joined(separator: " ")
+            svg += "<polyline points=\"\(line)\" fill=\"none\" stroke=\"#1f4e9c\" stroke-width=\"1.5\"/>\n"
+        }
+        for p in points {
+            svg += "<line x1=\"\(fixed(x(p.pressure), 1))\" y1=\"\(fixed(y(p.resistance - p.sd), 1))\" x2=\"\(fixed(x(p.pressure), 1))\" y2=\"\(fixed(y(p.resistance + p.sd), 1))\" stroke=\"#333\"/>\n"
+            svg += "<circle cx=\"\(fixed(x(p.pressure), 1))\" cy=\"\(fixed(y(p.resistance), 1))\" r=\"3.5\" fill=\"#333\"/>\n"
+        }
+        svg += "<line x1=\"\(ml)\" y1=\"\(mt + h)\" x2=\"\(ml + w)\" y2=\"\(mt + h)\" stroke=\"black\"/>\n"
+        svg += "<line x1=\"\(ml)\" y1=\"\(mt)\" x2=\"\(ml)\" y2=\"\(mt + h)\" stroke=\"black\"/>\n"
+        for i in 0...5 {
+            let r = r0 + Double(i) / 5 * (r1 - r0)
+            svg += "<text x=\"\(fixed(ml - 6, 1))\" y=\"\(fixed(y(r) + 4, 1))\" text-anchor=\"end\">\(fixed(r, 0))</text>\n"
+            let p = p0 + Double(i) / 5 * (p1 - p0)
+            svg += "<text x=\"\(fixed(x(p), 1))\" y=\"\(fixed(mt + h + 18, 1))\" text-anchor=\"middle\">\(fixed(p, 1))</text>\n"
+        }
+        svg += "<text x=\"16\" y=\"\(fixed(mt + h / 2, 1))\" transform=\"rotate(-90 16 \(fixed(mt + h / 2, 1)))\" text-anchor=\"middle\">interfacial resistance, Ω·cm²</text>\n"
+        svg += "<text x=\"\(fixed(ml + w / 2, 1))\" y=\"\(height - 12)\" text-anchor=\"middle\">stack pressure, MPa</text>\n"
+        return svg + "</svg>\n"
+    }
+
     static func escape(_ s: String) -> String {
         var out = ""
         for ch in s {

@@ -12,7 +12,7 @@ public enum ControlProtocol {
     /// The methods a version-1 server answers.
     public static let methods = ["hello", "status", "set", "hold", "release", "ack", "subscribe", "unsubscribe",
                                  "program_start", "program_pause", "program_resume", "program_stop", "program_status",
-                                 "log_export", "log_events", "run_set", "run_get", "calibrate", "tune", "reload", "sim_inject"]
+                                 "log_export", "log_events", "run_set", "run_get", "calibrate", "tune", "sweep", "supervisor", "sweeps", "reload", "sim_inject"]
 
     public static func encoder() -> JSONEncoder {
         let e = JSONEncoder()
@@ -265,6 +265,8 @@ public struct ChannelStatus: Codable, Sendable, Equatable {
     /// Strategy, gains in force, autotune progress and what the adaptive and learned
     /// controllers have learned.
     public var control: ControlInfo?
+    /// The chemistry preset the limits came from, if any.
+    public var chemistryPreset: String?
 
     public init(name: String, mode: String, timeS: Double, setpointMpa: Double?, workingSetpointMpa: Double?,
                 pressureMpa: Double?, forceN: Double?, stale: Bool, inBand: Bool, output: Double, outputUnit: String,
@@ -552,6 +554,11 @@ public struct ControlInfo: Codable, Sendable, Equatable {
     public var lastTune: AutotuneInfo?
     public var adaptive: AdaptiveInfo?
     public var learned: LearnedInfo?
+    /// The critical-stack-pressure sweep in progress and the last one's result.
+    public var sweep: SweepProgressInfo?
+    public var lastSweep: SweepInfo?
+    /// The impedance-aware supervisor, when enabled.
+    public var supervisor: SupervisorInfo?
     public init(strategy: String, active: String, kp: Double, ki: Double, feedforwardGain: Double) {
         self.strategy = strategy; self.active = active; self.kp = kp; self.ki = ki; self.feedforwardGain = feedforwardGain
     }
@@ -630,4 +637,123 @@ public struct LearnedInfo: Codable, Sendable, Equatable {
         self.feedforward = feedforward; self.chargeCoefficient = chargeCoefficient
         self.temperatureCoefficient = temperatureCoefficient; self.updates = updates
     }
+}
+
+/// `sweep` parameters: start a critical-stack-pressure sweep or cancel one.
+public struct SweepParams: Codable, Sendable {
+    public var channel: String
+    /// `start` or `cancel`.
+    public var action: String
+    public var fromMpa: Double?
+    public var toMpa: Double?
+    public var steps: Int?
+    public var dwellS: Double?
+    public var returnMpa: Double?
+    public init(channel: String, action: String, fromMpa: Double? = nil, toMpa: Double? = nil, steps: Int? = nil, dwellS: Double? = nil, returnMpa: Double? = nil) {
+        self.channel = channel; self.action = action; self.fromMpa = fromMpa; self.toMpa = toMpa; self.steps = steps
+        self.dwellS = dwellS; self.returnMpa = returnMpa
+    }
+}
+
+/// `supervisor` parameters: `lock` or `unlock` the impedance-aware supervisor.
+public struct SupervisorParams: Codable, Sendable {
+    public var channel: String
+    public var action: String
+    public init(channel: String, action: String) { self.channel = channel; self.action = action }
+}
+
+/// The answer to `sweep` and `supervisor`: what was done.
+public struct ActionResult: Codable, Sendable {
+    public var channel: String
+    public var state: String
+    public init(channel: String, state: String) { self.channel = channel; self.state = state }
+}
+
+public struct SweepProgressInfo: Codable, Sendable, Equatable {
+    /// Level being sought or measured (0-based), of `levels`.
+    public var level: Int
+    public var levels: Int
+    public var setpointMpa: Double
+    /// Seconds since the level was reached (nil while still settling).
+    public var dwellElapsedS: Double?
+    public var dwellS: Double
+    public var pointsMeasured: Int
+    public init(level: Int, levels: Int, setpointMpa: Double, dwellElapsedS: Double?, dwellS: Double, pointsMeasured: Int) {
+        self.level = level; self.levels = levels; self.setpointMpa = setpointMpa; self.dwellElapsedS = dwellElapsedS
+        self.dwellS = dwellS; self.pointsMeasured = pointsMeasured
+    }
+}
+
+public struct SweepPointInfo: Codable, Sendable, Equatable {
+    public var setpointMpa: Double
+    public var pressureMpa: Double
+    public var resistanceOhmCm2: Double
+    public var resistanceSd: Double
+    public var samples: Int
+    public var temperatureC: Double?
+    public init(setpointMpa: Double, pressureMpa: Double, resistanceOhmCm2: Double, resistanceSd: Double, samples: Int, temperatureC: Double?) {
+        self.setpointMpa = setpointMpa; self.pressureMpa = pressureMpa; self.resistanceOhmCm2 = resistanceOhmCm2
+        self.resistanceSd = resistanceSd; self.samples = samples; self.temperatureC = temperatureC
+    }
+}
+
+/// A finished sweep: the points and the fitted knee R(P) = plateau + rise/(1 + (P/csp)^sharpness).
+public struct SweepInfo: Codable, Sendable, Equatable {
+    /// `done` or `aborted`, and why (or why there is no fit).
+    public var status: String
+    public var note: String?
+    public var cspMpa: Double?
+    public var cspLowMpa: Double?
+    public var cspHighMpa: Double?
+    public var p90Mpa: Double?
+    public var plateauOhmCm2: Double?
+    public var riseOhmCm2: Double?
+    public var sharpness: Double?
+    public var points: [SweepPointInfo]
+    public init(status: String, note: String?, cspMpa: Double?, cspLowMpa: Double?, cspHighMpa: Double?, p90Mpa: Double?,
+                plateauOhmCm2: Double?, riseOhmCm2: Double?, sharpness: Double?, points: [SweepPointInfo]) {
+        self.status = status; self.note = note; self.cspMpa = cspMpa; self.cspLowMpa = cspLowMpa; self.cspHighMpa = cspHighMpa
+        self.p90Mpa = p90Mpa; self.plateauOhmCm2 = plateauOhmCm2; self.riseOhmCm2 = riseOhmCm2; self.sharpness = sharpness; self.points = points
+    }
+}
+
+public struct SupervisorInfo: Codable, Sendable, Equatable {
+    public var locked: Bool
+    public var lockReason: String?
+    public var windowMinMpa: Double
+    public var windowMaxMpa: Double
+    public var margin: Double
+    /// Lowest learned resistance and the limit (1 + margin) × it, Ω·cm².
+    public var minimumOhmCm2: Double?
+    public var limitOhmCm2: Double?
+    /// Learned mean resistance at the present level and its standard error.
+    public var levelResistanceOhmCm2: Double?
+    public var levelStandardError: Double?
+    public var converged: Bool
+    public var lastReason: String?
+    /// The knee fitted to the learned levels, when they span it.
+    public var cspMpa: Double?
+    public var cspLowMpa: Double?
+    public var cspHighMpa: Double?
+    public init(locked: Bool, lockReason: String?, windowMinMpa: Double, windowMaxMpa: Double, margin: Double, minimumOhmCm2: Double?,
+                limitOhmCm2: Double?, levelResistanceOhmCm2: Double?, levelStandardError: Double?, converged: Bool, lastReason: String?,
+                cspMpa: Double?, cspLowMpa: Double?, cspHighMpa: Double?) {
+        self.locked = locked; self.lockReason = lockReason; self.windowMinMpa = windowMinMpa; self.windowMaxMpa = windowMaxMpa
+        self.margin = margin; self.minimumOhmCm2 = minimumOhmCm2; self.limitOhmCm2 = limitOhmCm2
+        self.levelResistanceOhmCm2 = levelResistanceOhmCm2; self.levelStandardError = levelStandardError; self.converged = converged
+        self.lastReason = lastReason; self.cspMpa = cspMpa; self.cspLowMpa = cspLowMpa; self.cspHighMpa = cspHighMpa
+    }
+}
+
+/// One finished sweep from the run log (`sweeps`).
+public struct SweepRecordInfo: Codable, Sendable, Equatable {
+    public var timeUnix: Double
+    public var channel: String
+    public var sweep: SweepInfo
+    public init(timeUnix: Double, channel: String, sweep: SweepInfo) { self.timeUnix = timeUnix; self.channel = channel; self.sweep = sweep }
+}
+
+public struct SweepsResult: Codable, Sendable {
+    public var sweeps: [SweepRecordInfo]
+    public init(sweeps: [SweepRecordInfo]) { self.sweeps = sweeps }
 }

@@ -22,6 +22,9 @@ public enum Command: Sendable {
     case reload
     case calibrate(CalibrateParams)
     case tune(TuneParams)
+    case sweep(SweepParams)
+    case supervisor(SupervisorParams)
+    case sweeps(LogExportParams)
     case simInject(SimInjectParams)
 
     /// The channel a command names, if any (for the audit trail).
@@ -36,6 +39,9 @@ public enum Command: Sendable {
         case .simInject(let p): return p.channel
         case .calibrate(let p): return p.channel
         case .tune(let p): return p.channel
+        case .sweep(let p): return p.channel
+        case .supervisor(let p): return p.channel
+        case .sweeps(let p): return p.channel
         case .hello, .subscribe, .unsubscribe, .reload: return nil
         }
     }
@@ -74,6 +80,9 @@ public struct RequestDecoder: Sendable {
         "run_set": ["channel", "metadata"],
         "calibrate": ["channel", "action", "value", "unit", "cell"],
         "tune": ["channel", "action", "rule", "excursion_mpa", "cycles", "timeout_s"],
+        "sweep": ["channel", "action", "from_mpa", "to_mpa", "steps", "dwell_s", "return_mpa"],
+        "supervisor": ["channel", "action"],
+        "sweeps": ["since", "until", "channel"],
         "sim_inject": ["channel", "force_bias_n", "force_gain", "sensor_disconnected", "ambient_c", "supply_mpa", "current_ma",
                        "cycle_period_s", "thickness_step_um", "stall_s", "emergency_stop", "charging"],
     ]
@@ -82,8 +91,8 @@ public struct RequestDecoder: Sendable {
     /// The role each method needs.
     public static func role(for method: String) -> Role {
         switch method {
-        case "hello", "status", "subscribe", "unsubscribe", "program_status", "log_export", "log_events", "run_get": return .observer
-        case "reload", "sim_inject", "calibrate", "tune": return .admin
+        case "hello", "status", "subscribe", "unsubscribe", "program_status", "log_export", "log_events", "run_get", "sweeps": return .observer
+        case "reload", "sim_inject", "calibrate", "tune", "sweep": return .admin
         default: return .operator
         }
     }
@@ -160,6 +169,9 @@ public struct RequestDecoder: Sendable {
         case "sim_inject": return .simInject(try p(SimInjectParams.self))
         case "calibrate": return .calibrate(try p(CalibrateParams.self))
         case "tune": return .tune(try p(TuneParams.self))
+        case "sweep": return .sweep(try p(SweepParams.self))
+        case "supervisor": return .supervisor(try p(SupervisorParams.self))
+        case "sweeps": return .sweeps(try p(LogExportParams.self))
         default: throw ErrorBody(.unknownMethod, method)
         }
     }

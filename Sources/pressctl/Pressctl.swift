@@ -69,7 +69,7 @@ struct Pressctl: ParsableCommand {
         commandName: "pressctl",
         abstract: "Watch and steer pressd, the stack-pressure control daemon.",
         version: "0.1.0",
-        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Calibrate.self, Tune.self, Reload.self, Sim.self],
+        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Calibrate.self, Tune.self, Sweep.self, Supervisor.self, Reload.self, Sim.self],
         defaultSubcommand: Status.self)
 }
 
@@ -91,7 +91,17 @@ struct Status: ParsableCommand {
             print([pad(ch.name, 4), pad(ch.mode, 11), pad(f(ch.setpointMpa), 10), pad(f(ch.pressureMpa) + (ch.stale ? "!" : ""), 10),
                    pad(err, 10), pad(f(ch.forceN, 1), 9), pad("\(f(ch.output, 3)) \(ch.outputUnit)", 16), pad(f(ch.temperatureC, 1), 6), faults].joined())
             for flt in ch.faults { print("     \(flt.code): \(flt.message)") }
-            if let k = ch.control { print("     " + controlLine(k, unit: ch.outputUnit)) }
+            if let k = ch.control {
+                print("     " + controlLine(k, unit: ch.outputUnit))
+                if let s = k.sweep { print("     sweep: level \(s.level + 1)/\(s.levels) at \(f(s.setpointMpa)) MPa, \(s.pointsMeasured) measured") }
+                if let r = k.lastSweep, let csp = r.cspMpa {
+                    print("     last sweep: CSP \(f(csp)) MPa (95 % \(f(r.cspLowMpa))–\(f(r.cspHighMpa)))")
+                } else if let r = k.lastSweep { print("     last sweep \(r.status): \(r.note ?? "no fit")") }
+                if let v = k.supervisor {
+                    print("     supervisor " + (v.locked ? "locked (\(v.lockReason ?? ""))" : (v.converged ? "converged" : "active"))
+                          + " window \(f(v.windowMinMpa))–\(f(v.windowMaxMpa)) MPa, R limit \(f(v.limitOhmCm2, 1)) Ω·cm²" + (v.lastReason.map { "; \($0)" } ?? ""))
+                }
+            }
         }
     }
 }

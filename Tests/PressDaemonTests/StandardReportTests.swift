@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+import PressProtocol
+
+@Suite("CSP sweep, supervisor and the standard pressure report through the daemon", .serialized)
+struct StandardReportTests {
+    @Test("a sweep over the socket finds the simulated knee; the report from the real run log has every section, its JSON and its plots")
+    func sweepAndReport() throws {
+        // Channel A with the sulfide preset whose limits the file overrides: allowed, with warnings.
+        let d = try DaemonProcess(configEdits: [("[channels.A.limits]\n", "[channels.A.limits]\npreset = \"sulfide\"\n")], timeScale: 20)
+        defer { d.cleanup() }
+        let c = try d.client()
+        _ = try c.call("run_set", RunSetParams(channel: "A", metadata: RunMetadataInfo(cellId: "LPSC-12", chemistry: "Li|Li6PS5Cl|NMC811",
+                                                                                       preparationPressureMpa: 375)), as: RunResult.self)
+        _ = try c.call("set", SetParams(channel: "A", value: 8, unit: "MPa"), as: SetResult.self)
+        usleep(1_000_000)
+        let sweep = try runProcess(binDir + "/pressctl", ["sweep", "-c", "A", "--from", "8", "--to", "1", "--steps", "12", "--dwell", "8", "--socket", d.socket])
+        #expect(sweep.status == 0, "\(sweep.stdout)\(sweep.stderr)")
+        #expect(sweep.stdout.contains("level 3/12 measured"), "progress: \(sweep.stdout)")
+        #expect(sweep.stdout.contains("critical stack pressure"), "\(sweep.stdout)")
+        let st = try #require(try c.status().channels.first { $0.name == "A" })
+        let last = try #require(st.control?.lastSweep)
+        let csp = try #require(last.cspMpa)
+        #expect(abs(csp - 3) <= 0.3, "CSP \(csp) for the simulator's knee at 3 MPa")
+        #expect(st.setpointMpa == 8, "back to the starting pressure")
+        #expect(st.chemistryPreset == "sulfide")
+        usleep(1_500_000) // the run-log writer stores the sweep
+
+        let stem = d.dir + "/std"
+        let tomorrow = String(Int(Date().timeIntervalSince1970 + 86400))
+        let r = try runProcess(binDir + "/pressctl", ["report", "-c", "A", "--since", "1h", "--until", tomorrow, "-o", stem, "--socket", d.socket])
+        #expect(r.status == 0, "\(r.stderr)")
+        let md = try String(contentsOfFile: stem + ".md", encoding: .utf8)
+        #expect(md.contains("| preparation (fabrication) pressure | 375.0 MPa |"))
+        #expect(md.contains("| stack pressure setpoints (regulated by pressd) | ") && md.contains("8.000 MPa for"), "\(md)")
+        #expect(md.contains("(limits from the `sulfide` preset)"))
+        #expect(md.contains("## Where pressure was measured, and how uniform it was"))
+        #expect(md.contains("one load cell: not measurable"))
+        #expect(md.contains("## Time in band"))
+        #expect(md.contains("**CSP 3.") || md.contains("**CSP 2.") , "\(md)")
+        #expect(md.contains("| stack pressure, MPa | interfacial resistance, Ω·cm² |"))
+        #expect(md.contains("## Faults (0)"))
+        #expect(md.contains("overrides the 'sulfide' preset (2.0 MPa) with 0.1 MPa"), "the override warning is in the interventions")
+        #expect(md.contains("sweep") && md.contains("uid"))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stem + ".json"))) as! [String: Any]
+        let pressures = json["pressures"] as! [String: Any]
+        #expect(pressures["preparation_pressure_mpa"] as? Double == 375)
+        let sweeps = json["critical_stack_pressure"] as! [[String: Any]]
+        #expect(sweeps.count == 1)
+        let s0 = sweeps[0]["sweep"] as! [String: Any]
+        #expect(abs((s0["csp_mpa"] as? Double ?? 0) - 3) <= 0.3)
+        #expect((s0["points"] as? [Any])?.count == 12)
+        let plot = try String(contentsOfFile: d.dir + "/std-csp-1.svg", encoding: .utf8)
+        #expect(plot.contains("CSP ") && plot.contains("<circle"))
+        #expect(FileManager.default.fileExists(atPath: stem + ".svg"))
+    }
+
+    @Test("the supervisor over the socket: enabled by configuration, locked by an operator setpoint, unlocked by pressctl, moving the setpoint with reasons")
+    func supervisor() throws {
+        let d = try DaemonProcess(configEdits: [("[channels.A.sim]", """
+            [channels.A.supervisor]
+            enabled = true
+            window_min_mpa = 2
+            window_max_mpa = 8
+            margin = 0.2
+            step_mpa = 0.5
+            interval_s = 20
+            settle_s = 5
+
+            [channels.A.sim]
+            """)], timeScale: 20)
+        defer { d.cleanup() }
+        let c = try d.client()
+        _ = try c.call("set", SetParams(channel: "A", value: 8, unit: "MPa"), as: SetResult.self)
+        var st = try #require(try c.status().channels.first { $0.name == "A" }?.control?.supervisor)
+        #expect(st.locked && (st.lockReason ?? "").contains("operator set a setpoint"))
+        let un = try runProcess(binDir + "/pressctl", ["supervisor", "unlock", "-c", "A", "--socket", d.socket])
+        #expect(un.status == 0, "\(un.stderr)")
+        usleep(6_000_000) // 120 s of plant time: several decisions
+        let a = try #require(try c.status().channels.first { $0.name == "A" })
+        st = try #require(a.control?.supervisor)
+        #expect(!st.locked)
+        #expect((a.setpointMpa ?? 8) < 8, "it lowered the pressure while R stayed within the margin")
+        #expect((a.setpointMpa ?? 0) >= 2)
+        let lock = try runProcess(binDir + "/pressctl", ["supervisor", "lock", "-c", "A", "--socket", d.socket])
+        #expect(lock.status == 0)
+        let held = try c.status().channels.first { $0.name == "A" }!.setpointMpa
+        usleep(2_500_000)
+        #expect(try c.status().channels.first { $0.name == "A" }!.setpointMpa == held)
+        let ev = try c.call("log_events", LogExportParams(since: 0, until: Date().timeIntervalSince1970 + 86400, channel: "A"), as: LogEventsResult.self).events
+        let moves = ev.filter { $0.kind == "supervisor" && $0.detail.contains("→") }
+        #expect(!moves.isEmpty && moves.allSatisfy { $0.detail.contains("Ω·cm²") })
+        // B has no supervisor: refused with the reason.
+        let b = try runProcess(binDir + "/pressctl", ["supervisor", "lock", "-c", "B", "--socket", d.socket])
+        #expect(b.status == 1 && b.stderr.contains("not enabled"))
+    }
+}
