@@ -151,11 +151,8 @@ public final class RunLog: Sendable {
     /// Sweeps finished between `since` and `until` (unix s), oldest first.
     public func sweeps(since: Double, until: Double, channel: String? = nil) throws -> [(time: Double, channel: String, result: SweepResult)] {
         try pool.read { db in
-            var sql = "SELECT t, channel, json FROM sweeps WHERE t >= ? AND t < ?"
-            var args: [any DatabaseValueConvertible] = [since, until]
-            if let channel { sql += " AND channel = ?"; args.append(channel) }
-            sql += " ORDER BY t"
-            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).compactMap { row in
+            try Self.window(db, "SELECT t, channel, json FROM sweeps", since: since, until: until,
+                            channelClause: channel.map { (" AND channel = ?", $0) }, order: " ORDER BY t").compactMap { row in
                 let json: String = row["json"]
                 guard let r = try? JSONDecoder().decode(SweepResult.self, from: Data(json.utf8)) else { return nil }
                 return (row["t"], row["channel"], r)
@@ -251,12 +248,8 @@ public final class RunLog: Sendable {
     /// Samples in [since, until), oldest first, optionally of one channel.
     public func samples(since: Double, until: Double, channel: String? = nil, limit: Int = .max) throws -> [LogSample] {
         try pool.read { db in
-            var sql = "SELECT * FROM samples WHERE t >= ? AND t < ?"
-            var args: [any DatabaseValueConvertible] = [since, until]
-            if let channel { sql += " AND channel = ?"; args.append(channel) }
-            sql += " ORDER BY t, channel LIMIT ?"
-            args.append(limit == .max ? -1 : limit)
-            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { r in
+            try Self.window(db, "SELECT * FROM samples", since: since, until: until, channelClause: channel.map { (" AND channel = ?", $0) },
+                            order: " ORDER BY t, channel", limit: limit == .max ? -1 : limit).map { r in
                 var s = LogSample(time: r["t"], channel: r["channel"], mode: r["mode"], setpoint: r["setpoint_mpa"], pressure: r["pressure_mpa"],
                                   pressureMin: r["pressure_min_mpa"], pressureMax: r["pressure_max_mpa"], pressureMean: r["pressure_mean_mpa"],
                                   force: r["force_n"], output: r["output"], temperature: r["temperature_c"], current: r["current_ma"],
@@ -267,14 +260,23 @@ public final class RunLog: Sendable {
         }
     }
 
+    /// Rows of `select` with t in [since, until), optionally narrowed to a channel by
+    /// `channelClause` (its SQL and the name), ordered by `order`, at most `limit`.
+    static func window(_ db: Database, _ select: String, since: Double, until: Double, channelClause: (String, String)?,
+                       order: String, limit: Int? = nil) throws -> [Row] {
+        var sql = select + " WHERE t >= ? AND t < ?"
+        var args: [any DatabaseValueConvertible] = [since, until]
+        if let (clause, name) = channelClause { sql += clause; args.append(name) }
+        sql += order
+        if let limit { sql += " LIMIT ?"; args.append(limit) }
+        return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args))
+    }
+
     /// Events in [since, until), oldest first.
     public func events(since: Double, until: Double, channel: String? = nil) throws -> [RunLogEvent] {
         try pool.read { db in
-            var sql = "SELECT * FROM events WHERE t >= ? AND t < ?"
-            var args: [any DatabaseValueConvertible] = [since, until]
-            if let channel { sql += " AND (channel = ? OR channel = '')"; args.append(channel) }
-            sql += " ORDER BY t"
-            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { r in
+            try Self.window(db, "SELECT * FROM events", since: since, until: until,
+                            channelClause: channel.map { (" AND (channel = ? OR channel = '')", $0) }, order: " ORDER BY t").map { r in
                 RunLogEvent(time: r["t"], channel: r["channel"], kind: r["kind"], detail: r["detail"], uid: r["uid"], pid: r["pid"])
             }
         }

@@ -164,17 +164,9 @@ public enum SVGReport {
         }
         let pp = pts.compactMap { p in p.pressure.map { (p.time, $0) } }
         if pp.count > 1 { svg += "<polyline points=\"\(path(pp))\" fill=\"none\" stroke=\"#1f4e9c\" stroke-width=\"1.5\"/>\n" }
-        // Axes and ticks.
-        svg += "<line x1=\"\(ml)\" y1=\"\(mt + h)\" x2=\"\(ml + w)\" y2=\"\(mt + h)\" stroke=\"black\"/>\n"
-        svg += "<line x1=\"\(ml)\" y1=\"\(mt)\" x2=\"\(ml)\" y2=\"\(mt + h)\" stroke=\"black\"/>\n"
-        for i in 0...5 {
-            let v = lo + Double(i) / 5 * (hi - lo)
-            svg += "<text x=\"\(fixed(ml - 6, 1))\" y=\"\(fixed(y(v) + 4, 1))\" text-anchor=\"end\">\(fixed(v, 2))</text>\n"
-            let t = t0 + Double(i) / 5 * (t1 - t0)
-            svg += "<text x=\"\(fixed(x(t), 1))\" y=\"\(fixed(mt + h + 18, 1))\" text-anchor=\"middle\">\(fixed(t - t0, 0)) s</text>\n"
-        }
-        svg += "<text x=\"16\" y=\"\(fixed(mt + h / 2, 1))\" transform=\"rotate(-90 16 \(fixed(mt + h / 2, 1)))\" text-anchor=\"middle\">stack pressure, MPa</text>\n"
-        svg += "<text x=\"\(fixed(ml + w / 2, 1))\" y=\"\(height - 12)\" text-anchor=\"middle\">time from the first sample</text>\n"
+        svg += axes(ml: ml, mt: mt, w: w, h: h, height: height, yLabel: "stack pressure, MPa", xLabel: "time from the first sample",
+                    yTicks: (0...5).map { i in let v = lo + Double(i) / 5 * (hi - lo); return (y(v), fixed(v, 2)) },
+                    xTicks: (0...5).map { i in let t = t0 + Double(i) / 5 * (t1 - t0); return (x(t), fixed(t - t0, 0) + " s") })
         svg += "<text x=\"\(fixed(ml + w - 4, 1))\" y=\"\(fixed(mt + 14, 1))\" text-anchor=\"end\" fill=\"#555\">blue: pressure (shaded: loop min–max) · green dashed: setpoint, shaded: ±\(Int((band * 100).rounded())) %</text>\n"
         return svg + "</svg>\n"
     }
@@ -213,17 +205,22 @@ public enum SVGReport {
             svg += "<line x1=\"\(fixed(x(p.pressure), 1))\" y1=\"\(fixed(y(p.resistance - p.sd), 1))\" x2=\"\(fixed(x(p.pressure), 1))\" y2=\"\(fixed(y(p.resistance + p.sd), 1))\" stroke=\"#333\"/>\n"
             svg += "<circle cx=\"\(fixed(x(p.pressure), 1))\" cy=\"\(fixed(y(p.resistance), 1))\" r=\"3.5\" fill=\"#333\"/>\n"
         }
-        svg += "<line x1=\"\(ml)\" y1=\"\(mt + h)\" x2=\"\(ml + w)\" y2=\"\(mt + h)\" stroke=\"black\"/>\n"
-        svg += "<line x1=\"\(ml)\" y1=\"\(mt)\" x2=\"\(ml)\" y2=\"\(mt + h)\" stroke=\"black\"/>\n"
-        for i in 0...5 {
-            let r = r0 + Double(i) / 5 * (r1 - r0)
-            svg += "<text x=\"\(fixed(ml - 6, 1))\" y=\"\(fixed(y(r) + 4, 1))\" text-anchor=\"end\">\(fixed(r, 0))</text>\n"
-            let p = p0 + Double(i) / 5 * (p1 - p0)
-            svg += "<text x=\"\(fixed(x(p), 1))\" y=\"\(fixed(mt + h + 18, 1))\" text-anchor=\"middle\">\(fixed(p, 1))</text>\n"
-        }
-        svg += "<text x=\"16\" y=\"\(fixed(mt + h / 2, 1))\" transform=\"rotate(-90 16 \(fixed(mt + h / 2, 1)))\" text-anchor=\"middle\">interfacial resistance, Ω·cm²</text>\n"
-        svg += "<text x=\"\(fixed(ml + w / 2, 1))\" y=\"\(height - 12)\" text-anchor=\"middle\">stack pressure, MPa</text>\n"
+        svg += axes(ml: ml, mt: mt, w: w, h: h, height: height, yLabel: "interfacial resistance, Ω·cm²", xLabel: "stack pressure, MPa",
+                    yTicks: (0...5).map { i in let r = r0 + Double(i) / 5 * (r1 - r0); return (y(r), fixed(r, 0)) },
+                    xTicks: (0...5).map { i in let p = p0 + Double(i) / 5 * (p1 - p0); return (x(p), fixed(p, 1)) })
         return svg + "</svg>\n"
+    }
+
+    /// Both axes, their tick labels (positions already in pixels) and titles.
+    static func axes(ml: Double, mt: Double, w: Double, h: Double, height: Int, yLabel: String, xLabel: String,
+                     yTicks: [(Double, String)], xTicks: [(Double, String)]) -> String {
+        var svg = "<line x1=\"\(ml)\" y1=\"\(mt + h)\" x2=\"\(ml + w)\" y2=\"\(mt + h)\" stroke=\"black\"/>\n"
+        svg += "<line x1=\"\(ml)\" y1=\"\(mt)\" x2=\"\(ml)\" y2=\"\(mt + h)\" stroke=\"black\"/>\n"
+        for (y, label) in yTicks { svg += "<text x=\"\(fixed(ml - 6, 1))\" y=\"\(fixed(y + 4, 1))\" text-anchor=\"end\">\(label)</text>\n" }
+        for (x, label) in xTicks { svg += "<text x=\"\(fixed(x, 1))\" y=\"\(fixed(mt + h + 18, 1))\" text-anchor=\"middle\">\(label)</text>\n" }
+        svg += "<text x=\"16\" y=\"\(fixed(mt + h / 2, 1))\" transform=\"rotate(-90 16 \(fixed(mt + h / 2, 1)))\" text-anchor=\"middle\">\(escape(yLabel))</text>\n"
+        svg += "<text x=\"\(fixed(ml + w / 2, 1))\" y=\"\(height - 12)\" text-anchor=\"middle\">\(escape(xLabel))</text>\n"
+        return svg
     }
 
     static func escape(_ s: String) -> String {
