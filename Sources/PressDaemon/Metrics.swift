@@ -49,6 +49,20 @@ public enum MetricsRenderer {
         }
         family("pressd_in_band", "gauge", "1 while regulating inside the configured band.")
         for (c, _) in chans { sample("pressd_in_band", [("channel", c.name)], c.inBand ? 1 : 0) }
+        family("pressd_autotune_running", "gauge", "1 while a relay autotune runs on the channel.")
+        for (c, _) in chans { sample("pressd_autotune_running", [("channel", c.name)], c.control.autotune != nil ? 1 : 0) }
+        family("pressd_adaptive_gain_scale", "gauge", "Scale applied to the tuned gains by the adaptive schedule.")
+        for (c, _) in chans { if let m = c.control.memory { sample("pressd_adaptive_gain_scale", [("channel", c.name)], m.scale) } }
+        family("pressd_learned_confidence_ratio", "gauge", "Confidence of the learned disturbance model (0-1).")
+        for (c, _) in chans where c.control.strategy == .learned { if let m = c.control.memory { sample("pressd_learned_confidence_ratio", [("channel", c.name)], m.confidence) } }
+        family("pressd_learned_feedforward_active", "gauge", "1 while the learned disturbance feedforward is on.")
+        for (c, _) in chans where c.control.strategy == .learned { sample("pressd_learned_feedforward_active", [("channel", c.name)], c.control.memory?.learnedActive == true ? 1 : 0) }
+        family("pressd_critical_stack_pressure_pascals", "gauge", "Critical stack pressure of the channel's last sweep.")
+        for (c, _) in chans { if let f = c.control.lastSweep?.fit { sample("pressd_critical_stack_pressure_pascals", [("channel", c.name)], f.csp * 1e6) } }
+        family("pressd_supervisor_locked", "gauge", "1 while the impedance-aware supervisor is locked.")
+        for (c, _) in chans { if let v = c.control.supervisor { sample("pressd_supervisor_locked", [("channel", c.name)], v.locked ? 1 : 0) } }
+        family("pressd_interfacial_resistance_ohm_square_metres", "gauge", "Measured interfacial resistance (Ω·m²).")
+        for (c, _) in chans { if let r = c.readings.interfacialResistance?.value { sample("pressd_interfacial_resistance_ohm_square_metres", [("channel", c.name)], r * 1e-4) } }
         let s = snap.stats
         family("pressd_control_loop_ticks_total", "counter", "Control-loop ticks completed.")
         sample("pressd_control_loop_ticks_total", [], Double(s.ticks))

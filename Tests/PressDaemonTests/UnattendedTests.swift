@@ -219,6 +219,13 @@ struct UnattendedTests {
         #expect(values["pressd_channel_mode{channel=\"A\",mode=\"regulating\"}"] == 1)
         #expect((values["pressd_control_loop_ticks_total"] ?? 0) > 100)
         #expect(values["pressd_fault_active{channel=\"B\",code=\"over_pressure\"}"] == 0)
+        // The controller: A runs the learned strategy (confidence 0…1), B the adaptive one.
+        #expect(values["pressd_autotune_running{channel=\"A\"}"] == 0)
+        #expect(values["pressd_adaptive_gain_scale{channel=\"B\"}"] != nil)
+        #expect((values["pressd_learned_confidence_ratio{channel=\"A\"}"] ?? -1) >= 0)
+        #expect(values["pressd_learned_confidence_ratio{channel=\"B\"}"] == nil)
+        let r = try #require(values["pressd_interfacial_resistance_ohm_square_metres{channel=\"A\"}"])
+        #expect(r > 1e-4 && r < 1e-1, "Ω·m²: \(r)")
         #expect(try httpGet(port: port, path: "/nope").isEmpty == false)
     }
 
