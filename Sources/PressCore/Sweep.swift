@@ -207,6 +207,11 @@ public struct SweepResult: Sendable, Equatable, Codable {
     /// Loop time at start and end, s.
     public var started: Double
     public var finished: Double
+
+    public init(settings: SweepSettings, points: [SweepPoint], fit: KneeFit?, status: String, note: String?, started: Double, finished: Double) {
+        self.settings = settings; self.points = points; self.fit = fit; self.status = status; self.note = note
+        self.started = started; self.finished = finished
+    }
 }
 
 /// The sweep as a pure state machine: fed each tick, it says which setpoint it wants.

@@ -28,6 +28,27 @@ struct RunLogTests {
         #expect(try log.integrityCheck() == "ok")
     }
 
+    @Test("load-cell non-uniformity and finished sweeps are stored and read back by window and channel")
+    func uniformityAndSweeps() throws {
+        let (log, dir) = try tempLog()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var s = sample(1000)
+        s.nonUniformity = 0.034
+        try log.append(samples: [s, sample(1001)], events: [])
+        let back = try log.samples(since: 0, until: 2000, channel: "A")
+        #expect(back.map(\.nonUniformity) == [0.034, nil])
+        #expect(RunLog.csvLine(back[0]).hasSuffix(",0.034"))
+        let r = SweepResult(settings: SweepSettings(from: 8, to: 1), points: [SweepPoint(setpoint: 8, pressure: 8, resistance: 21, resistanceSD: 0.2, samples: 100, temperature: 25)],
+                            fit: nil, status: "aborted", note: "operator set a setpoint", started: 10, finished: 70)
+        try log.addSweep(r, channel: "A", time: 1500)
+        try log.addSweep(r, channel: "B", time: 1600)
+        #expect(try log.sweeps(since: 0, until: 2000, channel: "A").map(\.result) == [r])
+        #expect(try log.sweeps(since: 1550, until: 2000).map(\.channel) == ["B"])
+        // Existing logs from before gain the table and the column on open.
+        let reopened = try RunLog(path: log.path)
+        #expect(try reopened.sweeps(since: 0, until: 2000).count == 2)
+    }
+
     @Test("restart state and run metadata persist across reopening")
     func state() throws {
         let (log, dir) = try tempLog()
