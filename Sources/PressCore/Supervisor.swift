@@ -110,6 +110,10 @@ public struct ImpedanceSupervisor: Sendable, Equatable, Codable {
     public private(set) var lastReason: String?
     /// Since when it has been holding the lowest level within the margin.
     public private(set) var convergedAt: Double?
+    /// The knee fitted to the learned levels, refreshed at each decision (nil until
+    /// the levels span a knee). Kept here so that status never runs the fit.
+    public private(set) var knee: KneeFit?
+    private var kneeFittedAt: Double?
 
     public init(settings: SupervisorSettings) {
         self.settings = settings
@@ -137,6 +141,7 @@ public struct ImpedanceSupervisor: Sendable, Equatable, Codable {
         if let r = resistance, r.isFinite, inBand, t >= s.settle, abs(setpoint - s.pressure(k)) < 1e-6 {
             map.add(r, level: k, now: now)
         }
+        if now - (kneeFittedAt ?? -.infinity) >= s.interval { knee = map.fit; kneeFittedAt = now }
         guard !locked, t >= s.interval, let limit, map.bins[k].count >= 20 else { return nil }
         let here = map.bins[k]
         if here.mean > limit && k > 0 {

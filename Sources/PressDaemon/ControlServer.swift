@@ -698,7 +698,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             guard let snap = loop.snapshots.latest(), snap.time != state.lastTime else { return }
             guard context.channel.isWritable else { state.dropped += 1; return }
             state.lastTime = snap.time
-            send(SampleEvent(subscription: sub, dropped: state.dropped, channels: StatusMapping.channels(snap, configs: ctx.channels, only: only)), context: context)
+            send(SampleEvent(subscription: sub, dropped: state.dropped, channels: StatusMapping.channels(snap, configs: ctx.channels, only: only, compact: true)), context: context)
             state.dropped = 0
         }
     }

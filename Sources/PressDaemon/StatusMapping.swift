@@ -46,7 +46,7 @@ enum StatusMapping {
         if let v = c.supervisor {
             let k = v.settings.level(target ?? v.settings.windowMax)
             let bin = v.map.bins.indices.contains(k) ? v.map.bins[k] : nil
-            let fit = v.map.fit
+            let fit = v.knee
             info.supervisor = SupervisorInfo(locked: v.locked, lockReason: v.lockReason, windowMinMpa: v.settings.windowMin,
                                              windowMaxMpa: v.settings.windowMax, margin: v.settings.margin, minimumOhmCm2: v.map.minimum,
                                              limitOhmCm2: v.limit, levelResistanceOhmCm2: (bin?.count ?? 0) > 0 ? bin?.mean : nil,
@@ -80,10 +80,17 @@ enum StatusMapping {
                  jitterBucketUs: LoopStats.jitterBucketEdges.map { $0 * 1e6 }, jitterHistogram: s.jitterHistogram)
     }
 
-    static func channels(_ snap: RigSnapshot, configs: [ChannelConfig], only: Set<String>?) -> [ChannelStatus] {
+    /// - Parameter compact: for subscription events: the last sweep's points and the
+    ///   gain schedule are left out (they are in `status`), so that a stream stays small.
+    static func channels(_ snap: RigSnapshot, configs: [ChannelConfig], only: Set<String>?, compact: Bool = false) -> [ChannelStatus] {
         zip(snap.channels, configs).compactMap { s, c in
             guard only.map({ $0.contains(c.name) }) ?? true else { return nil }
-            return channel(s, config: c)
+            var st = channel(s, config: c)
+            if compact {
+                st.control?.lastSweep?.points = []
+                st.control?.adaptive?.schedule = []
+            }
+            return st
         }
     }
 }
