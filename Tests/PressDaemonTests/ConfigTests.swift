@@ -81,6 +81,37 @@ struct ConfigTests {
         expectError(t, key: "channels.A.limits.trip_action", line: line(of: "explode", in: t), contains: "hold, release")
     }
 
+    @Test("an unknown chemistry preset lists the known ones")
+    func unknownPreset() throws {
+        let t = try editedConfig("[channels.A.limits]\n", "[channels.A.limits]\npreset = \"unobtainium\"\n")
+        expectError(t, key: "channels.A.limits.preset", line: line(of: "unobtainium", in: t), contains: "polymer, sulfide, oxide")
+    }
+
+    @Test("a preset supplies the limits; an override is accepted with a warning naming file, line, key and the preset's value")
+    func presetOverride() throws {
+        let base = try editedConfig("[channels.A.limits]\n", "[channels.A.limits]\npreset = \"sulfide\"\n")
+        let t = base.replacingOccurrences(of: "min_mpa = 0.1\nmax_mpa = 12.0\ntrip_mpa = 15.0\n", with: "max_mpa = 12.0\n")
+        let c = try DaemonConfig.parse(t, file: "p.toml")
+        let l = c.channels[0].control.limits
+        #expect(l.minSetpoint == 2 && l.maxSetpoint == 12 && l.trip == 25)
+        #expect(c.channels[0].preset == "sulfide")
+        #expect(c.warnings == ["p.toml:\(line(of: "max_mpa = 12.0", in: t)!): channels.A.limits.max_mpa: overrides the 'sulfide' preset (20.0 MPa) with 12.0 MPa"])
+    }
+
+    @Test("control and supervisor keys are checked: strategy, an excursion, a window outside the limits, a misspelling")
+    func controlKeys() throws {
+        var t = try editedConfig("strategy = \"learned\"", "strategy = \"clairvoyant\"")
+        expectError(t, key: "channels.A.control.strategy", line: line(of: "clairvoyant", in: t), contains: "pid, adaptive, learned")
+        t = try editedConfig("autotune_excursion_mpa = 0.25", "autotune_excursion_mpa = -1")
+        expectError(t, key: "channels.A.control.autotune_excursion_mpa", line: line(of: "autotune_excursion_mpa = -1", in: t), contains: "must be > 0")
+        t = try editedConfig("feedforward_gain = 500", "feedforward_gain = 0")
+        expectError(t, key: "channels.A.control.strategy", line: line(of: "strategy = \"learned\"", in: t), contains: "feedforward_gain")
+        t = try editedConfig("[channels.A.sim]", "[channels.A.supervisor]\nenabled = true\nwindow_max_mpa = 30\n\n[channels.A.sim]")
+        expectError(t, key: "channels.A.supervisor.window_max_mpa", line: line(of: "window_max_mpa = 30", in: t), contains: "max_mpa 12")
+        t = try editedConfig("[channels.A.sim]", "[channels.A.supervisor]\nenabled = true\nmargn = 0.3\n\n[channels.A.sim]")
+        expectError(t, key: "channels.A.supervisor.margn", line: line(of: "margn", in: t), contains: "unknown key")
+    }
+
     @Test("a TOML syntax error gives the line")
     func syntax() throws {
         let t = try editedConfig("ki = 1500", "ki = = 1500")
