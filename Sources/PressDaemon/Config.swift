@@ -111,6 +111,9 @@ public struct ChannelConfig: Sendable {
     public var hardware = HardwareChannelConfig()
     /// The chemistry preset the limits came from, if any.
     public var preset: String?
+    /// Signals pushed in by other software (`push_signals`) older than this are not
+    /// used, s.
+    public var pushedStaleAfter: Double = 900
 }
 
 /// The run log's settings.
@@ -329,6 +332,7 @@ public struct DaemonConfig: Sendable {
         let description = try t.string("description") ?? ""
         let area = try t.positive("cell_area_cm2", default: 1)
         let band = try t.positive("band_percent", default: 5) / 100
+        let pushedStale = try t.positive("pushed_stale_after_s", default: 900)
         let rate = try t.positive("loop_rate_hz", default: loopRate)
         let ratio = loopRate / rate
         guard ratio >= 1, abs(ratio - ratio.rounded()) < 1e-9 else {
@@ -566,6 +570,7 @@ public struct DaemonConfig: Sendable {
         var channel = ChannelConfig(name: name, description: description, actuator: kind, shutdown: shutdown,
                                     divider: Int(ratio.rounded()), control: params2, sim: sim, hardware: hw)
         channel.preset = preset?.name
+        channel.pushedStaleAfter = pushedStale
         return channel
     }
 

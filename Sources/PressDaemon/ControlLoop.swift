@@ -23,6 +23,10 @@ public enum LoopCommand: Sendable {
     case reconfigure(channel: Int, ChannelParameters)
     /// Tare or span the channel's load cells from the last second of raw readings.
     case calibrate(channel: Int, CalibrationAction)
+    /// Auxiliary signals pushed in by other software (an impedance analyser's script,
+    /// the cycler's): used in place of the backend's until they are older than the
+    /// channel's `pushed_stale_after_s`.
+    case push(channel: Int, PushedSignals)
     /// Start a relay autotune (nil settings: the channel's configured ones) or cancel it.
     case autotune(channel: Int, AutotuneSettings?)
     case autotuneCancel(channel: Int)
@@ -31,6 +35,16 @@ public enum LoopCommand: Sendable {
     case sweepCancel(channel: Int)
     /// Lock or unlock the impedance-aware supervisor.
     case supervisorLock(channel: Int, locked: Bool)
+}
+
+/// Values pushed in for a channel; nil fields are left as they were.
+public struct PushedSignals: Sendable, Equatable {
+    public var interfacialResistance: Double?
+    public var temperature: Double?
+    public var current: Double?
+    public init(interfacialResistance: Double? = nil, temperature: Double? = nil, current: Double? = nil) {
+        self.interfacialResistance = interfacialResistance; self.temperature = temperature; self.current = current
+    }
 }
 
 /// The loop's answer to a command.
@@ -214,6 +228,10 @@ public struct LoopCore {
     /// Per channel: the last second or so of raw per-cell readings, for calibration.
     private var rawHistory: [[[Double]]]
     static let rawHistoryLength = 100
+    /// Per channel: the latest pushed values, stamped with the loop time they arrived.
+    private var pushed: [(resistance: Sample?, temperature: Sample?, current: Sample?)]
+    /// Loop time of the latest tick.
+    private var lastNow = 0.0
 
     public init(channels: [LoopChannel]) {
         self.channels = channels
@@ -221,6 +239,18 @@ public struct LoopCore {
         backendStates = channels.map { $0.backend.persistentState() }
         calibrations = channels.map { _ in [] }
         rawHistory = channels.map { _ in [] }
+        pushed = channels.map { _ in (nil, nil, nil) }
+    }
+
+    /// The backend's readings with fresh pushed values in place of its own.
+    func withPushed(_ r: ChannelReadings, channel i: Int, now: Double) -> ChannelReadings {
+        var out = r
+        let limit = channels[i].config.pushedStaleAfter
+        func fresh(_ s: Sample?) -> Sample? { s.flatMap { now - $0.time <= limit ? $0 : nil } }
+        if let s = fresh(pushed[i].resistance) { out.interfacialResistance = s }
+        if let s = fresh(pushed[i].temperature) { out.temperature = s }
+        if let s = fresh(pushed[i].current) { out.current = s }
+        return out
     }
 
     /// Installs stored calibrations (before the first tick).
@@ -308,6 +338,11 @@ public struct LoopCore {
             guard channels[i].controller.autotuner != nil else { return .rejected(.unsafe("no autotune is running")) }
             channels[i].controller.cancelAutotune()
             return .ok(mode: channels[i].controller.mode)
+        case .push(let i, let v):
+            if let r = v.interfacialResistance { pushed[i].resistance = Sample(value: r, time: lastNow) }
+            if let t = v.temperature { pushed[i].temperature = Sample(value: t, time: lastNow) }
+            if let c = v.current { pushed[i].current = Sample(value: c, time: lastNow) }
+            return .ok(mode: channels[i].controller.mode)
         case .calibrate(let i, let action):
             switch PressCore.calibrate(calibrations[i], history: rawHistory[i], action: action) {
             case .success(let c):
@@ -321,8 +356,9 @@ public struct LoopCore {
     /// One tick at loop time `now`: read, step, apply for every channel due.
     public mutating func tick(now: Double) {
         tickCount += 1
+        lastNow = now
         for i in channels.indices where (tickCount - 1) % UInt64(channels[i].config.divider) == 0 {
-            let readings = calibrated(channels[i].backend.read(now: now), channel: i)
+            let readings = withPushed(calibrated(channels[i].backend.read(now: now), channel: i), channel: i, now: now)
             let out = channels[i].controller.step(now: now, readings: readings)
             channels[i].backend.apply(output: out, now: now)
             for e in channels[i].controller.drainEvents() {

@@ -398,6 +398,24 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 let list = all.prefix(10_000).map { LogEventInfo(timeUnix: $0.time, channel: $0.channel, kind: $0.kind, detail: $0.detail, uid: $0.uid, pid: $0.pid) }
                 return LogEventsResult(events: Array(list), truncated: all.count > 10_000)
             }
+        case .pushSignals(let p):
+            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
+            let values = [("interfacial_resistance_ohm_cm2", p.interfacialResistanceOhmCm2), ("temperature_c", p.temperatureC), ("current_ma", p.currentMa)]
+            guard values.contains(where: { $0.1 != nil }) else {
+                return fail(id, .invalidParams, "push_signals: give at least one of interfacial_resistance_ohm_cm2, temperature_c, current_ma", context: context)
+            }
+            if let bad = values.first(where: { $0.1.map { !$0.isFinite } ?? false }) {
+                return fail(id, .invalidParams, "push_signals: \(bad.0) must be a finite number", context: context)
+            }
+            if let r = p.interfacialResistanceOhmCm2, r <= 0 {
+                return fail(id, .invalidParams, "push_signals: interfacial_resistance_ohm_cm2 must be > 0 (got \(r))", context: context)
+            }
+            let name = p.channel
+            submit(.push(channel: i, PushedSignals(interfacialResistance: p.interfacialResistanceOhmCm2, temperature: p.temperatureC, current: p.currentMa)),
+                   id: id, method: "push_signals", context: context) { r in
+                if case .ok = r { return .success(ActionResult(channel: name, state: "stored")) }
+                return nil
+            }
         case .sweeps(let p):
             if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
             guard let log = ctx.runLog else { return fail(id, .unavailable, "sweeps: the run log is disabled", context: context) }
@@ -550,7 +568,8 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Methods whose requests are written to the journal and the run log with the
     /// peer's uid and pid.
     static let stateChanging: Set<String> = ["set", "hold", "release", "ack", "program_start", "program_pause",
-                                             "program_resume", "program_stop", "run_set", "reload", "sim_inject", "calibrate"]
+                                             "program_resume", "program_stop", "run_set", "reload", "sim_inject", "calibrate",
+                                             "tune", "sweep", "supervisor"]
 
     private func audit(_ method: String, _ command: Command, _ bytes: Data, refused: Bool) {
         var request = String(decoding: bytes.prefix(2048), as: UTF8.self)
@@ -646,7 +665,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             _ = once.fire()
             return fail(id, .busy, "\(method): the control loop's inbox is full (\(loop.inbox.capacity) commands); retry", context: context)
         }
-        if method != "sim_inject" {
+        if method != "sim_inject" && method != "push_signals" {
             logger.info("command accepted", metadata: ["method": "\(method)", "id": "\(id?.description ?? "-")"])
         }
     }

@@ -12,7 +12,7 @@ public enum ControlProtocol {
     /// The methods a version-1 server answers.
     public static let methods = ["hello", "status", "set", "hold", "release", "ack", "subscribe", "unsubscribe",
                                  "program_start", "program_pause", "program_resume", "program_stop", "program_status",
-                                 "log_export", "log_events", "run_set", "run_get", "calibrate", "tune", "sweep", "supervisor", "sweeps", "reload", "sim_inject"]
+                                 "log_export", "log_events", "run_set", "run_get", "calibrate", "tune", "sweep", "supervisor", "sweeps", "push_signals", "reload", "sim_inject"]
 
     public static func encoder() -> JSONEncoder {
         let e = JSONEncoder()
@@ -756,4 +756,17 @@ public struct SweepRecordInfo: Codable, Sendable, Equatable {
 public struct SweepsResult: Codable, Sendable {
     public var sweeps: [SweepRecordInfo]
     public init(sweeps: [SweepRecordInfo]) { self.sweeps = sweeps }
+}
+
+/// `push_signals`: auxiliary measurements from other software (an impedance analyser,
+/// the cycler), used in place of the channel's own until they go stale.
+public struct PushSignalsParams: Codable, Sendable {
+    public var channel: String
+    public var interfacialResistanceOhmCm2: Double?
+    public var temperatureC: Double?
+    public var currentMa: Double?
+    public init(channel: String, interfacialResistanceOhmCm2: Double? = nil, temperatureC: Double? = nil, currentMa: Double? = nil) {
+        self.channel = channel; self.interfacialResistanceOhmCm2 = interfacialResistanceOhmCm2
+        self.temperatureC = temperatureC; self.currentMa = currentMa
+    }
 }

@@ -25,6 +25,7 @@ public enum Command: Sendable {
     case sweep(SweepParams)
     case supervisor(SupervisorParams)
     case sweeps(LogExportParams)
+    case pushSignals(PushSignalsParams)
     case simInject(SimInjectParams)
 
     /// The channel a command names, if any (for the audit trail).
@@ -42,6 +43,7 @@ public enum Command: Sendable {
         case .sweep(let p): return p.channel
         case .supervisor(let p): return p.channel
         case .sweeps(let p): return p.channel
+        case .pushSignals(let p): return p.channel
         case .hello, .subscribe, .unsubscribe, .reload: return nil
         }
     }
@@ -83,6 +85,7 @@ public struct RequestDecoder: Sendable {
         "sweep": ["channel", "action", "from_mpa", "to_mpa", "steps", "dwell_s", "return_mpa"],
         "supervisor": ["channel", "action"],
         "sweeps": ["since", "until", "channel"],
+        "push_signals": ["channel", "interfacial_resistance_ohm_cm2", "temperature_c", "current_ma"],
         "sim_inject": ["channel", "force_bias_n", "force_gain", "sensor_disconnected", "ambient_c", "supply_mpa", "current_ma",
                        "cycle_period_s", "thickness_step_um", "stall_s", "emergency_stop", "charging"],
     ]
@@ -172,6 +175,7 @@ public struct RequestDecoder: Sendable {
         case "sweep": return .sweep(try p(SweepParams.self))
         case "supervisor": return .supervisor(try p(SupervisorParams.self))
         case "sweeps": return .sweeps(try p(LogExportParams.self))
+        case "push_signals": return .pushSignals(try p(PushSignalsParams.self))
         default: throw ErrorBody(.unknownMethod, method)
         }
     }

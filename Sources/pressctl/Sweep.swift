@@ -80,3 +80,25 @@ struct Supervisor: ParsableCommand {
         conn.json ? printJSON(r) : print("\(r.channel): supervisor \(r.state)")
     }
 }
+
+/// `pressctl push`: auxiliary measurements from other software.
+struct Push: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Push a channel's interfacial resistance, temperature or current from other software (operator).",
+        discussion: """
+        For instruments pressd does not read itself (an impedance analyser driven by its own software, a cycler's \
+        export): the values are used in place of the channel's own until they are older than the channel's \
+        pushed_stale_after_s (default 900 s). Example, after each EIS fit: pressctl push -c A --resistance 23.4
+        """)
+    @Option(help: "Interfacial resistance, Ω·cm².") var resistance: Double?
+    @Option(help: "Cell temperature, °C.") var temperature: Double?
+    @Option(help: "Cell current, mA (charging positive).") var current: Double?
+    @OptionGroup var conn: Connection
+    func run() throws {
+        guard resistance != nil || temperature != nil || current != nil else { throw ValidationError("give --resistance, --temperature or --current") }
+        let c = try conn.connect()
+        let p = PushSignalsParams(channel: try conn.requireChannel(c), interfacialResistanceOhmCm2: resistance, temperatureC: temperature, currentMa: current)
+        let r = call(c, "push_signals", p, as: ActionResult.self)
+        conn.json ? printJSON(r) : print("\(r.channel): \(r.state)")
+    }
+}

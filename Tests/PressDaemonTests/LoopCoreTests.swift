@@ -37,6 +37,23 @@ struct LoopCoreTests {
         #expect(abs(c.states[1].time - 0.08) < 1e-12)
     }
 
+    @Test("pushed signals replace the backend's until they go stale")
+    func pushedSignals() throws {
+        var c = try core(("band_percent = 5", "band_percent = 5\npushed_stale_after_s = 60"))
+        var t = 0.0
+        for _ in 0..<10 { t += 0.01; c.tick(now: t) }
+        let own = try #require(c.states[0].readings.interfacialResistance?.value)
+        _ = c.apply(.push(channel: 0, PushedSignals(interfacialResistance: 999, temperature: 31.5)))
+        for _ in 0..<100 { t += 0.01; c.tick(now: t) }
+        #expect(c.states[0].readings.interfacialResistance?.value == 999)
+        #expect(c.states[0].readings.temperature?.value == 31.5)
+        #expect(c.states[0].readings.current?.value != nil)       // not pushed: the backend's
+        #expect(c.states[1].readings.interfacialResistance?.value != 999) // the other channel untouched
+        for _ in 0..<6000 { t += 0.01; c.tick(now: t) }          // 60 s later: stale, the backend's again
+        let after = try #require(c.states[0].readings.interfacialResistance?.value)
+        #expect(after != 999 && abs(after / own - 1) < 0.5)
+    }
+
     @Test("the command inbox is bounded and refuses when full")
     func inbox() {
         let inbox = CommandInbox(capacity: 3)

@@ -41,7 +41,7 @@ struct StandardReportTests {
         #expect(md.contains("| stack pressure, MPa | interfacial resistance, Ω·cm² |"))
         #expect(md.contains("## Faults (0)"))
         #expect(md.contains("overrides the 'sulfide' preset (2.0 MPa) with 0.1 MPa"), "the override warning is in the interventions")
-        #expect(md.contains("sweep") && md.contains("uid"))
+        #expect(md.contains("request (uid \(getuid())): {\"id\"") && md.contains("\"method\":\"sweep\""), "the sweep request is audited with its uid")
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stem + ".json"))) as! [String: Any]
         let pressures = json["pressures"] as! [String: Any]
         #expect(pressures["preparation_pressure_mpa"] as? Double == 375)
@@ -53,6 +53,21 @@ struct StandardReportTests {
         let plot = try String(contentsOfFile: d.dir + "/std-csp-1.svg", encoding: .utf8)
         #expect(plot.contains("CSP ") && plot.contains("<circle"))
         #expect(FileManager.default.fileExists(atPath: stem + ".svg"))
+    }
+
+    @Test("push_signals over the socket: the value is used, bad values are refused with the parameter named")
+    func push() throws {
+        let d = try DaemonProcess(timeScale: 1)
+        defer { d.cleanup() }
+        let c = try d.client()
+        let ok = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--resistance", "77.5", "--socket", d.socket])
+        #expect(ok.status == 0 && ok.stdout.contains("B: stored"), "\(ok.stderr)")
+        usleep(100_000)
+        #expect(try c.status().channels.first { $0.name == "B" }?.interfacialResistanceOhmCm2 == 77.5)
+        let bad = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--resistance=-3", "--socket", d.socket])
+        #expect(bad.status == 1 && bad.stderr.contains("invalid_params") && bad.stderr.contains("interfacial_resistance_ohm_cm2"), "\(bad.stderr)")
+        let none = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--socket", d.socket])
+        #expect(none.status != 0)
     }
 
     @Test("the supervisor over the socket: enabled by configuration, locked by an operator setpoint, unlocked by pressctl, moving the setpoint with reasons")
