@@ -159,6 +159,7 @@ public struct RelayAutotuner: Sendable, Equatable, Codable {
     private var rampStopped: Double?
     private var firstPoint: Point?
     private var lastSwitch: Double?
+    private var initialAmplitude = 0.0
     private struct Point: Sendable, Equatable, Codable { var u: Double; var p: Double }
     /// Time of the latest step.
     public private(set) var lastTime = 0.0
@@ -275,6 +276,7 @@ public struct RelayAutotuner: Sendable, Equatable, Codable {
                     amplitude = 0.5 * settings.maxExcursion / (secant > 0 && secant.isFinite ? min(secant, gain) : gain)
                     amplitude = min(amplitude, bias - outputMin, outputMax - bias)
                     guard amplitude > 0 else { return fail("no room for a relay around output \(fmt(bias))") }
+                    initialAmplitude = amplitude
                     relayHigh = pressure < setpoint
                     switches.removeAll(); peaks.removeAll()
                     peakHigh = -.infinity; peakLow = .infinity
@@ -292,8 +294,12 @@ public struct RelayAutotuner: Sendable, Equatable, Codable {
             // pressure has not crossed the band for 5 s, enlarge the relay by half and
             // start counting periods again.
             if !switched && now - (lastSwitch ?? now) > 5 {
-                let larger = min(amplitude * 1.5, bias - outputMin, outputMax - bias)
-                guard larger > amplitude * 1.01 else { return fail("the relay at full amplitude does not move the pressure across the band; gains unchanged") }
+                // Never more than 8× the amplitude the measured gain asked for: a relay
+                // that needs more is fighting something (a jam, an end stop), not friction.
+                let larger = min(amplitude * 1.5, bias - outputMin, outputMax - bias, 8 * initialAmplitude)
+                guard larger > amplitude * 1.01 else {
+                    return fail("the relay at \(fmt(amplitude / initialAmplitude))× its planned amplitude does not move the pressure across the band; gains unchanged")
+                }
                 amplitude = larger
                 switches.removeAll(); peaks.removeAll()
                 peakHigh = -.infinity; peakLow = .infinity
