@@ -70,6 +70,11 @@ struct RequestDecoderFuzzTests {
         #"{"id":5,"method":"log_export","params":{"since":0,"until":1e12}}"#,
         #"{"id":6,"method":"sim_inject","params":{"channel":"B","supply_mpa":0.2,"emergency_stop":true}}"#,
         #"{"method":"ack"}"#,
+        #"{"id":7,"method":"tune","params":{"channel":"A","action":"start","rule":"amigo","excursion_mpa":0.25,"cycles":8}}"#,
+        #"{"id":8,"method":"sweep","params":{"channel":"A","action":"start","from_mpa":8,"to_mpa":1,"steps":12,"dwell_s":60}}"#,
+        #"{"id":9,"method":"supervisor","params":{"channel":"A","action":"lock"}}"#,
+        #"{"id":10,"method":"push_signals","params":{"channel":"B","interfacial_resistance_ohm_cm2":23.4,"temperature_c":25}}"#,
+        #"{"id":11,"method":"sweeps","params":{"since":0,"until":1e12,"channel":"A"}}"#,
     ]
 
     func check(_ bytes: [UInt8], _ d: RequestDecoder, _ stats: inout (ok: Int, err: Int)) {
@@ -79,6 +84,14 @@ struct RequestDecoderFuzzTests {
         case .failure(let e):
             stats.err += 1
             #expect(!e.message.isEmpty)
+        }
+    }
+
+    @Test("every seed is a valid request (so the mutations start from the real protocol)")
+    func seedsDecode() {
+        let d = RequestDecoder()
+        for seed in Self.seeds {
+            if case .failure(let e) = d.decode(Data(seed.utf8)).result { Issue.record("\(seed): \(e.message)") }
         }
     }
 
