@@ -120,6 +120,11 @@ public struct ControllerMemory: Sendable, Equatable, Codable {
     public var errorLong: Double = 0
     public var errorShort: Double = 0
     public var baselineErrorLong: Double = 0
+    /// Pressure error per window against the disturbance changes (θ = [ΔQ, ΔT, 1]) and
+    /// the mean squares of the error and of what the regression leaves.
+    public var pressureError: RecursiveLeastSquares
+    public var pressureErrorTotal: Double = 0
+    public var pressureErrorResidual: Double = 0
     /// Ranges the current and the temperature have covered recently (they decay over
     /// about 15 min): a coefficient is only learned when its signal has varied.
     public var currentRange: ClosedRange<Double>?
@@ -145,6 +150,8 @@ public struct ControllerMemory: Sendable, Equatable, Codable {
                                             initialVariances: [1e3, 1e2, 1e2, 1], maxCovarianceTrace: 1e4)
         disturbanceBaseline = RecursiveLeastSquares(count: 2, initial: [0, 1], forgetting: forgetting,
                                                     initialVariances: [1e3, 1], maxCovarianceTrace: 1e4)
+        pressureError = RecursiveLeastSquares(count: 3, initial: nil, forgetting: forgetting,
+                                              initialVariances: [1e4, 1e2, 1], maxCovarianceTrace: 1e5)
         schedule = Array(repeating: nil, count: bins)
         lastGoodPlant = prior
     }
@@ -156,6 +163,13 @@ public struct ControllerMemory: Sendable, Equatable, Codable {
         let g = plant.theta[0]
         guard plant.updates >= 30, g > 1.0 / 16, g < 16, plant.standardError(0) < 0.3 * g else { return nil }
         return baseGain * g
+    }
+
+    /// Share of the pressure error's variance the measured disturbances explain, 0…1
+    /// (how much a perfect feedforward could remove).
+    public var disturbanceVisible: Double {
+        guard pressureErrorTotal > 0 else { return 0 }
+        return max(0, 1 - pressureErrorResidual / pressureErrorTotal)
     }
 
     /// Share of the baseline's error the disturbance terms explain, 0…1.
@@ -317,6 +331,19 @@ public struct PlantAdapter: Sendable {
                 let k = memory.disturbanceBaseline.updates < 20 ? 1 / Double(memory.disturbanceBaseline.updates) : 0.05
                 memory.baselineErrorLong += k * (e * e - memory.baselineErrorLong)
             }
+            // Does the disturbance show in the pressure error? Only then can feedforward
+            // help: a fast loop that already cancels it leaves an error of noise and
+            // quantisation that no prediction removes. Measured while the feedforward
+            // is off (on, it removes the very correlation it feeds on).
+            if !memory.learnedActive, learnCharge || learnTemperature {
+                let phi = [learnCharge ? w.q - prev.q : 0, learnTemperature ? w.t - prev.t : 0, 1]
+                let y = w.p - w.target
+                if let e = memory.pressureError.update(y: y, phi: phi) {
+                    let k = memory.pressureError.updates < 20 ? 1 / Double(memory.pressureError.updates) : 0.02
+                    memory.pressureErrorTotal += k * (y * y - memory.pressureErrorTotal)
+                    memory.pressureErrorResidual += k * (e * e - memory.pressureErrorResidual)
+                }
+            }
         }
 
         // Confidence: warmed up, something significant to feed forward, markedly better
@@ -325,7 +352,7 @@ public struct PlantAdapter: Sendable {
         let warm = min(1, Double(memory.disturbance.updates) / 30)
         let significant = (learnCharge && abs(th[1]) > 4 * memory.disturbance.standardError(1))
             || (learnTemperature && abs(th[2]) > 4 * memory.disturbance.standardError(2))
-        let benefit = min(1, max(0, (memory.disturbanceBenefit - 0.2) / 0.2))
+        let benefit = min(1, max(0, (memory.disturbanceBenefit - 0.2) / 0.2)) * min(1, memory.disturbanceVisible / 0.3)
         let ratio = memory.errorShort / max(memory.errorLong, 1e-18)
         memory.confidence = significant ? warm * benefit * min(1, max(0, (4 - ratio) / 3)) : 0
 
