@@ -136,6 +136,12 @@ public struct ImpedanceSupervisor: Sendable, Equatable, Codable {
             return decide(to, "setpoint \(fmt(setpoint)) MPa is outside the supervisor's window \(fmt(s.windowMin))…\(fmt(s.windowMax)) MPa")
         }
         let k = s.level(setpoint)
+        // Between two levels (an operator's setpoint): onto the nearest one, or it could
+        // never measure where it is.
+        if !locked && abs(setpoint - s.pressure(k)) > 1e-6 {
+            levelSince = now
+            return decide(s.pressure(k), "setpoint \(fmt(setpoint)) MPa is between the supervisor's levels: moving to the nearest, \(fmt(s.pressure(k))) MPa")
+        }
         if levelSince == nil { levelSince = now }
         let t = now - levelSince!
         if let r = resistance, r.isFinite, inBand, t >= s.settle, abs(setpoint - s.pressure(k)) < 1e-6 {

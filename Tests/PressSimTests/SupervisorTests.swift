@@ -99,6 +99,18 @@ struct SupervisorTests {
         #expect(l.controller.target == 8)
     }
 
+    @Test("a setpoint between its levels is moved onto the nearest level once unlocked")
+    func betweenLevels() throws {
+        var (l, _) = loop()
+        try l.controller.setTarget(5.1)
+        l.run(for: 30)
+        #expect(l.controller.target == 5.1, "locked by the operator's setpoint")
+        try l.controller.unlockSupervisor()
+        l.run(for: 1)
+        #expect(l.controller.target == 5.0)
+        #expect(l.controller.drainEvents().contains { if case .supervisor(let s) = $0 { return s.contains("between the supervisor's levels") }; return false })
+    }
+
     @Test("refused where it is not enabled")
     func notEnabled() throws {
         var (l, _) = loop(supervisor: nil)
