@@ -403,11 +403,16 @@ public struct ChannelController: Sendable {
 
     /// Stops a running experiment; the output returns to where it started and the old
     /// gains stay.
+    /// When the channel has left regulation (a fault's safe action, hold, release) the
+    /// output is left where that put it: the experiment's bias is restored only while
+    /// regulating.
     public mutating func cancelAutotune(reason: String = "operator cancelled") {
         guard let t = autotuner else { return }
         autotuner = nil
-        pid.setManual(output: t.bias)
-        if mode == .regulating { pid.setAutomatic(measurement: lastPressure ?? t.setpoint, feedforward: staticFeedforward(t.setpoint)) }
+        if mode == .regulating {
+            pid.setManual(output: t.bias)
+            pid.setAutomatic(measurement: lastPressure ?? t.setpoint, feedforward: staticFeedforward(t.setpoint))
+        }
         events.append(.autotune(state: "cancelled", detail: reason))
     }
 

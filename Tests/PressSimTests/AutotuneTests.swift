@@ -98,6 +98,28 @@ struct AutotuneTests {
         #expect(throws: CommandRejection.unsafe("a program is loaded; stop it first")) { try loop.controller.startAutotune() }
     }
 
+    @Test("an over-pressure trip during the relay: the safe action wins, the experiment is cancelled, the bias is not restored")
+    func tripDuringRelay() throws {
+        var loop = springLoop(rate: 0.2)
+        try loop.controller.setTarget(5)
+        loop.run(for: 20)
+        try loop.controller.startAutotune()
+        while loop.now < 200 {
+            loop.tick()
+            if case .relay = loop.controller.autotuner?.phase { break }
+        }
+        #expect(loop.controller.autotuner != nil)
+        (loop.backend as! SimChannel).inject(SimInjection(forceBias: 1500)) // the load cell reads 20 MPa > trip 15
+        var out = loop.tick().output
+        for _ in 0..<5 where loop.controller.mode != .tripped { out = loop.tick().output } // the next conversion
+        #expect(loop.controller.mode == .tripped)
+        #expect(out == loop.controller.parameters.safeOutput, "released, not back to the experiment's bias")
+        loop.run(for: 1)
+        #expect(loop.controller.autotuner == nil)
+        #expect(loop.controller.pid.output == loop.controller.parameters.safeOutput)
+        #expect(loop.controller.lastTune == nil)
+    }
+
     @Test("a jammed actuator: the experiment fails, says why, and keeps the old gains and output")
     func jammed() throws {
         var p = ControlBenchmark.channel(.spring, area: 1, capacity: 2000)
