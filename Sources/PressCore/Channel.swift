@@ -302,6 +302,13 @@ public struct ChannelController: Sendable {
         parameters.feedforward.gain * gainScale * target + parameters.feedforward.offset
     }
 
+    /// Everything added to the PID's output at `target`: the static inverse, the learned
+    /// disturbance feedforward and the external one. Entering regulation accounts for
+    /// all of it, so that the first regulated output equals the present one.
+    private func totalFeedforward(_ target: Double) -> Double {
+        staticFeedforward(target) + (adapter?.memory.disturbanceOutput ?? 0) + externalFeedforward
+    }
+
     /// Restores an autotune result and learned memory persisted before a restart.
     public mutating func restoreLearning(tune: AutotuneResult?, memory: ControllerMemory?) {
         if let tune { adoptTune(tune) }
@@ -411,7 +418,7 @@ public struct ChannelController: Sendable {
         autotuner = nil
         if mode == .regulating {
             pid.setManual(output: t.bias)
-            pid.setAutomatic(measurement: lastPressure ?? t.setpoint, feedforward: staticFeedforward(t.setpoint))
+            pid.setAutomatic(measurement: lastPressure ?? t.setpoint, feedforward: totalFeedforward(t.setpoint))
         }
         events.append(.autotune(state: "cancelled", detail: reason))
     }
@@ -429,13 +436,13 @@ public struct ChannelController: Sendable {
             makeAdapter(memory: nil)
             pid.setManual(output: r.bias)
             pid.setParameters(effectivePID(ramp: ramp))
-            pid.setAutomatic(measurement: pressure, feedforward: staticFeedforward(target ?? r.setpoint))
+            pid.setAutomatic(measurement: pressure, feedforward: totalFeedforward(target ?? r.setpoint))
             events.append(.autotune(state: "done", detail: "rule \(r.rule.rawValue): kp \(fmt(r.kp)) ki \(fmt(r.ki)); Ku \(fmt(r.ultimateGain)) Pu \(fmt(r.ultimatePeriod)) s; K \(r.processGain) MPa/unit, τ \(fmt(r.timeConstant)) s, θ \(fmt(r.deadTime)) s"))
             return pid.output
         case .failed(let why):
             autotuner = nil
             pid.setManual(output: tuner.bias)
-            pid.setAutomatic(measurement: pressure, feedforward: staticFeedforward(tuner.setpoint))
+            pid.setAutomatic(measurement: pressure, feedforward: totalFeedforward(tuner.setpoint))
             events.append(.autotune(state: "failed", detail: why))
             return pid.output
         default:
@@ -447,7 +454,7 @@ public struct ChannelController: Sendable {
     /// Regulation with the strategy in force.
     private mutating func regulate(now: Double, target: Double, pressure: Double, dt: Double, readings: ChannelReadings) -> Double {
         let staticFF = staticFeedforward(target)
-        let ff = staticFF + (adapter?.memory.disturbanceOutput ?? 0) + externalFeedforward
+        let ff = totalFeedforward(target)
         let u = pid.update(setpoint: target, measurement: pressure, feedforward: ff, dt: dt)
         guard var a = adapter else { return u }
         let update = a.observe(now: now, dt: dt, pressure: pressure, output: u, target: target, readings: readings,
@@ -529,7 +536,7 @@ public struct ChannelController: Sendable {
         if p != pid.parameters { pid.setParameters(p) }
         target = mpa
         if mode != .regulating {
-            pid.setAutomatic(measurement: lastPressure ?? 0, feedforward: staticFeedforward(mpa))
+            pid.setAutomatic(measurement: lastPressure ?? 0, feedforward: totalFeedforward(mpa))
             changeMode(.regulating, reason: "setpoint \(mpa) MPa")
         }
     }

@@ -115,6 +115,22 @@ struct ChannelLearningTests {
         #expect(c.drainEvents().contains { if case .adaptation(let s) = $0 { return s.contains("handed over") }; return false })
     }
 
+    @Test("re-entering regulation with a disturbance feedforward in force (after a hold) does not bump the output")
+    func reentryIsBumpless() throws {
+        // The external feedforward goes through the same sum as the learned one.
+        var c = ChannelController(parameters: Self.params(.pid))
+        c.externalFeedforward = -80   // µm fed forward on top of the PID
+        var plant = Plant(gain: 0.002)
+        _ = c.step(now: 0, readings: ChannelReadings(force: Sample(value: 0, time: 0)))
+        try c.setTarget(5)
+        Self.run(&c, &plant, from: 0, seconds: 20)
+        try c.hold()
+        let held = Self.run(&c, &plant, from: 20, seconds: 1).last!
+        try c.setTarget(5)
+        let first = Self.run(&c, &plant, from: 21, seconds: 0.01).first!
+        #expect(abs(first - held) < 2, "output jumped from \(held) to \(first) on re-entry")
+    }
+
     @Test("restoring a saved autotune and memory brings back the gains and what was learned")
     func restore() throws {
         let tune = AutotuneResult(rule: .amigo, ultimateGain: 700, ultimatePeriod: 0.1, processGain: 0.004, timeConstant: 0.02,
