@@ -623,12 +623,16 @@ public struct ChannelController: Sendable {
     public mutating func reconfigure(_ p: ChannelParameters) {
         let ramp = pid.parameters.setpointRampRate
         let memory = adapter?.memory
+        // Everything fed forward before the change, to keep the output continuous: a
+        // new feedforward gain, strategy or adaptive scale is absorbed by the integrator.
+        let before = target.map(totalFeedforward)
         parameters = p
         if let t = lastTune { adoptTune(t) }
         makeAdapter(memory: p.strategy == .pid ? nil : memory)
         if p.supervisor != supervisor?.settings { supervisor = p.supervisor.map { ImpedanceSupervisor(settings: $0) } }
         pid.setParameters(effectivePID(ramp: target != nil ? (ramp ?? p.pid.setpointRampRate) : p.pid.setpointRampRate))
         if let t = target { target = min(max(t, p.limits.minSetpoint), p.limits.maxSetpoint) }
+        if let b = before, let t = target, pid.mode == .automatic { pid.shiftIntegral(by: b - totalFeedforward(t)) }
     }
 
     // MARK: Tick

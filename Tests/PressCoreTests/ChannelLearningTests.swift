@@ -131,6 +131,20 @@ struct ChannelLearningTests {
         #expect(abs(first - held) < 2, "output jumped from \(held) to \(first) on re-entry")
     }
 
+    @Test("a reload that changes the feedforward gain or the strategy does not bump the output")
+    func reloadIsBumpless() throws {
+        var c = ChannelController(parameters: Self.params(.learned))
+        var plant = Plant(gain: 0.002)
+        _ = c.step(now: 0, readings: ChannelReadings(force: Sample(value: 0, time: 0)))
+        try c.setTarget(5)
+        let before = Self.run(&c, &plant, from: 0, seconds: 20).last!
+        var p = Self.params(.pid)
+        p.feedforward.gain = 400           // a different static inverse
+        c.reconfigure(p)
+        let after = Self.run(&c, &plant, from: 20, seconds: 0.01).first!
+        #expect(abs(after - before) < 2, "output jumped from \(before) to \(after) on reload")
+    }
+
     @Test("restoring a saved autotune and memory brings back the gains and what was learned")
     func restore() throws {
         let tune = AutotuneResult(rule: .amigo, ultimateGain: 700, ultimatePeriod: 0.1, processGain: 0.004, timeConstant: 0.02,
