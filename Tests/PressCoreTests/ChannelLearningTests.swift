@@ -76,15 +76,17 @@ struct ChannelLearningTests {
         _ = c.step(now: 0, readings: ChannelReadings(force: Sample(value: 0, time: 0)))
         try c.setTarget(5)
         var t = 0.0
-        var outputs: [Double] = []
-        for _ in 0..<60_000 {
+        /// One tick: the cycler moves charge, the plant answers, the channel steps.
+        func tick() -> Double {
             t += 0.01
             charge += current(t) * 0.01 / 3600
             var r = ChannelReadings(force: Sample(value: plant.force(u: c.pid.output, t: t), time: t))
             r.current = Sample(value: current(t), time: t)
             r.temperature = Sample(value: 25, time: t)
-            outputs.append(c.step(now: t, readings: r))
+            return c.step(now: t, readings: r)
         }
+        var outputs: [Double] = []
+        for _ in 0..<60_000 { outputs.append(tick()) }
         let m = try #require(c.adapter?.memory)
         #expect(m.learnedActive)
         #expect(c.state.control.active == "learned")
@@ -99,13 +101,8 @@ struct ChannelLearningTests {
         var handoverTick: Int?
         var after: [Double] = []
         for i in 0..<30_000 {
-            t += 0.01
-            charge += current(t) * 0.01 / 3600
-            var r = ChannelReadings(force: Sample(value: plant.force(u: c.pid.output, t: t), time: t))
-            r.current = Sample(value: current(t), time: t)
-            r.temperature = Sample(value: 25, time: t)
             let before = c.adapter!.memory.learnedActive
-            after.append(c.step(now: t, readings: r))
+            after.append(tick())
             if before && !c.adapter!.memory.learnedActive && handoverTick == nil { handoverTick = i }
         }
         let k = try #require(handoverTick)
