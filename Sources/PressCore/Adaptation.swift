@@ -180,9 +180,8 @@ public struct ControllerMemory: Sendable, Equatable, Codable {
 }
 
 /// What one identification window changed.
+/// The new gain scale is in ``ControllerMemory/scale``.
 public struct AdaptationUpdate: Sendable, Equatable {
-    /// New gain scale (apply bumplessly).
-    public var scale: Double
     /// The learned model's feedforward was switched off; fold this (its last output) into
     /// the PID integrator so the output does not move.
     public var handedOver: Double?
@@ -316,7 +315,7 @@ public struct PlantAdapter: Sendable {
         // Disturbance model: learned from windows where the pressure was held at a steady
         // setpoint (the output then is what the plant and the disturbances required).
         var handed: Double?
-        guard strategy == .learned else { return AdaptationUpdate(scale: memory.scale, handedOver: nil, events: events) }
+        guard strategy == .learned else { return AdaptationUpdate(handedOver: nil, events: events) }
         let held = w.target == prev.target && w.target.isFinite && abs(w.p - w.target) <= 0.02 * w.target
         if held && !saturated {
             // The total output: with the feedforward on, it is still what holding the
@@ -398,6 +397,6 @@ public struct PlantAdapter: Sendable {
                 events.append("learned model confidence \(fmt(memory.confidence)); disturbance feedforward on")
             }
         } else if memory.confidence < settings.confidenceHigh { confidentSince = nil }
-        return AdaptationUpdate(scale: memory.scale, handedOver: handed, events: events)
+        return AdaptationUpdate(handedOver: handed, events: events)
     }
 }

@@ -115,9 +115,10 @@ public enum ChannelEvent: Sendable, Equatable {
     case autotune(state: String, detail: String)
     /// The adaptive or learned controller changed something worth recording.
     case adaptation(String)
-    /// Critical-stack-pressure sweep progress: started, level (a point measured), done
-    /// (with the CSP), aborted (with the reason).
+    /// Critical-stack-pressure sweep progress: started, or level (a point measured).
     case sweep(state: String, detail: String)
+    /// A sweep ended (done or aborted), with its result: the run log keeps it.
+    case sweepFinished(SweepResult)
     /// The impedance-aware supervisor moved the setpoint, locked, unlocked or converged.
     case supervisor(String)
 }
@@ -383,11 +384,7 @@ public struct ChannelController: Sendable {
         lastSweep = r
         let back = s.settings.returnTo ?? s.settings.from
         if mode == .regulating { applyTarget(min(max(back, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: nil) }
-        if let f = r.fit {
-            events.append(.sweep(state: r.status, detail: "critical stack pressure \(fmt(f.csp)) MPa (95 % \(fmt(f.cspLow))–\(fmt(f.cspHigh))), 90 % recovery at \(fmt(f.p90)) MPa, plateau \(fmt(f.plateau)) Ω·cm²; \(r.points.count) levels" + (r.note.map { "; " + $0 } ?? "")))
-        } else {
-            events.append(.sweep(state: r.status, detail: (r.note ?? "no fit") + "; \(r.points.count) levels"))
-        }
+        events.append(.sweepFinished(r))
     }
 
     /// Restores the last sweep result persisted before a restart.

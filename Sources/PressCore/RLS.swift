@@ -2,7 +2,7 @@
 /// a linear-in-parameters model y = φᵀθ + e.
 ///
 /// The properties that make it safe to leave running for weeks:
-/// - **Regularisation**: the covariance starts at `initialCovariance`·I, so the first
+/// - **Regularisation**: the covariance starts at the prior variances on its diagonal, so the first
 ///   updates are well posed.
 /// - **Excitation monitoring**: an update is only made when the regressor carries
 ///   information (‖φ‖² above `excitationThreshold`). Without excitation nothing
@@ -23,7 +23,6 @@ public struct RecursiveLeastSquares: Sendable, Equatable, Codable {
     public private(set) var covariance: [Double]
     /// Forgetting factor λ in (0, 1]; memory ≈ 1/(1−λ) updates.
     public var forgetting: Double
-    public var initialCovariance: Double
     /// Prior variance of each parameter.
     public var initialVariances: [Double]
     public var maxCovarianceTrace: Double
@@ -51,7 +50,6 @@ public struct RecursiveLeastSquares: Sendable, Equatable, Codable {
         self.covariance = Array(repeating: 0, count: count * count)
         self.forgetting = forgetting
         self.initialVariances = initialVariances
-        self.initialCovariance = initialVariances.max() ?? 0
         self.maxCovarianceTrace = maxCovarianceTrace
         self.excitationThreshold = excitationThreshold
         for i in 0..<count { covariance[i * count + i] = initialVariances[i] }

@@ -214,6 +214,15 @@ public struct SweepResult: Sendable, Equatable, Codable {
     }
 }
 
+extension SweepResult {
+    /// One line for the journal and the run log.
+    public var summary: String {
+        guard let f = fit else { return (note ?? "no fit") + "; \(points.count) levels" }
+        return "critical stack pressure \(fmt(f.csp)) MPa (95 % \(fmt(f.cspLow))–\(fmt(f.cspHigh))), 90 % recovery at \(fmt(f.p90)) MPa, "
+            + "plateau \(fmt(f.plateau)) Ω·cm²; \(points.count) levels" + (note.map { "; " + $0 } ?? "")
+    }
+}
+
 /// The sweep as a pure state machine: fed each tick, it says which setpoint it wants.
 public struct CSPSweep: Sendable, Equatable, Codable {
     public let settings: SweepSettings

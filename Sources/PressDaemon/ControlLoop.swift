@@ -275,26 +275,27 @@ public struct LoopCore {
 
     /// Applies one command and returns the answer.
     public mutating func apply(_ command: LoopCommand) -> LoopReply {
-        func attempt(_ i: Int, _ body: (inout ChannelController) throws(CommandRejection) -> Void) -> LoopReply {
+        /// Runs `body` on channel `i`: a rejection is the reply, else `answer` of the result.
+        func attempt(_ i: Int, _ body: (inout ChannelController) throws(CommandRejection) -> Void,
+                     answer: (ChannelController) -> LoopReply) -> LoopReply {
             do throws(CommandRejection) {
                 try body(&channels[i].controller)
-                return .program(channels[i].controller.program)
+                return answer(channels[i].controller)
             } catch { return .rejected(error) }
+        }
+        func program(_ i: Int, _ body: (inout ChannelController) throws(CommandRejection) -> Void) -> LoopReply {
+            attempt(i, body) { .program($0.program) }
+        }
+        func mode(_ i: Int, _ body: (inout ChannelController) throws(CommandRejection) -> Void) -> LoopReply {
+            attempt(i, body) { .ok(mode: $0.mode) }
         }
         switch command {
         case .set(let i, let mpa, let ramp):
-            do throws(CommandRejection) {
-                try channels[i].controller.setTarget(mpa, ramp: ramp)
-                return .setpoint(mpa: mpa, ramp: channels[i].controller.pid.parameters.setpointRampRate)
-            } catch { return .rejected(error) }
-        case .hold(let i):
-            do throws(CommandRejection) {
-                try channels[i].controller.hold()
-                return .ok(mode: channels[i].controller.mode)
-            } catch { return .rejected(error) }
-        case .release(let i):
-            channels[i].controller.release()
-            return .ok(mode: channels[i].controller.mode)
+            return attempt(i, { c throws(CommandRejection) in try c.setTarget(mpa, ramp: ramp) }) {
+                .setpoint(mpa: mpa, ramp: $0.pid.parameters.setpointRampRate)
+            }
+        case .hold(let i): return mode(i) { c throws(CommandRejection) in try c.hold() }
+        case .release(let i): return mode(i) { c in c.release() }
         case .acknowledge(let which):
             let indices = which.map { [$0] } ?? Array(channels.indices)
             var out: [(Int, [FaultCode], [FaultCode], ChannelMode)] = []
@@ -308,36 +309,25 @@ public struct LoopCore {
             guard let sim = channels[i].backend as? SimChannel else { return .unavailable("channel is not simulated") }
             sim.inject(j)
             return .ok(mode: channels[i].controller.mode)
-        case .programStart(let i, let p): return attempt(i) { c throws(CommandRejection) in try c.startProgram(p) }
-        case .programPause(let i): return attempt(i) { c throws(CommandRejection) in try c.pauseProgram() }
-        case .programResume(let i): return attempt(i) { c throws(CommandRejection) in try c.resumeProgram() }
-        case .programStop(let i): return attempt(i) { c throws(CommandRejection) in try c.stopProgram() }
-        case .reconfigure(let i, let p):
-            channels[i].controller.reconfigure(p)
-            return .ok(mode: channels[i].controller.mode)
-        case .autotune(let i, let settings):
-            do throws(CommandRejection) {
-                try channels[i].controller.startAutotune(settings)
-                return .ok(mode: channels[i].controller.mode)
-            } catch { return .rejected(error) }
-        case .sweep(let i, let s):
-            do throws(CommandRejection) {
-                try channels[i].controller.startSweep(s)
-                return .ok(mode: channels[i].controller.mode)
-            } catch { return .rejected(error) }
-        case .sweepCancel(let i):
-            guard channels[i].controller.sweep != nil else { return .rejected(.unsafe("no sweep is running")) }
-            channels[i].controller.cancelSweep()
-            return .ok(mode: channels[i].controller.mode)
-        case .supervisorLock(let i, let locked):
-            do throws(CommandRejection) {
-                if locked { try channels[i].controller.lockSupervisor() } else { try channels[i].controller.unlockSupervisor() }
-                return .ok(mode: channels[i].controller.mode)
-            } catch { return .rejected(error) }
+        case .programStart(let i, let p): return program(i) { c throws(CommandRejection) in try c.startProgram(p) }
+        case .programPause(let i): return program(i) { c throws(CommandRejection) in try c.pauseProgram() }
+        case .programResume(let i): return program(i) { c throws(CommandRejection) in try c.resumeProgram() }
+        case .programStop(let i): return program(i) { c throws(CommandRejection) in try c.stopProgram() }
+        case .reconfigure(let i, let p): return mode(i) { c in c.reconfigure(p) }
+        case .autotune(let i, let settings): return mode(i) { c throws(CommandRejection) in try c.startAutotune(settings) }
         case .autotuneCancel(let i):
-            guard channels[i].controller.autotuner != nil else { return .rejected(.unsafe("no autotune is running")) }
-            channels[i].controller.cancelAutotune()
-            return .ok(mode: channels[i].controller.mode)
+            return mode(i) { c throws(CommandRejection) in
+                guard c.autotuner != nil else { throw .unsafe("no autotune is running") }
+                c.cancelAutotune()
+            }
+        case .sweep(let i, let s): return mode(i) { c throws(CommandRejection) in try c.startSweep(s) }
+        case .sweepCancel(let i):
+            return mode(i) { c throws(CommandRejection) in
+                guard c.sweep != nil else { throw .unsafe("no sweep is running") }
+                c.cancelSweep()
+            }
+        case .supervisorLock(let i, let locked):
+            return mode(i) { c throws(CommandRejection) in if locked { try c.lockSupervisor() } else { try c.unlockSupervisor() } }
         case .push(let i, let v):
             if let r = v.interfacialResistance { pushed[i].resistance = Sample(value: r, time: lastNow) }
             if let t = v.temperature { pushed[i].temperature = Sample(value: t, time: lastNow) }

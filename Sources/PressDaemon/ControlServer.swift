@@ -97,6 +97,8 @@ public struct ServerContext: Sendable {
 /// A write the socket asks the run-log writer to make.
 public enum StoreRequest: Sendable {
     case calibration(channel: String, cells: [LoadCellCalibration])
+    /// A finished critical-stack-pressure sweep, at unix time `time`.
+    case sweep(channel: String, result: SweepResult, time: Double)
 }
 
 /// Who is on the other end of a connection (SO_PEERCRED). Laid out exactly like
@@ -410,12 +412,8 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             if let r = p.interfacialResistanceOhmCm2, r <= 0 {
                 return fail(id, .invalidParams, "push_signals: interfacial_resistance_ohm_cm2 must be > 0 (got \(r))", context: context)
             }
-            let name = p.channel
-            submit(.push(channel: i, PushedSignals(interfacialResistance: p.interfacialResistanceOhmCm2, temperature: p.temperatureC, current: p.currentMa)),
-                   id: id, method: "push_signals", context: context) { r in
-                if case .ok = r { return .success(ActionResult(channel: name, state: "stored")) }
-                return nil
-            }
+            submitAction(.push(channel: i, PushedSignals(interfacialResistance: p.interfacialResistanceOhmCm2, temperature: p.temperatureC, current: p.currentMa)),
+                         channel: p.channel, state: "stored", id: id, method: "push_signals", context: context)
         case .sweeps(let p):
             if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
             guard let log = ctx.runLog else { return fail(id, .unavailable, "sweeps: the run log is disabled", context: context) }
@@ -485,10 +483,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             let name = p.channel
             switch p.action {
             case "cancel":
-                submit(.autotuneCancel(channel: i), id: id, method: "tune", context: context) { r in
-                    if case .ok = r { return .success(TuneResult(channel: name, state: "cancelled")) }
-                    return nil
-                }
+                submitAction(.autotuneCancel(channel: i), channel: name, state: "cancelled", id: id, method: "tune", context: context)
             case "start":
                 var s = ctx.channels[i].control.autotune
                 if let r = p.rule {
@@ -504,10 +499,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                     let keys = ["max_excursion_mpa": "excursion_mpa", "cycles": "cycles", "timeout_s": "timeout_s"]
                     return fail(id, .invalidParams, "tune: \(keys[e.field] ?? e.field) \(e.message)", context: context)
                 }
-                submit(.autotune(channel: i, s), id: id, method: "tune", context: context) { r in
-                    if case .ok = r { return .success(TuneResult(channel: name, state: "started")) }
-                    return nil
-                }
+                submitAction(.autotune(channel: i, s), channel: name, state: "started", id: id, method: "tune", context: context)
             default:
                 return fail(id, .invalidParams, "tune: action '\(p.action.prefix(32))' is not start or cancel", context: context)
             }
@@ -516,10 +508,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             let name = p.channel
             switch p.action {
             case "cancel":
-                submit(.sweepCancel(channel: i), id: id, method: "sweep", context: context) { r in
-                    if case .ok = r { return .success(ActionResult(channel: name, state: "cancelled")) }
-                    return nil
-                }
+                submitAction(.sweepCancel(channel: i), channel: name, state: "cancelled", id: id, method: "sweep", context: context)
             case "start":
                 guard let from = p.fromMpa, let to = p.toMpa else {
                     return fail(id, .invalidParams, "sweep: start needs from_mpa and to_mpa", context: context)
@@ -531,10 +520,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 if let e = s.validationErrors(limits: ctx.channels[i].control.limits).first {
                     return fail(id, .invalidParams, "sweep: \(e.field) \(e.message)", context: context)
                 }
-                submit(.sweep(channel: i, s), id: id, method: "sweep", context: context) { r in
-                    if case .ok = r { return .success(ActionResult(channel: name, state: "started")) }
-                    return nil
-                }
+                submitAction(.sweep(channel: i, s), channel: name, state: "started", id: id, method: "sweep", context: context)
             default:
                 return fail(id, .invalidParams, "sweep: action '\(p.action.prefix(32))' is not start or cancel", context: context)
             }
@@ -545,10 +531,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 return fail(id, .invalidParams, "supervisor: action '\(p.action.prefix(32))' is not lock or unlock", context: context)
             }
             let lock = p.action == "lock"
-            submit(.supervisorLock(channel: i, locked: lock), id: id, method: "supervisor", context: context) { r in
-                if case .ok = r { return .success(ActionResult(channel: name, state: lock ? "locked" : "unlocked")) }
-                return nil
-            }
+            submitAction(.supervisorLock(channel: i, locked: lock), channel: name, state: lock ? "locked" : "unlocked", id: id, method: "supervisor", context: context)
         case .simInject(let p):
             guard ctx.backend == .simulator else { return fail(id, .unavailable, "sim_inject: only with backend = \"simulator\"", context: context) }
             guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
@@ -640,6 +623,15 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// Hands a command to the loop and replies when it answers, or with `timeout`.
     /// `map` turns the loop's answer into a result; nil means "use the generic mapping".
+    /// Submits a command whose answer is just "done": `{"channel", "state"}`.
+    private func submitAction(_ command: LoopCommand, channel: String, state: String, id: RequestID?, method: String,
+                              context: ChannelHandlerContext) {
+        submit(command, id: id, method: method, context: context) { r in
+            if case .ok = r { return .success(ActionResult(channel: channel, state: state)) }
+            return nil
+        }
+    }
+
     private func submit<R: Codable & Sendable>(_ command: LoopCommand, id: RequestID?, method: String, context: ChannelHandlerContext,
                                     map: @escaping @Sendable (LoopReply) -> Result<R, ErrorBody>?) {
         let eventLoop = context.eventLoop

@@ -80,13 +80,11 @@ public final class Daemon: @unchecked Sendable {
         }
         self.pollers = pollers
         self.gpioPollers = gpio
-        var restoredSweeps: [String: Double] = [:]
         core.logPeriod = config.runlog.samplePeriod
         if config.runlog.enabled {
             let path = config.resolvedStateDirectory() + "/runlog.sqlite"
             let log = try RunLog(path: path)
             let saved = try log.loadState()
-            restoredSweeps = saved.compactMapValues { $0.sweep?.finished }
             core.restore(saved)
             core.setCalibrations(try log.calibrations())
             if !saved.isEmpty {
@@ -102,7 +100,6 @@ public final class Daemon: @unchecked Sendable {
         clockBox.loop = loop
         self.loop = loop
         let writer = runLog.map { RunLogWriter(log: $0, loop: loop, interval: config.runlog.flushInterval, retentionDays: config.runlog.retentionDays, logger: logger) }
-        writer?.restoredSweeps = restoredSweeps
         self.writer = writer
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.group = group
@@ -319,6 +316,7 @@ func logEvents(_ daemon: Daemon) {
         let f = format(e)
         daemon.logger.log(level: f.level, "\(f.kind): \(f.detail)", metadata: f.metadata)
         daemon.writer?.enqueue(RunLogEvent(time: epoch + e.time, channel: e.channel, kind: f.kind, detail: f.detail))
+        if case .sweepFinished(let r) = e.event { daemon.writer?.enqueue(.sweep(channel: e.channel, result: r, time: epoch + e.time)) }
     }
 }
 

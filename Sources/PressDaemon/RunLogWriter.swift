@@ -43,7 +43,10 @@ func format(_ e: LoopEvent) -> FormattedEvent {
         return FormattedEvent(kind: "supervisor", detail: text, level: .notice, metadata: md)
     case .sweep(let state, let detail):
         md["sweep"] = "\(state)"
-        return FormattedEvent(kind: "sweep", detail: "\(state): \(detail)", level: state == "aborted" ? .warning : (state == "level" ? .info : .notice), metadata: md)
+        return FormattedEvent(kind: "sweep", detail: "\(state): \(detail)", level: state == "level" ? .info : .notice, metadata: md)
+    case .sweepFinished(let r):
+        md["sweep"] = "\(r.status)"
+        return FormattedEvent(kind: "sweep", detail: "\(r.status): \(r.summary)", level: r.status == "aborted" ? .warning : .notice, metadata: md)
     }
 }
 
@@ -63,11 +66,6 @@ final class RunLogWriter: @unchecked Sendable {
     private var lastPrune = 0.0
     private var lastError = 0.0
     private var thread: Thread?
-    /// Finish time of the last sweep stored per channel; the restored one (already in
-    /// the table from before the restart) is not stored again.
-    private var storedSweeps: [String: Double] = [:]
-    var restoredSweeps: [String: Double] = [:]
-    private func restoredSweep(_ channel: String, _ r: SweepResult) -> Bool { restoredSweeps[channel] == r.finished }
 
     init(log: RunLog, loop: ControlLoop, interval: Double, retentionDays: Double, logger: Logger) {
         self.log = log; self.loop = loop; self.interval = interval
@@ -119,6 +117,7 @@ final class RunLogWriter: @unchecked Sendable {
                 do {
                     switch s {
                     case .calibration(let ch, let cells): try log.setCalibration(cells, channel: ch, time: now)
+                    case .sweep(let ch, let r, let t): try log.addSweep(r, channel: ch, time: t)
                     }
                 } catch {
                     stores.withLock { $0.insert(contentsOf: pendingStores[k...], at: 0) } // retried next flush
@@ -127,17 +126,7 @@ final class RunLogWriter: @unchecked Sendable {
             }
             try log.append(samples: backlog.samples, events: backlog.events)
             backlog = ([], [])
-            if let snap = loop.snapshots.latest() {
-                // Finished sweeps go to their own table once each (the report lists them).
-                for c in snap.channels {
-                    guard let r = c.control.lastSweep, storedSweeps[c.name] != r.finished else { continue }
-                    if storedSweeps[c.name] != nil || !restoredSweep(c.name, r) {
-                        try log.addSweep(r, channel: c.name, time: loop.epoch + r.finished)
-                    }
-                    storedSweeps[c.name] = r.finished
-                }
-                try log.saveState(persisted(snap, now: now))
-            }
+            if let snap = loop.snapshots.latest() { try log.saveState(persisted(snap, now: now)) }
             if retention > 0, now - lastPrune > 3600 {
                 lastPrune = now
                 let n = try log.prune(before: now - retention)

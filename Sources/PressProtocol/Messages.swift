@@ -533,13 +533,6 @@ public struct TuneParams: Codable, Sendable {
     }
 }
 
-public struct TuneResult: Codable, Sendable {
-    public var channel: String
-    /// `started` or `cancelled`; follow progress in `status` (`control.autotune`).
-    public var state: String
-    public init(channel: String, state: String) { self.channel = channel; self.state = state }
-}
-
 /// The controller side of a channel in `status`.
 public struct ControlInfo: Codable, Sendable, Equatable {
     /// Configured strategy: `pid`, `adaptive` or `learned`.

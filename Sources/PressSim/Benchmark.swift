@@ -40,9 +40,6 @@ public enum ControlBenchmark {
         public var area: Double
         /// Changes to the nominal plant (the variant).
         public var plant: @Sendable (inout PlantVariant) -> Void = { _ in }
-        /// The scenario exercises a supply too low for the setpoint: saturation must be
-        /// reported.
-        public var expectsSaturation = false
         /// A technician acknowledges the faults and restores the setpoint at this time.
         public var acknowledgeAt: Double?
         /// Multiplies the nominal autotune's gains (below 1: a cautious hand-detuned loop).
@@ -138,16 +135,16 @@ public enum ControlBenchmark {
                              plant: { v in v.spring.springRate = 1; v.cell.creepRate = 0.04 }))
         list.append(Scenario(name: "noise", family: .spring, summary: "load-cell noise 3 N RMS (0.6 % of the force)",
                              duration: 300, setpoints: [(0, 5)], area: 1, plant: { v in v.loadCell.noise = 3 }))
-        list.append(Scenario(name: "soft-spring", family: .spring, summary: "0.05 N/µm spring (4× softer), 10 mA cycling",
+        list.append(Scenario(name: "soft-spring", family: .spring, summary: "0.05 N/µm spring (4× softer), 10 mA cycling, 5 → 6 MPa at 150 s",
                              duration: 300, setpoints: [(0, 5), (150, 6)], area: 1,
                              plant: { v in v.spring.springRate = 0.05; v.cycler = CyclerProfile(current: 10, period: 300) }))
-        list.append(Scenario(name: "stiff-spring", family: .spring, summary: "2 N/µm spring (10× stiffer), 10 mA cycling",
+        list.append(Scenario(name: "stiff-spring", family: .spring, summary: "2 N/µm spring (10× stiffer), 10 mA cycling, 5 → 6 MPa at 150 s",
                              duration: 300, setpoints: [(0, 5), (150, 6)], area: 1,
                              plant: { v in v.spring.springRate = 2; v.cycler = CyclerProfile(current: 10, period: 300) }))
-        list.append(Scenario(name: "coin", family: .spring, summary: "0.5 cm² coin-size cell, 5 MPa (250 N)",
+        list.append(Scenario(name: "coin", family: .spring, summary: "0.5 cm² coin-size cell, 5 → 6 MPa at 150 s (250 → 300 N), 5 mA cycling",
                              duration: 300, setpoints: [(0, 5), (150, 6)], area: 0.5,
                              plant: { v in v.cycler = CyclerProfile(current: 5, period: 300) }))
-        list.append(Scenario(name: "pouch", family: .spring, summary: "20 cm² pouch, 2 MPa (4 kN), 1 N/µm spring, 20 kN load cell",
+        list.append(Scenario(name: "pouch", family: .spring, summary: "20 cm² pouch, 2 → 2.5 MPa at 150 s (4 → 5 kN), 1 N/µm spring, 20 kN load cell, 200 mA cycling",
                              duration: 300, setpoints: [(0, 2), (150, 2.5)], area: 20,
                              plant: { v in
                                  v.spring.springRate = 1; v.loadCell.capacity = 20_000; v.loadCell.noise = 2; v.loadCell.resolution = 0.5
@@ -160,7 +157,7 @@ public enum ControlBenchmark {
                            duration: 240, setpoints: [(0, 3)],
                            injections: [(60, SimInjection(supply: 0.15)), (105, SimInjection(supply: 0.7))],
                            excluded: [(60, 125)], area: 2,
-                           plant: { v in v.pneumatic.staticFriction = 40 }, expectsSaturation: true)
+                           plant: { v in v.pneumatic.staticFriction = 40 })
         dip.acknowledgeAt = 110
         list.append(dip)
         list.append(Scenario(name: "regulator-gain", family: .pneumatic, summary: "regulator gain 0.6 instead of 1, setpoint 3 → 4 MPa",

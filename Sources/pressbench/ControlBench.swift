@@ -41,6 +41,10 @@ struct ControlBench: ParsableCommand {
             print("| \(r.scenario) | \(r.contender) | \(f(r.within5, 3)) | \(f(r.within1, 1)) | \(f(r.iae, 3)) | \(f(r.worstError, 2)) | \(f(r.overshoot, 1)) | \(r.settlingTime.map { f($0, 1) } ?? "–") | \(f(r.maxAboveTarget, 2)) | \(f(r.travel, 0)) | \(r.saturatedTicks) | \(r.faults.joined(separator: ",")) |")
         }
         print("")
+        for sc in ControlBenchmark.scenarios() where only.map({ sc.name.contains($0) }) ?? true {
+            print("\(sc.name) (\(sc.family.rawValue), \(Int(sc.duration)) s): \(sc.summary)")
+        }
+        print("")
         for (fam, t) in tunes.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             if let t { print("nominal autotune (\(fam.rawValue)): rule \(t.rule.rawValue), Ku \(f(t.ultimateGain, 1)), Pu \(f(t.ultimatePeriod, 3)) s, K \(t.processGain), τ \(f(t.timeConstant, 3)) s, θ \(f(t.deadTime, 3)) s → kp \(f(t.kp, 3)), ki \(f(t.ki, 3))") }
             else { print("nominal autotune (\(fam.rawValue)): failed") }

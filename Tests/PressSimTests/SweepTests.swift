@@ -35,7 +35,7 @@ struct SweepTests {
         #expect(low >= 1 - 1e-9 && high <= 8 + 1e-9)
         // Back to the starting pressure afterwards.
         #expect(l.controller.target == 8)
-        #expect(l.controller.drainEvents().contains { if case .sweep("done", let d) = $0 { return d.contains("critical stack pressure") }; return false })
+        #expect(l.controller.drainEvents().contains { if case .sweepFinished(let e) = $0 { return e == r && e.summary.contains("critical stack pressure") }; return false })
     }
 
     @Test("with noisy impedance and short dwells the 95 % interval widens and still covers the knee", arguments: [UInt64(1), 2, 3])
