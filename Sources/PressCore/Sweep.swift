@@ -88,8 +88,6 @@ public struct KneeFit: Sendable, Equatable, Codable {
     /// Root-mean-square residual, Ω·cm².
     public var rmse: Double
 
-    public func resistance(at p: Double) -> Double { plateau + rise / (1 + pow(max(p, 1e-9) / csp, sharpness)) }
-
     /// Two-sided 97.5 % Student t quantiles for 1…30 degrees of freedom.
     static let t975: [Double] = [12.71, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
                                  2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
