@@ -151,6 +151,8 @@ public struct DaemonConfig: Sendable {
     public var access = AccessPolicy()
     /// Group to give the socket file pressd creates (nil: leave it).
     public var socketGroup: String?
+    /// Most control-socket connections open at once (`daemon.max_connections`).
+    public var maxConnections = 64
     /// Modbus devices and buses (backend = "hardware").
     public var devices: [DeviceConfig] = []
     /// Accepted but worth a warning (a chemistry preset overridden), each with file,
@@ -197,6 +199,10 @@ public struct DaemonConfig: Sendable {
                 cfg.socketGroup = g
             }
             guard (0...99).contains(cfg.realtimePriority) else { throw d.error("realtime_priority", "must be 0 (off) … 99") }
+            if let m = try d.int("max_connections") {
+                guard (1...4096).contains(m) else { throw d.error("max_connections", "must be 1 … 4096") }
+                cfg.maxConnections = m
+            }
             if let m = try d.string("metrics"), !m.isEmpty {
                 guard let colon = m.lastIndex(of: ":"), let port = Int(m[m.index(after: colon)...]), (1...65535).contains(port) else {
                     throw d.error("metrics", "must be \"host:port\", e.g. \"127.0.0.1:9817\"")

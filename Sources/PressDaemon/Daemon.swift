@@ -58,9 +58,15 @@ public final class Daemon: @unchecked Sendable {
     /// GPIO device threads (backend = "hardware").
     let gpioPollers: [GPIODevicePoller]
     private let reloadBox: WeakDaemon
+    /// One pressd per rig: the state directory and every device, locked before use.
+    let locks = InstanceLocks()
 
-    /// Builds the daemon: opens the run log, restores every channel's persisted state.
+    /// Builds the daemon: takes the instance locks (state directory, devices), opens the
+    /// devices and the run log, restores every channel's persisted state. A second
+    /// instance fails here with ``InstanceLockError`` before touching anything.
     public init(config: DaemonConfig, configPath: String, socketPath: String, logger: Logger) throws {
+        if config.runlog.enabled { try locks.lockStateDirectory(config.resolvedStateDirectory()) }
+        if config.backend == .hardware { try locks.lockDevices(config.devices) }
         self.config = config
         self.configPath = configPath
         self.logger = logger
@@ -112,6 +118,7 @@ public final class Daemon: @unchecked Sendable {
         let devicePollers = pollers
         ctx.deviceHealth = { devicePollers.map { $0.snapshotHealth() } }
         ctx.socketGroup = config.socketGroup
+        ctx.maxConnections = config.maxConnections
         let box = WeakDaemon()
         ctx.reload = { box.daemon?.reload() ?? .failure(ConfigError(file: configPath, line: nil, key: nil, message: "daemon gone")) }
         self.reloadBox = box
@@ -145,6 +152,7 @@ public final class Daemon: @unchecked Sendable {
         let group = ServiceGroup(configuration: gc)
         try await group.run()
         try await self.group.shutdownGracefully()
+        locks.release()
     }
 
     /// Reloads the configuration file: validated first; on an error the running

@@ -14,7 +14,7 @@ enum Exit {
 }
 
 struct Connection: ParsableArguments {
-    @Option(name: .long, help: "Control socket path (default: $PRESSD_SOCKET, /run/pressd/pressd.sock as root, else $XDG_RUNTIME_DIR/pressd/pressd.sock).")
+    @Option(name: .long, help: "Control socket path (default: $PRESSD_SOCKET, else /run/pressd/pressd.sock when /run/pressd exists, else $XDG_RUNTIME_DIR/pressd/pressd.sock or /tmp/pressd-UID/pressd.sock).")
     var socket: String?
 
     @Option(name: .shortAndLong, help: "Channel name.")
@@ -24,7 +24,10 @@ struct Connection: ParsableArguments {
     var json = false
 
     func connect() throws -> ControlClient {
-        let path = socket ?? SocketPath.resolveDefault()
+        let path = socket ?? SocketPath.resolveClient()
+        if socket == nil, SocketPath.isPerUserDefault(path), let why = SocketPath.untrustedDirectoryReason(of: path) {
+            fail(.untrustedDirectory(path: path, reason: why))
+        }
         do { return try ControlClient(path: path) }
         catch { fail(error) }
     }
@@ -43,7 +46,7 @@ struct Connection: ParsableArguments {
 func fail(_ error: ClientError) -> Never {
     FileHandle.standardError.write(Data("pressctl: \(error)\n".utf8))
     switch error {
-    case .notRunning, .pathTooLong, .io: Foundation.exit(Exit.notRunning.rawValue)
+    case .notRunning, .pathTooLong, .io, .permissionDenied, .untrustedDirectory: Foundation.exit(Exit.notRunning.rawValue)
     case .protocolViolation: Foundation.exit(Exit.protocolError.rawValue)
     case .remote: Foundation.exit(Exit.refused.rawValue)
     }
