@@ -121,6 +121,9 @@ public enum ChannelEvent: Sendable, Equatable {
     case sweepFinished(SweepResult)
     /// The impedance-aware supervisor moved the setpoint, locked, unlocked or converged.
     case supervisor(String)
+    /// Recoverable faults cleared by themselves and the channel resumed (`resumed`), or
+    /// the hour's budget of recoveries was spent and the faults stay latched (`latched`).
+    case recovery(state: String, codes: [FaultCode], detail: String)
 }
 
 /// The published state of a channel after a tick.
@@ -215,6 +218,15 @@ public struct ChannelController: Sendable {
     /// The impedance-aware supervisor (nil when not enabled).
     public private(set) var supervisor: ImpedanceSupervisor?
     private var supervisorConverged = false
+    /// Frozen-sensor check: the value of the present run of identical samples, when it
+    /// began, the last sample time seen and how many fresh samples it has had.
+    private var frozenRun: (value: Double, since: Double, lastTime: Double, count: Int)?
+    /// Automatic recovery: what the channel was doing when the trip fired, since when
+    /// every latched fault has been recoverable and absent, and the recent recoveries.
+    private var beforeTrip: (mode: ChannelMode, target: Double?, programRunning: Bool)?
+    private var recoveryGoodSince: Double?
+    private var recoveryTimes: [Double] = []
+    private var recoveryBudgetReported = false
     /// Added to the output before limits every tick. For benchmarks (an oracle that
     /// knows the true disturbance); the daemon leaves it at zero.
     public var externalFeedforward: Double = 0
@@ -608,6 +620,8 @@ public struct ChannelController: Sendable {
         let cleared = before.filter { c in !remaining.contains { $0.code == c } }
         events.append(.faultsAcknowledged(cleared: cleared, remaining: remaining.map(\.code)))
         if remaining.isEmpty && mode == .tripped {
+            beforeTrip = nil
+            recoveryGoodSince = nil
             rampingToSafe = false
             pid.setManual(output: pid.output)
             changeMode(.holding, reason: "faults acknowledged")
@@ -662,6 +676,7 @@ public struct ChannelController: Sendable {
             lastStale = true
             present[.sensorStale] = "no force sample received"
         }
+        if let msg = frozenCheck(readings.force, now: now) { present[.sensorFrozen] = msg; pressure = nil }
 
         // 2. Over-pressure: judged on every valid sample, in every mode. A reading
         //    beyond the sensor's upper range cannot rule out over-pressure (a saturated
@@ -703,7 +718,7 @@ public struct ChannelController: Sendable {
                 switch r.code {
                 case .overPressure: a = parameters.limits.tripAction
                 case .emergencyStop: a = .release
-                case .sensorRange, .sensorStale: a = parameters.sensor.faultAction == .ramp ? .hold : parameters.sensor.faultAction
+                case .sensorRange, .sensorStale, .sensorFrozen: a = parameters.sensor.faultAction == .ramp ? .hold : parameters.sensor.faultAction
                 case .cannotReachSetpoint: a = parameters.limits.saturationAction
                 case .nonUniformLoad, .limitSwitch: a = .hold
                 }
@@ -711,7 +726,8 @@ public struct ChannelController: Sendable {
                 events.append(.faultRaised(r, action: a))
             }
             // Ramping needs a measurement: with a sensor fault among the causes, hold.
-            if action == .ramp && fired.contains(where: { $0.code == .sensorRange || $0.code == .sensorStale }) { action = .hold }
+            if action == .ramp && fired.contains(where: { $0.code == .sensorRange || $0.code == .sensorStale || $0.code == .sensorFrozen }) { action = .hold }
+            if mode != .tripped { beforeTrip = (mode, target, program?.state == .running) }
             rampingToSafe = false
             switch action {
             case .release: pid.setManual(output: parameters.safeOutput)
@@ -734,6 +750,7 @@ public struct ChannelController: Sendable {
             changeMode(.tripped, reason: fired.map(\.code.rawValue).joined(separator: ","))
         }
         if let pressure { lastPressure = pressure }
+        stepRecovery(now: now, pressure: pressure)
         if let r = pendingResume, pressure != nil, mode == .holding {
             pendingResume = nil
             applyTarget(min(max(r.target, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: r.ramp)
@@ -785,6 +802,71 @@ public struct ChannelController: Sendable {
         // Not regulating (or no valid measurement this tick): keep tracking so that the
         // return to automatic is bumpless.
         return pid.update(setpoint: target ?? 0, measurement: pressure ?? lastPressure ?? 0, dt: dt)
+    }
+
+    /// `sensor_frozen` when fresh samples (their time moves) have carried exactly the
+    /// same value for `frozenAfter` seconds while the sensor is loaded.
+    private mutating func frozenCheck(_ f: Sample?, now: Double) -> String? {
+        let limit = parameters.sensor.frozenAfter
+        guard limit > 0, let f, f.value.isFinite, now - f.time <= parameters.sensor.staleAfter,
+              abs(f.value) > 0.01 * parameters.sensor.maxForce else { frozenRun = nil; return nil }
+        guard var run = frozenRun, run.value == f.value else {
+            frozenRun = (f.value, f.time, f.time, 1)
+            return nil
+        }
+        if f.time > run.lastTime { run.lastTime = f.time; run.count += 1 }
+        frozenRun = run
+        guard run.lastTime - run.since >= limit, run.count >= 5 else { return nil }
+        return "force reading stuck at exactly \(fmt(f.value)) N for \(Int(run.lastTime - run.since)) s over \(run.count) fresh samples"
+    }
+
+    /// Clears latched faults that are all recoverable and have been absent for the
+    /// sensor's `recoverAfter`, and resumes what the channel was doing (regulation at the
+    /// same target, bumplessly from the held output; a program paused by the trip).
+    /// At most `maxRecoveriesPerHour`; past that the faults stay latched for an operator.
+    private mutating func stepRecovery(now: Double, pressure: Double?) {
+        let s = parameters.sensor
+        guard mode == .tripped, s.recoverAfter > 0, faults.isLatched,
+              faults.records.allSatisfy({ $0.code.isRecoverable && !$0.active }), pressure != nil else {
+            recoveryGoodSince = nil
+            return
+        }
+        let since = recoveryGoodSince ?? now
+        recoveryGoodSince = since
+        guard now - since >= s.recoverAfter else { return }
+        let codes = faults.records.map(\.code)
+        recoveryTimes.removeAll { now - $0 >= 3600 }
+        guard recoveryTimes.count < s.maxRecoveriesPerHour else {
+            if !recoveryBudgetReported {
+                recoveryBudgetReported = true
+                events.append(.recovery(state: "latched", codes: codes, detail: "\(recoveryTimes.count) automatic recoveries in the last hour (max_recoveries_per_hour = \(s.maxRecoveriesPerHour)); acknowledge to resume"))
+            }
+            return
+        }
+        recoveryTimes.append(now)
+        recoveryBudgetReported = false
+        recoveryGoodSince = nil
+        let raised = faults.records.map(\.raisedAt).min() ?? now
+        _ = faults.acknowledge()
+        rampingToSafe = false
+        pid.setManual(output: pid.output)
+        changeMode(.holding, reason: "recovered: \(codes.map(\.rawValue).joined(separator: ","))")
+        let before = beforeTrip
+        beforeTrip = nil
+        var resumed = "holding"
+        if before?.mode == .regulating, let t = before?.target {
+            applyTarget(min(max(t, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: nil)
+            resumed = "regulating at \(fmt(t)) MPa"
+            if before?.programRunning == true, var r = program, r.state == .paused {
+                r.resume(); program = r
+                events.append(.programState(name: r.program.name, state: "resumed", detail: "after automatic recovery"))
+            }
+        } else if before?.mode == .released {
+            pid.setManual(output: parameters.safeOutput)
+            changeMode(.released, reason: "recovered")
+            resumed = "released"
+        }
+        events.append(.recovery(state: "resumed", codes: codes, detail: "signal good for \(fmt(s.recoverAfter)) s after \(fmt(now - raised)) s; \(resumed) (\(recoveryTimes.count) of \(s.maxRecoveriesPerHour) recoveries this hour)"))
     }
 
     /// The state to publish after a tick.

@@ -152,7 +152,7 @@ public struct DaemonConfig: Sendable {
     /// Group to give the socket file pressd creates (nil: leave it).
     public var socketGroup: String?
     /// Most control-socket connections open at once (`daemon.max_connections`).
-    public var maxConnections = 64
+    public var maxConnections = 256
     /// Modbus devices and buses (backend = "hardware").
     public var devices: [DeviceConfig] = []
     /// Accepted but worth a warning (a chemistry preset overridden), each with file,
@@ -432,7 +432,10 @@ public struct DaemonConfig: Sendable {
         let range = try s.pair("range_n", default: (-50, 2000))
         let sensor = SensorLimits(minForce: range.0, maxForce: range.1,
                                   staleAfter: try s.positive("stale_after_ms", default: 250) / 1000,
-                                  faultAction: try s.choice("fault_action", default: SafeAction.hold))
+                                  faultAction: try s.choice("fault_action", default: SafeAction.hold),
+                                  frozenAfter: try s.nonNegative("frozen_after_s", default: 5),
+                                  recoverAfter: try s.nonNegative("recover_after_s", default: 2),
+                                  maxRecoveriesPerHour: try s.int("max_recoveries_per_hour") ?? 6)
         if sensor.faultAction == .ramp { throw s.error("fault_action", "'ramp' needs a working sensor; use hold or release") }
         if let e = sensor.validationErrors().first { throw s.error(e.field, e.message) }
         if let u = try s.double("nonuniformity_alarm_percent") {

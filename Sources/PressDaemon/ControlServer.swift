@@ -73,7 +73,7 @@ public struct ServerContext: Sendable {
     public var commandTimeout: Double = 2
     public var maxSubscriptionsPerConnection = 8
     /// Most connections open at once (`daemon.max_connections`).
-    public var maxConnections = 64
+    public var maxConnections = 256
     /// The run log, for exports and run metadata (nil when disabled).
     public var runLog: RunLog?
     /// Receives every state-changing request, with the peer's uid and pid.

@@ -44,6 +44,9 @@ func format(_ e: LoopEvent) -> FormattedEvent {
     case .sweep(let state, let detail):
         md["sweep"] = "\(state)"
         return FormattedEvent(kind: "sweep", detail: "\(state): \(detail)", level: state == "level" ? .info : .notice, metadata: md)
+    case .recovery(let state, let codes, let detail):
+        md["recovery"] = "\(state)"; md["faults"] = "\(codes.map(\.rawValue).joined(separator: ","))"
+        return FormattedEvent(kind: "recovery", detail: "\(state) [\(codes.map(\.rawValue).joined(separator: ", "))]: \(detail)", level: state == "latched" ? .error : .warning, metadata: md)
     case .sweepFinished(let r):
         md["sweep"] = "\(r.status)"
         return FormattedEvent(kind: "sweep", detail: "\(r.status): \(r.summary)", level: r.status == "aborted" ? .warning : .notice, metadata: md)
