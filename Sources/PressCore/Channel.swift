@@ -121,6 +121,12 @@ public enum ChannelEvent: Sendable, Equatable {
     case sweepFinished(SweepResult)
     /// The impedance-aware supervisor moved the setpoint, locked, unlocked or converged.
     case supervisor(String)
+    /// The regulated pressure came back into its band (or regulation ended) after an
+    /// excursion; the record has its bounds, worst error and likely cause.
+    case excursion(ExcursionRecord)
+    /// The pressure stopped answering the output (`lost`: the output is capped at what
+    /// the setpoint needs) or answers again (`regained`).
+    case authority(state: String, detail: String)
     /// Recoverable faults cleared by themselves and the channel resumed (`resumed`), or
     /// the hour's budget of recoveries was spent and the faults stay latched (`latched`).
     case recovery(state: String, codes: [FaultCode], detail: String)
@@ -155,6 +161,11 @@ public struct ChannelState: Sendable, Equatable {
     /// Strategy, relay experiment in progress, last autotune and what the adaptive and
     /// learned controllers know.
     public var control: ControlStatus
+    /// The excursion out of the band in progress, if any, and the counts so far.
+    public var excursion: ExcursionRecord? = nil
+    public var excursions = ExcursionStats()
+    /// True while the pressure does not answer the output and the output is capped.
+    public var authorityLost = false
 }
 
 /// The controller side of a channel's state, for `status` and persistence.
@@ -227,6 +238,13 @@ public struct ChannelController: Sendable {
     private var recoveryGoodSince: Double?
     private var recoveryTimes: [Double] = []
     private var recoveryBudgetReported = false
+    /// Loss of actuator authority, and excursions out of the band.
+    public private(set) var authority = AuthorityMonitor()
+    /// The target the pressure has settled in band at since it was last set (excursions
+    /// are judged only then: the approach to a new setpoint is not one).
+    private var settledTarget: Double?
+    public private(set) var openExcursion: ExcursionRecord?
+    public private(set) var excursionStats = ExcursionStats()
     /// Added to the output before limits every tick. For benchmarks (an oracle that
     /// knows the true disturbance); the daemon leaves it at zero.
     public var externalFeedforward: Double = 0
@@ -464,7 +482,20 @@ public struct ChannelController: Sendable {
     private mutating func regulate(now: Double, target: Double, pressure: Double, dt: Double, readings: ChannelReadings) -> Double {
         let staticFF = staticFeedforward(target)
         let ff = totalFeedforward(target)
-        let u = pid.update(setpoint: target, measurement: pressure, feedforward: ff, dt: dt)
+        let gain = parameters.feedforward.gain * gainScale
+        let change = authority.update(now: now, dt: dt, target: target, pressure: pressure, band: parameters.band,
+                                      output: pid.output, atUpperLimit: pid.lastTerms.saturated && pid.lastTerms.unlimited > pid.output,
+                                      modelGain: gain > 0 ? gain : nil, modelOutput: gain > 0 ? ff : nil,
+                                      outputMax: parameters.pid.outputMax, settled: settledTarget == target)
+        switch change {
+        case .lost(let cap, let why)?:
+            if openExcursion != nil, openExcursion!.cause == "disturbance" { openExcursion!.cause = "saturation" }
+            events.append(.authority(state: "lost", detail: "the pressure (\(fmt(pressure)) MPa, setpoint \(fmt(target))) does not answer the output: \(why); output capped at \(fmt(cap)), what the setpoint needs plus half the band, until the pressure is back in band"))
+        case .regained?:
+            events.append(.authority(state: "regained", detail: "pressure \(fmt(pressure)) MPa back in band; output no longer capped"))
+        case nil: break
+        }
+        let u = pid.update(setpoint: target, measurement: pressure, feedforward: ff, dt: dt, ceiling: authority.ceiling)
         guard var a = adapter else { return u }
         let update = a.observe(now: now, dt: dt, pressure: pressure, output: u, target: target, readings: readings,
                                limits: parameters.limits, saturated: pid.lastTerms.saturated)
@@ -541,6 +572,14 @@ public struct ChannelController: Sendable {
     /// Moves the target (and ramp) and enters regulation bumplessly if needed.
     private mutating func applyTarget(_ mpa: Double, ramp: Double?) {
         if autotuner != nil { cancelAutotune(reason: "new setpoint") }
+        if mpa != target {
+            settledTarget = nil
+            authority.reset()
+            if openExcursion != nil, openExcursion!.setpoint != mpa {
+                if openExcursion!.cause == "disturbance" { openExcursion!.cause = "setpoint_change" }
+                closeExcursion(now: lastStep ?? 0)
+            }
+        }
         let p = effectivePID(ramp: ramp ?? parameters.pid.setpointRampRate)
         if p != pid.parameters { pid.setParameters(p) }
         target = mpa
@@ -746,10 +785,13 @@ public struct ChannelController: Sendable {
                 pid.setManual(output: onlySaturation ? (lastGoodOutput ?? pid.output) : pid.output)
             }
             pauseProgramForSafety(fired.map(\.code.rawValue).joined(separator: ","))
+            if openExcursion != nil { openExcursion!.cause = "fault" }
+            authority.reset()
             saturatedSince = nil
             changeMode(.tripped, reason: fired.map(\.code.rawValue).joined(separator: ","))
         }
         if let pressure { lastPressure = pressure }
+        trackExcursion(now: now, pressure: pressure, faultFired: !fired.isEmpty)
         stepRecovery(now: now, pressure: pressure)
         if let r = pendingResume, pressure != nil, mode == .holding {
             pendingResume = nil
@@ -802,6 +844,37 @@ public struct ChannelController: Sendable {
         // Not regulating (or no valid measurement this tick): keep tracking so that the
         // return to automatic is bumpless.
         return pid.update(setpoint: target ?? 0, measurement: pressure ?? lastPressure ?? 0, dt: dt)
+    }
+
+    /// Opens an excursion when a settled, regulated pressure leaves its band; closes it
+    /// (one `excursion` event) when the pressure is back in band or regulation ends
+    /// by an operator's hold or release.
+    private mutating func trackExcursion(now: Double, pressure: Double?, faultFired: Bool) {
+        if openExcursion != nil, faultFired { openExcursion!.cause = "fault" }
+        guard let t = target, t > 0 else { return }
+        if openExcursion != nil, mode == .holding || mode == .released {
+            closeExcursion(now: now)
+            return
+        }
+        guard let p = pressure else { return }
+        let inside = abs(p - t) <= parameters.band * t
+        if mode == .regulating && inside { settledTarget = t }
+        if var x = openExcursion {
+            if abs(p - x.setpoint) > abs(x.worstError) { x.worstError = p - x.setpoint }
+            openExcursion = x
+            if inside { closeExcursion(now: now) }
+        } else if !inside, settledTarget == t, mode == .regulating || mode == .tripped {
+            openExcursion = ExcursionRecord(start: now, end: nil, setpoint: t, worstError: p - t,
+                                            cause: mode == .tripped ? "fault" : (authority.isLost ? "saturation" : "disturbance"))
+        }
+    }
+
+    private mutating func closeExcursion(now: Double) {
+        guard var x = openExcursion else { return }
+        x.end = now
+        openExcursion = nil
+        excursionStats.add(x)
+        events.append(.excursion(x))
     }
 
     /// `sensor_frozen` when fresh samples (their time moves) have carried exactly the
@@ -884,7 +957,8 @@ public struct ChannelController: Sendable {
             control: ControlStatus(
                 strategy: parameters.strategy, autotune: autotuner, lastTune: lastTune, memory: adapter?.memory,
                 kp: pid.parameters.kp, ki: pid.parameters.ki, feedforwardGain: parameters.feedforward.gain * gainScale,
-                active: activeController, sweep: sweep, lastSweep: lastSweep, supervisor: supervisor))
+                active: activeController, sweep: sweep, lastSweep: lastSweep, supervisor: supervisor),
+            excursion: openExcursion, excursions: excursionStats, authorityLost: authority.isLost)
     }
 
     /// What is computing the output now.

@@ -47,6 +47,14 @@ public enum MetricsRenderer {
                 sample("pressd_fault_active", [("channel", c.name), ("code", code.rawValue)], c.faults.contains { $0.code == code } ? 1 : 0)
             }
         }
+        family("pressd_excursions_total", "counter", "Finished excursions of the regulated pressure out of its band.")
+        for (c, _) in chans { sample("pressd_excursions_total", [("channel", c.name)], Double(c.excursions.count)) }
+        family("pressd_out_of_band_seconds_total", "counter", "Seconds out of band in finished excursions.")
+        for (c, _) in chans { sample("pressd_out_of_band_seconds_total", [("channel", c.name)], c.excursions.timeOutOfBand) }
+        family("pressd_excursion_active", "gauge", "1 while the settled, regulated pressure is out of its band.")
+        for (c, _) in chans { sample("pressd_excursion_active", [("channel", c.name)], c.excursion != nil ? 1 : 0) }
+        family("pressd_authority_lost", "gauge", "1 while the pressure does not answer the output and the output is capped.")
+        for (c, _) in chans { sample("pressd_authority_lost", [("channel", c.name)], c.authorityLost ? 1 : 0) }
         family("pressd_in_band", "gauge", "1 while regulating inside the configured band.")
         for (c, _) in chans { sample("pressd_in_band", [("channel", c.name)], c.inBand ? 1 : 0) }
         family("pressd_autotune_running", "gauge", "1 while a relay autotune runs on the channel.")

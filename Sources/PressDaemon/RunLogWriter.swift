@@ -44,6 +44,12 @@ func format(_ e: LoopEvent) -> FormattedEvent {
     case .sweep(let state, let detail):
         md["sweep"] = "\(state)"
         return FormattedEvent(kind: "sweep", detail: "\(state): \(detail)", level: state == "level" ? .info : .notice, metadata: md)
+    case .excursion(let x):
+        md["cause"] = "\(x.cause)"; md["worst_error_mpa"] = "\(round3(x.worstError))"; md["duration_s"] = "\(round3(x.duration ?? 0))"
+        return FormattedEvent(kind: "excursion", detail: "out of band for \(round3(x.duration ?? 0)) s (from t=\(round3(x.start)) s), worst \(round3(x.worstError)) MPa from \(round3(x.setpoint)) MPa, cause \(x.cause)", level: .warning, metadata: md)
+    case .authority(let state, let detail):
+        md["authority"] = "\(state)"
+        return FormattedEvent(kind: "authority", detail: "\(state): \(detail)", level: state == "lost" ? .warning : .notice, metadata: md)
     case .recovery(let state, let codes, let detail):
         md["recovery"] = "\(state)"; md["faults"] = "\(codes.map(\.rawValue).joined(separator: ","))"
         return FormattedEvent(kind: "recovery", detail: "\(state) [\(codes.map(\.rawValue).joined(separator: ", "))]: \(detail)", level: state == "latched" ? .error : .warning, metadata: md)

@@ -85,6 +85,30 @@ public enum ErrorCode: String, Codable, Sendable {
     case internalError = "internal"
 }
 
+/// An excursion out of the band: times on the status clock (`time_s`), MPa.
+public struct ExcursionInfo: Codable, Sendable, Equatable {
+    public var startS: Double
+    public var endS: Double?
+    public var setpointMpa: Double
+    public var worstErrorMpa: Double
+    /// `fault`, `saturation`, `setpoint_change` or `disturbance`.
+    public var cause: String
+    public init(startS: Double, endS: Double?, setpointMpa: Double, worstErrorMpa: Double, cause: String) {
+        self.startS = startS; self.endS = endS; self.setpointMpa = setpointMpa; self.worstErrorMpa = worstErrorMpa; self.cause = cause
+    }
+}
+
+/// Counts of finished excursions since the daemon started.
+public struct ExcursionStatsInfo: Codable, Sendable, Equatable {
+    public var count: Int
+    public var timeOutOfBandS: Double
+    public var longestS: Double
+    public var worstAbsErrorMpa: Double
+    public init(count: Int, timeOutOfBandS: Double, longestS: Double, worstAbsErrorMpa: Double) {
+        self.count = count; self.timeOutOfBandS = timeOutOfBandS; self.longestS = longestS; self.worstAbsErrorMpa = worstAbsErrorMpa
+    }
+}
+
 /// A structured error reply.
 public struct ErrorBody: Codable, Sendable, Error, Equatable {
     public var code: ErrorCode
@@ -267,6 +291,13 @@ public struct ChannelStatus: Codable, Sendable, Equatable {
     public var control: ControlInfo?
     /// The chemistry preset the limits came from, if any.
     public var chemistryPreset: String?
+    /// The excursion out of the band in progress, if any.
+    public var excursion: ExcursionInfo?
+    /// Excursions since the daemon started.
+    public var excursions: ExcursionStatsInfo?
+    /// True while the pressure does not answer the output and the output is capped at
+    /// what the setpoint needs (see operations.md, "Loss of authority").
+    public var authorityLost: Bool?
 
     public init(name: String, mode: String, timeS: Double, setpointMpa: Double?, workingSetpointMpa: Double?,
                 pressureMpa: Double?, forceN: Double?, stale: Bool, inBand: Bool, output: Double, outputUnit: String,

@@ -94,6 +94,13 @@ struct Status: ParsableCommand {
             print([pad(ch.name, 4), pad(ch.mode, 11), pad(f(ch.setpointMpa), 10), pad(f(ch.pressureMpa) + (ch.stale ? "!" : ""), 10),
                    pad(err, 10), pad(f(ch.forceN, 1), 9), pad("\(f(ch.output, 3)) \(ch.outputUnit)", 16), pad(f(ch.temperatureC, 1), 6), faults].joined())
             for flt in ch.faults { print("     \(flt.code): \(flt.message)") }
+            if ch.authorityLost == true { print("     authority lost: the pressure does not answer the output; output capped at what the setpoint needs") }
+            if let x = ch.excursion {
+                print("     OUT OF BAND for \(f(ch.timeS - x.startS, 1)) s, worst \(f(x.worstErrorMpa)) MPa from \(f(x.setpointMpa)) MPa (\(x.cause))")
+            }
+            if let x = ch.excursions, x.count > 0 {
+                print("     excursions since start: \(x.count), \(f(x.timeOutOfBandS, 1)) s out of band, longest \(f(x.longestS, 1)) s, worst \(f(x.worstAbsErrorMpa)) MPa")
+            }
             if let k = ch.control {
                 print("     " + controlLine(k, unit: ch.outputUnit))
                 if let s = k.sweep { print("     sweep: level \(s.level + 1)/\(s.levels) at \(f(s.setpointMpa)) MPa, \(s.pointsMeasured) measured") }
