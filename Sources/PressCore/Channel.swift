@@ -759,7 +759,7 @@ public struct ChannelController: Sendable {
                 case .emergencyStop: a = .release
                 case .sensorRange, .sensorStale, .sensorFrozen: a = parameters.sensor.faultAction == .ramp ? .hold : parameters.sensor.faultAction
                 case .cannotReachSetpoint: a = parameters.limits.saturationAction
-                case .nonUniformLoad, .limitSwitch: a = .hold
+                case .nonUniformLoad, .limitSwitch, .restoredStateStale: a = .hold
                 }
                 action = action.combined(with: a)
                 events.append(.faultRaised(r, action: a))

@@ -41,6 +41,10 @@ public enum FaultCode: String, Sendable, Codable, CaseIterable, Comparable {
     /// than a live, loaded sensor's noise allows: the transmitter's register image is
     /// frozen, and the loop would regulate on a constant.
     case sensorFrozen = "sensor_frozen"
+    /// After a restart, the restored state (setpoint, latched faults) may be older than
+    /// what the daemon last did: the state file had stopped being written. The channel
+    /// comes up holding; an operator checks and acknowledges.
+    case restoredStateStale = "restored_state_stale"
 
     /// Alarms latch and are reported but take no safe action.
     public var isAlarmOnly: Bool { self == .nonUniformLoad }

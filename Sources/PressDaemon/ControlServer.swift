@@ -86,6 +86,8 @@ public struct ServerContext: Sendable {
     public var socketGroup: String?
     /// Hands a write to the run-log writer (calibrations).
     public var store: @Sendable (StoreRequest) -> Void = { _ in }
+    /// Whether the run log and the state file are being written.
+    public var storage: @Sendable () -> [StorageInfo] = { [] }
     /// Health of the device connections (hardware backend).
     public var deviceHealth: @Sendable () -> [ModbusHealth] = { [] }
 
@@ -351,6 +353,12 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             if !health.isEmpty {
                 result.devices = health.map { DeviceInfo(name: $0.name, endpoint: $0.endpoint, connected: $0.connected, reads: $0.reads,
                                                          writes: $0.writes, errors: $0.errors, lastError: $0.lastError) }
+            }
+            let stores = ctx.storage()
+            if !stores.isEmpty {
+                result.storage = stores
+                let alarms = stores.filter { !$0.writing }.map { "\($0.name.replacingOccurrences(of: "_", with: " ")) not writing since \(Int($0.failingSinceS ?? 0)) s after start: \($0.lastError ?? "")" }
+                if !alarms.isEmpty { result.alarms = alarms }
             }
             reply(id, result, context: context)
         case .set(let p):

@@ -75,10 +75,13 @@ final class RunLogWriter: @unchecked Sendable {
     private var lastPrune = 0.0
     private var lastError = 0.0
     private var thread: Thread?
+    /// Whether the run log is being written (status, metrics, alarms).
+    let health: StoreHealth
 
     init(log: RunLog, loop: ControlLoop, interval: Double, retentionDays: Double, logger: Logger) {
         self.log = log; self.loop = loop; self.interval = interval
         self.retention = retentionDays * 86400; self.logger = logger
+        health = StoreHealth(name: "run_log", path: log.path)
     }
 
     /// Queues an event for the next flush.
@@ -135,32 +138,27 @@ final class RunLogWriter: @unchecked Sendable {
             }
             try log.append(samples: backlog.samples, events: backlog.events)
             backlog = ([], [])
-            if let snap = loop.snapshots.latest() { try log.saveState(persisted(snap, now: now)) }
+            if let snap = loop.snapshots.latest() { try log.saveState(persistedChannels(snap, now: now)) }
             if retention > 0, now - lastPrune > 3600 {
                 lastPrune = now
                 let n = try log.prune(before: now - retention)
                 if n > 0 { logger.info("run log retention: pruned old rows", metadata: ["rows": "\(n)"]) }
             }
+            if let was = health.succeeded() {
+                let msg = "run log writing again after \(round3(was)) s; the samples and events of that time were kept in memory and are now written"
+                logger.notice("\(msg)", metadata: ["path": "\(log.path)"])
+                enqueue(RunLogEvent(time: now, channel: "", kind: "daemon", detail: msg))
+            }
         } catch {
+            if health.failed("\(error)") {
+                logger.critical("run log not writing: samples and events are kept in memory (up to 200000 samples) until it can; the state file keeps the restart state", metadata: ["error": "\(error)", "path": "\(log.path)"])
+            }
             if now - lastError > 60 {
                 lastError = now
                 logger.error("run log write failed; retrying", metadata: ["error": "\(error)", "path": "\(log.path)", "backlog": "\(backlog.samples.count)"])
             }
             if backlog.samples.count > 200_000 { backlog.samples.removeFirst(backlog.samples.count - 200_000) }
             if backlog.events.count > 20_000 { backlog.events.removeFirst(backlog.events.count - 20_000) }
-        }
-    }
-
-    func persisted(_ snap: RigSnapshot, now: Double) -> [PersistedChannel] {
-        snap.channels.enumerated().map { i, c in
-            let program = c.program.flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) }
-            var p = PersistedChannel(channel: c.name, mode: c.mode, target: c.target, ramp: c.ramp, output: c.output,
-                                     faults: c.faults, program: program, backend: snap.backendStates[i], updated: now)
-            p.tune = c.control.lastTune
-            p.learned = c.control.memory
-            p.sweep = c.control.lastSweep
-            p.supervisor = c.control.supervisor
-            return p
         }
     }
 }

@@ -361,8 +361,29 @@ public struct StatusResult: Codable, Sendable {
     public var channels: [ChannelStatus]
     /// Device connections, on the hardware backend.
     public var devices: [DeviceInfo]?
+    /// Whether the run log and the state file are being written.
+    public var storage: [StorageInfo]?
+    /// Daemon-level alarms in words (e.g. the run log not writing).
+    public var alarms: [String]?
     public init(version: String, backend: String, uptimeS: Double, loop: LoopInfo, channels: [ChannelStatus]) {
         self.version = version; self.backend = backend; self.uptimeS = uptimeS; self.loop = loop; self.channels = channels
+    }
+}
+
+/// One durable store: the SQLite run log or the state file.
+public struct StorageInfo: Codable, Sendable, Equatable {
+    /// `run_log` or `state_file`.
+    public var name: String
+    public var path: String
+    public var writing: Bool
+    /// Seconds since the last successful write; since when it has been failing (uptime s).
+    public var lastWriteAgoS: Double?
+    public var failingSinceS: Double?
+    public var lastError: String?
+    public var failures: Int
+    public init(name: String, path: String, writing: Bool, lastWriteAgoS: Double?, failingSinceS: Double?, lastError: String?, failures: Int) {
+        self.name = name; self.path = path; self.writing = writing; self.lastWriteAgoS = lastWriteAgoS
+        self.failingSinceS = failingSinceS; self.lastError = lastError; self.failures = failures
     }
 }
 

@@ -86,6 +86,7 @@ struct Status: ParsableCommand {
         if conn.json { return printJSON(s) }
         let l = s.loop
         print("pressd \(s.version) (\(s.backend))  up \(Int(s.uptimeS)) s  loop \(f(l.rateHz, 0)) Hz ×\(f(l.timeScale, 1))  ticks \(l.ticks)  overruns \(l.overruns)  jitter max \(f(l.maxJitterUs, 0)) µs")
+        for a in s.alarms ?? [] { print("ALARM: \(a)") }
         print([pad("CH", 4), pad("MODE", 11), pad("SETPOINT", 10), pad("PRESSURE", 10), pad("ERR", 10), pad("FORCE N", 9), pad("OUTPUT", 16), pad("T °C", 6), "FAULTS"].joined())
         for ch in s.channels {
             var err = "—"
