@@ -69,12 +69,9 @@ final class RunLogWriter: @unchecked Sendable {
     let retention: Double
     let logger: Logger
     private let queued = Mutex<[RunLogEvent]>([])
-    private let stopFlag = Atomic<Bool>(false)
-    private let done = DispatchSemaphore(value: 0)
     private var backlog: (samples: [LogSample], events: [RunLogEvent]) = ([], [])
     private var lastPrune = 0.0
     private var lastError = 0.0
-    private var thread: Thread?
     /// Whether the run log is being written (status, metrics, alarms).
     let health: StoreHealth
 
@@ -91,27 +88,12 @@ final class RunLogWriter: @unchecked Sendable {
     /// Queues a write of something other than samples and events.
     func enqueue(_ s: StoreRequest) { stores.withLock { $0.append(s) } }
 
-    func start() {
-        let t = Thread { [self] in
-            while !stopFlag.load(ordering: .acquiring) {
-                Thread.sleep(forTimeInterval: interval)
-                flush()
-            }
-            flush()
-            done.signal()
-        }
-        t.name = "pressd-runlog"
-        thread = t
-        t.start()
-    }
+    private lazy var worker = PeriodicWorker(name: "pressd-runlog", interval: interval) { [unowned self] in flush() }
+
+    func start() { worker.start() }
 
     /// Stops after a last flush (call after the loop has stopped).
-    func stop() {
-        guard thread != nil else { return }
-        stopFlag.store(true, ordering: .releasing)
-        done.wait()
-        thread = nil
-    }
+    func stop() { worker.stop() }
 
     func flush() {
         let (samples, dropped) = loop.samples.drain()

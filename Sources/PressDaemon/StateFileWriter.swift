@@ -63,9 +63,6 @@ final class StateFileWriter: @unchecked Sendable {
     let health: StoreHealth
     /// Called with a message when writing starts failing or recovers (to the run log).
     var onChange: @Sendable (String) -> Void = { _ in }
-    private let stopFlag = Atomic<Bool>(false)
-    private let done = DispatchSemaphore(value: 0)
-    private var thread: Thread?
     private var lastSignature = ""
     private var lastWrite = 0.0
 
@@ -74,26 +71,15 @@ final class StateFileWriter: @unchecked Sendable {
         health = StoreHealth(name: "state_file", path: journal.path)
     }
 
-    func start() {
-        let t = Thread { [self] in
-            while !stopFlag.load(ordering: .acquiring) {
-                Thread.sleep(forTimeInterval: 0.02)
-                writeIfNeeded(force: false)
-            }
-            writeIfNeeded(force: true)
-            done.signal()
-        }
-        t.name = "pressd-state"
-        thread = t
-        t.start()
+    private lazy var worker = PeriodicWorker(name: "pressd-state", interval: 0.02) { [unowned self] in
+        writeIfNeeded(force: stopping)
     }
+    private var stopping = false
 
-    func stop() {
-        guard thread != nil else { return }
-        stopFlag.store(true, ordering: .releasing)
-        done.wait()
-        thread = nil
-    }
+    func start() { worker.start() }
+
+    /// Stops after a last write.
+    func stop() { stopping = true; worker.stop() }
 
     /// What must never be lost, per channel: mode, target, latched faults, program position.
     static func signature(_ snap: RigSnapshot) -> String {

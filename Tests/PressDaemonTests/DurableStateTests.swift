@@ -106,4 +106,35 @@ struct DurableStateTests {
         #expect(a.setpointMpa == 4, "setpoint \(String(describing: a.setpointMpa)), the newer one was 4")
         #expect(throws: ClientError.self) { try c.call("set", SetParams(channel: "A", value: 5, unit: "MPa"), as: SetResult.self) }
     }
+
+    @Test("a latched trip is never forgotten across kill -9 at a random moment after it, disk full or not", arguments: [UInt64(11), 12, 13, 14])
+    func randomKill(seed: UInt64) throws {
+        guard getuid() == 0 else { Issue.record("needs root to mount a small tmpfs"); return }
+        var rng = seed &* 0x9E37_79B9_7F4A_7C15
+        func next() -> Double { rng = rng &* 6364136223846793005 &+ 1442695040888963407; return Double(rng >> 11) / Double(1 << 53) }
+        let diskFull = seed % 2 == 0
+        let delay = 0.05 + next() * 1.45
+        let ctx = "seed \(seed): disk full \(diskFull), kill \(String(format: "%.2f", delay)) s after the trip was seen"
+        print("random kill: \(ctx)")
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-rk-\(UUID().uuidString.prefix(6))").path
+        let state = base + "/state"
+        let unmount = try smallDisk(state, size: "16m")
+        defer { unmount(); try? FileManager.default.removeItem(atPath: base) }
+        var d = try DaemonProcess(dir: base, timeScale: 5)
+        defer { d.cleanup() }
+        var c = try d.client()
+        _ = try c.call("set", SetParams(channel: "B", value: 4, unit: "MPa"), as: SetResult.self)
+        sleep(seconds: 2)
+        if diskFull { fill(state) }
+        _ = try c.call("sim_inject", SimInjectParams(channel: "B", forceBiasN: 2100), as: OkResult.self) // 2100 N on 2 cm² reads 10.5 MPa > trip 10
+        let end = Date().addingTimeInterval(5)
+        while Date() < end, try c.channel("B").mode != "tripped" { usleep(5_000) }
+        _ = try c.call("sim_inject", SimInjectParams(channel: "B", forceBiasN: 0), as: OkResult.self)
+        sleep(seconds: delay)
+        d.kill9()
+        d = try DaemonProcess(dir: base, timeScale: 5)
+        c = try d.client()
+        let b = try c.channel("B")
+        #expect(b.mode == "tripped" && b.faults.contains { $0.code == "over_pressure" }, "\(ctx): B came back \(b.mode) \(b.faults.map(\.code))")
+    }
 }
