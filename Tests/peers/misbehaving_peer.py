@@ -50,7 +50,7 @@ The first stdout line is JSON: {"unit", "port"|"device", "seed", "schedule": [{"
 "end", "kind"}]}, times in seconds after start (the same clock as registers 8-9).
 Every misbehaving reply is logged on stderr as "t=SECONDS conn=N KIND".
 """
-import argparse, asyncio, json, os, random, sys, termios, time, tty
+import argparse, asyncio, json, os, random, stat, sys, termios, time, tty
 
 TCP_KINDS = ["garbage", "noise", "duplicate", "long-length", "short-length", "wrong-unit", "wrong-tid", "stall", "busy", "close", "late"]
 RTU_KINDS = ["garbage", "noise", "duplicate", "wrong-unit", "bad-crc", "stall", "busy", "late"]
@@ -361,12 +361,12 @@ def random_schedule(rng, kinds, span, window, gap, quiet):
 
 
 async def control(peer, exit_on_eof):
+    mode = os.fstat(0).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(0)):
+        return  # stdin is a file or /dev/null: no control channel
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    try:
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    except ValueError:
-        return  # stdin is a regular file: no control channel
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := await reader.readline():
         print(json.dumps(peer.command(line.decode().strip())), flush=True)
     if exit_on_eof:
