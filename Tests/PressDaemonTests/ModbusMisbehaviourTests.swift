@@ -54,7 +54,7 @@ final class MisbehavingPeer: @unchecked Sendable {
         try process.run()
         var first: Data?
         do { first = try Self.readLine(stdout.fileHandleForReading, buffer: &buffer, timeout: 15) } catch {}
-        startTime = loopNow()
+        startTime = modbusTestNow()
         guard let line = first, let obj = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else {
             kill(process.processIdentifier, SIGKILL)
             if let s = socat { kill(s.processIdentifier, SIGKILL) }
@@ -98,7 +98,7 @@ final class MisbehavingPeer: @unchecked Sendable {
     }
 
     private static func readLine(_ h: FileHandle, buffer: inout Data, timeout: Double) throws -> Data {
-        let deadline = loopNow() + timeout
+        let deadline = modbusTestNow() + timeout
         while true {
             if let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = buffer[buffer.startIndex..<nl]
@@ -106,7 +106,7 @@ final class MisbehavingPeer: @unchecked Sendable {
                 return Data(line)
             }
             var p = pollfd(fd: h.fileDescriptor, events: Int16(POLLIN), revents: 0)
-            let left = deadline - loopNow()
+            let left = deadline - modbusTestNow()
             guard left > 0, poll(&p, 1, Int32(left * 1000)) > 0 else { throw ClientError.io("no line from the peer within \(timeout) s") }
             var chunk = [UInt8](repeating: 0, count: 4096)
             let n = read(h.fileDescriptor, &chunk, chunk.count)
@@ -117,10 +117,10 @@ final class MisbehavingPeer: @unchecked Sendable {
 }
 
 /// Monotonic seconds, the poller's clock in these tests.
-func loopNow() -> Double { Double(monotonicNanos()) / 1e9 }
+func modbusTestNow() -> Double { Double(monotonicNanos()) / 1e9 }
 
 /// What the tests read from the misbehaving peer, and what each value must be.
-enum PeerImage {
+enum MisbehavingPeerImage {
     /// Input register `a` holds (0x1111 + 257·a) mod 2¹⁶, holding register `a` 0x2222 + 257·a.
     static func input(_ a: Int) -> Double { Double((0x1111 + 257 * a) & 0xFFFF) }
     static func holding(_ a: Int) -> Double { Double((0x2222 + 257 * a) & 0xFFFF) }
@@ -146,7 +146,7 @@ enum PeerImage {
 /// Watches a poller from a thread of its own: every new sample of every signal (a new
 /// sample is one whose time changed) and whether the poller ever reported itself
 /// disconnected.
-final class SampleRecorder: @unchecked Sendable {
+final class ModbusSampleRecorder: @unchecked Sendable {
     struct Seen { var id: String; var sample: Sample; var seenAt: Double }
     private let lock = NSLock()
     private var seen: [Seen] = []
@@ -163,7 +163,7 @@ final class SampleRecorder: @unchecked Sendable {
             var last: [String: Sample] = [:]
             var wasConnected = false
             while !isStopping {
-                let now = loopNow()
+                let now = modbusTestNow()
                 for id in ids {
                     guard let s = poller.value(id), s != last[id] else { continue }
                     last[id] = s
@@ -192,10 +192,10 @@ final class SampleRecorder: @unchecked Sendable {
         var bad: [String] = []
         var lastClock: [String: Double] = [:]
         for s in samples {
-            if let e = PeerImage.expected[s.id], s.sample.value != e {
+            if let e = MisbehavingPeerImage.expected[s.id], s.sample.value != e {
                 bad.append("\(s.id) = \(Int(s.sample.value)) (0x\(String(Int(s.sample.value), radix: 16))), expected \(Int(e)) at t=\(String(format: "%.3f", s.sample.time - peerStart))")
             }
-            if PeerImage.clocks.contains(s.id) {
+            if MisbehavingPeerImage.clocks.contains(s.id) {
                 let ms = s.sample.value
                 let limit = (s.seenAt - peerStart) * 1000 + 50
                 if ms > limit || ms < (lastClock[s.id] ?? 0) {
@@ -229,17 +229,17 @@ struct ModbusMisbehaviourTests {
 
     /// Starts a poller on `peer`, waits until every signal has a sample, runs `body`, and
     /// always stops both.
-    func withPoller(_ peer: MisbehavingPeer, _ layout: PeerImage.Layout = .twoTables,
-                    _ body: (ModbusPoller, SampleRecorder) throws -> Void) throws {
+    func withPoller(_ peer: MisbehavingPeer, _ layout: MisbehavingPeerImage.Layout = .twoTables,
+                    _ body: (ModbusPoller, ModbusSampleRecorder) throws -> Void) throws {
         defer { peer.stop() }
-        let signals = PeerImage.signals(layout)
+        let signals = MisbehavingPeerImage.signals(layout)
         let poller = ModbusPoller(name: "mb", transport: peer.transport, defaultUnit: 1, timeout: Self.timeout, retries: 1,
-                                  pollRate: 1 / Self.period, readSignals: signals, clock: { loopNow() })
+                                  pollRate: 1 / Self.period, readSignals: signals, clock: { modbusTestNow() })
         poller.start()
-        let rec = SampleRecorder(poller, ids: signals.map(\.id))
+        let rec = ModbusSampleRecorder(poller, ids: signals.map(\.id))
         defer { rec.stop(); poller.stop() }
-        let deadline = loopNow() + 5
-        while loopNow() < deadline, !signals.allSatisfy({ poller.value($0.id) != nil }) { usleep(10_000) }
+        let deadline = modbusTestNow() + 5
+        while modbusTestNow() < deadline, !signals.allSatisfy({ poller.value($0.id) != nil }) { usleep(10_000) }
         try #require(signals.allSatisfy { poller.value($0.id) != nil }, "no samples from the peer within 5 s: \(poller.snapshotHealth())")
         try body(poller, rec)
         let wrong = rec.wrongValues(peerStart: peer.startTime)
@@ -248,7 +248,7 @@ struct ModbusMisbehaviourTests {
 
     /// Every signal has a sample acquired after `time` within `within` seconds of it, and
     /// the peer's clock in it is past `peerSeconds`.
-    func expectFresh(_ rec: SampleRecorder, after time: Double, peerSeconds: Double, within: Double, _ what: String,
+    func expectFresh(_ rec: ModbusSampleRecorder, after time: Double, peerSeconds: Double, within: Double, _ what: String,
                      sourceLocation: SourceLocation = #_sourceLocation) {
         for id in rec.ids {
             let s = rec.first(id, after: time)
@@ -268,7 +268,7 @@ struct ModbusMisbehaviourTests {
         try withPoller(peer, .transmitter) { poller, rec in
             usleep(300_000)
             let before = poller.snapshotHealth()
-            let sent = loopNow()
+            let sent = modbusTestNow()
             let ack = try peer.command("\(kind) x1")
             let peerT = (ack["t"] as! NSNumber).doubleValue
             usleep(2_000_000)
@@ -292,7 +292,7 @@ struct ModbusMisbehaviourTests {
             let before = poller.snapshotHealth()
             let ack = try peer.command("\(kind) 1.0")
             let end = (ack["end"] as! NSNumber).doubleValue
-            let endLocal = loopNow() + 1.0
+            let endLocal = modbusTestNow() + 1.0
             usleep(3_000_000)
             let after = poller.snapshotHealth()
             #expect(after.errors > before.errors, "\(kind) replies were not reported as errors")
@@ -307,7 +307,7 @@ struct ModbusMisbehaviourTests {
         try withPoller(peer) { poller, rec in
             usleep(300_000)
             let before = poller.snapshotHealth()
-            let sent = loopNow()
+            let sent = modbusTestNow()
             let ack = try peer.command("stall x1")
             usleep(2_500_000)
             let after = poller.snapshotHealth()
@@ -324,9 +324,9 @@ struct ModbusMisbehaviourTests {
         try withPoller(peer) { poller, rec in
             usleep(300_000)
             let before = poller.snapshotHealth()
-            let lo = loopNow()
+            let lo = modbusTestNow()
             let ack = try peer.command("busy 2.0")
-            let hi = loopNow()
+            let hi = modbusTestNow()
             let end = (ack["end"] as! NSNumber).doubleValue
             usleep(1_000_000)
             let during = poller.snapshotHealth()
@@ -371,14 +371,14 @@ struct ModbusMisbehaviourTests {
             // over 5 s).
             func bound(_ w: (start: Double, end: Double, kind: String)) -> Double { min(5, w.end - w.start) + 1 }
             let until = schedule.map { $0.end + bound($0) }.max() ?? span
-            while loopNow() - peer.startTime < until + 0.5 { usleep(100_000) }
+            while modbusTestNow() - peer.startTime < until + 0.5 { usleep(100_000) }
             for w in schedule {
                 let bound = bound(w)
                 let endLocal = peer.startTime + w.end
                 let c = rec.firstClock(atLeast: w.end)
                 #expect(c != nil && c!.sample.time <= endLocal + bound,
                         "no fresh sample within \(bound) s after \(w.kind) \(w.start)-\(w.end) (first: \(c.map { String(format: "%.3f s", $0.sample.time - endLocal) } ?? "none")); \(replay)")
-                for id in PeerImage.expected.keys {
+                for id in MisbehavingPeerImage.expected.keys {
                     let s = rec.first(id, after: endLocal + 0.05)
                     #expect(s != nil && s!.sample.time <= endLocal + bound, "\(id) did not resume after \(w.kind) \(w.start)-\(w.end); \(replay)")
                 }
@@ -397,7 +397,7 @@ struct ModbusMisbehaviourTests {
             usleep(300_000)
             let before = poller.snapshotHealth()
             let ack = try peer.command("\(kind) 0.5")
-            let endLocal = loopNow() + 0.5
+            let endLocal = modbusTestNow() + 0.5
             usleep(3_000_000)
             let after = poller.snapshotHealth()
             let mid = after
@@ -417,7 +417,7 @@ struct ModbusMisbehaviourTests {
             usleep(300_000)
             let before = poller.snapshotHealth()
             let ack = try peer.command("garbage 6")
-            let endLocal = loopNow() + 6
+            let endLocal = modbusTestNow() + 6
             usleep(6_000_000)
             let during = poller.snapshotHealth()
             // Reconnects 0.1, 0.2, 0.4, 0.8, 1.6 and 3.2 s apart: at most 7 garbled replies
@@ -434,7 +434,7 @@ struct ModbusMisbehaviourTests {
             expectFresh(rec, after: endLocal, peerSeconds: (ack["end"] as! NSNumber).doubleValue, within: 4.5, "after 6 s of garbage")
             let after = poller.snapshotHealth()
             let check = try peer.command("garbage x1")
-            let sent = loopNow()
+            let sent = modbusTestNow()
             usleep(1_000_000)
             expectFresh(rec, after: sent, peerSeconds: (check["t"] as! NSNumber).doubleValue, within: 0.5,
                         "after one more garbled reply (the backoff was reset by the first good read)")
@@ -463,10 +463,10 @@ struct ModbusMisbehaviourTests {
             }
         }
         let c = try fresh()
-        #expect(try c.read(unit: 1, table: .input, address: 3, count: 2) == [UInt16(PeerImage.input(3)), UInt16(PeerImage.input(4))])
+        #expect(try c.read(unit: 1, table: .input, address: 3, count: 2) == [UInt16(MisbehavingPeerImage.input(3)), UInt16(MisbehavingPeerImage.input(4))])
         try expectError("busy", on: c) { $0.kind == .exception(code: 6) && !$0.needsResync && $0.reason.contains("busy") }
         // The device said no, the connection is still in step.
-        #expect(try c.read(unit: 1, table: .input, address: 3, count: 2) == [UInt16(PeerImage.input(3)), UInt16(PeerImage.input(4))])
+        #expect(try c.read(unit: 1, table: .input, address: 3, count: 2) == [UInt16(MisbehavingPeerImage.input(3)), UInt16(MisbehavingPeerImage.input(4))])
         try expectError("wrong-unit", on: c) { $0.kind == .invalidReply && $0.needsResync && $0.reason.contains("reply from unit 2") }
         try expectError("wrong-tid", on: try fresh()) { $0.kind == .invalidReply && $0.reason.contains("transaction id") }
         try expectError("long-length", on: try fresh()) { $0.kind == .invalidReply && $0.reason.contains("MBAP length 65535") }
@@ -477,7 +477,7 @@ struct ModbusMisbehaviourTests {
         // the next request is sent.
         let d = try fresh()
         try peer.command("duplicate x1")
-        #expect(try d.read(unit: 1, table: .input, address: 3, count: 2) == [UInt16(PeerImage.input(3)), UInt16(PeerImage.input(4))])
+        #expect(try d.read(unit: 1, table: .input, address: 3, count: 2) == [UInt16(MisbehavingPeerImage.input(3)), UInt16(MisbehavingPeerImage.input(4))])
         usleep(50_000)
         do { _ = try d.read(unit: 1, table: .input, address: 3, count: 2); Issue.record("read after a duplicated reply") }
         catch { #expect(error.kind == .invalidReply && error.reason.contains("no request asked for"), "\(error)") }
