@@ -17,6 +17,13 @@ struct DurableStateTests {
         return { _ = try? runProcess("/bin/umount", ["-l", dir]) }
     }
 
+    /// A daemon directory whose state directory is a small tmpfs: (base, state, unmount).
+    func daemonDirOnSmallDisk() throws -> (String, String, () -> Void) {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-df-\(UUID().uuidString.prefix(6))").path
+        let state = base + "/state"
+        return (base, state, try smallDisk(state, size: "16m"))
+    }
+
     /// Fills the file system holding `dir` to the last block.
     func fill(_ dir: String) {
         let fd = open(dir + "/filler", O_WRONLY | O_CREAT, 0o600)
@@ -73,9 +80,7 @@ struct DurableStateTests {
     @Test("disk full, a newer setpoint, an over-pressure trip, kill -9: the restarted daemon has the trip latched and the newer setpoint")
     func diskFullKillNine() throws {
         guard getuid() == 0 else { Issue.record("needs root to mount a small tmpfs"); return }
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-df-\(UUID().uuidString.prefix(6))").path
-        let state = base + "/state"
-        let unmount = try smallDisk(state, size: "16m")
+        let (base, state, unmount) = try daemonDirOnSmallDisk()
         defer { unmount(); try? FileManager.default.removeItem(atPath: base) }
         var d = try DaemonProcess(dir: base, timeScale: 5)
         defer { d.cleanup() }
@@ -116,9 +121,7 @@ struct DurableStateTests {
         let delay = 0.05 + next() * 1.45
         let ctx = "seed \(seed): disk full \(diskFull), kill \(String(format: "%.2f", delay)) s after the trip was seen"
         print("random kill: \(ctx)")
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-rk-\(UUID().uuidString.prefix(6))").path
-        let state = base + "/state"
-        let unmount = try smallDisk(state, size: "16m")
+        let (base, state, unmount) = try daemonDirOnSmallDisk()
         defer { unmount(); try? FileManager.default.removeItem(atPath: base) }
         var d = try DaemonProcess(dir: base, timeScale: 5)
         defer { d.cleanup() }
