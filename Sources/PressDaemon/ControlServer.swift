@@ -351,8 +351,12 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                                       channels: StatusMapping.channels(snap, configs: ctx.channels, only: p.channel.map { [$0] }))
             let health = ctx.deviceHealth()
             if !health.isEmpty {
-                result.devices = health.map { DeviceInfo(name: $0.name, endpoint: $0.endpoint, connected: $0.connected, reads: $0.reads,
-                                                         writes: $0.writes, errors: $0.errors, lastError: $0.lastError) }
+                result.devices = health.map { h in
+                    var d = DeviceInfo(name: h.name, endpoint: h.endpoint, connected: h.connected, reads: h.reads,
+                                       writes: h.writes, errors: h.errors, lastError: h.lastError)
+                    d.exceptions = h.exceptions; d.resyncs = h.resyncs
+                    return d
+                }
             }
             let stores = ctx.storage()
             if !stores.isEmpty {

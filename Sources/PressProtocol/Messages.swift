@@ -347,6 +347,11 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
     public var errors: UInt64
     /// Names the device, the function and the register address.
     public var lastError: String?
+    /// Modbus exception replies (the connection stays), and connections dropped and
+    /// reopened after a reply out of step (garbled, wrong unit or transaction id, CRC,
+    /// timeout). Both are also in `errors`.
+    public var exceptions: UInt64?
+    public var resyncs: UInt64?
     public init(name: String, endpoint: String, connected: Bool, reads: UInt64, writes: UInt64, errors: UInt64, lastError: String?) {
         self.name = name; self.endpoint = endpoint; self.connected = connected; self.reads = reads
         self.writes = writes; self.errors = errors; self.lastError = lastError
