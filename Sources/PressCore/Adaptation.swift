@@ -160,9 +160,30 @@ public struct ControllerMemory: Sendable, Equatable, Codable {
     /// (positive, within 1/16…16× the tuned plant) and well determined (30 updates, a
     /// standard error under 30 % of the value).
     public var estimatedGain: Double? {
+        if case .credible(let k) = estimateState { return k }
+        return nil
+    }
+
+    /// What the plant estimate says now. Only an estimate outside the plausible range
+    /// is a divergence; one that is merely uncertain (too few updates, too much noise
+    /// for its standard error) says nothing either way and changes nothing.
+    public enum EstimateState: Sendable, Equatable {
+        /// The static gain, MPa per output unit.
+        case credible(Double)
+        case uncertain
+        case diverged
+    }
+
+    public var estimateState: EstimateState {
         let g = plant.theta[0]
-        guard plant.updates >= 30, g > 1.0 / 16, g < 16, plant.standardError(0) < 0.3 * g else { return nil }
-        return baseGain * g
+        guard plant.updates >= 30 else { return .uncertain }
+        guard g.isFinite else { return .diverged }
+        // The data must say so: an estimate whose own standard error is large is
+        // uncertain wherever it has wandered (closed-loop noise without excitation
+        // pulls it towards zero).
+        guard plant.standardError(0) < 0.3 * abs(g) else { return .uncertain }
+        guard g > 1.0 / 16, g < 16 else { return .diverged }
+        return .credible(baseGain * g)
     }
 
     /// Share of the pressure error's variance the measured disturbances explain, 0…1
@@ -202,6 +223,9 @@ public struct PlantAdapter: Sendable {
     private var last: Window?
     private var goodRun = 0
     private var badRun = 0
+    /// A divergence was reported and no credible estimate has been seen since: further
+    /// fallbacks are counted, not logged again.
+    private var divergenceReported = false
     private var confidentSince: Double?
     private var activeWindows = 0
     private var activeSquares = 0.0
@@ -291,21 +315,36 @@ public struct PlantAdapter: Sendable {
         }
 
         // Gain schedule; fallback to the last good gains when the estimate diverges.
-        if let k = memory.estimatedGain {
+        // Messages on state changes only: the first fallback of a divergence, and the
+        // return to a credible estimate.
+        switch memory.estimateState {
+        case .credible(let k):
             badRun = 0
             goodRun += 1
             let j = bin(w.p, limits)
             if abs(du) >= settings.excitation { memory.schedule[j] = memory.schedule[j].map { $0 + 0.1 * (k - $0) } ?? k }
-            if goodRun >= 10 { memory.lastGoodScale = memory.scale; memory.lastGoodPlant = memory.plant.theta }
-        } else if memory.plant.updates >= 30 {
+            if goodRun >= 10 {
+                memory.lastGoodScale = memory.scale; memory.lastGoodPlant = memory.plant.theta
+                if divergenceReported {
+                    divergenceReported = false
+                    events.append("plant estimate credible again (gain \(fmt(memory.plant.theta[0])) × tuned) after \(memory.fallbacks) fallback(s)")
+                }
+            }
+        case .uncertain:
+            goodRun = 0
+        case .diverged:
             goodRun = 0
             badRun += 1
             if badRun == 10 {
+                let g = memory.plant.theta[0]
                 memory.fallbacks += 1
                 memory.scale = memory.lastGoodScale
                 memory.plant.reset(theta: memory.lastGoodPlant)
                 badRun = 0
-                events.append("plant estimate diverged (gain \(fmt(memory.plant.theta[0])) × tuned); restored the last good gains (scale \(fmt(memory.scale)))")
+                if !divergenceReported {
+                    divergenceReported = true
+                    events.append("plant estimate diverged (gain \(fmt(g)) × tuned, plausible 1/16…16); restored the last good gains (scale \(fmt(memory.scale)))")
+                }
             }
         }
         let desired = min(max(memory.baseGain / scheduledGain(at: target, limits: limits), settings.minScale), settings.maxScale)

@@ -121,6 +121,15 @@ public enum ChannelEvent: Sendable, Equatable {
     case sweepFinished(SweepResult)
     /// The impedance-aware supervisor moved the setpoint, locked, unlocked or converged.
     case supervisor(String)
+    /// The regulated pressure came back into its band (or regulation ended) after an
+    /// excursion; the record has its bounds, worst error and likely cause.
+    case excursion(ExcursionRecord)
+    /// The pressure stopped answering the output (`lost`: the output is capped at what
+    /// the setpoint needs) or answers again (`regained`).
+    case authority(state: String, detail: String)
+    /// Recoverable faults cleared by themselves and the channel resumed (`resumed`), or
+    /// the hour's budget of recoveries was spent and the faults stay latched (`latched`).
+    case recovery(state: String, codes: [FaultCode], detail: String)
 }
 
 /// The published state of a channel after a tick.
@@ -152,6 +161,11 @@ public struct ChannelState: Sendable, Equatable {
     /// Strategy, relay experiment in progress, last autotune and what the adaptive and
     /// learned controllers know.
     public var control: ControlStatus
+    /// The excursion out of the band in progress, if any, and the counts so far.
+    public var excursion: ExcursionRecord? = nil
+    public var excursions = ExcursionStats()
+    /// True while the pressure does not answer the output and the output is capped.
+    public var authorityLost = false
 }
 
 /// The controller side of a channel's state, for `status` and persistence.
@@ -215,6 +229,22 @@ public struct ChannelController: Sendable {
     /// The impedance-aware supervisor (nil when not enabled).
     public private(set) var supervisor: ImpedanceSupervisor?
     private var supervisorConverged = false
+    /// Frozen-sensor check: the value of the present run of identical samples, when it
+    /// began, the last sample time seen and how many fresh samples it has had.
+    private var frozenRun: (value: Double, since: Double, lastTime: Double, count: Int)?
+    /// Automatic recovery: what the channel was doing when the trip fired, since when
+    /// every latched fault has been recoverable and absent, and the recent recoveries.
+    private var beforeTrip: (mode: ChannelMode, target: Double?, programRunning: Bool)?
+    private var recoveryGoodSince: Double?
+    private var recoveryTimes: [Double] = []
+    private var recoveryBudgetReported = false
+    /// Loss of actuator authority, and excursions out of the band.
+    public private(set) var authority = AuthorityMonitor()
+    /// The target the pressure has settled in band at since it was last set (excursions
+    /// are judged only then: the approach to a new setpoint is not one).
+    private var settledTarget: Double?
+    public private(set) var openExcursion: ExcursionRecord?
+    public private(set) var excursionStats = ExcursionStats()
     /// Added to the output before limits every tick. For benchmarks (an oracle that
     /// knows the true disturbance); the daemon leaves it at zero.
     public var externalFeedforward: Double = 0
@@ -452,7 +482,20 @@ public struct ChannelController: Sendable {
     private mutating func regulate(now: Double, target: Double, pressure: Double, dt: Double, readings: ChannelReadings) -> Double {
         let staticFF = staticFeedforward(target)
         let ff = totalFeedforward(target)
-        let u = pid.update(setpoint: target, measurement: pressure, feedforward: ff, dt: dt)
+        let gain = parameters.feedforward.gain * gainScale
+        let change = authority.update(now: now, dt: dt, target: target, pressure: pressure, band: parameters.band,
+                                      output: pid.output, atUpperLimit: pid.lastTerms.saturated && pid.lastTerms.unlimited > pid.output,
+                                      modelGain: gain > 0 ? gain : nil, modelOutput: gain > 0 ? ff : nil,
+                                      outputMax: parameters.pid.outputMax, settled: settledTarget == target)
+        switch change {
+        case .lost(let cap, let why)?:
+            if openExcursion != nil, openExcursion!.cause == "disturbance" { openExcursion!.cause = "saturation" }
+            events.append(.authority(state: "lost", detail: "the pressure (\(fmt(pressure)) MPa, setpoint \(fmt(target))) does not answer the output: \(why); output capped at \(fmt(cap)), what the setpoint needs plus half the band, until the pressure is back in band"))
+        case .regained?:
+            events.append(.authority(state: "regained", detail: "pressure \(fmt(pressure)) MPa back in band; output no longer capped"))
+        case nil: break
+        }
+        let u = pid.update(setpoint: target, measurement: pressure, feedforward: ff, dt: dt, ceiling: authority.ceiling)
         guard var a = adapter else { return u }
         let update = a.observe(now: now, dt: dt, pressure: pressure, output: u, target: target, readings: readings,
                                limits: parameters.limits, saturated: pid.lastTerms.saturated)
@@ -529,6 +572,14 @@ public struct ChannelController: Sendable {
     /// Moves the target (and ramp) and enters regulation bumplessly if needed.
     private mutating func applyTarget(_ mpa: Double, ramp: Double?) {
         if autotuner != nil { cancelAutotune(reason: "new setpoint") }
+        if mpa != target {
+            settledTarget = nil
+            authority.reset()
+            if openExcursion != nil, openExcursion!.setpoint != mpa {
+                if openExcursion!.cause == "disturbance" { openExcursion!.cause = "setpoint_change" }
+                closeExcursion(now: lastStep ?? 0)
+            }
+        }
         let p = effectivePID(ramp: ramp ?? parameters.pid.setpointRampRate)
         if p != pid.parameters { pid.setParameters(p) }
         target = mpa
@@ -608,6 +659,8 @@ public struct ChannelController: Sendable {
         let cleared = before.filter { c in !remaining.contains { $0.code == c } }
         events.append(.faultsAcknowledged(cleared: cleared, remaining: remaining.map(\.code)))
         if remaining.isEmpty && mode == .tripped {
+            beforeTrip = nil
+            recoveryGoodSince = nil
             rampingToSafe = false
             pid.setManual(output: pid.output)
             changeMode(.holding, reason: "faults acknowledged")
@@ -662,6 +715,7 @@ public struct ChannelController: Sendable {
             lastStale = true
             present[.sensorStale] = "no force sample received"
         }
+        if let msg = frozenCheck(readings.force, now: now) { present[.sensorFrozen] = msg; pressure = nil }
 
         // 2. Over-pressure: judged on every valid sample, in every mode. A reading
         //    beyond the sensor's upper range cannot rule out over-pressure (a saturated
@@ -703,15 +757,16 @@ public struct ChannelController: Sendable {
                 switch r.code {
                 case .overPressure: a = parameters.limits.tripAction
                 case .emergencyStop: a = .release
-                case .sensorRange, .sensorStale: a = parameters.sensor.faultAction == .ramp ? .hold : parameters.sensor.faultAction
+                case .sensorRange, .sensorStale, .sensorFrozen: a = parameters.sensor.faultAction == .ramp ? .hold : parameters.sensor.faultAction
                 case .cannotReachSetpoint: a = parameters.limits.saturationAction
-                case .nonUniformLoad, .limitSwitch: a = .hold
+                case .nonUniformLoad, .limitSwitch, .restoredStateStale: a = .hold
                 }
                 action = action.combined(with: a)
                 events.append(.faultRaised(r, action: a))
             }
             // Ramping needs a measurement: with a sensor fault among the causes, hold.
-            if action == .ramp && fired.contains(where: { $0.code == .sensorRange || $0.code == .sensorStale }) { action = .hold }
+            if action == .ramp && fired.contains(where: { $0.code == .sensorRange || $0.code == .sensorStale || $0.code == .sensorFrozen }) { action = .hold }
+            if mode != .tripped { beforeTrip = (mode, target, program?.state == .running) }
             rampingToSafe = false
             switch action {
             case .release: pid.setManual(output: parameters.safeOutput)
@@ -730,10 +785,14 @@ public struct ChannelController: Sendable {
                 pid.setManual(output: onlySaturation ? (lastGoodOutput ?? pid.output) : pid.output)
             }
             pauseProgramForSafety(fired.map(\.code.rawValue).joined(separator: ","))
+            if openExcursion != nil { openExcursion!.cause = "fault" }
+            authority.reset()
             saturatedSince = nil
             changeMode(.tripped, reason: fired.map(\.code.rawValue).joined(separator: ","))
         }
         if let pressure { lastPressure = pressure }
+        trackExcursion(now: now, pressure: pressure, faultFired: !fired.isEmpty)
+        stepRecovery(now: now, pressure: pressure)
         if let r = pendingResume, pressure != nil, mode == .holding {
             pendingResume = nil
             applyTarget(min(max(r.target, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: r.ramp)
@@ -787,6 +846,102 @@ public struct ChannelController: Sendable {
         return pid.update(setpoint: target ?? 0, measurement: pressure ?? lastPressure ?? 0, dt: dt)
     }
 
+    /// Opens an excursion when a settled, regulated pressure leaves its band; closes it
+    /// (one `excursion` event) when the pressure is back in band or regulation ends
+    /// by an operator's hold or release.
+    private mutating func trackExcursion(now: Double, pressure: Double?, faultFired: Bool) {
+        if openExcursion != nil, faultFired { openExcursion!.cause = "fault" }
+        guard let t = target, t > 0 else { return }
+        if openExcursion != nil, mode == .holding || mode == .released {
+            closeExcursion(now: now)
+            return
+        }
+        guard let p = pressure else { return }
+        let inside = abs(p - t) <= parameters.band * t
+        if mode == .regulating && inside { settledTarget = t }
+        if var x = openExcursion {
+            if abs(p - x.setpoint) > abs(x.worstError) { x.worstError = p - x.setpoint }
+            openExcursion = x
+            if inside { closeExcursion(now: now) }
+        } else if !inside, settledTarget == t, mode == .regulating || mode == .tripped {
+            openExcursion = ExcursionRecord(start: now, end: nil, setpoint: t, worstError: p - t,
+                                            cause: mode == .tripped ? "fault" : (authority.isLost ? "saturation" : "disturbance"))
+        }
+    }
+
+    private mutating func closeExcursion(now: Double) {
+        guard var x = openExcursion else { return }
+        x.end = now
+        openExcursion = nil
+        excursionStats.add(x)
+        events.append(.excursion(x))
+    }
+
+    /// `sensor_frozen` when fresh samples (their time moves) have carried exactly the
+    /// same value for `frozenAfter` seconds while the sensor is loaded.
+    private mutating func frozenCheck(_ f: Sample?, now: Double) -> String? {
+        let limit = parameters.sensor.frozenAfter
+        guard limit > 0, let f, f.value.isFinite, now - f.time <= parameters.sensor.staleAfter,
+              abs(f.value) > 0.01 * parameters.sensor.maxForce else { frozenRun = nil; return nil }
+        guard var run = frozenRun, run.value == f.value else {
+            frozenRun = (f.value, f.time, f.time, 1)
+            return nil
+        }
+        if f.time > run.lastTime { run.lastTime = f.time; run.count += 1 }
+        frozenRun = run
+        guard run.lastTime - run.since >= limit, run.count >= 5 else { return nil }
+        return "force reading stuck at exactly \(fmt(f.value)) N for \(Int(run.lastTime - run.since)) s over \(run.count) fresh samples"
+    }
+
+    /// Clears latched faults that are all recoverable and have been absent for the
+    /// sensor's `recoverAfter`, and resumes what the channel was doing (regulation at the
+    /// same target, bumplessly from the held output; a program paused by the trip).
+    /// At most `maxRecoveriesPerHour`; past that the faults stay latched for an operator.
+    private mutating func stepRecovery(now: Double, pressure: Double?) {
+        let s = parameters.sensor
+        guard mode == .tripped, s.recoverAfter > 0, faults.isLatched,
+              faults.records.allSatisfy({ $0.code.isRecoverable && !$0.active }), pressure != nil else {
+            recoveryGoodSince = nil
+            return
+        }
+        let since = recoveryGoodSince ?? now
+        recoveryGoodSince = since
+        guard now - since >= s.recoverAfter else { return }
+        let codes = faults.records.map(\.code)
+        recoveryTimes.removeAll { now - $0 >= 3600 }
+        guard recoveryTimes.count < s.maxRecoveriesPerHour else {
+            if !recoveryBudgetReported {
+                recoveryBudgetReported = true
+                events.append(.recovery(state: "latched", codes: codes, detail: "\(recoveryTimes.count) automatic recoveries in the last hour (max_recoveries_per_hour = \(s.maxRecoveriesPerHour)); acknowledge to resume"))
+            }
+            return
+        }
+        recoveryTimes.append(now)
+        recoveryBudgetReported = false
+        recoveryGoodSince = nil
+        let raised = faults.records.map(\.raisedAt).min() ?? now
+        _ = faults.acknowledge()
+        rampingToSafe = false
+        pid.setManual(output: pid.output)
+        changeMode(.holding, reason: "recovered: \(codes.map(\.rawValue).joined(separator: ","))")
+        let before = beforeTrip
+        beforeTrip = nil
+        var resumed = "holding"
+        if before?.mode == .regulating, let t = before?.target {
+            applyTarget(min(max(t, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: nil)
+            resumed = "regulating at \(fmt(t)) MPa"
+            if before?.programRunning == true, var r = program, r.state == .paused {
+                r.resume(); program = r
+                events.append(.programState(name: r.program.name, state: "resumed", detail: "after automatic recovery"))
+            }
+        } else if before?.mode == .released {
+            pid.setManual(output: parameters.safeOutput)
+            changeMode(.released, reason: "recovered")
+            resumed = "released"
+        }
+        events.append(.recovery(state: "resumed", codes: codes, detail: "signal good for \(fmt(s.recoverAfter)) s after \(fmt(now - raised)) s; \(resumed) (\(recoveryTimes.count) of \(s.maxRecoveriesPerHour) recoveries this hour)"))
+    }
+
     /// The state to publish after a tick.
     public var state: ChannelState {
         let p = lastStale ? nil : lastReadings.force.flatMap { f in f.value.isFinite ? parameters.pressure(fromForce: f.value) : nil }
@@ -802,7 +957,8 @@ public struct ChannelController: Sendable {
             control: ControlStatus(
                 strategy: parameters.strategy, autotune: autotuner, lastTune: lastTune, memory: adapter?.memory,
                 kp: pid.parameters.kp, ki: pid.parameters.ki, feedforwardGain: parameters.feedforward.gain * gainScale,
-                active: activeController, sweep: sweep, lastSweep: lastSweep, supervisor: supervisor))
+                active: activeController, sweep: sweep, lastSweep: lastSweep, supervisor: supervisor),
+            excursion: openExcursion, excursions: excursionStats, authorityLost: authority.isLost)
     }
 
     /// What is computing the output now.

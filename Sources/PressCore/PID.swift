@@ -208,7 +208,10 @@ public struct PIDController: Sendable {
     ///     non-finite values skip integration and differentiation for this step.
     /// - Returns: the output to apply, within limits.
     @discardableResult
-    public mutating func update(setpoint: Double, measurement: Double, feedforward: Double = 0, dt: Double) -> Double {
+    ///   - ceiling: a temporary upper limit for this update, below `outputMax` (a channel
+    ///     that lost actuator authority); the anti-windup treats it like the limit.
+    public mutating func update(setpoint: Double, measurement: Double, feedforward: Double = 0, dt: Double,
+                                ceiling: Double? = nil) -> Double {
         let p = parameters
         let validDt = dt.isFinite && dt > 0
         var terms = PIDTerms()
@@ -247,7 +250,7 @@ public struct PIDController: Sendable {
         let unlimited = terms.proportional + integral + terms.derivative + feedforward
         terms.unlimited = unlimited
 
-        var u = min(max(unlimited, p.outputMin), p.outputMax)
+        var u = min(max(unlimited, p.outputMin), min(p.outputMax, max(ceiling ?? .infinity, p.outputMin)))
         if let rate = p.outputRateLimit, validDt {
             let step = rate * dt
             u = min(max(u, output - step), output + step)

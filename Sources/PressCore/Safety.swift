@@ -37,9 +37,24 @@ public enum FaultCode: String, Sendable, Codable, CaseIterable, Comparable {
     case nonUniformLoad = "non_uniform_load"
     /// A travel limit switch is active: the actuator reached the end of its travel.
     case limitSwitch = "limit_switch"
+    /// Fresh samples keep arriving but their value has not changed at all for longer
+    /// than a live, loaded sensor's noise allows: the transmitter's register image is
+    /// frozen, and the loop would regulate on a constant.
+    case sensorFrozen = "sensor_frozen"
+    /// After a restart, the restored state (setpoint, latched faults) may be older than
+    /// what the daemon last did: the state file had stopped being written. The channel
+    /// comes up holding; an operator checks and acknowledges.
+    case restoredStateStale = "restored_state_stale"
 
     /// Alarms latch and are reported but take no safe action.
     public var isAlarmOnly: Bool { self == .nonUniformLoad }
+
+    /// Faults whose cause clears on its own (a bus hiccup, a transmitter that answers
+    /// again): once the signal has been good for the sensor's `recoverAfter`, the channel
+    /// resumes by itself, within a budget. Everything else (over-pressure, e-stop,
+    /// implausible readings, saturation, limit switches) stays latched until an operator
+    /// acknowledges it.
+    public var isRecoverable: Bool { self == .sensorStale || self == .sensorFrozen }
 
     public static func < (a: FaultCode, b: FaultCode) -> Bool { a.rawValue < b.rawValue }
 }
@@ -109,16 +124,31 @@ public struct SensorLimits: Sendable, Equatable, Codable {
     public var staleAfter: Double
     /// What a sensor fault does.
     public var faultAction: SafeAction
+    /// Fresh samples with exactly the same value for this long are `sensor_frozen`, s
+    /// (0 turns the check off). Judged only while the sensor is loaded above 1 % of its
+    /// range, where a live transmitter's last digit always moves.
+    public var frozenAfter: Double
+    /// A recoverable fault (stale, frozen) clears by itself once the signal has been
+    /// good for this long, s; regulation then resumes bumplessly. 0: always latch.
+    public var recoverAfter: Double
+    /// At most this many automatic recoveries in any hour; the next fault latches.
+    public var maxRecoveriesPerHour: Int
 
-    public init(minForce: Double, maxForce: Double, staleAfter: Double, faultAction: SafeAction = .hold) {
+    public init(minForce: Double, maxForce: Double, staleAfter: Double, faultAction: SafeAction = .hold,
+                frozenAfter: Double = 5, recoverAfter: Double = 2, maxRecoveriesPerHour: Int = 6) {
         self.minForce = minForce; self.maxForce = maxForce
         self.staleAfter = staleAfter; self.faultAction = faultAction
+        self.frozenAfter = frozenAfter; self.recoverAfter = recoverAfter; self.maxRecoveriesPerHour = maxRecoveriesPerHour
     }
 
     public func validationErrors() -> [(field: String, message: String)] {
         var e: [(String, String)] = []
         if !(maxForce > minForce) { e.append(("range_n", "upper bound must be above the lower bound")) }
         if !(staleAfter > 0) { e.append(("stale_after_ms", "must be > 0")) }
+        if !(frozenAfter >= 0) { e.append(("frozen_after_s", "must be ≥ 0 (0 turns the check off)")) }
+        if frozenAfter > 0 && frozenAfter <= staleAfter { e.append(("frozen_after_s", "must be longer than stale_after_ms")) }
+        if !(recoverAfter >= 0) { e.append(("recover_after_s", "must be ≥ 0 (0: always latch)")) }
+        if maxRecoveriesPerHour < 0 { e.append(("max_recoveries_per_hour", "must be ≥ 0")) }
         return e
     }
 }

@@ -49,18 +49,6 @@ public struct AccessPolicy: Sendable, Equatable {
         }
         return .success(e)
     }
-
-    /// The supplementary and primary groups of a process, from /proc/PID/status.
-    public static func groups(pid: Int32, primary: UInt32) -> Set<UInt32> {
-        var out: Set<UInt32> = [primary]
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return out }
-        for line in text.split(separator: "\n") where line.hasPrefix("Groups:") {
-            for g in line.dropFirst("Groups:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }) {
-                if let v = UInt32(g) { out.insert(v) }
-            }
-        }
-        return out
-    }
 }
 
 public struct AccessError: Error, Equatable { public var message: String }

@@ -151,6 +151,8 @@ public struct DaemonConfig: Sendable {
     public var access = AccessPolicy()
     /// Group to give the socket file pressd creates (nil: leave it).
     public var socketGroup: String?
+    /// Most control-socket connections open at once (`daemon.max_connections`).
+    public var maxConnections = 256
     /// Modbus devices and buses (backend = "hardware").
     public var devices: [DeviceConfig] = []
     /// Accepted but worth a warning (a chemistry preset overridden), each with file,
@@ -197,6 +199,10 @@ public struct DaemonConfig: Sendable {
                 cfg.socketGroup = g
             }
             guard (0...99).contains(cfg.realtimePriority) else { throw d.error("realtime_priority", "must be 0 (off) … 99") }
+            if let m = try d.int("max_connections") {
+                guard (1...4096).contains(m) else { throw d.error("max_connections", "must be 1 … 4096") }
+                cfg.maxConnections = m
+            }
             if let m = try d.string("metrics"), !m.isEmpty {
                 guard let colon = m.lastIndex(of: ":"), let port = Int(m[m.index(after: colon)...]), (1...65535).contains(port) else {
                     throw d.error("metrics", "must be \"host:port\", e.g. \"127.0.0.1:9817\"")
@@ -426,7 +432,10 @@ public struct DaemonConfig: Sendable {
         let range = try s.pair("range_n", default: (-50, 2000))
         let sensor = SensorLimits(minForce: range.0, maxForce: range.1,
                                   staleAfter: try s.positive("stale_after_ms", default: 250) / 1000,
-                                  faultAction: try s.choice("fault_action", default: SafeAction.hold))
+                                  faultAction: try s.choice("fault_action", default: SafeAction.hold),
+                                  frozenAfter: try s.nonNegative("frozen_after_s", default: 5),
+                                  recoverAfter: try s.nonNegative("recover_after_s", default: 2),
+                                  maxRecoveriesPerHour: try s.int("max_recoveries_per_hour") ?? 6)
         if sensor.faultAction == .ramp { throw s.error("fault_action", "'ramp' needs a working sensor; use hold or release") }
         if let e = sensor.validationErrors().first { throw s.error(e.field, e.message) }
         if let u = try s.double("nonuniformity_alarm_percent") {

@@ -72,6 +72,8 @@ public struct ServerContext: Sendable {
     /// How long a command may wait for the loop before `timeout`, s.
     public var commandTimeout: Double = 2
     public var maxSubscriptionsPerConnection = 8
+    /// Most connections open at once (`daemon.max_connections`).
+    public var maxConnections = 256
     /// The run log, for exports and run metadata (nil when disabled).
     public var runLog: RunLog?
     /// Receives every state-changing request, with the peer's uid and pid.
@@ -84,6 +86,8 @@ public struct ServerContext: Sendable {
     public var socketGroup: String?
     /// Hands a write to the run-log writer (calibrations).
     public var store: @Sendable (StoreRequest) -> Void = { _ in }
+    /// Whether the run log and the state file are being written.
+    public var storage: @Sendable () -> [StorageInfo] = { [] }
     /// Health of the device connections (hardware backend).
     public var deviceHealth: @Sendable () -> [ModbusHealth] = { [] }
 
@@ -101,16 +105,11 @@ public enum StoreRequest: Sendable {
     case sweep(channel: String, result: SweepResult, time: Double)
 }
 
-/// Who is on the other end of a connection (SO_PEERCRED). Laid out exactly like
-/// glibc's `struct ucred` (pid_t, uid_t, gid_t), which Swift's Glibc does not export.
-struct PeerCredentials: Sendable {
-    var pid: Int32
-    var uid: UInt32
-    var gid: UInt32
-}
-
 /// The control socket: newline-delimited JSON over a Unix stream socket.
 /// See `docs/protocol.md`.
+///
+/// A ``PeerAcceptor`` thread accepts connections and reads each peer's credentials;
+/// every connection then lives on the NIO event loop.
 public final class ControlServer: @unchecked Sendable {
     public let path: String
     public let mode: Int
@@ -118,9 +117,12 @@ public final class ControlServer: @unchecked Sendable {
     let context: ServerContext
     let logger: Logger
     private let group: EventLoopGroup
-    private var channel: Channel?
+    private var acceptor: PeerAcceptor?
+    private var listenFD: Int32 = -1
     /// True when we created the socket file (not when systemd passed it to us).
     private var ownsPath = false
+    /// Descriptors kept free for devices, the run log, reconnects and the metrics endpoint.
+    static let reservedDescriptors = 64
 
     public init(path: String, mode: Int, loop: ControlLoop, context: ServerContext, group: EventLoopGroup, logger: Logger) {
         self.path = path; self.mode = mode; self.loop = loop; self.context = context
@@ -135,56 +137,110 @@ public final class ControlServer: @unchecked Sendable {
         public var description: String {
             switch self {
             case .alreadyRunning(let p): return "another pressd is already listening on \(p)"
-            case .directory(let p, let e): return "cannot create socket directory \(p): \(e)"
+            case .directory(let p, let e): return "cannot use socket directory \(p): \(e)"
             case .bind(let p, let e): return "cannot bind control socket \(p): \(e)"
             }
         }
     }
 
-    /// Binds the socket, or adopts `inheritedFD` when given (socket activation).
+    /// Connections open now, and refused at the cap since start.
+    public var connectionCounts: (open: Int, refused: Int) { (acceptor?.openConnections ?? 0, acceptor?.refusedConnections ?? 0) }
+
+    /// Binds the socket, or adopts `inheritedFD` when given (socket activation), and
+    /// starts accepting.
     public func start(inheritedFD: Int32? = nil) async throws {
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
-            .childChannelOption(.maxMessagesPerRead, value: 4)
-            .childChannelInitializer { [loop, context, logger] ch in
+        if let fd = inheritedFD {
+            listenFD = fd
+            logger.info("control socket adopted from systemd", metadata: ["fd": "\(fd)"])
+        } else {
+            listenFD = try bindSocket()
+            ownsPath = true
+        }
+        let cap = PeerAcceptor.effectiveCap(configured: context.maxConnections, reserve: Self.reservedDescriptors)
+        if cap < context.maxConnections {
+            logger.warning("connection cap lowered to keep descriptors for devices and the run log", metadata: [
+                "configured": "\(context.maxConnections)", "cap": "\(cap)", "reserved": "\(Self.reservedDescriptors)"])
+        }
+        let acceptor = PeerAcceptor(listenFD: listenFD, maxConnections: cap, logger: logger) { [weak self] fd, peer in
+            self?.adopt(fd, peer: peer)
+        }
+        self.acceptor = acceptor
+        acceptor.start()
+    }
+
+    /// Hands an accepted connection to the event loop.
+    private func adopt(_ fd: Int32, peer: PeerCredentials) {
+        guard let acceptor else { close(fd); return }
+        let (loop, context, logger) = (self.loop, self.context, self.logger)
+        ClientBootstrap(group: group)
+            .channelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
+            .channelOption(.maxMessagesPerRead, value: 4)
+            .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
                     try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: ControlProtocol.maxMessageBytes)))
-                    try ch.pipeline.syncOperations.addHandler(ConnectionHandler(loop: loop, context: context, logger: logger))
+                    try ch.pipeline.syncOperations.addHandler(ConnectionHandler(loop: loop, context: context, logger: logger, peer: peer))
                 }
             }
-        if let fd = inheritedFD {
-            channel = try await bootstrap.withBoundSocket(fd).get()
-            logger.info("control socket adopted from systemd", metadata: ["fd": "\(fd)"])
-            return
-        }
+            .withConnectedSocket(fd)
+            .whenComplete { result in
+                switch result {
+                case .success(let ch): ch.closeFuture.whenComplete { _ in acceptor.connectionClosed() }
+                case .failure(let e):
+                    // NIO closed the descriptor.
+                    acceptor.connectionClosed()
+                    logger.warning("control socket: cannot adopt a connection", metadata: ["error": "\(e)", "uid": "\(peer.uid)"])
+                }
+            }
+    }
+
+    /// Creates the socket file: the directory must be ours (or root's) and writable by
+    /// nobody else, and a live daemon already there is never displaced.
+    private func bindSocket() throws -> Int32 {
         let dir = (path as NSString).deletingLastPathComponent
         if !FileManager.default.fileExists(atPath: dir) {
             do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750]) }
             catch { throw BindError.directory(dir, "\(error.localizedDescription)") }
+        } else if geteuid() != 0, let why = SocketPath.untrustedDirectoryReason(of: path) {
+            throw BindError.directory(dir, why)
         }
         if FileManager.default.fileExists(atPath: path) {
             if (try? ControlClient(path: path, timeout: 1)) != nil { throw BindError.alreadyRunning(path) }
+            unlink(path)
         }
-        do {
-            channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
-        } catch {
-            throw BindError.bind(path, "\(error)")
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw BindError.bind(path, String(cString: strerror(errno))) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { close(fd); throw BindError.bind(path, "path too long") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: bytes); raw[bytes.count] = 0 }
+        // Bind with a tight umask so the file is never briefly open to everyone.
+        let old = umask(0o177)
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        umask(old)
+        guard rc == 0, listen(fd, 256) == 0 else {
+            let e = String(cString: strerror(errno))
+            close(fd)
+            throw BindError.bind(path, e)
         }
-        ownsPath = true
         chmod(path, mode_t(mode))
         if let g = context.socketGroup, let gr = getgrnam(g), chown(path, UInt32.max, gr.pointee.gr_gid) != 0 {
             logger.warning("cannot give the control socket to group \(g)", metadata: ["error": "\(String(cString: strerror(errno)))"])
         }
         logger.info("control socket listening", metadata: ["path": "\(path)", "mode": "\(String(mode, radix: 8))"])
+        return fd
     }
 
     /// Stops accepting and removes the socket file if we created it (a socket passed by
-    /// systemd stays, so that activation keeps working).
+    /// systemd stays open and in place, so that activation keeps working).
     public func stop() async {
-        try? await channel?.close()
-        channel = nil
-        if ownsPath { unlink(path) }
+        acceptor?.stop()
+        acceptor = nil
+        if ownsPath {
+            close(listenFD)
+            unlink(path)
+        }
+        listenFD = -1
     }
 }
 
@@ -201,19 +257,14 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     private let encoder = ControlProtocol.encoder()
     private let decoderImpl = RequestDecoder()
 
-    init(loop: ControlLoop, context: ServerContext, logger: Logger) {
-        self.loop = loop; self.ctx = context; self.logger = logger
+    /// The peer's credentials, read once when the connection was accepted.
+    let peer: PeerCredentials?
+
+    init(loop: ControlLoop, context: ServerContext, logger: Logger, peer: PeerCredentials?) {
+        self.loop = loop; self.ctx = context; self.logger = logger; self.peer = peer
     }
 
-    /// The peer's credentials, read once when the connection opens.
-    private(set) var peer: PeerCredentials?
-
     func channelActive(context: ChannelHandlerContext) {
-        if let provider = context.channel as? SocketOptionProvider {
-            let f: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
-            // Completed at once: we are on the channel's event loop.
-            f.whenSuccess { [self] c in peer = c }
-        }
         let hello = HelloMessage(hello: helloResult())
         send(hello, context: context)
         context.fireChannelActive()
@@ -277,7 +328,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         let method = decodedMethod ?? "?"
         // Authorisation: the peer's role (from SO_PEERCRED) against the method's.
         let needed = RequestDecoder.role(for: method)
-        let role = peer.flatMap { p in ctx.access.role(uid: p.uid, gids: AccessPolicy.groups(pid: p.pid, primary: p.gid)) }
+        let role = peer.flatMap { p in ctx.access.role(uid: p.uid, gids: p.groups) }
         guard let role, role >= needed else {
             let who = peer.map { "uid \($0.uid)" } ?? "unknown peer"
             audit(method, command, bytes, refused: true)
@@ -300,8 +351,18 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                                       channels: StatusMapping.channels(snap, configs: ctx.channels, only: p.channel.map { [$0] }))
             let health = ctx.deviceHealth()
             if !health.isEmpty {
-                result.devices = health.map { DeviceInfo(name: $0.name, endpoint: $0.endpoint, connected: $0.connected, reads: $0.reads,
-                                                         writes: $0.writes, errors: $0.errors, lastError: $0.lastError) }
+                result.devices = health.map { h in
+                    var d = DeviceInfo(name: h.name, endpoint: h.endpoint, connected: h.connected, reads: h.reads,
+                                       writes: h.writes, errors: h.errors, lastError: h.lastError)
+                    d.exceptions = h.exceptions; d.resyncs = h.resyncs
+                    return d
+                }
+            }
+            let stores = ctx.storage()
+            if !stores.isEmpty {
+                result.storage = stores
+                let alarms = stores.filter { !$0.writing }.map { "\($0.name.replacingOccurrences(of: "_", with: " ")) not writing since \(Int($0.failingSinceS ?? 0)) s after start: \($0.lastError ?? "")" }
+                if !alarms.isEmpty { result.alarms = alarms }
             }
             reply(id, result, context: context)
         case .set(let p):

@@ -47,6 +47,8 @@ public final class Daemon: @unchecked Sendable {
     public let server: ControlServer
     let runLog: RunLog?
     let writer: RunLogWriter?
+    /// Keeps the state file current (nil when the run log is disabled or the file unusable).
+    let stateWriter: StateFileWriter?
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
     let startNanos = monotonicNanos()
@@ -58,9 +60,15 @@ public final class Daemon: @unchecked Sendable {
     /// GPIO device threads (backend = "hardware").
     let gpioPollers: [GPIODevicePoller]
     private let reloadBox: WeakDaemon
+    /// One pressd per rig: the state directory and every device, locked before use.
+    let locks = InstanceLocks()
 
-    /// Builds the daemon: opens the run log, restores every channel's persisted state.
+    /// Builds the daemon: takes the instance locks (state directory, devices), opens the
+    /// devices and the run log, restores every channel's persisted state. A second
+    /// instance fails here with ``InstanceLockError`` before touching anything.
     public init(config: DaemonConfig, configPath: String, socketPath: String, logger: Logger) throws {
+        if config.runlog.enabled { try locks.lockStateDirectory(config.resolvedStateDirectory()) }
+        if config.backend == .hardware { try locks.lockDevices(config.devices) }
         self.config = config
         self.configPath = configPath
         self.logger = logger
@@ -81,16 +89,42 @@ public final class Daemon: @unchecked Sendable {
         self.pollers = pollers
         self.gpioPollers = gpio
         core.logPeriod = config.runlog.samplePeriod
+        var journal: StateJournal?
         if config.runlog.enabled {
-            let path = config.resolvedStateDirectory() + "/runlog.sqlite"
-            let log = try RunLog(path: path)
-            let saved = try log.loadState()
+            let dir = config.resolvedStateDirectory()
+            // The state file first: it is small and allocated once, so it works on a
+            // full disk; the run log may not even open then, and the daemon still runs.
+            do { journal = try StateJournal(path: dir + "/pressd.state") }
+            catch { logger.critical("state file unusable; restart state only in the run log", metadata: ["error": "\(error)"]) }
+            let path = dir + "/runlog.sqlite"
+            var fromLog: [String: PersistedChannel] = [:]
+            var lastLogTime: Double?
+            do {
+                let log = try RunLog(path: path)
+                fromLog = try log.loadState()
+                core.setCalibrations(try log.calibrations())
+                lastLogTime = try log.lastTime()
+                runLog = log
+            } catch {
+                logger.critical("run log cannot be opened; running without it (no history is kept) until a restart", metadata: ["error": "\(error)", "path": "\(path)"])
+                runLog = nil
+            }
+            let choice = RestoreChoice.choose(runLog: fromLog, file: journal?.read(), fileIsNew: journal?.isNew ?? false, runLogLastTime: lastLogTime)
+            var saved = choice.states
+            if let since = choice.staleSince {
+                let when = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: since))
+                for (k, var v) in saved where v.mode != .released {
+                    v.faults.append(FaultRecord(code: .restoredStateStale,
+                                                message: "the restored setpoint and faults were last saved at \(when) and may be older than what pressd did before it stopped (the state file had stopped being written); check the channel, then acknowledge",
+                                                raisedAt: 0, active: true))
+                    saved[k] = v
+                }
+                logger.critical("restored state may be stale", metadata: ["saved_at": "\(when)"])
+            }
             core.restore(saved)
-            core.setCalibrations(try log.calibrations())
             if !saved.isEmpty {
                 logger.notice("restored channel state", metadata: ["channels": "\(saved.values.map { "\($0.channel)=\($0.mode.rawValue)" }.sorted().joined(separator: ","))", "runlog": "\(path)"])
             }
-            runLog = log
         } else {
             runLog = nil
         }
@@ -101,6 +135,9 @@ public final class Daemon: @unchecked Sendable {
         self.loop = loop
         let writer = runLog.map { RunLogWriter(log: $0, loop: loop, interval: config.runlog.flushInterval, retentionDays: config.runlog.retentionDays, logger: logger) }
         self.writer = writer
+        let stateWriter = journal.map { StateFileWriter(journal: $0, loop: loop, logger: logger) }
+        stateWriter?.onChange = { msg in writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "daemon", detail: msg)) }
+        self.stateWriter = stateWriter
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.group = group
         let audit: @Sendable (RunLogEvent) -> Void = { e in writer?.enqueue(e) }
@@ -111,7 +148,10 @@ public final class Daemon: @unchecked Sendable {
         ctx.store = { s in writer?.enqueue(s) }
         let devicePollers = pollers
         ctx.deviceHealth = { devicePollers.map { $0.snapshotHealth() } }
+        let stores = [writer?.health, stateWriter?.health].compactMap { $0 }
+        ctx.storage = { stores.map { $0.info(startNanos: startNanos) } }
         ctx.socketGroup = config.socketGroup
+        ctx.maxConnections = config.maxConnections
         let box = WeakDaemon()
         ctx.reload = { box.daemon?.reload() ?? .failure(ConfigError(file: configPath, line: nil, key: nil, message: "daemon gone")) }
         self.reloadBox = box
@@ -120,7 +160,8 @@ public final class Daemon: @unchecked Sendable {
             MetricsServer(address: address, group: group) {
                 guard let snap = loop.snapshots.latest() else { return "" }
                 return MetricsRenderer.render(snap, configs: config.channels, version: Self.version,
-                                              uptime: Double(monotonicNanos() &- startNanos) / 1e9)
+                                              uptime: Double(monotonicNanos() &- startNanos) / 1e9,
+                                              storage: stores.map { $0.info(startNanos: startNanos) })
             }
         }
     }
@@ -129,7 +170,7 @@ public final class Daemon: @unchecked Sendable {
     public func run() async throws {
         reloadBox.daemon = self
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
-        if writer != nil { services.append(.init(service: WriterService(daemon: self))) }
+        if writer != nil || stateWriter != nil { services.append(.init(service: WriterService(daemon: self))) }
         if !pollers.isEmpty || !gpioPollers.isEmpty {
             services.append(.init(service: DeviceService(daemon: self), failureTerminationBehavior: .gracefullyShutdownGroup))
         }
@@ -145,6 +186,7 @@ public final class Daemon: @unchecked Sendable {
         let group = ServiceGroup(configuration: gc)
         try await group.run()
         try await self.group.shutdownGracefully()
+        locks.release()
     }
 
     /// Reloads the configuration file: validated first; on an error the running
@@ -218,7 +260,9 @@ struct WriterService: Service {
     let daemon: Daemon
     func run() async throws {
         daemon.writer?.start()
+        daemon.stateWriter?.start()
         try? await gracefulShutdown()
+        daemon.stateWriter?.stop()
         daemon.writer?.stop()
         daemon.logger.info("run log closed", metadata: ["path": "\(daemon.runLog?.path ?? "-")"])
     }

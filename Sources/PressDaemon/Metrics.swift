@@ -4,11 +4,13 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import PressCore
+import PressProtocol
 
 /// Renders the Prometheus text exposition format (version 0.0.4) from a snapshot.
 /// Base SI units with a `pressd_` prefix; rig identity belongs in the scrape config.
 public enum MetricsRenderer {
-    public static func render(_ snap: RigSnapshot, configs: [ChannelConfig], version: String, uptime: Double) -> String {
+    public static func render(_ snap: RigSnapshot, configs: [ChannelConfig], version: String, uptime: Double,
+                              storage: [StorageInfo] = []) -> String {
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -19,6 +21,10 @@ public enum MetricsRenderer {
         }
         family("pressd_build_info", "gauge", "Version of the running pressd.")
         sample("pressd_build_info", [("version", version)], 1)
+        family("pressd_storage_writing", "gauge", "1 while the store (run_log, state_file) is being written; 0 is an alarm.")
+        for st in storage { sample("pressd_storage_writing", [("store", st.name)], st.writing ? 1 : 0) }
+        family("pressd_storage_write_failures_total", "counter", "Failed writes of the store.")
+        for st in storage { sample("pressd_storage_write_failures_total", [("store", st.name)], Double(st.failures)) }
         family("pressd_uptime_seconds", "gauge", "Seconds since pressd started.")
         sample("pressd_uptime_seconds", [], uptime)
 
@@ -47,6 +53,14 @@ public enum MetricsRenderer {
                 sample("pressd_fault_active", [("channel", c.name), ("code", code.rawValue)], c.faults.contains { $0.code == code } ? 1 : 0)
             }
         }
+        family("pressd_excursions_total", "counter", "Finished excursions of the regulated pressure out of its band.")
+        for (c, _) in chans { sample("pressd_excursions_total", [("channel", c.name)], Double(c.excursions.count)) }
+        family("pressd_out_of_band_seconds_total", "counter", "Seconds out of band in finished excursions.")
+        for (c, _) in chans { sample("pressd_out_of_band_seconds_total", [("channel", c.name)], c.excursions.timeOutOfBand) }
+        family("pressd_excursion_active", "gauge", "1 while the settled, regulated pressure is out of its band.")
+        for (c, _) in chans { sample("pressd_excursion_active", [("channel", c.name)], c.excursion != nil ? 1 : 0) }
+        family("pressd_authority_lost", "gauge", "1 while the pressure does not answer the output and the output is capped.")
+        for (c, _) in chans { sample("pressd_authority_lost", [("channel", c.name)], c.authorityLost ? 1 : 0) }
         family("pressd_in_band", "gauge", "1 while regulating inside the configured band.")
         for (c, _) in chans { sample("pressd_in_band", [("channel", c.name)], c.inBand ? 1 : 0) }
         family("pressd_autotune_running", "gauge", "1 while a relay autotune runs on the channel.")

@@ -44,6 +44,15 @@ func format(_ e: LoopEvent) -> FormattedEvent {
     case .sweep(let state, let detail):
         md["sweep"] = "\(state)"
         return FormattedEvent(kind: "sweep", detail: "\(state): \(detail)", level: state == "level" ? .info : .notice, metadata: md)
+    case .excursion(let x):
+        md["cause"] = "\(x.cause)"; md["worst_error_mpa"] = "\(round3(x.worstError))"; md["duration_s"] = "\(round3(x.duration ?? 0))"
+        return FormattedEvent(kind: "excursion", detail: "out of band for \(round3(x.duration ?? 0)) s (from t=\(round3(x.start)) s), worst \(round3(x.worstError)) MPa from \(round3(x.setpoint)) MPa, cause \(x.cause)", level: .warning, metadata: md)
+    case .authority(let state, let detail):
+        md["authority"] = "\(state)"
+        return FormattedEvent(kind: "authority", detail: "\(state): \(detail)", level: state == "lost" ? .warning : .notice, metadata: md)
+    case .recovery(let state, let codes, let detail):
+        md["recovery"] = "\(state)"; md["faults"] = "\(codes.map(\.rawValue).joined(separator: ","))"
+        return FormattedEvent(kind: "recovery", detail: "\(state) [\(codes.map(\.rawValue).joined(separator: ", "))]: \(detail)", level: state == "latched" ? .error : .warning, metadata: md)
     case .sweepFinished(let r):
         md["sweep"] = "\(r.status)"
         return FormattedEvent(kind: "sweep", detail: "\(r.status): \(r.summary)", level: r.status == "aborted" ? .warning : .notice, metadata: md)
@@ -60,16 +69,16 @@ final class RunLogWriter: @unchecked Sendable {
     let retention: Double
     let logger: Logger
     private let queued = Mutex<[RunLogEvent]>([])
-    private let stopFlag = Atomic<Bool>(false)
-    private let done = DispatchSemaphore(value: 0)
     private var backlog: (samples: [LogSample], events: [RunLogEvent]) = ([], [])
     private var lastPrune = 0.0
     private var lastError = 0.0
-    private var thread: Thread?
+    /// Whether the run log is being written (status, metrics, alarms).
+    let health: StoreHealth
 
     init(log: RunLog, loop: ControlLoop, interval: Double, retentionDays: Double, logger: Logger) {
         self.log = log; self.loop = loop; self.interval = interval
         self.retention = retentionDays * 86400; self.logger = logger
+        health = StoreHealth(name: "run_log", path: log.path)
     }
 
     /// Queues an event for the next flush.
@@ -79,27 +88,12 @@ final class RunLogWriter: @unchecked Sendable {
     /// Queues a write of something other than samples and events.
     func enqueue(_ s: StoreRequest) { stores.withLock { $0.append(s) } }
 
-    func start() {
-        let t = Thread { [self] in
-            while !stopFlag.load(ordering: .acquiring) {
-                Thread.sleep(forTimeInterval: interval)
-                flush()
-            }
-            flush()
-            done.signal()
-        }
-        t.name = "pressd-runlog"
-        thread = t
-        t.start()
-    }
+    private lazy var worker = PeriodicWorker(name: "pressd-runlog", interval: interval) { [unowned self] in flush() }
+
+    func start() { worker.start() }
 
     /// Stops after a last flush (call after the loop has stopped).
-    func stop() {
-        guard thread != nil else { return }
-        stopFlag.store(true, ordering: .releasing)
-        done.wait()
-        thread = nil
-    }
+    func stop() { worker.stop() }
 
     func flush() {
         let (samples, dropped) = loop.samples.drain()
@@ -126,32 +120,27 @@ final class RunLogWriter: @unchecked Sendable {
             }
             try log.append(samples: backlog.samples, events: backlog.events)
             backlog = ([], [])
-            if let snap = loop.snapshots.latest() { try log.saveState(persisted(snap, now: now)) }
+            if let snap = loop.snapshots.latest() { try log.saveState(persistedChannels(snap, now: now)) }
             if retention > 0, now - lastPrune > 3600 {
                 lastPrune = now
                 let n = try log.prune(before: now - retention)
                 if n > 0 { logger.info("run log retention: pruned old rows", metadata: ["rows": "\(n)"]) }
             }
+            if let was = health.succeeded() {
+                let msg = "run log writing again after \(round3(was)) s; the samples and events of that time were kept in memory and are now written"
+                logger.notice("\(msg)", metadata: ["path": "\(log.path)"])
+                enqueue(RunLogEvent(time: now, channel: "", kind: "daemon", detail: msg))
+            }
         } catch {
+            if health.failed("\(error)") {
+                logger.critical("run log not writing: samples and events are kept in memory (up to 200000 samples) until it can; the state file keeps the restart state", metadata: ["error": "\(error)", "path": "\(log.path)"])
+            }
             if now - lastError > 60 {
                 lastError = now
                 logger.error("run log write failed; retrying", metadata: ["error": "\(error)", "path": "\(log.path)", "backlog": "\(backlog.samples.count)"])
             }
             if backlog.samples.count > 200_000 { backlog.samples.removeFirst(backlog.samples.count - 200_000) }
             if backlog.events.count > 20_000 { backlog.events.removeFirst(backlog.events.count - 20_000) }
-        }
-    }
-
-    func persisted(_ snap: RigSnapshot, now: Double) -> [PersistedChannel] {
-        snap.channels.enumerated().map { i, c in
-            let program = c.program.flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) }
-            var p = PersistedChannel(channel: c.name, mode: c.mode, target: c.target, ramp: c.ramp, output: c.output,
-                                     faults: c.faults, program: program, backend: snap.backendStates[i], updated: now)
-            p.tune = c.control.lastTune
-            p.learned = c.control.memory
-            p.sweep = c.control.lastSweep
-            p.supervisor = c.control.supervisor
-            return p
         }
     }
 }

@@ -22,6 +22,10 @@ enum StatusMapping {
         st.nonUniformity = nonUniformity(s.readings.loadCellForces)
         st.control = control(s.control, now: s.time, target: s.target)
         st.chemistryPreset = c.preset
+        st.excursion = s.excursion.map { ExcursionInfo(startS: $0.start, endS: $0.end, setpointMpa: $0.setpoint, worstErrorMpa: $0.worstError, cause: $0.cause) }
+        let x = s.excursions
+        st.excursions = ExcursionStatsInfo(count: x.count, timeOutOfBandS: x.timeOutOfBand, longestS: x.longest, worstAbsErrorMpa: x.worstAbsError)
+        st.authorityLost = s.authorityLost
         return st
     }
 

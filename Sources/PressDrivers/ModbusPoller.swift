@@ -84,9 +84,17 @@ public struct ModbusHealth: Sendable, Equatable {
     public var name: String
     public var endpoint: String
     public var connected: Bool
+    /// Successful reads (one per request), writes, and failed requests or connection
+    /// attempts (one each, after its retries).
     public var reads: UInt64
     public var writes: UInt64
     public var errors: UInt64
+    /// Errors that left the connection in step: Modbus exception replies (DEVICE_BUSY,
+    /// illegal address, …). They are also counted in `errors`.
+    public var exceptions: UInt64 = 0
+    /// Times the connection was dropped after an error that put it out of step or lost it
+    /// (garbled reply, wrong unit or transaction id, CRC, timeout, reset), to be reopened.
+    public var resyncs: UInt64 = 0
     public var lastError: String?
     public var lastErrorTime: Double?
 }
@@ -95,9 +103,18 @@ public struct ModbusHealth: Sendable, Equatable {
 /// units) from its own thread, so that no libmodbus call ever runs on the control
 /// thread. Reads are batched into the fewest requests; writes are queued (the newest
 /// value per signal wins) and sent first in each cycle. Errors name the device, the
-/// function and the register address; a dropped connection is reopened with
-/// exponential backoff (0.1 s doubling to 5 s). Readers get the last good value with
-/// its monotonic timestamp, so staleness is judged by the channel.
+/// unit, the function and the register address.
+///
+/// Every reply is validated before it is used (``ModbusConnection/transact``). A Modbus
+/// exception (DEVICE_BUSY, illegal address, …) is the device saying no: an error for that
+/// request, retried up to `retries` times, and the next cycle polls as usual. Any other
+/// error — a garbled or unasked-for reply, the wrong unit or transaction id, a CRC error,
+/// a timeout, a lost link — means replies can no longer be paired with requests: the
+/// connection is dropped at once (flushed and closed) and reopened after a backoff of
+/// 0.1 s doubling to 5 s (on RTU at least the response timeout, so that a late reply is
+/// over before the port reopens), reset by the next successful request. Readers get the
+/// last good value with its monotonic timestamp, the time the request that read it was
+/// sent, so staleness is judged by the channel.
 public final class ModbusPoller: @unchecked Sendable {
     public let name: String
     public let transport: ModbusTransport
@@ -114,10 +131,17 @@ public final class ModbusPoller: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var thread: Thread?
     private var conn: ModbusConnection?
+    /// The next reconnect's wait; doubles per failure up to 5 s, back to 0.1 s after a
+    /// successful request.
     private var backoff = 0.1
+    /// Loop-clock time before which no reconnect is tried.
+    private var reconnectAt = -Double.infinity
     private let clock: @Sendable () -> Double
     /// Called (on the poller's thread) with each new error message, for the log.
     public var onError: (@Sendable (String) -> Void)?
+
+    public static let minBackoff = 0.1
+    public static let maxBackoff = 5.0
 
     public init(name: String, transport: ModbusTransport, defaultUnit: Int = 1, timeout: Double = 0.2, retries: Int = 1,
                 pollRate: Double = 50, readSignals: [ModbusSignal], clock: @escaping @Sendable () -> Double) {
@@ -131,7 +155,8 @@ public final class ModbusPoller: @unchecked Sendable {
     /// Reads per cycle (the batching result).
     public var readsPerCycle: Int { blocks.count }
 
-    /// The latest value of a signal and when it was read (monotonic loop time).
+    /// The latest value of a signal and when it was read (monotonic loop time: when the
+    /// request that returned it was sent).
     public func value(_ id: String) -> Sample? { values.withLock { $0[id] } }
 
     public func snapshotHealth() -> ModbusHealth { health.withLock { $0 } }
@@ -156,9 +181,14 @@ public final class ModbusPoller: @unchecked Sendable {
         thread = nil
     }
 
-    private func recordError(_ message: String) {
+    private func recordError(_ error: ModbusError) {
         let now = clock()
-        health.withLock { h in h.errors += 1; h.lastError = message; h.lastErrorTime = now }
+        let message = error.description
+        health.withLock { h in
+            h.errors += 1
+            if case .exception = error.kind { h.exceptions += 1 }
+            h.lastError = message; h.lastErrorTime = now
+        }
         onError?(message)
     }
 
@@ -172,61 +202,84 @@ public final class ModbusPoller: @unchecked Sendable {
                 if rs485 { conn?.enableRS485() }
             }
             health.withLock { $0.connected = true }
-            backoff = 0.1
             return true
         } catch {
-            recordError(error.description)
+            recordError(error)
             health.withLock { $0.connected = false }
+            scheduleReconnect()
             return false
         }
     }
 
-    private func disconnect() {
-        conn = nil
-        health.withLock { $0.connected = false }
+    private func scheduleReconnect() {
+        var wait = backoff
+        if case .rtu = transport { wait = max(wait, timeout) }
+        reconnectAt = clock() + wait
+        backoff = min(Self.maxBackoff, backoff * 2)
     }
 
-    /// Runs `op` with retries; a connection-level failure drops the connection.
-    private func attempt<T>(_ op: (ModbusConnection) throws(ModbusError) -> T) -> T? {
+    /// Drops an out-of-step or lost connection (flush, close) and schedules its reopening.
+    private func resync() {
+        conn?.close()
+        conn = nil
+        health.withLock { $0.connected = false; $0.resyncs += 1 }
+        scheduleReconnect()
+    }
+
+    /// Runs `op` with retries (only after an exception reply: any other error drops the
+    /// connection at once). Returns its result and the time the successful request was sent.
+    private func attempt<T>(_ op: (ModbusConnection) throws(ModbusError) -> T) -> (T, Double)? {
         guard let c = conn else { return nil }
         var lastError: ModbusError?
         for _ in 0...retries {
-            do { return try op(c) } catch {
+            let sent = clock()
+            do {
+                let r = try op(c)
+                backoff = Self.minBackoff
+                return (r, sent)
+            } catch {
                 lastError = error
-                if error.isConnectionLost { break }
+                if error.needsResync { break }
             }
         }
         if let e = lastError {
-            recordError(e.description)
-            if e.isConnectionLost || e.isTimeout { disconnect() }
+            recordError(e)
+            if e.needsResync { resync() }
         }
         return nil
+    }
+
+    /// Sleeps until `time` (loop clock) in slices, so that `stop` is not held up.
+    private func sleep(until time: Double) {
+        while !stopFlag.load(ordering: .acquiring) {
+            let wait = time - clock()
+            if wait <= 0 { return }
+            Thread.sleep(forTimeInterval: min(wait, 0.05))
+        }
     }
 
     private func run() {
         var next = clock()
         while !stopFlag.load(ordering: .acquiring) {
-            if !connect() {
-                Thread.sleep(forTimeInterval: backoff)
-                backoff = min(5, backoff * 2)
-                continue
+            if conn == nil {
+                if clock() < reconnectAt { sleep(until: reconnectAt); continue }
+                guard connect() else { continue }
+                next = clock()
             }
             flushWrites()
             for b in blocks {
-                guard let words = attempt({ c throws(ModbusError) in try c.read(unit: b.unit, table: b.table, address: b.start, count: b.count) }) else { continue }
-                let now = clock()
+                guard let (words, sent) = attempt({ c throws(ModbusError) in try c.read(unit: b.unit, table: b.table, address: b.start, count: b.count) }) else { continue }
                 var fresh: [String: Sample] = [:]
                 for s in readSignals where s.unit == b.unit && s.table == b.table && s.address >= b.start && s.address + s.count <= b.start + b.count {
                     let slice = words[(s.address - b.start)..<(s.address - b.start + s.count)]
                     let v = s.table.isBit ? (slice.first == 0 ? 0.0 : 1.0) * s.codec.scale + s.codec.offset : s.codec.decode(slice)
-                    fresh[s.id] = Sample(value: v, time: now)
+                    fresh[s.id] = Sample(value: v, time: sent)
                 }
                 values.withLock { v in v.merge(fresh) { $1 } }
                 health.withLock { $0.reads += 1 }
             }
             next += period
-            let wait = next - clock()
-            if wait > 0 { Thread.sleep(forTimeInterval: wait) } else { next = clock() }
+            if next > clock() { sleep(until: next) } else { next = clock() }
         }
         if connect() { flushWrites() }
         conn = nil
@@ -236,25 +289,17 @@ public final class ModbusPoller: @unchecked Sendable {
     private func flushWrites() {
         let writes = pendingWrites.withLock { w -> [(ModbusSignal, Double)] in defer { w.removeAll() }; return Array(w.values) }
         for (s, v) in writes {
-            let ok: Void? = attempt { c throws(ModbusError) in
+            let ok: (Void, Double)? = attempt { c throws(ModbusError) in
                 switch s.table {
                 case .holding: try c.writeRegisters(unit: s.unit, address: s.address, values: s.codec.encode(v))
                 case .coil: try c.writeCoil(unit: s.unit, address: s.address, on: v >= 0.5)
                 case .input, .discrete:
-                    throw ModbusError(device: "\(transport.description)/unit \(s.unit)", function: "write", address: s.address, reason: "\(s.table.rawValue) is read-only")
+                    throw ModbusError(device: "\(transport.description)/unit \(s.unit)", unit: s.unit, function: "write", address: s.address,
+                                      reason: "\(s.table.rawValue) is read-only", kind: .request)
                 }
             }
             if ok != nil { health.withLock { $0.writes += 1 } }
             else { pendingWrites.withLock { w in if w[s.id] == nil { w[s.id] = (s, v) } } } // retry next cycle
         }
     }
-}
-
-extension ModbusError {
-    /// The connection itself is gone (reset, broken pipe, refused).
-    var isConnectionLost: Bool {
-        let r = reason.lowercased()
-        return r.contains("reset") || r.contains("broken pipe") || r.contains("refused") || r.contains("bad file") || r.contains("not connected")
-    }
-    var isTimeout: Bool { reason.lowercased().contains("timed out") }
 }

@@ -7,6 +7,10 @@ import Glibc
 public enum ClientError: Error, CustomStringConvertible, Equatable {
     /// Nothing listens at the path (daemon not running, or wrong path).
     case notRunning(path: String, reason: String)
+    /// The socket exists but this user may not open it (not in its group).
+    case permissionDenied(path: String)
+    /// The socket's directory could be another user's trap (see `SocketPath`).
+    case untrustedDirectory(path: String, reason: String)
     case pathTooLong(String)
     case io(String)
     case protocolViolation(String)
@@ -16,6 +20,10 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .notRunning(let p, let r): return "pressd is not running: cannot connect to \(p) (\(r))"
+        case .permissionDenied(let p):
+            let user = getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? "$USER"
+            return "permission denied on \(p): pressd is running, but only members of its socket's group (pressctl) may use it; ask an administrator to run 'sudo usermod -aG pressctl \(user)', then log out and in again (or run 'newgrp pressctl')"
+        case .untrustedDirectory(let p, let r): return "refusing to use \(p): \(r)"
         case .pathTooLong(let p): return "socket path too long: \(p)"
         case .io(let m): return "control socket: \(m)"
         case .protocolViolation(let m): return "protocol error: \(m)"
@@ -50,14 +58,17 @@ public final class ControlClient {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard rc == 0 else {
-            let reason = String(cString: strerror(errno))
+            let e = errno
             close(s)
-            throw .notRunning(path: path, reason: reason)
+            if e == EACCES || e == EPERM { throw .permissionDenied(path: path) }
+            throw .notRunning(path: path, reason: String(cString: strerror(e)))
         }
         fd = s
         setTimeout(timeout)
         let line = try readLine()
         guard let h = try? ControlProtocol.decoder().decode(HelloMessage.self, from: line) else {
+            // A daemon at its connection limit answers one error line instead of a hello.
+            if let r = try? ControlProtocol.decoder().decode(Reply<OkResult>.self, from: line), let e = r.error { throw .remote(e) }
             throw .protocolViolation("first line is not a hello: \(String(decoding: line, as: UTF8.self))")
         }
         hello = h.hello

@@ -85,6 +85,30 @@ public enum ErrorCode: String, Codable, Sendable {
     case internalError = "internal"
 }
 
+/// An excursion out of the band: times on the status clock (`time_s`), MPa.
+public struct ExcursionInfo: Codable, Sendable, Equatable {
+    public var startS: Double
+    public var endS: Double?
+    public var setpointMpa: Double
+    public var worstErrorMpa: Double
+    /// `fault`, `saturation`, `setpoint_change` or `disturbance`.
+    public var cause: String
+    public init(startS: Double, endS: Double?, setpointMpa: Double, worstErrorMpa: Double, cause: String) {
+        self.startS = startS; self.endS = endS; self.setpointMpa = setpointMpa; self.worstErrorMpa = worstErrorMpa; self.cause = cause
+    }
+}
+
+/// Counts of finished excursions since the daemon started.
+public struct ExcursionStatsInfo: Codable, Sendable, Equatable {
+    public var count: Int
+    public var timeOutOfBandS: Double
+    public var longestS: Double
+    public var worstAbsErrorMpa: Double
+    public init(count: Int, timeOutOfBandS: Double, longestS: Double, worstAbsErrorMpa: Double) {
+        self.count = count; self.timeOutOfBandS = timeOutOfBandS; self.longestS = longestS; self.worstAbsErrorMpa = worstAbsErrorMpa
+    }
+}
+
 /// A structured error reply.
 public struct ErrorBody: Codable, Sendable, Error, Equatable {
     public var code: ErrorCode
@@ -267,6 +291,13 @@ public struct ChannelStatus: Codable, Sendable, Equatable {
     public var control: ControlInfo?
     /// The chemistry preset the limits came from, if any.
     public var chemistryPreset: String?
+    /// The excursion out of the band in progress, if any.
+    public var excursion: ExcursionInfo?
+    /// Excursions since the daemon started.
+    public var excursions: ExcursionStatsInfo?
+    /// True while the pressure does not answer the output and the output is capped at
+    /// what the setpoint needs (see operations.md, "Loss of authority").
+    public var authorityLost: Bool?
 
     public init(name: String, mode: String, timeS: Double, setpointMpa: Double?, workingSetpointMpa: Double?,
                 pressureMpa: Double?, forceN: Double?, stale: Bool, inBand: Bool, output: Double, outputUnit: String,
@@ -316,6 +347,11 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
     public var errors: UInt64
     /// Names the device, the function and the register address.
     public var lastError: String?
+    /// Modbus exception replies (the connection stays), and connections dropped and
+    /// reopened after a reply out of step (garbled, wrong unit or transaction id, CRC,
+    /// timeout). Both are also in `errors`.
+    public var exceptions: UInt64?
+    public var resyncs: UInt64?
     public init(name: String, endpoint: String, connected: Bool, reads: UInt64, writes: UInt64, errors: UInt64, lastError: String?) {
         self.name = name; self.endpoint = endpoint; self.connected = connected; self.reads = reads
         self.writes = writes; self.errors = errors; self.lastError = lastError
@@ -330,8 +366,29 @@ public struct StatusResult: Codable, Sendable {
     public var channels: [ChannelStatus]
     /// Device connections, on the hardware backend.
     public var devices: [DeviceInfo]?
+    /// Whether the run log and the state file are being written.
+    public var storage: [StorageInfo]?
+    /// Daemon-level alarms in words (e.g. the run log not writing).
+    public var alarms: [String]?
     public init(version: String, backend: String, uptimeS: Double, loop: LoopInfo, channels: [ChannelStatus]) {
         self.version = version; self.backend = backend; self.uptimeS = uptimeS; self.loop = loop; self.channels = channels
+    }
+}
+
+/// One durable store: the SQLite run log or the state file.
+public struct StorageInfo: Codable, Sendable, Equatable {
+    /// `run_log` or `state_file`.
+    public var name: String
+    public var path: String
+    public var writing: Bool
+    /// Seconds since the last successful write; since when it has been failing (uptime s).
+    public var lastWriteAgoS: Double?
+    public var failingSinceS: Double?
+    public var lastError: String?
+    public var failures: Int
+    public init(name: String, path: String, writing: Bool, lastWriteAgoS: Double?, failingSinceS: Double?, lastError: String?, failures: Int) {
+        self.name = name; self.path = path; self.writing = writing; self.lastWriteAgoS = lastWriteAgoS
+        self.failingSinceS = failingSinceS; self.lastError = lastError; self.failures = failures
     }
 }
 

@@ -88,6 +88,11 @@ public enum ControlBenchmark {
         public var confidence: Double?
         public var handovers: Int?
         public var fallbacks: Int?
+        /// Excursions out of the band the channel itself recorded, their total time and
+        /// the automatic recoveries from faults that cleared.
+        public var excursions: Int = 0
+        public var outOfBandS: Double = 0
+        public var recoveries: Int = 0
     }
 
     // MARK: Scenarios
@@ -160,6 +165,21 @@ public enum ControlBenchmark {
                            plant: { v in v.pneumatic.staticFriction = 40 })
         dip.acknowledgeAt = 110
         list.append(dip)
+        // Field faults (issue 12): no exclusion windows and no technician; what counts is
+        // how far past the setpoint the pressure goes when authority returns, and whether
+        // regulation comes back by itself.
+        list.append(Scenario(name: "fault-short-supply-dip", family: .pneumatic,
+                             summary: "supply 0.7 → 0.12 MPa (3 MPa needs 0.21) for 6 s at 60 s and for 1 s at 150 s, shorter than saturation_timeout_s; no technician",
+                             duration: 240, setpoints: [(0, 3)],
+                             injections: [(60, SimInjection(supply: 0.12)), (66, SimInjection(supply: 0.7)),
+                                          (150, SimInjection(supply: 0.12)), (151, SimInjection(supply: 0.7))], area: 2))
+        list.append(Scenario(name: "fault-sensor-dropouts", family: .spring,
+                             summary: "load cell silent for 0.5 s at 60 s, 3 s at 120 s and 8 s at 200 s (bus errors, DEVICE_BUSY); 10 mA cycling; no technician",
+                             duration: 300, setpoints: [(0, 5)],
+                             injections: [(60, SimInjection(sensorDisconnected: true)), (60.5, SimInjection(sensorDisconnected: false)),
+                                          (120, SimInjection(sensorDisconnected: true)), (123, SimInjection(sensorDisconnected: false)),
+                                          (200, SimInjection(sensorDisconnected: true)), (208, SimInjection(sensorDisconnected: false))], area: 1,
+                             plant: { v in v.cycler = CyclerProfile(current: 10, period: 120) }))
         list.append(Scenario(name: "regulator-gain", family: .pneumatic, summary: "regulator gain 0.6 instead of 1, setpoint 3 → 4 MPa",
                              duration: 240, setpoints: [(0, 3), (120, 4)], area: 2, plant: { v in v.pneumatic.gain = 0.6 }))
         return list
@@ -276,6 +296,7 @@ public enum ControlBenchmark {
         var enteredAt: Double? = 0
         var lastOutput = loop.controller.pid.output
         var faults: [String] = []
+        var recoveries = 0
         let n = Int((scenario.duration * rate).rounded())
         for _ in 0..<n {
             let t = loop.now - t0
@@ -300,7 +321,10 @@ public enum ControlBenchmark {
             }
             if contender == .oracle { loop.controller.externalFeedforward = -(disturbance(plant) - d0) }
             let s = loop.tick()
-            for e in loop.controller.drainEvents() { if case .faultRaised(let r, _) = e { faults.append(r.code.rawValue) } }
+            for e in loop.controller.drainEvents() {
+                if case .faultRaised(let r, _) = e { faults.append(r.code.rawValue) }
+                if case .recovery("resumed", _, _) = e { recoveries += 1 }
+            }
             let p = plant.trueForce / (scenario.area * 100)
             let err = abs(p - target)
             let inside5 = err <= 0.05 * target
@@ -330,7 +354,9 @@ public enum ControlBenchmark {
                       iae: iae, worstError: worst, overshoot: overshoot, settlingTime: settleTime, maxAboveTarget: maxAbove, travel: travel,
                       scoredSamples: scored, saturatedTicks: saturated, faults: Array(Set(faults)).sorted(),
                       autotune: note, finalScale: mem?.scale, confidence: contender == .learned ? mem?.confidence : nil,
-                      handovers: contender == .learned ? mem?.handovers : nil, fallbacks: mem?.fallbacks)
+                      handovers: contender == .learned ? mem?.handovers : nil, fallbacks: mem?.fallbacks,
+                      excursions: loop.controller.excursionStats.count, outOfBandS: loop.controller.excursionStats.timeOutOfBand,
+                      recoveries: recoveries)
     }
 
     /// The true disturbance displacement in the spring fixture's actuator units (µm of

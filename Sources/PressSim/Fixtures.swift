@@ -180,13 +180,14 @@ extension CellModel {
 extension SpringFixtureModel {
     func exportState() -> [String: Double] {
         var d: [String: Double] = ["spring.motor": Double(motorSteps), "spring.nut": nut, "spring.force": force,
-                                   "spring.target": target, "frame.temperature": frame.temperature]
+                                   "spring.target": target, "spring.gap": p.gap, "frame.temperature": frame.temperature]
         cell.export(into: &d)
         return d
     }
     mutating func restore(_ d: [String: Double]) {
         motorSteps = Int(d["spring.motor"] ?? Double(motorSteps)); nut = d["spring.nut"] ?? nut
         force = d["spring.force"] ?? force; target = d["spring.target"] ?? target
+        p.gap = d["spring.gap"] ?? p.gap
         frame.temperature = d["frame.temperature"] ?? frame.temperature
         cell.restore(d)
     }
@@ -196,6 +197,7 @@ extension PneumaticModel {
     func exportState() -> [String: Double] {
         var d: [String: Double] = ["pneu.chamber": chamber, "pneu.force": force, "pneu.compression": compression,
                                    "pneu.command": command, "pneu.hysteresis": hysteresisState, "pneu.delayed": delayed,
+                                   "pneu.supply": p.supply,
                                    "frame.temperature": frame.temperature]
         cell.export(into: &d)
         return d
@@ -204,6 +206,7 @@ extension PneumaticModel {
         chamber = d["pneu.chamber"] ?? chamber; force = d["pneu.force"] ?? force
         compression = d["pneu.compression"] ?? compression; command = d["pneu.command"] ?? command
         hysteresisState = d["pneu.hysteresis"] ?? hysteresisState; delayed = d["pneu.delayed"] ?? delayed
+        p.supply = d["pneu.supply"] ?? p.supply
         delayLine = []
         frame.temperature = d["frame.temperature"] ?? frame.temperature
         cell.restore(d)

@@ -104,6 +104,10 @@ public final class SimChannel: ChannelBackend {
         }
         d["output"] = output
         d["loadcell.bias"] = loadCell.bias
+        d["loadcell.gain"] = loadCell.gain
+        d["loadcell.disconnected"] = loadCell.disconnected ? 1 : 0
+        d["cycler.current"] = cycler.current
+        d["cycler.period"] = cycler.period
         d["ambient"] = ambient
         return d
     }
@@ -111,6 +115,10 @@ public final class SimChannel: ChannelBackend {
     public func restore(_ d: [String: Double]) {
         output = d["output"] ?? output
         loadCell.bias = d["loadcell.bias"] ?? loadCell.bias
+        loadCell.gain = d["loadcell.gain"] ?? loadCell.gain
+        loadCell.disconnected = (d["loadcell.disconnected"] ?? (loadCell.disconnected ? 1 : 0)) != 0
+        cycler.current = d["cycler.current"] ?? cycler.current
+        cycler.period = d["cycler.period"] ?? cycler.period
         ambient = d["ambient"] ?? ambient
         switch fixture {
         case .spring(var s): s.restore(d); fixture = .spring(s)

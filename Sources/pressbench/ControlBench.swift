@@ -35,10 +35,10 @@ struct ControlBench: ParsableCommand {
             return
         }
         func f(_ v: Double, _ d: Int = 2) -> String { String(format: "%.\(d)f", v) }
-        print("| scenario | controller | ±5 % | ±1 % | IAE MPa·s | worst % | overshoot % | settling s | max above % | travel | sat. ticks | faults |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        print("| scenario | controller | ±5 % | ±1 % | IAE MPa·s | worst % | overshoot % | settling s | max above % | travel | sat. ticks | excursions | out of band s | recoveries | faults |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for r in results {
-            print("| \(r.scenario) | \(r.contender) | \(f(r.within5, 3)) | \(f(r.within1, 1)) | \(f(r.iae, 3)) | \(f(r.worstError, 2)) | \(f(r.overshoot, 1)) | \(r.settlingTime.map { f($0, 1) } ?? "–") | \(f(r.maxAboveTarget, 2)) | \(f(r.travel, 0)) | \(r.saturatedTicks) | \(r.faults.joined(separator: ",")) |")
+            print("| \(r.scenario) | \(r.contender) | \(f(r.within5, 3)) | \(f(r.within1, 1)) | \(f(r.iae, 3)) | \(f(r.worstError, 2)) | \(f(r.overshoot, 1)) | \(r.settlingTime.map { f($0, 1) } ?? "–") | \(f(r.maxAboveTarget, 2)) | \(f(r.travel, 0)) | \(r.saturatedTicks) | \(r.excursions) | \(f(r.outOfBandS, 1)) | \(r.recoveries) | \(r.faults.joined(separator: ",")) |")
         }
         print("")
         for sc in ControlBenchmark.scenarios() where only.map({ sc.name.contains($0) }) ?? true {

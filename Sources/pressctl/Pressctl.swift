@@ -14,7 +14,7 @@ enum Exit {
 }
 
 struct Connection: ParsableArguments {
-    @Option(name: .long, help: "Control socket path (default: $PRESSD_SOCKET, /run/pressd/pressd.sock as root, else $XDG_RUNTIME_DIR/pressd/pressd.sock).")
+    @Option(name: .long, help: "Control socket path (default: $PRESSD_SOCKET, else /run/pressd/pressd.sock when /run/pressd exists, else $XDG_RUNTIME_DIR/pressd/pressd.sock or /tmp/pressd-UID/pressd.sock).")
     var socket: String?
 
     @Option(name: .shortAndLong, help: "Channel name.")
@@ -24,7 +24,10 @@ struct Connection: ParsableArguments {
     var json = false
 
     func connect() throws -> ControlClient {
-        let path = socket ?? SocketPath.resolveDefault()
+        let path = socket ?? SocketPath.resolveClient()
+        if socket == nil, SocketPath.isPerUserDefault(path), let why = SocketPath.untrustedDirectoryReason(of: path) {
+            fail(.untrustedDirectory(path: path, reason: why))
+        }
         do { return try ControlClient(path: path) }
         catch { fail(error) }
     }
@@ -43,7 +46,7 @@ struct Connection: ParsableArguments {
 func fail(_ error: ClientError) -> Never {
     FileHandle.standardError.write(Data("pressctl: \(error)\n".utf8))
     switch error {
-    case .notRunning, .pathTooLong, .io: Foundation.exit(Exit.notRunning.rawValue)
+    case .notRunning, .pathTooLong, .io, .permissionDenied, .untrustedDirectory: Foundation.exit(Exit.notRunning.rawValue)
     case .protocolViolation: Foundation.exit(Exit.protocolError.rawValue)
     case .remote: Foundation.exit(Exit.refused.rawValue)
     }
@@ -83,6 +86,7 @@ struct Status: ParsableCommand {
         if conn.json { return printJSON(s) }
         let l = s.loop
         print("pressd \(s.version) (\(s.backend))  up \(Int(s.uptimeS)) s  loop \(f(l.rateHz, 0)) Hz ×\(f(l.timeScale, 1))  ticks \(l.ticks)  overruns \(l.overruns)  jitter max \(f(l.maxJitterUs, 0)) µs")
+        for a in s.alarms ?? [] { print("ALARM: \(a)") }
         print([pad("CH", 4), pad("MODE", 11), pad("SETPOINT", 10), pad("PRESSURE", 10), pad("ERR", 10), pad("FORCE N", 9), pad("OUTPUT", 16), pad("T °C", 6), "FAULTS"].joined())
         for ch in s.channels {
             var err = "—"
@@ -91,6 +95,13 @@ struct Status: ParsableCommand {
             print([pad(ch.name, 4), pad(ch.mode, 11), pad(f(ch.setpointMpa), 10), pad(f(ch.pressureMpa) + (ch.stale ? "!" : ""), 10),
                    pad(err, 10), pad(f(ch.forceN, 1), 9), pad("\(f(ch.output, 3)) \(ch.outputUnit)", 16), pad(f(ch.temperatureC, 1), 6), faults].joined())
             for flt in ch.faults { print("     \(flt.code): \(flt.message)") }
+            if ch.authorityLost == true { print("     authority lost: the pressure does not answer the output; output capped at what the setpoint needs") }
+            if let x = ch.excursion {
+                print("     OUT OF BAND for \(f(ch.timeS - x.startS, 1)) s, worst \(f(x.worstErrorMpa)) MPa from \(f(x.setpointMpa)) MPa (\(x.cause))")
+            }
+            if let x = ch.excursions, x.count > 0 {
+                print("     excursions since start: \(x.count), \(f(x.timeOutOfBandS, 1)) s out of band, longest \(f(x.longestS, 1)) s, worst \(f(x.worstAbsErrorMpa)) MPa")
+            }
             if let k = ch.control {
                 print("     " + controlLine(k, unit: ch.outputUnit))
                 if let s = k.sweep { print("     sweep: level \(s.level + 1)/\(s.levels) at \(f(s.setpointMpa)) MPa, \(s.pointsMeasured) measured") }

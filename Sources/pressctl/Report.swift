@@ -67,7 +67,33 @@ struct StandardReport: Codable {
     var supervisor: SupervisorInfo?
     var control: ControlInfo?
     var faults: [LogEventInfo]
+    var excursions: Excursions
     var interventions: [LogEventInfo]
+
+    /// Every time the settled, regulated pressure left its band in the window, from the
+    /// run log's `excursion` events, with the recoveries and losses of authority.
+    struct Excursions: Codable {
+        var count: Int
+        var timeOutOfBandS: Double
+        var longestS: Double
+        var worstAbsErrorMpa: Double
+        var events: [LogEventInfo]
+
+        /// Reads "out of band for D s …, worst E MPa from S MPa, cause C" (RunLogWriter's format).
+        init(_ events: [LogEventInfo]) {
+            self.events = events
+            let x = events.filter { $0.kind == "excursion" }
+            count = x.count
+            func number(after key: String, in text: String) -> Double? {
+                guard let r = text.range(of: key) else { return nil }
+                return Double(text[r.upperBound...].prefix { "-0123456789.e".contains($0) })
+            }
+            let durations = x.compactMap { number(after: "out of band for ", in: $0.detail) }
+            timeOutOfBandS = durations.reduce(0, +)
+            longestS = durations.max() ?? 0
+            worstAbsErrorMpa = x.compactMap { number(after: "worst ", in: $0.detail).map(abs) }.max() ?? 0
+        }
+    }
 }
 
 struct Report: ParsableCommand {
@@ -138,6 +164,7 @@ struct Report: ParsableCommand {
             timeInBand: WindowSummary(pts, settle: settle), criticalStackPressure: csp,
             supervisor: status?.control?.supervisor, control: status?.control,
             faults: events.filter { $0.kind == "fault" },
+            excursions: StandardReport.Excursions(events.filter { ["excursion", "recovery", "authority"].contains($0.kind) }),
             interventions: events.filter { ["request", "ack", "program", "autotune", "sweep", "supervisor", "config"].contains($0.kind) })
 
         try SVGReport.render(pts, title: title).write(toFile: output + ".svg", atomically: true, encoding: .utf8)
@@ -242,6 +269,12 @@ struct Report: ParsableCommand {
         }
         s += "## Faults (\(r.faults.count))\n\n"
         s += r.faults.isEmpty ? "None.\n" : r.faults.map { "- \(when($0.timeUnix)): \($0.detail)" }.joined(separator: "\n") + "\n"
+        let x = r.excursions
+        s += "\n## Excursions out of band (\(x.count))\n\n"
+        if x.count > 0 {
+            s += "\(fixed(x.timeOutOfBandS, 1)) s out of band in all; longest \(fixed(x.longestS, 1)) s; worst \(fixed(x.worstAbsErrorMpa, 3)) MPa from the setpoint.\n\n"
+        }
+        s += x.events.isEmpty ? "None.\n" : x.events.prefix(300).map { "- \(when($0.timeUnix)) \($0.kind): \($0.detail)" }.joined(separator: "\n") + "\n"
         s += "\n## Interventions (\(r.interventions.count))\n\n"
         s += r.interventions.isEmpty ? "None.\n" : r.interventions.prefix(300).map { e in
             "- \(when(e.timeUnix)) \(e.kind)\(e.uid.map { " (uid \($0))" } ?? ""): \(e.detail)"

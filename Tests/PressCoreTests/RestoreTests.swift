@@ -76,7 +76,9 @@ struct RestoreTests {
         for k in 0..<3000 {
             t += 0.01
             if k == 1000 { cap = 3.0; good = c.pid.output } // the supply drops: 3 MPa at most
-            let out = c.step(now: t, readings: reading(pressure, t))
+            // A live load cell: its last digit dithers (an exactly constant reading is
+            // a frozen transmitter, another fault).
+            let out = c.step(now: t, readings: reading(pressure + (k % 2 == 0 ? 0.0005 : -0.0005), t))
             pressure = min(out * 0.002, cap)
             if c.mode == .tripped { break }
         }

@@ -3,11 +3,18 @@ import Testing
 @testable import PressSim
 
 /// A backend whose actuator does nothing: the pressure stays wherever it was.
+/// A jammed actuator: the force does not answer the output. The load cell is live, so
+/// its reading dithers by its last digit (a reading that never changes at all is a
+/// frozen transmitter, `sensor_frozen`, which is another fault).
 final class JammedBackend: ChannelBackend {
     let force: Double
     var time = 0.0
+    private var tick = 0
     init(force: Double) { self.force = force }
-    func read(now: Double) -> ChannelReadings { time = now; return ChannelReadings(force: Sample(value: force, time: now)) }
+    func read(now: Double) -> ChannelReadings {
+        time = now; tick += 1
+        return ChannelReadings(force: Sample(value: force + (tick % 2 == 0 ? 0.05 : -0.05), time: now))
+    }
     func apply(output: Double, now: Double) {}
     var presentOutput: Double? { nil }
 }

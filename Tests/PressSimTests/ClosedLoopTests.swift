@@ -134,3 +134,41 @@ struct SupplyDipTests {
         #expect(abs((loop.controller.state.pressure ?? 0) - 5) < 0.25)
     }
 }
+
+/// Issue 12, finding 3: a supply dip shorter than `saturation_timeout_s`. The output
+/// sits at its maximum through the dip; when the air returns, the pressure must not be
+/// carried past the band, and the excursion must leave an event.
+@Suite("Loss of actuator authority")
+struct AuthorityTests {
+    @Test("supply dips of 0.5–60 s at random: after the air returns the pressure never passes setpoint + band", arguments: [
+        (UInt64(1), 6.0), (2, 0.5), (3, 2.0), (4, 12.0), (5, 25.0), (6, 45.0), (7, 60.0), (8, 4.0)])
+    func supplyDipShort(seed: UInt64, dip: Double) throws {
+        let sim = SimPresets.pneumaticChannel(seed: seed)
+        sim.cycler = CyclerProfile(current: 5, period: 120)
+        let params = SimPresets.pneumaticController()
+        var loop = ClosedLoop(controller: ChannelController(parameters: params, initialOutput: sim.presentOutput), backend: sim)
+        let target = 5.0
+        try loop.controller.setTarget(target)
+        loop.run(for: 30)
+        _ = loop.controller.drainEvents()
+        let dipStart = loop.now
+        // Air below what 5 MPa needs (≈0.334 MPa) for `dip` seconds.
+        let low = 0.12 + Double(seed % 3) * 0.06
+        sim.inject(SimInjection(supply: low))
+        loop.run(for: dip)
+        sim.inject(SimInjection(supply: 0.7))
+        var peak = 0.0
+        loop.run(for: 30) { s in peak = max(peak, sim.trueForce / (params.cellArea * 100)) }
+        let ctx = "seed \(seed), dip \(dip) s to \(low) MPa of air"
+        #expect(peak <= target * 1.05, "\(ctx): true pressure peaked at \(peak) MPa after the supply returned")
+        let events = loop.controller.drainEvents()
+        let excursions = events.compactMap { e -> ExcursionRecord? in if case .excursion(let x) = e { return x }; return nil }
+        // The excursion the dip caused (breathing may cause small ones of its own).
+        let dipExcursion = excursions.first { $0.start >= dipStart && $0.start <= dipStart + dip + 1 }
+        #expect(dipExcursion != nil, "\(ctx): the pressure loss left no excursion event: \(excursions)")
+        if let x = dipExcursion {
+            #expect(x.worstError < -0.05 * target, "\(ctx): worst \(x.worstError)")
+            #expect(x.cause == "saturation" || x.cause == "fault", "\(ctx): cause \(x.cause): \(x)")
+        }
+    }
+}

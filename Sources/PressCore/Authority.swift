@@ -1,0 +1,140 @@
+/// Watches whether the pressure still answers the output, and caps the output while it
+/// does not.
+///
+/// When the air supply falls below what the setpoint needs, or a screw stalls, the PID
+/// keeps pushing: the output climbs to its limit (or a stepper's commanded position runs
+/// away from the real one). When authority returns — the air comes back, the screw frees
+/// — everything that was pushed arrives at once and the pressure shoots past the band.
+///
+/// Authority counts as lost, below the band and once the pressure had settled at the
+/// present target, when for ``evidenceTime`` either
+/// - the output has been held at its upper limit, or
+/// - the output has risen by what the plant model says should have raised the pressure
+///   by twice the band, and the pressure rose by less than a quarter of that.
+///
+/// While it is lost, the output is capped at what the setpoint needs — the mean output
+/// that last held the band at this setpoint, or else the static feedforward model —
+/// plus half the band's worth of margin. A returning supply then brings the pressure
+/// back to the setpoint, not past it. Authority is back when the pressure is in the band
+/// again (or the target changes).
+public struct AuthorityMonitor: Sendable, Equatable {
+    /// Seconds of evidence before authority counts as lost: an output held at its limit,
+    /// or an output that moved by twice the band's worth without effect (longer than
+    /// the actuators' dead time and lag, a few tenths of a second).
+    public static let evidenceTime = 0.5
+    public static let noEffectTime = 0.3
+    /// Time constant of the "output that holds the setpoint" average, s.
+    static let holdingTimeConstant = 2.0
+
+    /// The mean output while in band at `target`.
+    public private(set) var holding: (target: Double, output: Double)?
+    /// Where the present excursion below the band started: output and pressure.
+    private var reference: (output: Double, pressure: Double)?
+    private var evidenceSince: Double?
+    /// The cap in force while authority is lost, nil otherwise.
+    public private(set) var ceiling: Double?
+    /// Why authority was judged lost (for the event).
+    public private(set) var reason: String?
+
+    public init() {}
+
+    public static func == (a: AuthorityMonitor, b: AuthorityMonitor) -> Bool {
+        a.holding?.target == b.holding?.target && a.holding?.output == b.holding?.output && a.ceiling == b.ceiling
+    }
+
+    public var isLost: Bool { ceiling != nil }
+
+    /// What changed this tick.
+    public enum Change: Equatable { case lost(ceiling: Double, reason: String), regained }
+
+    /// One regulating tick.
+    /// - Parameters:
+    ///   - output: the output applied last tick; `atUpperLimit`: it was held by its limit.
+    ///   - modelGain: output units per MPa from the static model (nil: unknown).
+    ///   - modelOutput: the model's output for `target` (nil: unknown).
+    public mutating func update(now: Double, dt: Double, target: Double, pressure: Double, band: Double,
+                                output: Double, atUpperLimit: Bool, modelGain: Double?, modelOutput: Double?,
+                                outputMax: Double, settled: Bool = true) -> Change? {
+        if let h = holding, h.target != target { holding = nil }
+        let low = pressure < target * (1 - band)
+        let inBand = abs(pressure - target) <= band * target
+        if inBand {
+            let a = dt > 0 ? min(1, dt / Self.holdingTimeConstant) : 0
+            holding = (target, holding.map { $0.output + a * (output - $0.output) } ?? output)
+        }
+        guard low else {
+            reference = nil; evidenceSince = nil
+            if ceiling != nil, pressure >= target * (1 - band) {
+                ceiling = nil; reason = nil
+                return .regained
+            }
+            return nil
+        }
+        // Judged only after the pressure has settled at this target: the approach to a
+        // new setpoint (a screw closing its gap to the stack) is not a loss of authority.
+        guard ceiling == nil, settled else { return nil }
+        let ref = reference ?? (output, pressure)
+        reference = ref
+        var evidence: String?
+        var needs = Self.evidenceTime
+        if atUpperLimit && output >= outputMax - 1e-9 * max(1, abs(outputMax)) {
+            evidence = "output at its limit (\(fmt(output)))"
+        } else if let g = modelGain, g > 0 {
+            let expected = (output - ref.output) / g
+            if expected > 2 * band * target && pressure - ref.pressure < 0.25 * expected {
+                evidence = "output moved \(fmt(output - ref.output)) (≈ \(fmt(expected)) MPa by the model), the pressure \(fmt(pressure - ref.pressure)) MPa"
+                needs = Self.noEffectTime
+            }
+        }
+        guard let evidence else { evidenceSince = nil; return nil }
+        let since = evidenceSince ?? now
+        evidenceSince = since
+        guard now - since >= needs else { return nil }
+        let needed = holding?.output ?? modelOutput
+        guard let needed else { return nil }
+        let gain = modelGain ?? 0
+        let cap = min(needed + 0.5 * band * target * gain, outputMax)
+        ceiling = cap
+        reason = evidence
+        return .lost(ceiling: cap, reason: evidence)
+    }
+
+    /// Forget everything (a new target, leaving regulation).
+    public mutating func reset() { reference = nil; evidenceSince = nil; ceiling = nil; reason = nil }
+}
+
+/// One time the regulated pressure left its band: when, how far, and the likely cause.
+public struct ExcursionRecord: Sendable, Equatable, Codable {
+    /// Monotonic start and end, s (`end` nil while it lasts).
+    public var start: Double
+    public var end: Double?
+    /// The setpoint it was judged against, MPa.
+    public var setpoint: Double
+    /// Pressure − setpoint at the worst moment, MPa (negative: below).
+    public var worstError: Double
+    /// `fault` (a fault fired during it), `saturation` (the actuator ran out of
+    /// authority), `setpoint_change` (the setpoint moved during it), `disturbance`
+    /// (none of these: breathing, creep, temperature).
+    public var cause: String
+
+    public var duration: Double? { end.map { $0 - start } }
+}
+
+/// Counts excursions of one channel since the daemon started.
+public struct ExcursionStats: Sendable, Equatable, Codable {
+    public var count = 0
+    /// Seconds out of band in finished excursions.
+    public var timeOutOfBand = 0.0
+    public var longest = 0.0
+    /// The largest |pressure − setpoint| seen, MPa.
+    public var worstAbsError = 0.0
+    public init() {}
+
+    mutating func add(_ r: ExcursionRecord) {
+        count += 1
+        let d = r.duration ?? 0
+        timeOutOfBand += d
+        longest = max(longest, d)
+        worstAbsError = max(worstAbsError, abs(r.worstError))
+    }
+}
