@@ -96,7 +96,7 @@ final class StateFileWriter: @unchecked Sendable {
         let sig = Self.signature(snap)
         guard force || sig != lastSignature || now - lastWrite >= 1 else { return }
         do {
-            try journal.write(StateJournal.Contents(written: now, channels: persistedChannels(snap, now: now)))
+            try journal.write(StateJournal.Contents(written: now, logTime: loop.epoch + snap.time, channels: persistedChannels(snap, now: now)))
             lastSignature = sig
             lastWrite = now
             if let was = health.succeeded() {
@@ -128,14 +128,15 @@ func persistedChannels(_ snap: RigSnapshot, now: Double) -> [PersistedChannel] {
 
 /// Which restart state to believe: per channel the newer of the run log's and the state
 /// file's; and whether it may be stale (the state file stopped being written while the
-/// run log went on — its last sample is more than `tolerance` s newer).
+/// run log went on — its last sample is more than `tolerance` s newer, both on the run
+/// log's clock).
 enum RestoreChoice {
     static func choose(runLog: [String: PersistedChannel], file: StateJournal.Contents?, fileIsNew: Bool,
                        runLogLastTime: Double?, tolerance: Double = 5) -> (states: [String: PersistedChannel], staleSince: Double?) {
         var out = runLog
         for c in file?.channels ?? [] where (out[c.channel]?.updated ?? -.infinity) <= c.updated { out[c.channel] = c }
         var stale: Double?
-        if let f = file, let last = runLogLastTime, last > f.written + tolerance { stale = f.written }
+        if let f = file, let last = runLogLastTime, last > (f.logTime ?? f.written) + tolerance { stale = f.written }
         if file == nil, !fileIsNew, !runLog.isEmpty { stale = runLog.values.map(\.updated).max() }
         return (out, stale)
     }

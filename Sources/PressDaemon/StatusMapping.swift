@@ -23,9 +23,13 @@ enum StatusMapping {
         st.control = control(s.control, now: s.time, target: s.target)
         st.chemistryPreset = c.preset
         st.excursion = s.excursion.map { ExcursionInfo(startS: $0.start, endS: $0.end, setpointMpa: $0.setpoint, worstErrorMpa: $0.worstError, cause: $0.cause) }
+        // Present only when there is something to say: every subscription event carries
+        // these, and each key costs encoding time on the event loop.
         let x = s.excursions
-        st.excursions = ExcursionStatsInfo(count: x.count, timeOutOfBandS: x.timeOutOfBand, longestS: x.longest, worstAbsErrorMpa: x.worstAbsError)
-        st.authorityLost = s.authorityLost
+        if x.count > 0 {
+            st.excursions = ExcursionStatsInfo(count: x.count, timeOutOfBandS: x.timeOutOfBand, longestS: x.longest, worstAbsErrorMpa: x.worstAbsError)
+        }
+        if s.authorityLost { st.authorityLost = true }
         return st
     }
 

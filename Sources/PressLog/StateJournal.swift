@@ -38,8 +38,13 @@ public final class StateJournal: @unchecked Sendable {
     public struct Contents: Sendable, Codable, Equatable {
         /// Unix time of the write.
         public var written: Double
+        /// The run log's clock at the write (plant time: ahead of the wall clock on a
+        /// simulator run faster than real time), to compare with its last sample.
+        public var logTime: Double?
         public var channels: [PersistedChannel]
-        public init(written: Double, channels: [PersistedChannel]) { self.written = written; self.channels = channels }
+        public init(written: Double, logTime: Double? = nil, channels: [PersistedChannel]) {
+            self.written = written; self.logTime = logTime; self.channels = channels
+        }
     }
 
     /// Opens `path`, creating and allocating it if needed.

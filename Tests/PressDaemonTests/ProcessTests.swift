@@ -81,7 +81,8 @@ struct ProcessTests {
 
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: binDir + "/pressd")
-        daemon.arguments = ["--config", dir + "/p.toml", "--socket", sock, "--time-scale", "5"]
+        // Its own state directory: never the machine's /var/lib/pressd.
+        daemon.arguments = ["--config", dir + "/p.toml", "--socket", sock, "--state-dir", dir + "/state", "--time-scale", "5"]
         let err = Pipe()
         daemon.standardError = err
         try daemon.run()

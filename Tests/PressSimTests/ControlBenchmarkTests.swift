@@ -43,4 +43,17 @@ struct ControlBenchmarkTests {
             #expect(x.maxAboveTarget < 5, "\(c.rawValue): \(x.maxAboveTarget) % above the setpoint")
         }
     }
+
+    @Test("field faults: a short supply dip never carries the pressure past the band when the air returns; sensor dropouts recover by themselves")
+    func fieldFaults() {
+        for (c, x) in Self.results("fault-short-supply-dip") {
+            #expect(x.maxAboveTarget < 5, "\(c.rawValue): \(x.maxAboveTarget) % above the setpoint after the air returned")
+            #expect(x.excursions >= 2, "\(c.rawValue): the two dips left \(x.excursions) excursion(s)")
+            #expect(x.faults.isEmpty, "\(c.rawValue): \(x.faults)")
+        }
+        for (c, x) in Self.results("fault-sensor-dropouts") {
+            #expect(x.recoveries == 3, "\(c.rawValue): \(x.recoveries) recoveries from 3 dropouts")
+            #expect(x.within5 >= 99.9, "\(c.rawValue): \(x.within5) % within ±5 %")
+        }
+    }
 }
