@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Deployment test: pressd installed into a minimal Debian 12 system, booted with systemd.
 
-Follows docs/operations.md ("Install on a target machine") step by step:
+Follows docs/operations.md ("Install", "On a target machine") step by step:
 
   1. A minimal Debian 12 root with systemd and pressd's runtime packages (no Swift
      toolchain) is made once with debootstrap and cached in /var/cache/pressd-deploy
