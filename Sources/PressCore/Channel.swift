@@ -166,6 +166,8 @@ public struct ChannelState: Sendable, Equatable {
     public var excursions = ExcursionStats()
     /// True while the pressure does not answer the output and the output is capped.
     public var authorityLost = false
+    /// Automatic recoveries from faults that cleared by themselves, since start.
+    public var recoveries = 0
 }
 
 /// The controller side of a channel's state, for `status` and persistence.
@@ -237,6 +239,7 @@ public struct ChannelController: Sendable {
     private var beforeTrip: (mode: ChannelMode, target: Double?, programRunning: Bool)?
     private var recoveryGoodSince: Double?
     private var recoveryTimes: [Double] = []
+    public private(set) var recoveryCount = 0
     private var recoveryBudgetReported = false
     /// Loss of actuator authority, and excursions out of the band.
     public private(set) var authority = AuthorityMonitor()
@@ -917,6 +920,7 @@ public struct ChannelController: Sendable {
             return
         }
         recoveryTimes.append(now)
+        recoveryCount += 1
         recoveryBudgetReported = false
         recoveryGoodSince = nil
         let raised = faults.records.map(\.raisedAt).min() ?? now
@@ -958,7 +962,7 @@ public struct ChannelController: Sendable {
                 strategy: parameters.strategy, autotune: autotuner, lastTune: lastTune, memory: adapter?.memory,
                 kp: pid.parameters.kp, ki: pid.parameters.ki, feedforwardGain: parameters.feedforward.gain * gainScale,
                 active: activeController, sweep: sweep, lastSweep: lastSweep, supervisor: supervisor),
-            excursion: openExcursion, excursions: excursionStats, authorityLost: authority.isLost)
+            excursion: openExcursion, excursions: excursionStats, authorityLost: authority.isLost, recoveries: recoveryCount)
     }
 
     /// What is computing the output now.

@@ -59,6 +59,8 @@ public enum MetricsRenderer {
         for (c, _) in chans { sample("pressd_out_of_band_seconds_total", [("channel", c.name)], c.excursions.timeOutOfBand) }
         family("pressd_excursion_active", "gauge", "1 while the settled, regulated pressure is out of its band.")
         for (c, _) in chans { sample("pressd_excursion_active", [("channel", c.name)], c.excursion != nil ? 1 : 0) }
+        family("pressd_recoveries_total", "counter", "Automatic recoveries from faults that cleared by themselves (sensor_stale, sensor_frozen).")
+        for (c, _) in chans { sample("pressd_recoveries_total", [("channel", c.name)], Double(c.recoveries)) }
         family("pressd_authority_lost", "gauge", "1 while the pressure does not answer the output and the output is capped.")
         for (c, _) in chans { sample("pressd_authority_lost", [("channel", c.name)], c.authorityLost ? 1 : 0) }
         family("pressd_in_band", "gauge", "1 while regulating inside the configured band.")
