@@ -6,11 +6,11 @@
 /// away from the real one). When authority returns — the air comes back, the screw frees
 /// — everything that was pushed arrives at once and the pressure shoots past the band.
 ///
-/// Authority counts as lost, below the band and once the pressure had settled at the
-/// present target, when for ``evidenceTime`` either
-/// - the output has been held at its upper limit, or
-/// - the output has risen by what the plant model says should have raised the pressure
-///   by twice the band, and the pressure rose by less than a quarter of that.
+/// Authority counts as lost, below the band, when for ``evidenceTime`` either
+/// - the output has been held at its upper limit (also on the way to a new setpoint), or
+/// - once the pressure had settled at the present target, the output has risen by what
+///   the plant model says should have raised the pressure by twice the band, and the
+///   pressure rose by less than a quarter of that.
 ///
 /// While it is lost, the output is capped at what the setpoint needs — the mean output
 /// that last held the band at this setpoint, or else the static feedforward model —
@@ -70,16 +70,17 @@ public struct AuthorityMonitor: Sendable, Equatable {
             }
             return nil
         }
-        // Judged only after the pressure has settled at this target: the approach to a
-        // new setpoint (a screw closing its gap to the stack) is not a loss of authority.
-        guard ceiling == nil, settled else { return nil }
+        guard ceiling == nil else { return nil }
         let ref = reference ?? (output, pressure)
         reference = ref
         var evidence: String?
         var needs = Self.evidenceTime
         if atUpperLimit && output >= outputMax - 1e-9 * max(1, abs(outputMax)) {
+            // Also on the way to a new setpoint (no air when the run starts).
             evidence = "output at its limit (\(fmt(output)))"
-        } else if let g = modelGain, g > 0 {
+        } else if settled, let g = modelGain, g > 0 {
+            // Only after the pressure has settled at this target: on the way there a
+            // screw closing its gap to the stack moves without effect, rightly.
             let expected = (output - ref.output) / g
             if expected > 2 * band * target && pressure - ref.pressure < 0.25 * expected {
                 evidence = "output moved \(fmt(output - ref.output)) (≈ \(fmt(expected)) MPa by the model), the pressure \(fmt(pressure - ref.pressure)) MPa"

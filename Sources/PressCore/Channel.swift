@@ -527,6 +527,11 @@ public struct ChannelController: Sendable {
             _ = faults.update(present: Dictionary(savedFaults.map { ($0.code, $0.message) }, uniquingKeysWith: { a, _ in a }), now: 0)
             changeMode(.tripped, reason: "faults latched before restart")
             self.target = target
+            // The trip's safe action again: a restart moments after a trip must not leave
+            // the actuator where the crash found it (half way back, or still pressing).
+            // `ramp` needs a measurement, which there is not yet: it holds.
+            let action = savedFaults.filter { !$0.code.isAlarmOnly }.map { safeAction(for: $0.code) }.reduce(SafeAction.hold) { $0.combined(with: $1) }
+            if action == .release { pid.setManual(output: parameters.safeOutput) }
             return
         }
         switch saved {
@@ -573,12 +578,16 @@ public struct ChannelController: Sendable {
     }
 
     /// Moves the target (and ramp) and enters regulation bumplessly if needed.
-    private mutating func applyTarget(_ mpa: Double, ramp: Double?) {
+    /// - Parameter resuming: regulation resumes at the same target after an automatic
+    ///   recovery: the pressure had settled there, and an excursion that began with the
+    ///   fault goes on until the pressure is back in band.
+    private mutating func applyTarget(_ mpa: Double, ramp: Double?, resuming: Bool = false) {
         if autotuner != nil { cancelAutotune(reason: "new setpoint") }
-        if mpa != target {
+        if !resuming && (mpa != target || mode != .regulating) {
+            // A new approach (a new target, or regulation starting again): not settled.
             settledTarget = nil
             authority.reset()
-            if openExcursion != nil, openExcursion!.setpoint != mpa {
+            if openExcursion != nil {
                 if openExcursion!.cause == "disturbance" { openExcursion!.cause = "setpoint_change" }
                 closeExcursion(now: lastStep ?? 0)
             }
@@ -747,6 +756,11 @@ public struct ChannelController: Sendable {
             }
         } else if mode != .tripped {
             saturatedSince = nil
+        } else if faults.records.contains(where: { $0.code == .cannotReachSetpoint }), let t = target, let p = pressure,
+                  abs(p - t) > parameters.band * t {
+            // Tripped by it: its cause is present for as long as the pressure stays out
+            // of the band at the held output (an acknowledgement must not clear it then).
+            present[.cannotReachSetpoint] = "pressure \(fmt(p)) MPa still outside the band around \(fmt(t)) MPa at the held output \(fmt(pid.output))"
         }
 
         // 3. Latch and act.
@@ -756,14 +770,7 @@ public struct ChannelController: Sendable {
         if !fired.isEmpty {
             var action = SafeAction.hold
             for r in fired {
-                let a: SafeAction
-                switch r.code {
-                case .overPressure: a = parameters.limits.tripAction
-                case .emergencyStop: a = .release
-                case .sensorRange, .sensorStale, .sensorFrozen: a = parameters.sensor.faultAction == .ramp ? .hold : parameters.sensor.faultAction
-                case .cannotReachSetpoint: a = parameters.limits.saturationAction
-                case .nonUniformLoad, .limitSwitch, .restoredStateStale: a = .hold
-                }
+                let a = safeAction(for: r.code)
                 action = action.combined(with: a)
                 events.append(.faultRaised(r, action: a))
             }
@@ -784,8 +791,12 @@ public struct ChannelController: Sendable {
                 // A channel that cannot reach its setpoint goes back to the last output
                 // that held the pressure in band, so that a returning supply does not
                 // overshoot; other holds freeze the output where it is.
+                // Without such an output (it never got there: no air from the start),
+                // what the feedforward model says the setpoint needs, else the safe
+                // output — never the limit the output wound up against.
                 let onlySaturation = fired.allSatisfy { $0.code == .cannotReachSetpoint }
-                pid.setManual(output: onlySaturation ? (lastGoodOutput ?? pid.output) : pid.output)
+                let needed = target.map { parameters.feedforward.gain > 0 ? totalFeedforward($0) : parameters.safeOutput } ?? parameters.safeOutput
+                pid.setManual(output: onlySaturation ? (lastGoodOutput ?? needed) : pid.output)
             }
             pauseProgramForSafety(fired.map(\.code.rawValue).joined(separator: ","))
             if openExcursion != nil { openExcursion!.cause = "fault" }
@@ -847,6 +858,17 @@ public struct ChannelController: Sendable {
         // Not regulating (or no valid measurement this tick): keep tracking so that the
         // return to automatic is bumpless.
         return pid.update(setpoint: target ?? 0, measurement: pressure ?? lastPressure ?? 0, dt: dt)
+    }
+
+    /// The safe action a fault takes on this channel.
+    func safeAction(for code: FaultCode) -> SafeAction {
+        switch code {
+        case .overPressure: return parameters.limits.tripAction
+        case .emergencyStop: return .release
+        case .sensorRange, .sensorStale, .sensorFrozen: return parameters.sensor.faultAction == .ramp ? .hold : parameters.sensor.faultAction
+        case .cannotReachSetpoint: return parameters.limits.saturationAction
+        case .nonUniformLoad, .limitSwitch, .restoredStateStale: return .hold
+        }
     }
 
     /// Opens an excursion when a settled, regulated pressure leaves its band; closes it
@@ -932,7 +954,7 @@ public struct ChannelController: Sendable {
         beforeTrip = nil
         var resumed = "holding"
         if before?.mode == .regulating, let t = before?.target {
-            applyTarget(min(max(t, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: nil)
+            applyTarget(min(max(t, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: nil, resuming: true)
             resumed = "regulating at \(fmt(t)) MPa"
             if before?.programRunning == true, var r = program, r.state == .paused {
                 r.resume(); program = r

@@ -164,12 +164,16 @@ public struct FaultLatch: Sendable, Equatable {
     public var isLatched: Bool { !records.isEmpty }
     public var activeCodes: [FaultCode] { records.filter(\.active).map(\.code) }
 
-    /// Reports this tick's conditions. Returns the faults that newly fired.
+    /// Reports this tick's conditions. Returns the faults that newly fired, and the
+    /// latched ones whose cause had gone and is back: their safe action is due again
+    /// (an over-pressure that returns to a tripped, held channel must release it).
     public mutating func update(present: [FaultCode: String], now: Double) -> [FaultRecord] {
         var fired: [FaultRecord] = []
         for i in records.indices {
+            let was = records[i].active
             records[i].active = present[records[i].code] != nil
             if let msg = present[records[i].code] { records[i].message = msg }
+            if !was && records[i].active { fired.append(records[i]) }
         }
         for (code, message) in present.sorted(by: { $0.key < $1.key }) where !records.contains(where: { $0.code == code }) {
             let r = FaultRecord(code: code, message: message, raisedAt: now, active: true)

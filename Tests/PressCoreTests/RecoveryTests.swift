@@ -166,3 +166,50 @@ struct RecoveryTests {
         #expect(idle.faults.records.isEmpty)
     }
 }
+
+@Suite("Trips across restarts and returning causes")
+struct TripRestoreTests {
+    static let params = RecoveryTests.params()
+
+    @Test("a channel restored with an over-pressure latched takes the trip's safe action at once (release), not the output it had")
+    func restoreReleases() {
+        var c = ChannelController(parameters: Self.params, initialOutput: 5946)
+        c.restore(mode: .tripped, target: 5, ramp: nil, faults: [FaultRecord(code: .overPressure, message: "x", raisedAt: 3, active: true)])
+        #expect(c.mode == .tripped)
+        #expect(c.step(now: 0.01, readings: ChannelReadings(force: Sample(value: 480, time: 0.01))) == Self.params.safeOutput)
+    }
+
+    @Test("an over-pressure that goes away and comes back while tripped fires again")
+    func refires() throws {
+        var p = Self.params
+        p.limits.tripAction = .hold
+        var c = ChannelController(parameters: p)
+        var t = 0.0
+        _ = c.step(now: t, readings: ChannelReadings(force: Sample(value: 0, time: t)))
+        try c.setTarget(5)
+        for mpa in [5.0, 12.5, 11.0, 12.6] {
+            for _ in 0..<20 { t += 0.01; _ = c.step(now: t, readings: ChannelReadings(force: Sample(value: mpa * 100 + (Int(t * 100) % 2 == 0 ? 0.05 : -0.05), time: t))) }
+        }
+        let raised = c.drainEvents().filter { if case .faultRaised(let r, _) = $0 { return r.code == .overPressure }; return false }
+        #expect(raised.count == 2)
+    }
+
+    @Test("acknowledging and setting the same target again: the trip's excursion ends there, and the approach from a released cell is not one")
+    func approachAfterAck() throws {
+        var c = ChannelController(parameters: Self.params)
+        var t = 0.0
+        func step(_ mpa: Double) { t += 0.01; _ = c.step(now: t, readings: ChannelReadings(force: Sample(value: mpa * 100 + (Int(t * 100) % 2 == 0 ? 0.05 : -0.05), time: t))) }
+        step(0)
+        try c.setTarget(5)
+        for _ in 0..<100 { step(5) }
+        for _ in 0..<5 { step(12.5) }          // over-pressure: released
+        for _ in 0..<50 { step(0) }            // backed off
+        #expect(c.acknowledge().isEmpty)
+        let again = t
+        try c.setTarget(5)
+        for k in 0..<500 { step(min(5, Double(k) * 0.01)) }  // the ramp back up
+        let x = c.drainEvents().compactMap { e -> ExcursionRecord? in if case .excursion(let r) = e { return r }; return nil }
+        #expect(x.count == 1 && x.first?.cause == "fault" && (x.first?.end ?? .infinity) <= again + 1e-9, "\(x)")
+        #expect(c.openExcursion == nil)
+    }
+}

@@ -172,3 +172,39 @@ struct AuthorityTests {
         }
     }
 }
+
+/// Found by trying the daemon as a technician would (after issue 12): a trip's safe action
+/// after a restart, a fault that comes back, no air at the very first setpoint.
+@Suite("Safe actions that must not be skipped")
+struct SafeActionTests {
+    @Test("no air when the first setpoint is given: the output never slams the cell when the air comes, before or after cannot_reach_setpoint", arguments: [10.0, 33.0])
+    func noAirAtStart(airBackAfter: Double) throws {
+        let sim = SimPresets.pneumaticChannel(seed: 9)
+        let params = SimPresets.pneumaticController()
+        var loop = ClosedLoop(controller: ChannelController(parameters: params, initialOutput: sim.presentOutput), backend: sim)
+        sim.inject(SimInjection(supply: 0))
+        try loop.controller.setTarget(5)
+        loop.run(for: airBackAfter)
+        sim.inject(SimInjection(supply: 0.7))
+        var peak = 0.0
+        loop.run(for: 20) { _ in peak = max(peak, sim.trueForce / (params.cellArea * 100)) }
+        #expect(peak <= 5 * 1.05, "air back after \(airBackAfter) s: true pressure peaked at \(peak) MPa")
+        #expect(!loop.controller.faults.records.contains { $0.code == .overPressure })
+    }
+
+    @Test("cannot_reach_setpoint stays active while the pressure is still out of band: an acknowledgement does not clear it")
+    func saturationStaysActive() throws {
+        let sim = SimPresets.pneumaticChannel(seed: 9)
+        var params = SimPresets.pneumaticController()
+        params.limits.saturationTimeout = 5
+        var loop = ClosedLoop(controller: ChannelController(parameters: params, initialOutput: sim.presentOutput), backend: sim)
+        sim.inject(SimInjection(supply: 0.2))
+        try loop.controller.setTarget(5)
+        loop.run(for: 10)
+        #expect(loop.controller.mode == .tripped)
+        loop.run(for: 1)
+        #expect(loop.controller.faults.activeCodes.contains(.cannotReachSetpoint))
+        #expect(loop.controller.acknowledge().map(\.code).contains(.cannotReachSetpoint))
+        #expect(loop.controller.mode == .tripped)
+    }
+}
