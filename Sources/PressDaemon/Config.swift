@@ -153,6 +153,8 @@ public struct DaemonConfig: Sendable {
     public var socketGroup: String?
     /// Most control-socket connections open at once (`daemon.max_connections`).
     public var maxConnections = 256
+    /// Most connections one (unprivileged) uid may hold (`daemon.max_connections_per_user`).
+    public var maxConnectionsPerUser = 32
     /// Modbus devices and buses (backend = "hardware").
     public var devices: [DeviceConfig] = []
     /// Accepted but worth a warning (a chemistry preset overridden), each with file,
@@ -202,6 +204,10 @@ public struct DaemonConfig: Sendable {
             if let m = try d.int("max_connections") {
                 guard (1...4096).contains(m) else { throw d.error("max_connections", "must be 1 … 4096") }
                 cfg.maxConnections = m
+            }
+            if let m = try d.int("max_connections_per_user") {
+                guard (1...4096).contains(m) else { throw d.error("max_connections_per_user", "must be 1 … 4096") }
+                cfg.maxConnectionsPerUser = m
             }
             if let m = try d.string("metrics"), !m.isEmpty {
                 guard let colon = m.lastIndex(of: ":"), let port = Int(m[m.index(after: colon)...]), (1...65535).contains(port) else {

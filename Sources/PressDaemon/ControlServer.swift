@@ -72,8 +72,9 @@ public struct ServerContext: Sendable {
     /// How long a command may wait for the loop before `timeout`, s.
     public var commandTimeout: Double = 2
     public var maxSubscriptionsPerConnection = 8
-    /// Most connections open at once (`daemon.max_connections`).
+    /// Most connections open at once (`daemon.max_connections`), and per uid.
     public var maxConnections = 256
+    public var maxConnectionsPerUser = 32
     /// The run log, for exports and run metadata (nil when disabled).
     public var runLog: RunLog?
     /// Receives every state-changing request, with the peer's uid and pid.
@@ -161,7 +162,11 @@ public final class ControlServer: @unchecked Sendable {
             logger.warning("connection cap lowered to keep descriptors for devices and the run log", metadata: [
                 "configured": "\(context.maxConnections)", "cap": "\(cap)", "reserved": "\(Self.reservedDescriptors)"])
         }
-        let acceptor = PeerAcceptor(listenFD: listenFD, maxConnections: cap, logger: logger) { [weak self] fd, peer in
+        let access = context.access
+        let acceptor = PeerAcceptor(listenFD: listenFD, maxConnections: cap, maxPerUser: context.maxConnectionsPerUser,
+                                    reserved: min(16, cap / 4),
+                                    privileged: { p in (access.role(uid: p.uid, gids: p.groups) ?? .observer) >= .operator },
+                                    logger: logger) { [weak self] fd, peer in
             self?.adopt(fd, peer: peer)
         }
         self.acceptor = acceptor
@@ -184,10 +189,10 @@ public final class ControlServer: @unchecked Sendable {
             .withConnectedSocket(fd)
             .whenComplete { result in
                 switch result {
-                case .success(let ch): ch.closeFuture.whenComplete { _ in acceptor.connectionClosed() }
+                case .success(let ch): ch.closeFuture.whenComplete { _ in acceptor.connectionClosed(uid: peer.uid) }
                 case .failure(let e):
                     // NIO closed the descriptor.
-                    acceptor.connectionClosed()
+                    acceptor.connectionClosed(uid: peer.uid)
                     logger.warning("control socket: cannot adopt a connection", metadata: ["error": "\(e)", "uid": "\(peer.uid)"])
                 }
             }
@@ -615,8 +620,19 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                                              "program_resume", "program_stop", "run_set", "reload", "sim_inject", "calibrate",
                                              "tune", "sweep", "supervisor"]
 
+    /// Refused requests on this connection, and how many of them were not written out.
+    private var refusals = 0
+
     private func audit(_ method: String, _ command: Command, _ bytes: Data, refused: Bool) {
-        var request = String(decoding: bytes.prefix(2048), as: UTF8.self)
+        if refused {
+            // A peer that may not write can still send refused requests as fast as it
+            // likes: the first 10 of a connection are written out (256 bytes each), then
+            // one in a hundred with the count, so it cannot fill the disk or bury the log.
+            refusals += 1
+            guard refusals <= 10 || refusals % 100 == 0 else { return }
+        }
+        var request = String(decoding: bytes.prefix(refused ? 256 : 2048), as: UTF8.self)
+        if refused && refusals > 10 { request = "(\(refusals) refused requests on this connection so far) " + request }
         if method == "program_start" { request = "program_start (program text not repeated)" }
         if refused { request = "REFUSED (permission) " + request }
         let uid = peer.map { Int($0.uid) }, pid = peer.map { Int($0.pid) }

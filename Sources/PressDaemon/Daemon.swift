@@ -152,6 +152,7 @@ public final class Daemon: @unchecked Sendable {
         ctx.storage = { stores.map { $0.info(startNanos: startNanos) } }
         ctx.socketGroup = config.socketGroup
         ctx.maxConnections = config.maxConnections
+        ctx.maxConnectionsPerUser = config.maxConnectionsPerUser
         let box = WeakDaemon()
         ctx.reload = { box.daemon?.reload() ?? .failure(ConfigError(file: configPath, line: nil, key: nil, message: "daemon gone")) }
         self.reloadBox = box

@@ -92,6 +92,13 @@ public struct PeerCredentialError: Error, CustomStringConvertible, Equatable {
 public final class PeerAcceptor: @unchecked Sendable {
     public let listenFD: Int32
     public let maxConnections: Int
+    /// Most connections one uid may hold (root and privileged peers excepted).
+    public let maxPerUser: Int
+    /// Slots only peers for which `privileged` is true may take: an observer flooding
+    /// the socket cannot lock an operator out of `release`.
+    public let reserved: Int
+    private let privileged: @Sendable (PeerCredentials) -> Bool
+    private let perUser = Mutex<[UInt32: Int]>([:])
     private let onAccept: @Sendable (Int32, PeerCredentials) -> Void
     private let logger: Logger
     private let open = Atomic<Int>(0)
@@ -105,10 +112,14 @@ public final class PeerAcceptor: @unchecked Sendable {
     /// - Parameters:
     ///   - onAccept: takes ownership of the connected descriptor; it must call
     ///     ``connectionClosed()`` once that connection is gone.
-    public init(listenFD: Int32, maxConnections: Int, logger: Logger,
+    public init(listenFD: Int32, maxConnections: Int, maxPerUser: Int = .max, reserved: Int = 0,
+                privileged: @escaping @Sendable (PeerCredentials) -> Bool = { _ in true }, logger: Logger,
                 onAccept: @escaping @Sendable (Int32, PeerCredentials) -> Void) {
         self.listenFD = listenFD
         self.maxConnections = max(1, maxConnections)
+        self.maxPerUser = max(1, maxPerUser)
+        self.reserved = min(max(0, reserved), max(0, maxConnections - 1))
+        self.privileged = privileged
         self.logger = logger
         self.onAccept = onAccept
         var p: [Int32] = [-1, -1]
@@ -142,7 +153,13 @@ public final class PeerAcceptor: @unchecked Sendable {
     }
 
     /// Called by the connection's owner when it closes.
-    public func connectionClosed() { open.subtract(1, ordering: .relaxed) }
+    public func connectionClosed(uid: UInt32) {
+        open.subtract(1, ordering: .relaxed)
+        perUser.withLock { m in
+            let n = (m[uid] ?? 1) - 1
+            m[uid] = n > 0 ? n : nil
+        }
+    }
 
     private func runLoop() {
         var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
@@ -178,25 +195,42 @@ public final class PeerAcceptor: @unchecked Sendable {
                 close(fd)
                 continue
             }
-            if open.load(ordering: .relaxed) >= maxConnections {
+            if let why = refusal(cred) {
                 refusedCount.add(1, ordering: .relaxed)
-                refuse(fd, cred)
+                refuse(fd, cred, why)
                 continue
             }
             open.add(1, ordering: .relaxed)
+            perUser.withLock { $0[cred.uid, default: 0] += 1 }
             onAccept(fd, cred)
         }
     }
 
+    /// Why `cred` may not have another connection now, nil when it may.
+    func refusal(_ cred: PeerCredentials) -> String? {
+        let total = open.load(ordering: .relaxed)
+        if total >= maxConnections {
+            return "pressd has \(maxConnections) connections open, its limit (daemon.max_connections); try again later"
+        }
+        let isPrivileged = cred.uid == 0 || privileged(cred)
+        if !isPrivileged && total >= maxConnections - reserved {
+            return "pressd has \(total) connections open; the last \(reserved) are kept for operators and admins; try again later"
+        }
+        if !isPrivileged, perUser.withLock({ $0[cred.uid] ?? 0 }) >= maxPerUser {
+            return "uid \(cred.uid) already has \(maxPerUser) connections open (daemon.max_connections_per_user); close some"
+        }
+        return nil
+    }
+
     /// One error line, then close. Never blocks: the socket is non-blocking and the
     /// line is far smaller than a socket buffer.
-    private func refuse(_ fd: Int32, _ cred: PeerCredentials) {
-        let line = "{\"id\":null,\"error\":{\"code\":\"busy\",\"message\":\"pressd has \(maxConnections) connections open, its limit (daemon.max_connections); try again later\"}}\n"
+    private func refuse(_ fd: Int32, _ cred: PeerCredentials, _ why: String) {
+        let line = "{\"id\":null,\"error\":{\"code\":\"busy\",\"message\":\"\(why)\"}}\n"
         _ = line.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
         close(fd)
         let total = refusedConnections
         if total == 1 || total % 100 == 0 {
-            logger.warning("control socket: connection limit reached; refused a connection", metadata: [
+            logger.warning("control socket: connection refused: \(why)", metadata: [
                 "uid": "\(cred.uid)", "pid": "\(cred.pid)", "limit": "\(maxConnections)", "refused_total": "\(total)"])
         }
     }

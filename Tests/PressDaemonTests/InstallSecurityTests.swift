@@ -195,6 +195,64 @@ struct InstallSecurityTests {
         #expect(d.process.isRunning)
     }
 
+    @Test("an observer flooding the socket cannot lock an operator out: slots kept for operators, and a per-user limit")
+    func floodByObserver() throws {
+        guard Self.canActAsOthers else { Issue.record("needs root and setpriv (util-linux) to act as another user"); return }
+        let d = try DaemonProcess(configEdits: [("socket_mode = \"0660\"", "socket_mode = \"0666\"\nmax_connections = 8\nmax_connections_per_user = 5"),
+                                                ("[simulator]", "[access]\nobservers = [\"*\"]\noperators = [\"@4242\"]\n\n[simulator]")])
+        defer { d.cleanup() }
+        _ = try d.client()
+        chmod(d.dir, 0o755)
+        // nobody (an observer) opens 10 connections and holds them; prints what each got.
+        let flood = """
+        import socket, sys, time
+        got = []
+        for i in range(10):
+            s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(3)
+            got.append((s, s.recv(200).decode()))
+        print(sum(1 for _, l in got if l.startswith('{"hello"')), flush=True)
+        time.sleep(6)
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", flood, d.socket]
+        let out = Pipe(); p.standardOutput = out
+        try p.run()
+        defer { if p.isRunning { p.terminate() }; p.waitUntilExit() }
+        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        #expect(line.trimmingCharacters(in: .whitespacesAndNewlines) == "5", "the observer got \(line) connections (limit per user 5)")
+        // Another observer takes one more (6 of 8), then the last 2 are for operators.
+        let second = try run("/usr/bin/setpriv", ["--reuid=65533", "--regid=65533", "--clear-groups", binDir + "/pressctl", "status", "--socket", d.socket])
+        #expect(second.run.status == 0, "\(second.run.stderr)")
+        let op = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--groups=4242", binDir + "/pressctl", "release", "-c", "A", "--socket", d.socket])
+        #expect(op.run.status == 0, "an operator was locked out: \(op.run.stderr)")
+    }
+
+    @Test("a peer that may not write cannot flood the audit log with refused requests")
+    func refusedAuditFlood() throws {
+        guard Self.canActAsOthers else { Issue.record("needs root and setpriv (util-linux) to act as another user"); return }
+        let d = try DaemonProcess(configEdits: [("socket_mode = \"0660\"", "socket_mode = \"0666\""),
+                                                ("[simulator]", "[access]\nobservers = [\"*\"]\noperators = []\n\n[simulator]")])
+        defer { d.cleanup() }
+        _ = try d.client()
+        chmod(d.dir, 0o755)
+        let flood = """
+        import socket, sys
+        s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile('rwb'); f.readline()
+        line = b'{"id":1,"method":"set","params":{"channel":"' + b'A' * 60000 + b'","value":5,"unit":"MPa"}}\\n'
+        for i in range(300):
+            f.write(line); f.flush(); f.readline()
+        print("done", flush=True)
+        """
+        let r = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", flood, d.socket], timeout: 60)
+        #expect(r.run.stdout.contains("done"), "\(r.run.stderr)")
+        d.stop()
+        let refused = try PressLogProbe.events(dir: d.dir).filter { $0.detail.hasPrefix("REFUSED") }
+        #expect(refused.count >= 10 && refused.count <= 13, "\(refused.count) refused requests written")
+        #expect(refused.allSatisfy { $0.detail.utf8.count < 512 })
+        #expect(refused.contains { $0.detail.contains("300 refused requests on this connection") })
+    }
+
     func cpuSeconds(_ pid: Int32) -> Double {
         guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return 0 }
         let f = s[s.index(after: close)...].split(separator: " ")
