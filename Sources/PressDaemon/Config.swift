@@ -213,6 +213,10 @@ public struct DaemonConfig: Sendable {
                 guard let colon = m.lastIndex(of: ":"), let port = Int(m[m.index(after: colon)...]), (1...65535).contains(port) else {
                     throw d.error("metrics", "must be \"host:port\", e.g. \"127.0.0.1:9817\"")
                 }
+                let host = String(m[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+                guard host == "localhost" || host == "::1" || host.hasPrefix("127.") else {
+                    throw d.error("metrics", "'\(host)' is not a loopback address: the endpoint has no authentication, so it listens on loopback only (127.0.0.1 or ::1); expose it through a local agent or reverse proxy")
+                }
                 cfg.metrics = m
             }
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(cfg.logLevel) else {

@@ -180,7 +180,7 @@ public final class Daemon: @unchecked Sendable {
             .init(service: SocketService(daemon: self), failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: EventLogService(daemon: self)),
         ]
-        if metricsServer != nil { services.append(.init(service: MetricsService(daemon: self), failureTerminationBehavior: .gracefullyShutdownGroup)) }
+        if metricsServer != nil { services.append(.init(service: MetricsService(daemon: self))) }
         services += [.init(service: ReloadService(daemon: self)), .init(service: NotifierService(daemon: self))]
         var gc = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         gc.maximumGracefulShutdownDuration = .seconds(10)
@@ -310,7 +310,13 @@ struct MetricsService: Service {
     let daemon: Daemon
     func run() async throws {
         guard let m = daemon.metricsServer else { return }
-        try await m.start()
+        // Metrics are for people watching; the cells must not go unregulated because
+        // another program holds the port after a reboot. Say so, and run without them.
+        do { try await m.start() } catch {
+            daemon.logger.error("metrics endpoint not started: cannot listen on \(m.host):\(m.port) (daemon.metrics): \(error); regulating without it", metadata: ["address": "\(m.host):\(m.port)"])
+            try? await gracefulShutdown()
+            return
+        }
         daemon.logger.info("metrics listening", metadata: ["address": "\(m.host):\(m.boundPort ?? m.port)"])
         try? await gracefulShutdown()
         await m.stop()

@@ -253,6 +253,32 @@ struct InstallSecurityTests {
         #expect(refused.contains { $0.detail.contains("300 refused requests on this connection") })
     }
 
+    @Test("a metrics port held by another program does not stop regulation; a metrics address off loopback is a configuration error")
+    func metricsPortTaken() throws {
+        // Hold a port on loopback.
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(s) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET); addr.sin_addr.s_addr = inet_addr("127.0.0.1"); addr.sin_port = 0
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(s, 1)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let d = try DaemonProcess(configEdits: [("socket_mode = \"0660\"", "socket_mode = \"0660\"\nmetrics = \"127.0.0.1:\(port)\"")])
+        defer { d.cleanup() }
+        let c = try d.client()
+        _ = try c.call("set", SetParams(channel: "A", value: 3, unit: "MPa"), as: SetResult.self)
+        sleep(seconds: 1)
+        #expect(try c.channel("A").mode == "regulating")
+        #expect(d.process.isRunning)
+        d.stop()
+        #expect(d.log.contains("daemon.metrics"), "\(d.log.suffix(500))")
+        let text = try editedConfig("socket_mode = \"0660\"", "socket_mode = \"0660\"\nmetrics = \"0.0.0.0:9817\"")
+        do { _ = try DaemonConfig.parse(text, file: "m.toml"); Issue.record("0.0.0.0 accepted") }
+        catch { #expect(error.key == "daemon.metrics" && error.message.contains("loopback")) }
+    }
+
     func cpuSeconds(_ pid: Int32) -> Double {
         guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return 0 }
         let f = s[s.index(after: close)...].split(separator: " ")
