@@ -62,6 +62,9 @@ public final class Daemon: @unchecked Sendable {
     private let reloadBox: WeakDaemon
     /// One pressd per rig: the state directory and every device, locked before use.
     let locks = InstanceLocks()
+    /// Faults that came back latched from the restart state, for the run log: a kill -9
+    /// moments after a trip can lose the trip's own event, never its record here.
+    private(set) var restoredFaults: [(channel: String, fault: FaultRecord)] = []
 
     /// Builds the daemon: takes the instance locks (state directory, devices), opens the
     /// devices and the run log, restores every channel's persisted state. A second
@@ -122,6 +125,7 @@ public final class Daemon: @unchecked Sendable {
                 logger.critical("restored state may be stale", metadata: ["saved_at": "\(when)"])
             }
             core.restore(saved)
+            restoredFaults = saved.values.sorted { $0.channel < $1.channel }.flatMap { v in v.faults.map { (v.channel, $0) } }
             if !saved.isEmpty {
                 logger.notice("restored channel state", metadata: ["channels": "\(saved.values.map { "\($0.channel)=\($0.mode.rawValue)" }.sorted().joined(separator: ","))", "runlog": "\(path)"])
             }
@@ -276,6 +280,10 @@ struct LoopService: Service {
     func run() async throws {
         daemon.loop.start()
         daemon.writer?.enqueue(RunLogEvent(time: daemon.loop.epoch, channel: "", kind: "daemon", detail: "pressd \(Daemon.version) started"))
+        for (ch, f) in daemon.restoredFaults {
+            daemon.writer?.enqueue(RunLogEvent(time: daemon.loop.epoch, channel: ch, kind: "fault",
+                                               detail: "\(f.code.rawValue) (latched before the restart, restored): \(f.message)"))
+        }
         for w in daemon.config.warnings {
             daemon.logger.warning("configuration: \(w)")
             daemon.writer?.enqueue(RunLogEvent(time: daemon.loop.epoch, channel: "", kind: "config", detail: "warning: \(w)"))

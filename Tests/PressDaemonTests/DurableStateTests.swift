@@ -139,5 +139,12 @@ struct DurableStateTests {
         c = try d.client()
         let b = try c.channel("B")
         #expect(b.mode == "tripped" && b.faults.contains { $0.code == "over_pressure" }, "\(ctx): B came back \(b.mode) \(b.faults.map(\.code))")
+        if !diskFull {
+            // The run log may have lost the trip's own event to the kill; never its record.
+            sleep(seconds: 1)
+            d.stop()
+            let events = try PressLogProbe.events(dir: base)
+            #expect(events.contains { $0.channel == "B" && $0.kind == "fault" && $0.detail.hasPrefix("over_pressure") }, "\(ctx)")
+        }
     }
 }
