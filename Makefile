@@ -28,7 +28,7 @@ all: build
 # Copied to $(DIST) right after linking, so that a later `swift build -c release`
 # without $(STATIC) cannot swap them for dynamically linked ones.
 build:
-	scripts/deps
+	scripts/deps --no-test-peer
 	$(SWIFT) build -c release $(STATIC) --product pressd
 	$(SWIFT) build -c release $(STATIC) --product pressctl
 	mkdir -p $(DIST)
