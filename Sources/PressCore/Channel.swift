@@ -757,10 +757,12 @@ public struct ChannelController: Sendable {
         } else if mode != .tripped {
             saturatedSince = nil
         } else if faults.records.contains(where: { $0.code == .cannotReachSetpoint }), let t = target, let p = pressure,
-                  abs(p - t) > parameters.band * t {
-            // Tripped by it: its cause is present for as long as the pressure stays out
-            // of the band at the held output (an acknowledgement must not clear it then).
-            present[.cannotReachSetpoint] = "pressure \(fmt(p)) MPa still outside the band around \(fmt(t)) MPa at the held output \(fmt(pid.output))"
+                  abs(p - t) > 2 * parameters.band * t {
+            // Tripped by it: its cause is present for as long as the pressure stays far
+            // from the setpoint at the held output — beyond twice the band, since friction
+            // or hysteresis alone can leave a held output just outside it (an
+            // acknowledgement must not clear it while the supply is still short).
+            present[.cannotReachSetpoint] = "pressure \(fmt(p)) MPa still more than twice the band from \(fmt(t)) MPa at the held output \(fmt(pid.output))"
         }
 
         // 3. Latch and act.
