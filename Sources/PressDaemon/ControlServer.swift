@@ -144,9 +144,6 @@ public final class ControlServer: @unchecked Sendable {
         }
     }
 
-    /// Connections open now, and refused at the cap since start.
-    public var connectionCounts: (open: Int, refused: Int) { (acceptor?.openConnections ?? 0, acceptor?.refusedConnections ?? 0) }
-
     /// Binds the socket, or adopts `inheritedFD` when given (socket activation), and
     /// starts accepting.
     public func start(inheritedFD: Int32? = nil) async throws {

@@ -37,9 +37,6 @@ public final class StoreHealth: Sendable {
         }
     }
 
-    public var isWriting: Bool { state.withLock { $0.failingSince == nil } }
-    public var failures: Int { state.withLock { $0.failures } }
-
     func info(startNanos: UInt64) -> StorageInfo {
         state.withLock { s in
             let now = monotonicNanos()
