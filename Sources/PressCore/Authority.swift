@@ -17,7 +17,7 @@
 /// plus half the band's worth of margin. A returning supply then brings the pressure
 /// back to the setpoint, not past it. Authority is back when the pressure is in the band
 /// again (or the target changes).
-public struct AuthorityMonitor: Sendable, Equatable {
+public struct AuthorityMonitor: Sendable {
     /// Seconds of evidence before authority counts as lost: an output held at its limit,
     /// or an output that moved by twice the band's worth without effect (longer than
     /// the actuators' dead time and lag, a few tenths of a second).
@@ -37,10 +37,6 @@ public struct AuthorityMonitor: Sendable, Equatable {
     public private(set) var reason: String?
 
     public init() {}
-
-    public static func == (a: AuthorityMonitor, b: AuthorityMonitor) -> Bool {
-        a.holding?.target == b.holding?.target && a.holding?.output == b.holding?.output && a.ceiling == b.ceiling
-    }
 
     public var isLost: Bool { ceiling != nil }
 

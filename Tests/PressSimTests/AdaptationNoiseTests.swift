@@ -9,8 +9,7 @@ import Testing
 struct AdaptationNoiseTests {
     @Test("a healthy channel held at a steady setpoint for 10 minutes: no 'diverged' message, no fallback", arguments: ["spring", "pneumatic"])
     func quietWhenHealthy(actuator: String) throws {
-        let sim = actuator == "spring" ? SimPresets.springChannel(seed: 11) : SimPresets.pneumaticChannel(seed: 12)
-        var params = actuator == "spring" ? SimPresets.springController() : SimPresets.pneumaticController()
+        var (sim, params) = simPlant(actuator, seed: actuator == "spring" ? 11 : 12)
         params.strategy = .adaptive
         var loop = ClosedLoop(controller: ChannelController(parameters: params, initialOutput: sim.presentOutput), backend: sim)
         loop.run(for: 1)

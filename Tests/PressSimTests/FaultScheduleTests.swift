@@ -74,9 +74,8 @@ struct FaultScheduleTests {
     func randomSchedule(seed: UInt64, actuator: String) throws {
         let duration = 240.0
         let windows = schedule(seed: seed, duration: duration, supply: actuator == "pneumatic")
-        let sim = actuator == "spring" ? SimPresets.springChannel(seed: seed) : SimPresets.pneumaticChannel(seed: seed)
+        let (sim, params) = simPlant(actuator, seed: seed)
         sim.cycler = CyclerProfile(current: 5, period: 120)
-        let params = actuator == "spring" ? SimPresets.springController() : SimPresets.pneumaticController()
         let backend = FaultyBackend(sim: sim, windows: windows)
         var loop = ClosedLoop(controller: ChannelController(parameters: params, initialOutput: sim.presentOutput), backend: backend)
         let target = 4.0

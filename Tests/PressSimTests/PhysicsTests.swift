@@ -209,8 +209,7 @@ struct PhysicsTests {
 struct PlantRestoreTests {
     @Test("after a thickness step, a supply change, a gain change and a new cycler, a restored plant gives the same force", arguments: ["spring", "pneumatic"])
     func fullState(actuator: String) throws {
-        let a = actuator == "spring" ? SimPresets.springChannel(seed: 3) : SimPresets.pneumaticChannel(seed: 3)
-        let params = actuator == "spring" ? SimPresets.springController() : SimPresets.pneumaticController()
+        let (a, params) = simPlant(actuator, seed: 3)
         var loop = ClosedLoop(controller: ChannelController(parameters: params, initialOutput: a.presentOutput), backend: a)
         try loop.controller.setTarget(5)
         loop.run(for: 20)
@@ -219,7 +218,7 @@ struct PlantRestoreTests {
         a.inject(SimInjection(forceBias: 2))
         loop.run(for: 10)
         let saved = try #require(a.persistentState())
-        let b = actuator == "spring" ? SimPresets.springChannel(seed: 3) : SimPresets.pneumaticChannel(seed: 3)
+        let (b, _) = simPlant(actuator, seed: 3)
         b.restore(saved)
         // Both plants, left at the same output, settle at the same force.
         let out = a.presentOutput ?? 0
