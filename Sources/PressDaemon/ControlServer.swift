@@ -119,6 +119,8 @@ public final class ControlServer: @unchecked Sendable {
     let logger: Logger
     private let group: EventLoopGroup
     private var acceptor: PeerAcceptor?
+    /// Subscription events encoded once per snapshot, shared by all connections.
+    private let fanout = SampleFanout()
     private var listenFD: Int32 = -1
     /// True when we created the socket file (not when systemd passed it to us).
     private var ownsPath = false
@@ -173,14 +175,14 @@ public final class ControlServer: @unchecked Sendable {
     /// Hands an accepted connection to the event loop.
     private func adopt(_ fd: Int32, peer: PeerCredentials) {
         guard let acceptor else { close(fd); return }
-        let (loop, context, logger) = (self.loop, self.context, self.logger)
+        let (loop, context, logger, fanout) = (self.loop, self.context, self.logger, self.fanout)
         ClientBootstrap(group: group)
             .channelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
             .channelOption(.maxMessagesPerRead, value: 4)
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
                     try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: ControlProtocol.maxMessageBytes)))
-                    try ch.pipeline.syncOperations.addHandler(ConnectionHandler(loop: loop, context: context, logger: logger, peer: peer))
+                    try ch.pipeline.syncOperations.addHandler(ConnectionHandler(loop: loop, context: context, logger: logger, peer: peer, fanout: fanout))
                 }
             }
             .withConnectedSocket(fd)
@@ -261,9 +263,10 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// The peer's credentials, read once when the connection was accepted.
     let peer: PeerCredentials?
+    private let fanout: SampleFanout
 
-    init(loop: ControlLoop, context: ServerContext, logger: Logger, peer: PeerCredentials?) {
-        self.loop = loop; self.ctx = context; self.logger = logger; self.peer = peer
+    init(loop: ControlLoop, context: ServerContext, logger: Logger, peer: PeerCredentials?, fanout: SampleFanout) {
+        self.loop = loop; self.ctx = context; self.logger = logger; self.peer = peer; self.fanout = fanout
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -783,7 +786,9 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             guard let snap = loop.snapshots.latest(), snap.time != state.lastTime else { return }
             guard context.channel.isWritable else { state.dropped += 1; return }
             state.lastTime = snap.time
-            send(SampleEvent(subscription: sub, dropped: state.dropped, channels: StatusMapping.channels(snap, configs: ctx.channels, only: only, compact: true)), context: context)
+            let channels = fanout.channelsJSON(snap, configs: ctx.channels, only: only)
+            context.writeAndFlush(wrapOutboundOut(SampleFanout.eventLine(channelsJSON: channels, subscription: sub, dropped: state.dropped,
+                                                                         allocator: context.channel.allocator)), promise: nil)
             state.dropped = 0
         }
     }
