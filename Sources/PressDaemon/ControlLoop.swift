@@ -467,7 +467,10 @@ public final class ControlLoop: @unchecked Sendable {
     /// SCHED_FIFO priority for the control thread (0: normal scheduling).
     public let realtimePriority: Int32
     /// Why real-time scheduling could not be set, if it was asked for and failed.
-    public private(set) var realtimeError: String?
+    /// Why real-time scheduling could not be had (written once by the control thread
+    /// at start, read by others).
+    public var realtimeError: String? { realtimeErrorBox.withLock { $0 } }
+    private let realtimeErrorBox = Mutex<String?>(nil)
 
     public init(core: LoopCore, rate: Double, timeScale: Double = 1, realtimePriority: Int32 = 0) {
         self.core = core; self.rate = rate; self.timeScale = timeScale
@@ -517,7 +520,7 @@ public final class ControlLoop: @unchecked Sendable {
             // Works without capabilities when RLIMIT_RTPRIO allows it (LimitRTPRIO= in the unit).
             var param = sched_param(sched_priority: realtimePriority)
             let rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &param)
-            if rc != 0 { realtimeError = "SCHED_FIFO priority \(realtimePriority): \(String(cString: strerror(rc)))" }
+            if rc != 0 { realtimeErrorBox.withLock { $0 = "SCHED_FIFO priority \(realtimePriority): \(String(cString: strerror(rc)))" } }
         }
         let periodNanos = UInt64((1e9 / (rate * timeScale)).rounded())
         var k: UInt64 = 1

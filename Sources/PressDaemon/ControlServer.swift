@@ -67,7 +67,10 @@ struct LineFrameDecoder: ByteToMessageDecoder {
 public struct ServerContext: Sendable {
     public var version: String
     public var backend: BackendKind
-    public var channels: [ChannelConfig]
+    /// The channels' configuration in force now (limits, autotune settings): read at
+    /// each request, so a reload is seen by the next one.
+    public var currentChannels: @Sendable () -> [ChannelConfig]
+    public var channels: [ChannelConfig] { currentChannels() }
     public var startNanos: UInt64
     /// How long a command may wait for the loop before `timeout`, s.
     public var commandTimeout: Double = 2
@@ -81,8 +84,11 @@ public struct ServerContext: Sendable {
     public var audit: @Sendable (RunLogEvent) -> Void = { _ in }
     /// Who may do what.
     public var access = AccessPolicy()
-    /// Reloads the configuration file (the `reload` method, like SIGHUP).
-    public var reload: @Sendable () -> Result<String, ConfigError> = { .failure(ConfigError(file: "-", line: nil, key: nil, message: "reload not available")) }
+    /// Queues a reload of the configuration file (the `reload` method, like SIGHUP) and
+    /// calls back, off the event loop, with its result.
+    public var reload: @Sendable (@escaping @Sendable (Result<String, ConfigError>) -> Void) -> Void = { done in
+        done(.failure(ConfigError(file: "-", line: nil, key: nil, message: "reload not available")))
+    }
     /// Group to give the socket file, when pressd creates it.
     public var socketGroup: String?
     /// Hands a write to the run-log writer (calibrations).
@@ -94,7 +100,7 @@ public struct ServerContext: Sendable {
 
     public init(version: String, backend: BackendKind, channels: [ChannelConfig], startNanos: UInt64,
                 runLog: RunLog? = nil, audit: @escaping @Sendable (RunLogEvent) -> Void = { _ in }) {
-        self.version = version; self.backend = backend; self.channels = channels; self.startNanos = startNanos
+        self.version = version; self.backend = backend; self.currentChannels = { channels }; self.startNanos = startNanos
         self.runLog = runLog; self.audit = audit
     }
 }
@@ -506,9 +512,16 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                                                                               operatorNote: m?.operatorNote, preparationPressureMpa: m?.preparationPressureMpa))
             }
         case .reload:
-            switch ctx.reload() {
-            case .success(let m): reply(id, ReloadResult(message: m), context: context)
-            case .failure(let e): fail(id, .invalidParams, "reload refused, running configuration kept: \(e)", context: context)
+            // Parsed and applied on the reload executor, never on this event loop.
+            let eventLoop = context.eventLoop
+            let ctxBox = NIOLoopBound(context, eventLoop: eventLoop)
+            ctx.reload { result in
+                eventLoop.execute {
+                    switch result {
+                    case .success(let m): self.reply(id, ReloadResult(message: m), context: ctxBox.value)
+                    case .failure(let e): self.fail(id, .invalidParams, "reload refused, running configuration kept: \(e)", context: ctxBox.value)
+                    }
+                }
             }
         case .calibrate(let p):
             guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }

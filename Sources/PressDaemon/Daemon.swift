@@ -42,7 +42,12 @@ public enum SystemdNotifier {
 public final class Daemon: @unchecked Sendable {
     public static let version = "0.2.0"
     public let configPath: String
-    public private(set) var config: DaemonConfig
+    /// The configuration in force; replaced whole by a reload.
+    public let live: LiveConfig
+    /// The configuration in force now (a snapshot: read it again after a reload).
+    public var config: DaemonConfig { live.current }
+    /// Serialises reloads (SIGHUP and the socket's `reload`) on one queue of its own.
+    let reloader: ConfigReloader
     public let loop: ControlLoop
     public let server: ControlServer
     let runLog: RunLog?
@@ -72,7 +77,7 @@ public final class Daemon: @unchecked Sendable {
     public init(config: DaemonConfig, configPath: String, socketPath: String, logger: Logger) throws {
         if config.runlog.enabled { try locks.lockStateDirectory(config.resolvedStateDirectory()) }
         if config.backend == .hardware { try locks.lockDevices(config.devices) }
-        self.config = config
+        self.live = LiveConfig(config)
         self.configPath = configPath
         self.logger = logger
         var core: LoopCore
@@ -158,13 +163,17 @@ public final class Daemon: @unchecked Sendable {
         ctx.maxConnections = config.maxConnections
         ctx.maxConnectionsPerUser = config.maxConnectionsPerUser
         let box = WeakDaemon()
-        ctx.reload = { box.daemon?.reload() ?? .failure(ConfigError(file: configPath, line: nil, key: nil, message: "daemon gone")) }
+        let reloader = ConfigReloader { box.daemon?.applyReload() ?? .failure(ConfigError(file: configPath, line: nil, key: nil, message: "daemon gone")) }
+        self.reloader = reloader
+        ctx.reload = { done in reloader.reload(done) }
+        let live = self.live
+        ctx.currentChannels = { live.current.channels }
         self.reloadBox = box
         server = ControlServer(path: socketPath, mode: config.socketMode, loop: loop, context: ctx, group: group, logger: logger)
         metricsServer = config.metrics.map { address in
             MetricsServer(address: address, group: group) {
                 guard let snap = loop.snapshots.latest() else { return "" }
-                return MetricsRenderer.render(snap, configs: config.channels, version: Self.version,
+                return MetricsRenderer.render(snap, configs: live.current.channels, version: Self.version,
                                               uptime: Double(monotonicNanos() &- startNanos) / 1e9,
                                               storage: stores.map { $0.info(startNanos: startNanos) })
             }
@@ -194,12 +203,31 @@ public final class Daemon: @unchecked Sendable {
         locks.release()
     }
 
-    /// Reloads the configuration file: validated first; on an error the running
-    /// configuration stays. Tuning, limits and ramps change bumplessly; a change of the
-    /// channel set, an actuator type or the backend needs a restart and is refused.
-    /// Returns a one-line result.
+    /// Reloads the configuration file and waits for the result (SIGHUP, tests). Reloads
+    /// run one at a time on the reload queue, whoever asks.
     @discardableResult
-    public func reload() -> Result<String, ConfigError> {
+    public func reload() -> Result<String, ConfigError> { reloader.reloadAndWait() }
+
+    /// Reads, validates and applies the configuration file; runs on the reload queue
+    /// only. On an error the running configuration stays. Tuning, limits and ramps
+    /// change bumplessly; a change of the channel set, an actuator type or the backend
+    /// needs a restart and is refused. The result is logged here (journal and run log),
+    /// whether SIGHUP or the socket asked, and returned as one line.
+    func applyReload() -> Result<String, ConfigError> {
+        let result = readAndApply()
+        switch result {
+        case .success(let msg):
+            logger.notice("\(msg)")
+            writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "daemon", detail: msg))
+        case .failure(let e):
+            logger.error("configuration reload refused: \(e)")
+            writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "daemon", detail: "reload refused: \(e)"))
+        }
+        return result
+    }
+
+    private func readAndApply() -> Result<String, ConfigError> {
+        let config = live.current
         let new: DaemonConfig
         do { new = try DaemonConfig.load(path: configPath) } catch { return .failure(error) }
         var structural: [String] = []
@@ -216,7 +244,7 @@ public final class Daemon: @unchecked Sendable {
         for (i, c) in new.channels.enumerated() where c.control != config.channels[i].control {
             _ = loop.inbox.offer(PendingCommand(.reconfigure(channel: i, c.control)) { _ in })
         }
-        config = new
+        live.replace(new)
         for w in new.warnings {
             logger.warning("configuration: \(w)")
             writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "config", detail: "warning: \(w)"))
@@ -340,14 +368,7 @@ struct ReloadService: Service {
         let d = daemon
         source.setEventHandler {
             SystemdNotifier.notify("RELOADING=1")
-            switch d.reload() {
-            case .success(let msg):
-                d.logger.notice("\(msg)")
-                d.writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "daemon", detail: msg))
-            case .failure(let e):
-                d.logger.error("configuration reload refused: \(e)")
-                d.writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "daemon", detail: "reload refused: \(e)"))
-            }
+            d.reload() // logs its own result
             SystemdNotifier.notify("READY=1")
         }
         source.resume()
