@@ -262,17 +262,20 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     let loop: ControlLoop
     let ctx: ServerContext
     let logger: Logger
-    private var subscriptions: [Int: RepeatedTask] = [:]
+    var subscriptions: [Int: RepeatedTask] = [:]
     private var nextSubscription = 1
-    private let encoder = ControlProtocol.encoder()
+    let encoder = ControlProtocol.encoder()
     private let decoderImpl = RequestDecoder()
 
     /// The peer's credentials, read once when the connection was accepted.
     let peer: PeerCredentials?
     private let fanout: SampleFanout
+    /// Authorisation and the audit trail for this connection's requests.
+    private var gate: RequestGate
 
     init(loop: ControlLoop, context: ServerContext, logger: Logger, peer: PeerCredentials?, fanout: SampleFanout) {
         self.loop = loop; self.ctx = context; self.logger = logger; self.peer = peer; self.fanout = fanout
+        gate = RequestGate(peer: peer, access: context.access, logger: logger, sink: context.audit)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -304,17 +307,17 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                     channels: ctx.channels.map(\.name), backend: ctx.backend.rawValue, maxMessageBytes: ControlProtocol.maxMessageBytes)
     }
 
-    private func send<T: Encodable>(_ value: T, context: ChannelHandlerContext) {
+    func send<T: Encodable>(_ value: T, context: ChannelHandlerContext) {
         guard var data = try? encoder.encode(value) else { return }
         data.append(UInt8(ascii: "\n"))
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: data)), promise: nil)
     }
 
-    private func reply<R: Codable & Sendable>(_ id: RequestID?, _ result: R, context: ChannelHandlerContext) {
+    func reply<R: Codable & Sendable>(_ id: RequestID?, _ result: R, context: ChannelHandlerContext) {
         send(Reply(id: id, result: result), context: context)
     }
 
-    private func fail(_ id: RequestID?, _ code: ErrorCode, _ message: String, context: ChannelHandlerContext) {
+    func fail(_ id: RequestID?, _ code: ErrorCode, _ message: String, context: ChannelHandlerContext) {
         send(Reply<OkResult>(id: id, error: ErrorBody(code, message)), context: context)
     }
 
@@ -329,333 +332,57 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
+    /// Decode → authorise and audit → dispatch. Each step's rules live in one place:
+    /// ``RequestDecoder`` and ``MethodTable``, ``RequestGate``, SocketCommands.swift.
     private func handle(_ bytes: Data, context: ChannelHandlerContext) {
-        let (id, decodedMethod, result) = decoderImpl.decode(bytes)
-        let command: Command
+        let (id, method, result) = decoderImpl.decode(bytes)
         switch result {
-        case .failure(let e): return fail(id, e.code, e.message, context: context)
-        case .success(let c): command = c
+        case .failure(let e): fail(id, e.code, e.message, context: context)
+        case .success(let command):
+            guard let spec = method.flatMap({ MethodTable.byName[$0] }) else {
+                return fail(id, .internalError, "method without a row in the method table", context: context)
+            }
+            if let refusal = gate.admit(spec, command, request: bytes) { return fail(id, .permissionDenied, refusal, context: context) }
+            dispatch(command, id: id, context: context)
         }
-        let method = decodedMethod ?? "?"
-        // Authorisation: the peer's role (from SO_PEERCRED) against the method's.
-        let needed = RequestDecoder.role(for: method)
-        let role = peer.flatMap { p in ctx.access.role(uid: p.uid, gids: p.groups) }
-        guard let role, role >= needed else {
-            let who = peer.map { "uid \($0.uid)" } ?? "unknown peer"
-            audit(method, command, bytes, refused: true)
-            return fail(id, .permissionDenied, "\(method) needs the \(needed) role; \(who) is \(role.map { "an \($0)" } ?? "not allowed") (see [access] in the configuration)", context: context)
-        }
-        if Self.stateChanging.contains(method) { audit(method, command, bytes, refused: false) }
-        dispatch(command, id: id, context: context)
     }
 
+    /// One line per method: the handlers are in SocketCommands.swift.
     private func dispatch(_ command: Command, id: RequestID?, context: ChannelHandlerContext) {
         switch command {
-        case .hello:
-            reply(id, helloResult(), context: context)
-        case .status(let p):
-            if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
-            guard let snap = loop.snapshots.latest() else { return fail(id, .unavailable, "no data yet", context: context) }
-            let uptime = Double(monotonicNanos() &- ctx.startNanos) / 1e9
-            var result = StatusResult(version: ctx.version, backend: ctx.backend.rawValue, uptimeS: uptime,
-                                      loop: StatusMapping.loop(snap.stats),
-                                      channels: StatusMapping.channels(snap, configs: ctx.channels, only: p.channel.map { [$0] }))
-            let health = ctx.deviceHealth()
-            if !health.isEmpty {
-                result.devices = health.map { h in
-                    var d = DeviceInfo(name: h.name, endpoint: h.endpoint, connected: h.connected, reads: h.reads,
-                                       writes: h.writes, errors: h.errors, lastError: h.lastError)
-                    d.exceptions = h.exceptions; d.resyncs = h.resyncs
-                    return d
-                }
-            }
-            let stores = ctx.storage()
-            if !stores.isEmpty {
-                result.storage = stores
-                let alarms = stores.filter { !$0.writing }.map { "\($0.name.replacingOccurrences(of: "_", with: " ")) not writing since \(Int($0.failingSinceS ?? 0)) s after start: \($0.lastError ?? "")" }
-                if !alarms.isEmpty { result.alarms = alarms }
-            }
-            reply(id, result, context: context)
-        case .set(let p):
-            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-            guard let unit = SetpointUnit(lenient: p.unit) else {
-                return fail(id, .invalidParams, "set: unknown unit '\(p.unit.prefix(32))' (use one of \(SetpointUnit.allCases.map(\.rawValue).joined(separator: ", ")))", context: context)
-            }
-            // Validate against the limits in force (a reload may have changed them).
-            // The loop publishes its first snapshot before the socket opens.
-            guard let live = loop.snapshots.latest()?.channels[i] else { return fail(id, .unavailable, "no data yet", context: context) }
-            let mpa = unit.toMPa(p.value, cellArea: live.cellArea)
-            guard mpa.isFinite, mpa >= live.limits.minSetpoint, mpa <= live.limits.maxSetpoint else {
-                let asked = unit == .mpa ? "\(p.value) MPa" : "\(p.value) \(unit.rawValue) (= \(round3(mpa)) MPa)"
-                return fail(id, .outOfRange, "set: \(asked) is outside channel \(p.channel)'s limits \(live.limits.minSetpoint)…\(live.limits.maxSetpoint) MPa", context: context)
-            }
-            submit(.set(channel: i, mpa: mpa, ramp: p.rampMpaPerS), id: id, method: "set", context: context) { r in
-                if case .setpoint(let v, let ramp) = r { return .success(SetResult(channel: p.channel, setpointMpa: v, rampMpaPerS: ramp)) }
-                return nil
-            }
-        case .hold(let p), .release(let p):
-            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-            let isHold: Bool
-            if case .hold = command { isHold = true } else { isHold = false }
-            submit(isHold ? .hold(channel: i) : .release(channel: i), id: id, method: isHold ? "hold" : "release", context: context) { r in
-                if case .ok(let mode) = r { return .success(ModeResult(channel: p.channel, mode: mode.rawValue)) }
-                return nil
-            }
-        case .ack(let p):
-            var which: Int?
-            if let name = p.channel {
-                guard let i = channelIndex(name) else { return unknownChannel(id, name, context: context) }
-                which = i
-            }
-            let names = ctx.channels.map(\.name)
-            submit(.acknowledge(channel: which), id: id, method: "ack", context: context) { r -> Result<AckResult, ErrorBody>? in
-                guard case .acknowledged(let list) = r else { return nil }
-                return .success(AckResult(channels: list.map {
-                    AckResult.PerChannel(channel: names[$0.channel], cleared: $0.cleared.map(\.rawValue),
-                                         remaining: $0.remaining.map(\.rawValue), mode: $0.mode.rawValue)
-                }))
-            }
-        case .subscribe(let p):
-            subscribe(p, id: id, context: context)
-        case .unsubscribe(let p):
-            guard let t = subscriptions.removeValue(forKey: p.subscription) else {
-                return fail(id, .invalidParams, "unsubscribe: no subscription \(p.subscription) on this connection", context: context)
-            }
-            t.cancel()
-            reply(id, OkResult(), context: context)
-        case .programStart(let p):
-            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-            let source = p.source ?? "program"
-            let program: PressureProgram
-            do { program = try ProgramFile.parse(p.program, source: source) }
-            catch { return fail(id, .invalidProgram, "program_start: \(error)", context: context) }
-            let locator = KeyLocator(source: p.program)
-            let name = p.channel
-            submit(.programStart(channel: i, program), id: id, method: "program_start", context: context) { r -> Result<ProgramResult, ErrorBody>? in
-                switch r {
-                case .program(let runner): return .success(ProgramResult(channel: name, program: runner.map(programInfo)))
-                case .rejected(.invalidProgram(let step, let message)):
-                    let line = locator.line(of: "steps[\(step)]").map { ":\($0)" } ?? ""
-                    return .failure(ErrorBody(.invalidProgram, "program_start: \(source)\(line): steps[\(step)]: \(message)"))
-                default: return nil
-                }
-            }
-        case .programPause(let p), .programResume(let p), .programStop(let p):
-            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-            let (cmd, method): (LoopCommand, String)
-            switch command {
-            case .programPause: (cmd, method) = (.programPause(channel: i), "program_pause")
-            case .programResume: (cmd, method) = (.programResume(channel: i), "program_resume")
-            default: (cmd, method) = (.programStop(channel: i), "program_stop")
-            }
-            let name = p.channel
-            submit(cmd, id: id, method: method, context: context) { r -> Result<ProgramResult, ErrorBody>? in
-                if case .program(let runner) = r { return .success(ProgramResult(channel: name, program: runner.map(programInfo))) }
-                return nil
-            }
-        case .programStatus(let p):
-            if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
-            guard let snap = loop.snapshots.latest() else { return fail(id, .unavailable, "no data yet", context: context) }
-            let list = snap.channels.filter { p.channel == nil || $0.name == p.channel }
-                .map { ProgramResult(channel: $0.name, program: $0.program.map(programInfo)) }
-            reply(id, list, context: context)
-        case .logExport(let p):
-            if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
-            guard let log = ctx.runLog else { return fail(id, .unavailable, "log_export: the run log is disabled ([runlog] enabled = false)", context: context) }
-            guard p.until > p.since else { return fail(id, .invalidParams, "log_export: until (\(p.until)) must be after since (\(p.since))", context: context) }
-            exportLog(log, p, id: id, context: context)
-        case .logEvents(let p):
-            if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
-            guard let log = ctx.runLog else { return fail(id, .unavailable, "log_events: the run log is disabled", context: context) }
-            offload(id, "log_events", context: context) {
-                let all = try log.events(since: p.since, until: p.until, channel: p.channel)
-                let list = all.prefix(10_000).map { LogEventInfo(timeUnix: $0.time, channel: $0.channel, kind: $0.kind, detail: $0.detail, uid: $0.uid, pid: $0.pid) }
-                return LogEventsResult(events: Array(list), truncated: all.count > 10_000)
-            }
-        case .pushSignals(let p):
-            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-            let values = [("interfacial_resistance_ohm_cm2", p.interfacialResistanceOhmCm2), ("temperature_c", p.temperatureC), ("current_ma", p.currentMa)]
-            guard values.contains(where: { $0.1 != nil }) else {
-                return fail(id, .invalidParams, "push_signals: give at least one of interfacial_resistance_ohm_cm2, temperature_c, current_ma", context: context)
-            }
-            if let bad = values.first(where: { $0.1.map { !$0.isFinite } ?? false }) {
-                return fail(id, .invalidParams, "push_signals: \(bad.0) must be a finite number", context: context)
-            }
-            if let r = p.interfacialResistanceOhmCm2, r <= 0 {
-                return fail(id, .invalidParams, "push_signals: interfacial_resistance_ohm_cm2 must be > 0 (got \(r))", context: context)
-            }
-            submitAction(.push(channel: i, PushedSignals(interfacialResistance: p.interfacialResistanceOhmCm2, temperature: p.temperatureC, current: p.currentMa)),
-                         channel: p.channel, state: "stored", id: id, method: "push_signals", context: context)
-        case .sweeps(let p):
-            if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
-            guard let log = ctx.runLog else { return fail(id, .unavailable, "sweeps: the run log is disabled", context: context) }
-            offload(id, "sweeps", context: context) {
-                SweepsResult(sweeps: try log.sweeps(since: p.since, until: p.until, channel: p.channel).map {
-                    SweepRecordInfo(timeUnix: $0.time, channel: $0.channel, sweep: StatusMapping.sweep($0.result))
-                })
-            }
-        case .runSet(let p):
-            guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
-            guard let log = ctx.runLog else { return fail(id, .unavailable, "run_set: the run log is disabled", context: context) }
-            let m = p.metadata
-            offload(id, "run_set", context: context) {
-                try log.setMetadata(RunMetadata(cellId: m.cellId, chemistry: m.chemistry, operatorNote: m.operatorNote,
-                                                preparationPressureMpa: m.preparationPressureMpa), channel: p.channel, time: Date().timeIntervalSince1970)
-                return RunResult(channel: p.channel, metadata: m)
-            }
-        case .runGet(let p):
-            guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
-            guard let log = ctx.runLog else { return fail(id, .unavailable, "run_get: the run log is disabled", context: context) }
-            offload(id, "run_get", context: context) {
-                let m = try log.metadata(channel: p.channel)
-                return RunResult(channel: p.channel, metadata: RunMetadataInfo(cellId: m?.cellId, chemistry: m?.chemistry,
-                                                                              operatorNote: m?.operatorNote, preparationPressureMpa: m?.preparationPressureMpa))
-            }
-        case .reload:
-            // Parsed and applied on the reload executor, never on this event loop.
-            let eventLoop = context.eventLoop
-            let ctxBox = NIOLoopBound(context, eventLoop: eventLoop)
-            ctx.reload { result in
-                eventLoop.execute {
-                    switch result {
-                    case .success(let m): self.reply(id, ReloadResult(message: m), context: ctxBox.value)
-                    case .failure(let e): self.fail(id, .invalidParams, "reload refused, running configuration kept: \(e)", context: ctxBox.value)
-                    }
-                }
-            }
-        case .calibrate(let p):
-            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-            let name = p.channel
-            @Sendable func info(_ c: [LoadCellCalibration]) -> CalibrateResult {
-                CalibrateResult(channel: name, cells: c.map { CellCalibrationInfo(offsetN: $0.offset, gain: $0.gain) })
-            }
-            let action: CalibrationAction
-            switch p.action {
-            case "show":
-                let log = ctx.runLog
-                return offload(id, "calibrate", context: context) { info((try log?.calibrations()[name]) ?? []) }
-            case "tare": action = .tare
-            case "span":
-                guard let v = p.value, let u = SetpointUnit(lenient: p.unit ?? "N") else {
-                    return fail(id, .invalidParams, "calibrate: span needs value and unit (N, kN, or a pressure)", context: context)
-                }
-                let area = ctx.channels[i].control.cellArea
-                let newtons = u.toMPa(v, cellArea: area) * area * 100
-                guard newtons > 0, newtons.isFinite else { return fail(id, .invalidParams, "calibrate: the known load must be > 0", context: context) }
-                action = .span(knownNewtons: newtons, cell: p.cell)
-            default:
-                return fail(id, .invalidParams, "calibrate: action '\(p.action.prefix(32))' is not tare, span or show", context: context)
-            }
-            let store = ctx.store
-            submit(.calibrate(channel: i, action), id: id, method: "calibrate", context: context) { r -> Result<CalibrateResult, ErrorBody>? in
-                switch r {
-                case .calibration(let c):
-                    // Stored by the run-log writer's thread, never on this event loop.
-                    store(.calibration(channel: name, cells: c))
-                    return .success(info(c))
-                case .calibrationFailed(let e): return .failure(ErrorBody(.invalidParams, "calibrate: \(e)"))
-                default: return nil
-                }
-            }
-        case .tune(let p):
-            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-            let name = p.channel
-            switch p.action {
-            case "cancel":
-                submitAction(.autotuneCancel(channel: i), channel: name, state: "cancelled", id: id, method: "tune", context: context)
-            case "start":
-                var s = ctx.channels[i].control.autotune
-                if let r = p.rule {
-                    guard let rule = TuningRule(rawValue: r) else {
-                        return fail(id, .invalidParams, "tune: rule '\(r.prefix(32))' is not one of \(TuningRule.allCases.map(\.rawValue).joined(separator: ", "))", context: context)
-                    }
-                    s.rule = rule
-                }
-                if let e = p.excursionMpa { s.maxExcursion = e }
-                if let c = p.cycles { s.cycles = c }
-                if let t = p.timeoutS { s.timeout = t }
-                if let e = s.validationErrors().first {
-                    let keys = ["max_excursion_mpa": "excursion_mpa", "cycles": "cycles", "timeout_s": "timeout_s"]
-                    return fail(id, .invalidParams, "tune: \(keys[e.field] ?? e.field) \(e.message)", context: context)
-                }
-                submitAction(.autotune(channel: i, s), channel: name, state: "started", id: id, method: "tune", context: context)
-            default:
-                return fail(id, .invalidParams, "tune: action '\(p.action.prefix(32))' is not start or cancel", context: context)
-            }
-        case .sweep(let p):
-            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-            let name = p.channel
-            switch p.action {
-            case "cancel":
-                submitAction(.sweepCancel(channel: i), channel: name, state: "cancelled", id: id, method: "sweep", context: context)
-            case "start":
-                guard let from = p.fromMpa, let to = p.toMpa else {
-                    return fail(id, .invalidParams, "sweep: start needs from_mpa and to_mpa", context: context)
-                }
-                var s = SweepSettings(from: from, to: to)
-                if let n = p.steps { s.steps = n }
-                if let d = p.dwellS { s.dwell = d }
-                s.returnTo = p.returnMpa
-                if let e = s.validationErrors(limits: ctx.channels[i].control.limits).first {
-                    return fail(id, .invalidParams, "sweep: \(e.field) \(e.message)", context: context)
-                }
-                submitAction(.sweep(channel: i, s), channel: name, state: "started", id: id, method: "sweep", context: context)
-            default:
-                return fail(id, .invalidParams, "sweep: action '\(p.action.prefix(32))' is not start or cancel", context: context)
-            }
-        case .supervisor(let p):
-            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-            let name = p.channel
-            guard p.action == "lock" || p.action == "unlock" else {
-                return fail(id, .invalidParams, "supervisor: action '\(p.action.prefix(32))' is not lock or unlock", context: context)
-            }
-            let lock = p.action == "lock"
-            submitAction(.supervisorLock(channel: i, locked: lock), channel: name, state: lock ? "locked" : "unlocked", id: id, method: "supervisor", context: context)
-        case .simInject(let p):
-            guard ctx.backend == .simulator else { return fail(id, .unavailable, "sim_inject: only with backend = \"simulator\"", context: context) }
-            guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-            var j = SimInjection(forceBias: p.forceBiasN, sensorDisconnected: p.sensorDisconnected, ambient: p.ambientC,
-                                 supply: p.supplyMpa, current: p.currentMa, cyclePeriod: p.cyclePeriodS, thicknessStep: p.thicknessStepUm,
-                                 stallSeconds: p.stallS, emergencyStop: p.emergencyStop, charging: p.charging)
-            j.forceGain = p.forceGain
-            submit(.inject(channel: i, j), id: id, method: "sim_inject", context: context) { r in
-                if case .ok = r { return .success(OkResult()) }
-                return nil
-            }
+        case .hello: reply(id, helloResult(), context: context)
+        case .status(let p): status(p, id: id, context: context)
+        case .set(let p): setpoint(p, id: id, context: context)
+        case .hold(let p): holdOrRelease(p, hold: true, id: id, context: context)
+        case .release(let p): holdOrRelease(p, hold: false, id: id, context: context)
+        case .ack(let p): acknowledge(p, id: id, context: context)
+        case .subscribe(let p): subscribe(p, id: id, context: context)
+        case .unsubscribe(let p): unsubscribe(p, id: id, context: context)
+        case .programStart(let p): programStart(p, id: id, context: context)
+        case .programPause(let p): programControl(p, .pause, id: id, context: context)
+        case .programResume(let p): programControl(p, .resume, id: id, context: context)
+        case .programStop(let p): programControl(p, .stop, id: id, context: context)
+        case .programStatus(let p): programStatus(p, id: id, context: context)
+        case .logExport(let p): logExport(p, id: id, context: context)
+        case .logEvents(let p): logEvents(p, id: id, context: context)
+        case .pushSignals(let p): pushSignals(p, id: id, context: context)
+        case .sweeps(let p): sweeps(p, id: id, context: context)
+        case .runSet(let p): runSet(p, id: id, context: context)
+        case .runGet(let p): runGet(p, id: id, context: context)
+        case .reload: reload(id: id, context: context)
+        case .calibrate(let p): calibrate(p, id: id, context: context)
+        case .tune(let p): tune(p, id: id, context: context)
+        case .sweep(let p): sweep(p, id: id, context: context)
+        case .supervisor(let p): supervisor(p, id: id, context: context)
+        case .simInject(let p): simInject(p, id: id, context: context)
         }
     }
 
-    private func channelIndex(_ name: String) -> Int? { ctx.channels.firstIndex { $0.name == name } }
-
-    /// Methods whose requests are written to the journal and the run log with the
-    /// peer's uid and pid.
-    static let stateChanging: Set<String> = ["set", "hold", "release", "ack", "program_start", "program_pause",
-                                             "program_resume", "program_stop", "run_set", "reload", "sim_inject", "calibrate",
-                                             "tune", "sweep", "supervisor"]
-
-    /// Refused requests on this connection, and how many of them were not written out.
-    private var refusals = 0
-
-    private func audit(_ method: String, _ command: Command, _ bytes: Data, refused: Bool) {
-        if refused {
-            // A peer that may not write can still send refused requests as fast as it
-            // likes: the first 10 of a connection are written out (256 bytes each), then
-            // one in a hundred with the count, so it cannot fill the disk or bury the log.
-            refusals += 1
-            guard refusals <= 10 || refusals % 100 == 0 else { return }
-        }
-        var request = String(decoding: bytes.prefix(refused ? 256 : 2048), as: UTF8.self)
-        if refused && refusals > 10 { request = "(\(refusals) refused requests on this connection so far) " + request }
-        if method == "program_start" { request = "program_start (program text not repeated)" }
-        if refused { request = "REFUSED (permission) " + request }
-        let uid = peer.map { Int($0.uid) }, pid = peer.map { Int($0.pid) }
-        logger.notice(refused ? "request refused" : "request", metadata: ["method": "\(method)", "uid": "\(uid.map(String.init) ?? "?")", "pid": "\(pid.map(String.init) ?? "?")"])
-        ctx.audit(RunLogEvent(time: Date().timeIntervalSince1970, channel: command.channel ?? "", kind: "request", detail: request, uid: uid, pid: pid))
-    }
+    func channelIndex(_ name: String) -> Int? { ctx.channels.firstIndex { $0.name == name } }
 
     /// Runs `work` (SQLite) on a worker thread, never on the event loop, and replies
     /// with its result back on the event loop.
-    private func offload<R: Codable & Sendable>(_ id: RequestID?, _ method: String, context: ChannelHandlerContext,
+    func offload<R: Codable & Sendable>(_ id: RequestID?, _ method: String, context: ChannelHandlerContext,
                                                 _ work: @escaping @Sendable () throws -> R) {
         let eventLoop = context.eventLoop
         let ctxBox = NIOLoopBound(context, eventLoop: eventLoop)
@@ -672,7 +399,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// Streams the samples of [since, until) as CSV chunks, one batch at a time, each
     /// sent only after the previous one was written (the client's reading paces it).
-    private func exportLog(_ log: RunLog, _ p: LogExportParams, id: RequestID?, context: ChannelHandlerContext) {
+    func exportLog(_ log: RunLog, _ p: LogExportParams, id: RequestID?, context: ChannelHandlerContext) {
         let eventLoop = context.eventLoop
         let ctxBox = NIOLoopBound(context, eventLoop: eventLoop)
         let batch = 2000
@@ -707,14 +434,14 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         step(from: p.since, sent: 0, header: true)
     }
 
-    private func unknownChannel(_ id: RequestID?, _ name: String, context: ChannelHandlerContext) {
+    func unknownChannel(_ id: RequestID?, _ name: String, context: ChannelHandlerContext) {
         fail(id, .unknownChannel, "no channel '\(name)' (channels: \(ctx.channels.map(\.name).joined(separator: ", ")))", context: context)
     }
 
     /// Hands a command to the loop and replies when it answers, or with `timeout`.
     /// `map` turns the loop's answer into a result; nil means "use the generic mapping".
     /// Submits a command whose answer is just "done": `{"channel", "state"}`.
-    private func submitAction(_ command: LoopCommand, channel: String, state: String, id: RequestID?, method: String,
+    func submitAction(_ command: LoopCommand, channel: String, state: String, id: RequestID?, method: String,
                               context: ChannelHandlerContext) {
         submit(command, id: id, method: method, context: context) { r in
             if case .ok = r { return .success(ActionResult(channel: channel, state: state)) }
@@ -722,7 +449,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    private func submit<R: Codable & Sendable>(_ command: LoopCommand, id: RequestID?, method: String, context: ChannelHandlerContext,
+    func submit<R: Codable & Sendable>(_ command: LoopCommand, id: RequestID?, method: String, context: ChannelHandlerContext,
                                     map: @escaping @Sendable (LoopReply) -> Result<R, ErrorBody>?) {
         let eventLoop = context.eventLoop
         let once = Once()
@@ -752,7 +479,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    private static func genericError<R>(_ answer: LoopReply, method: String) -> Result<R, ErrorBody> {
+    static func genericError<R>(_ answer: LoopReply, method: String) -> Result<R, ErrorBody> {
         switch answer {
         case .rejected(.outOfRange(let v, let lo, let hi)):
             return .failure(ErrorBody(.outOfRange, "\(method): \(v) MPa is outside \(lo)…\(hi) MPa"))
@@ -773,7 +500,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    private func subscribe(_ p: SubscribeParams, id: RequestID?, context: ChannelHandlerContext) {
+    func subscribe(_ p: SubscribeParams, id: RequestID?, context: ChannelHandlerContext) {
         guard ControlProtocol.subscriptionRateRange.contains(p.rateHz) else {
             let r = ControlProtocol.subscriptionRateRange
             return fail(id, .invalidParams, "subscribe: rate_hz \(p.rateHz) outside \(r.lowerBound)…\(r.upperBound)", context: context)

@@ -9,10 +9,8 @@ public enum ControlProtocol {
     /// Server-pushed sample events per second a subscription may ask for.
     public static let subscriptionRateRange: ClosedRange<Double> = 0.1...100
 
-    /// The methods a version-1 server answers.
-    public static let methods = ["hello", "status", "set", "hold", "release", "ack", "subscribe", "unsubscribe",
-                                 "program_start", "program_pause", "program_resume", "program_stop", "program_status",
-                                 "log_export", "log_events", "run_set", "run_get", "calibrate", "tune", "sweep", "supervisor", "sweeps", "push_signals", "reload", "sim_inject"]
+    /// The methods a version-1 server answers, from ``MethodTable``.
+    public static var methods: [String] { MethodTable.all.map(\.name) }
 
     public static func encoder() -> JSONEncoder {
         let e = JSONEncoder()
@@ -545,16 +543,49 @@ public struct LogEventsResult: Codable, Sendable {
     public init(events: [LogEventInfo], truncated: Bool) { self.events = events; self.truncated = truncated }
 }
 
+/// A request's `action`: one of a fixed set of words, refused at decoding otherwise
+/// (`invalid_params` naming the parameter and the accepted words).
+public protocol WireAction: RawRepresentable, CaseIterable, Codable, Sendable where RawValue == String {}
+
+extension WireAction {
+    /// Decodes the word or throws an error that lists the accepted ones.
+    public static func decodeWord(from decoder: Decoder) throws -> Self {
+        let word = try decoder.singleValueContainer().decode(String.self)
+        guard let v = Self(rawValue: word) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                    debugDescription: "'\(word.prefix(32))' is not one of \(allCases.map(\.rawValue).joined(separator: ", "))"))
+        }
+        return v
+    }
+}
+
+/// `tune` and `sweep`: begin the experiment, or end a running one.
+public enum ExperimentAction: String, WireAction {
+    case start, cancel
+    public init(from decoder: Decoder) throws { self = try Self.decodeWord(from: decoder) }
+}
+
+/// `calibrate`: zero the load cells, span them against a known load, or show the calibration.
+public enum CalibrateAction: String, WireAction {
+    case tare, span, show
+    public init(from decoder: Decoder) throws { self = try Self.decodeWord(from: decoder) }
+}
+
+/// `supervisor`: keep the impedance-aware supervisor from moving the setpoint, or let it.
+public enum SupervisorAction: String, WireAction {
+    case lock, unlock
+    public init(from decoder: Decoder) throws { self = try Self.decodeWord(from: decoder) }
+}
+
 public struct CalibrateParams: Codable, Sendable {
     public var channel: String
-    /// `tare`, `span` or `show`.
-    public var action: String
+    public var action: CalibrateAction
     /// The known load for `span`, with `unit` (N, kN, or a pressure through the cell area).
     public var value: Double?
     public var unit: String?
     /// Span one load cell (0-based) instead of all together.
     public var cell: Int?
-    public init(channel: String, action: String, value: Double? = nil, unit: String? = nil, cell: Int? = nil) {
+    public init(channel: String, action: CalibrateAction, value: Double? = nil, unit: String? = nil, cell: Int? = nil) {
         self.channel = channel; self.action = action; self.value = value; self.unit = unit; self.cell = cell
     }
 }
@@ -575,8 +606,7 @@ public struct CalibrateResult: Codable, Sendable {
 /// `tune` parameters: start a relay autotune on a regulating channel, or cancel one.
 public struct TuneParams: Codable, Sendable {
     public var channel: String
-    /// `start` or `cancel`.
-    public var action: String
+    public var action: ExperimentAction
     /// Tuning rule (`ziegler-nichols`, `tyreus-luyben`, `simc`, `amigo`); default: the
     /// channel's configured one.
     public var rule: String?
@@ -584,7 +614,7 @@ public struct TuneParams: Codable, Sendable {
     public var excursionMpa: Double?
     public var cycles: Int?
     public var timeoutS: Double?
-    public init(channel: String, action: String, rule: String? = nil, excursionMpa: Double? = nil, cycles: Int? = nil, timeoutS: Double? = nil) {
+    public init(channel: String, action: ExperimentAction, rule: String? = nil, excursionMpa: Double? = nil, cycles: Int? = nil, timeoutS: Double? = nil) {
         self.channel = channel; self.action = action; self.rule = rule; self.excursionMpa = excursionMpa
         self.cycles = cycles; self.timeoutS = timeoutS
     }
@@ -692,14 +722,13 @@ public struct LearnedInfo: Codable, Sendable, Equatable {
 /// `sweep` parameters: start a critical-stack-pressure sweep or cancel one.
 public struct SweepParams: Codable, Sendable {
     public var channel: String
-    /// `start` or `cancel`.
-    public var action: String
+    public var action: ExperimentAction
     public var fromMpa: Double?
     public var toMpa: Double?
     public var steps: Int?
     public var dwellS: Double?
     public var returnMpa: Double?
-    public init(channel: String, action: String, fromMpa: Double? = nil, toMpa: Double? = nil, steps: Int? = nil, dwellS: Double? = nil, returnMpa: Double? = nil) {
+    public init(channel: String, action: ExperimentAction, fromMpa: Double? = nil, toMpa: Double? = nil, steps: Int? = nil, dwellS: Double? = nil, returnMpa: Double? = nil) {
         self.channel = channel; self.action = action; self.fromMpa = fromMpa; self.toMpa = toMpa; self.steps = steps
         self.dwellS = dwellS; self.returnMpa = returnMpa
     }
@@ -708,8 +737,8 @@ public struct SweepParams: Codable, Sendable {
 /// `supervisor` parameters: `lock` or `unlock` the impedance-aware supervisor.
 public struct SupervisorParams: Codable, Sendable {
     public var channel: String
-    public var action: String
-    public init(channel: String, action: String) { self.channel = channel; self.action = action }
+    public var action: SupervisorAction
+    public init(channel: String, action: SupervisorAction) { self.channel = channel; self.action = action }
 }
 
 /// The answer to `sweep` and `supervisor`: what was done.

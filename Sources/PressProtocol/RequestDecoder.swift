@@ -69,36 +69,12 @@ public enum Role: Int, Sendable, Comparable, CaseIterable, CustomStringConvertib
 public struct RequestDecoder: Sendable {
     public init() {}
 
-    /// Parameter keys each method accepts (snake_case, as on the wire).
-    public static let parameterKeys: [String: Set<String>] = [
-        "hello": [], "reload": [],
-        "status": ["channel"], "ack": ["channel"], "program_status": ["channel"],
-        "set": ["channel", "value", "unit", "ramp_mpa_per_s"],
-        "hold": ["channel"], "release": ["channel"], "program_pause": ["channel"], "program_resume": ["channel"],
-        "program_stop": ["channel"], "run_get": ["channel"],
-        "subscribe": ["channels", "rate_hz"], "unsubscribe": ["subscription"],
-        "program_start": ["channel", "program", "source"],
-        "log_export": ["since", "until", "channel"], "log_events": ["since", "until", "channel"],
-        "run_set": ["channel", "metadata"],
-        "calibrate": ["channel", "action", "value", "unit", "cell"],
-        "tune": ["channel", "action", "rule", "excursion_mpa", "cycles", "timeout_s"],
-        "sweep": ["channel", "action", "from_mpa", "to_mpa", "steps", "dwell_s", "return_mpa"],
-        "supervisor": ["channel", "action"],
-        "sweeps": ["since", "until", "channel"],
-        "push_signals": ["channel", "interfacial_resistance_ohm_cm2", "temperature_c", "current_ma"],
-        "sim_inject": ["channel", "force_bias_n", "force_gain", "sensor_disconnected", "ambient_c", "supply_mpa", "current_ma",
-                       "cycle_period_s", "thickness_step_um", "stall_s", "emergency_stop", "charging"],
-    ]
+    /// Parameter keys each method accepts (snake_case, as on the wire); from ``MethodTable``.
+    public static var parameterKeys: [String: Set<String>] { MethodTable.byName.mapValues(\.parameters) }
     static let metadataKeys: Set<String> = ["cell_id", "chemistry", "operator_note", "preparation_pressure_mpa"]
 
-    /// The role each method needs.
-    public static func role(for method: String) -> Role {
-        switch method {
-        case "hello", "status", "subscribe", "unsubscribe", "program_status", "log_export", "log_events", "run_get", "sweeps": return .observer
-        case "reload", "sim_inject", "calibrate", "tune", "sweep": return .admin
-        default: return .operator
-        }
-    }
+    /// The role a method needs; from ``MethodTable`` (unknown methods: operator, never reached).
+    public static func role(for method: String) -> Role { MethodTable.byName[method]?.role ?? .operator }
 
     /// The id of a request, when one can be found, and its command or the error.
     public func decode(_ bytes: Data) -> (id: RequestID?, method: String?, result: Result<Command, ErrorBody>) {
@@ -121,7 +97,7 @@ public struct RequestDecoder: Sendable {
         guard let method = obj["method"] as? String else {
             return (id, nil, .failure(ErrorBody(.invalidRequest, "missing \"method\" (a string)")))
         }
-        guard let allowed = Self.parameterKeys[method] else {
+        guard let spec = MethodTable.byName[method] else {
             return (id, method, .failure(ErrorBody(.unknownMethod, "unknown method '\(method.prefix(64))' (methods: \(ControlProtocol.methods.joined(separator: ", ")))")))
         }
         var params: [String: Any] = [:]
@@ -131,8 +107,8 @@ public struct RequestDecoder: Sendable {
             }
             params = d
         }
-        if let bad = params.keys.sorted().first(where: { !allowed.contains($0) }) {
-            let list = allowed.isEmpty ? "none" : allowed.sorted().joined(separator: ", ")
+        if let bad = params.keys.sorted().first(where: { !spec.parameters.contains($0) }) {
+            let list = spec.parameters.isEmpty ? "none" : spec.parameters.sorted().joined(separator: ", ")
             return (id, method, .failure(ErrorBody(.invalidParams, "\(method): unknown parameter '\(bad.prefix(64))' (accepted: \(list))")))
         }
         if method == "run_set", let m = params["metadata"] as? [String: Any],
@@ -141,42 +117,9 @@ public struct RequestDecoder: Sendable {
         }
         let data = (try? JSONSerialization.data(withJSONObject: ["params": params])) ?? Data("{\"params\":{}}".utf8)
         do {
-            return (id, method, .success(try command(method, data)))
+            return (id, method, .success(try spec.build(data)))
         } catch {
             return (id, method, .failure(ErrorBody(.invalidParams, "\(method): \(describeDecodingError(error))")))
-        }
-    }
-
-    private func command(_ method: String, _ data: Data) throws -> Command {
-        let d = ControlProtocol.decoder()
-        func p<P: Decodable>(_: P.Type) throws -> P { try d.decode(ParamsOnly<P>.self, from: data).params }
-        switch method {
-        case "hello": return .hello
-        case "reload": return .reload
-        case "status": return .status(try p(OptionalChannelParams.self))
-        case "set": return .set(try p(SetParams.self))
-        case "hold": return .hold(try p(ChannelParams.self))
-        case "release": return .release(try p(ChannelParams.self))
-        case "ack": return .ack(try p(OptionalChannelParams.self))
-        case "subscribe": return .subscribe(try p(SubscribeParams.self))
-        case "unsubscribe": return .unsubscribe(try p(UnsubscribeParams.self))
-        case "program_start": return .programStart(try p(ProgramStartParams.self))
-        case "program_pause": return .programPause(try p(ChannelParams.self))
-        case "program_resume": return .programResume(try p(ChannelParams.self))
-        case "program_stop": return .programStop(try p(ChannelParams.self))
-        case "program_status": return .programStatus(try p(OptionalChannelParams.self))
-        case "log_export": return .logExport(try p(LogExportParams.self))
-        case "log_events": return .logEvents(try p(LogExportParams.self))
-        case "run_set": return .runSet(try p(RunSetParams.self))
-        case "run_get": return .runGet(try p(ChannelParams.self))
-        case "sim_inject": return .simInject(try p(SimInjectParams.self))
-        case "calibrate": return .calibrate(try p(CalibrateParams.self))
-        case "tune": return .tune(try p(TuneParams.self))
-        case "sweep": return .sweep(try p(SweepParams.self))
-        case "supervisor": return .supervisor(try p(SupervisorParams.self))
-        case "sweeps": return .sweeps(try p(LogExportParams.self))
-        case "push_signals": return .pushSignals(try p(PushSignalsParams.self))
-        default: throw ErrorBody(.unknownMethod, method)
         }
     }
 }

@@ -267,7 +267,7 @@ struct Calibrate: ParsableCommand {
         @OptionGroup var conn: Connection
         func run() throws {
             let c = try conn.connect()
-            Calibrate.show(call(c, "calibrate", CalibrateParams(channel: try conn.requireChannel(c), action: "tare"), as: CalibrateResult.self), json: conn.json)
+            Calibrate.show(call(c, "calibrate", CalibrateParams(channel: try conn.requireChannel(c), action: .tare), as: CalibrateResult.self), json: conn.json)
         }
     }
 
@@ -279,7 +279,7 @@ struct Calibrate: ParsableCommand {
             let q: Quantity
             do { q = try Quantity(parsing: known) } catch { throw ValidationError("\(error)") }
             let c = try conn.connect()
-            let p = CalibrateParams(channel: try conn.requireChannel(c), action: "span", value: q.value, unit: q.unit.rawValue, cell: cell)
+            let p = CalibrateParams(channel: try conn.requireChannel(c), action: .span, value: q.value, unit: q.unit.rawValue, cell: cell)
             Calibrate.show(call(c, "calibrate", p, as: CalibrateResult.self), json: conn.json)
         }
     }
@@ -288,7 +288,7 @@ struct Calibrate: ParsableCommand {
         @OptionGroup var conn: Connection
         func run() throws {
             let c = try conn.connect()
-            Calibrate.show(call(c, "calibrate", CalibrateParams(channel: try conn.requireChannel(c), action: "show"), as: CalibrateResult.self), json: conn.json)
+            Calibrate.show(call(c, "calibrate", CalibrateParams(channel: try conn.requireChannel(c), action: .show), as: CalibrateResult.self), json: conn.json)
         }
     }
 }

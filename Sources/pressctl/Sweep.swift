@@ -27,12 +27,12 @@ struct Sweep: ParsableCommand {
         let c = try conn.connect()
         let ch = try conn.requireChannel(c)
         if cancel {
-            let r = call(c, "sweep", SweepParams(channel: ch, action: "cancel"), as: ActionResult.self)
+            let r = call(c, "sweep", SweepParams(channel: ch, action: .cancel), as: ActionResult.self)
             return conn.json ? printJSON(r) : print("\(r.channel): sweep cancelled")
         }
         guard let from, let to else { throw ValidationError("--from and --to are required") }
         let before = call(c, "status", OptionalChannelParams(channel: ch), as: StatusResult.self).channels.first?.control?.lastSweep
-        let r = call(c, "sweep", SweepParams(channel: ch, action: "start", fromMpa: from, toMpa: to, steps: steps, dwellS: dwell, returnMpa: returnTo),
+        let r = call(c, "sweep", SweepParams(channel: ch, action: .start, fromMpa: from, toMpa: to, steps: steps, dwellS: dwell, returnMpa: returnTo),
                      as: ActionResult.self)
         if noWait { return conn.json ? printJSON(r) : print("\(r.channel): sweep started") }
         var shown = 0
@@ -74,9 +74,9 @@ struct Supervisor: ParsableCommand {
     @Argument(help: "lock or unlock") var action: String
     @OptionGroup var conn: Connection
     func run() throws {
-        guard ["lock", "unlock"].contains(action) else { throw ValidationError("ACTION is lock or unlock") }
+        guard let act = SupervisorAction(rawValue: action) else { throw ValidationError("ACTION is lock or unlock") }
         let c = try conn.connect()
-        let r = call(c, "supervisor", SupervisorParams(channel: try conn.requireChannel(c), action: action), as: ActionResult.self)
+        let r = call(c, "supervisor", SupervisorParams(channel: try conn.requireChannel(c), action: act), as: ActionResult.self)
         conn.json ? printJSON(r) : print("\(r.channel): supervisor \(r.state)")
     }
 }

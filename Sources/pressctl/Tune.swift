@@ -25,12 +25,12 @@ struct Tune: ParsableCommand {
         let c = try conn.connect()
         let ch = try conn.requireChannel(c)
         if cancel {
-            let r = call(c, "tune", TuneParams(channel: ch, action: "cancel"), as: ActionResult.self)
+            let r = call(c, "tune", TuneParams(channel: ch, action: .cancel), as: ActionResult.self)
             return conn.json ? printJSON(r) : print("\(r.channel): autotune cancelled; old gains kept")
         }
         let before = call(c, "status", OptionalChannelParams(channel: ch), as: StatusResult.self).channels.first?.control?.lastTune
         let started = Date().timeIntervalSince1970
-        let r = call(c, "tune", TuneParams(channel: ch, action: "start", rule: rule, excursionMpa: excursion, cycles: cycles, timeoutS: timeout),
+        let r = call(c, "tune", TuneParams(channel: ch, action: .start, rule: rule, excursionMpa: excursion, cycles: cycles, timeoutS: timeout),
                      as: ActionResult.self)
         if noWait { return conn.json ? printJSON(r) : print("\(r.channel): autotune started") }
         var lastLine = ""

@@ -40,18 +40,18 @@ struct LiveConfigTests {
         #expect(r.message.contains("reloaded"))
 
         // tune with no overrides: the reloaded excursion and cycles.
-        _ = try c.call("tune", TuneParams(channel: "A", action: "start"), as: ActionResult.self)
+        _ = try c.call("tune", TuneParams(channel: "A", action: .start), as: ActionResult.self)
         let progress = try #require(try c.channel("A").control?.autotune)
         #expect(progress.excursionMpa == 0.3, "autotune excursion \(progress.excursionMpa) MPa")
         #expect(progress.cyclesWanted == 4, "autotune cycles \(progress.cyclesWanted)")
-        _ = try c.call("tune", TuneParams(channel: "A", action: "cancel"), as: ActionResult.self)
+        _ = try c.call("tune", TuneParams(channel: "A", action: .cancel), as: ActionResult.self)
         #expect(try waitFor(60) { let a = try c.channel("A"); return a.control?.autotune == nil && a.inBand })
 
         // sweep from 12.4 MPa: inside the reloaded max (12.5), outside the start-up one.
-        if let e = try refusal({ _ = try c.call("sweep", SweepParams(channel: "A", action: "start", fromMpa: 12.4, toMpa: 3, steps: 6, dwellS: 5), as: ActionResult.self) }) {
+        if let e = try refusal({ _ = try c.call("sweep", SweepParams(channel: "A", action: .start, fromMpa: 12.4, toMpa: 3, steps: 6, dwellS: 5), as: ActionResult.self) }) {
             Issue.record("sweep from 12.4 MPa refused after max_mpa was reloaded to 12.5: \(e.code.rawValue): \(e.message)")
         } else {
-            _ = try c.call("sweep", SweepParams(channel: "A", action: "cancel"), as: ActionResult.self)
+            _ = try c.call("sweep", SweepParams(channel: "A", action: .cancel), as: ActionResult.self)
         }
 
         // set: lower the limit, then a setpoint between the two is refused with the new one.
@@ -60,7 +60,7 @@ struct LiveConfigTests {
         _ = try c.call("reload", NoParams(), as: ReloadResult.self)
         let setRefusal = try refusal { _ = try c.call("set", SetParams(channel: "A", value: 11.5, unit: "MPa"), as: SetResult.self) }
         #expect(setRefusal?.code == .outOfRange && setRefusal?.message.contains("11.0") == true, "\(String(describing: setRefusal))")
-        let sweepRefusal = try refusal { _ = try c.call("sweep", SweepParams(channel: "A", action: "start", fromMpa: 11.5, toMpa: 3, steps: 6, dwellS: 5), as: ActionResult.self) }
+        let sweepRefusal = try refusal { _ = try c.call("sweep", SweepParams(channel: "A", action: .start, fromMpa: 11.5, toMpa: 3, steps: 6, dwellS: 5), as: ActionResult.self) }
         #expect(sweepRefusal?.message.contains("max_mpa 11") == true, "\(String(describing: sweepRefusal))")
         #expect(try c.channel("A").limits.maxMpa == 11)
     }
