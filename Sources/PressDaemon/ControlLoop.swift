@@ -402,8 +402,7 @@ public struct LoopCore {
             c.restoreSweep(s.sweep)
             c.restoreSupervisor(s.supervisor)
             c.restore(mode: s.mode, target: s.target, ramp: s.ramp, faults: s.faults)
-            if let json = s.program, let r = try? JSONDecoder().decode(ProgramRunner.self, from: Data(json.utf8)),
-               r.state == .running || r.state == .paused {
+            if let r = s.program, r.state == .running || r.state == .paused {
                 c.restoreProgram(r)
             }
             channels[i].controller = c

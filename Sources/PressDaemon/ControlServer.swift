@@ -105,13 +105,6 @@ public struct ServerContext: Sendable {
     }
 }
 
-/// A write the socket asks the run-log writer to make.
-public enum StoreRequest: Sendable {
-    case calibration(channel: String, cells: [LoadCellCalibration])
-    /// A finished critical-stack-pressure sweep, at unix time `time`.
-    case sweep(channel: String, result: SweepResult, time: Double)
-}
-
 /// The control socket: newline-delimited JSON over a Unix stream socket.
 /// See `docs/protocol.md`.
 ///
@@ -545,8 +538,6 @@ final class Once: @unchecked Sendable {
     private var done = false
     func fire() -> Bool { if done { return false }; done = true; return true }
 }
-
-func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
 
 /// A program runner as the wire shows it.
 func programInfo(_ r: ProgramRunner) -> ProgramInfo {

@@ -3,9 +3,11 @@ import PressCore
 import PressDrivers
 
 /// A channel on real devices: load cells, auxiliary signals and the actuator are
-/// registers on Modbus devices, polled by their ``ModbusPoller`` threads. `read` and
-/// `apply` only touch the pollers' caches and queues, so they never block the loop.
-public final class ModbusChannelBackend: ChannelBackend {
+/// registers on Modbus devices (polled by their ``ModbusPoller`` threads) or GPIO lines
+/// (HX711 load-cell ADCs, stepper drives, inlet/exhaust valves, switches; driven by
+/// their ``GPIODevicePoller`` threads). `read` and `apply` only touch the pollers'
+/// caches and queues, so they never block the loop.
+public final class HardwareChannelBackend: ChannelBackend {
     let config: ChannelConfig
     let pollers: [String: ModbusPoller]
     let gpio: [String: GPIODevicePoller]
@@ -64,42 +66,5 @@ public final class ModbusChannelBackend: ChannelBackend {
         if let (dev, st) = config.hardware.stepper { return gpio[dev]?.position(st.id) }
         guard let a = config.hardware.actuator else { return nil }
         return sample(a)?.value
-    }
-}
-
-extension RigBuilder {
-    /// Pollers for every configured device, reading every signal the channels name
-    /// (actuators too, for read-back), and one backend per channel. `lines` opens a
-    /// GPIO chip (tests pass simulated lines).
-    public static func hardware(_ config: DaemonConfig, clock: @escaping @Sendable () -> Double,
-                                lines: (String) throws(GPIOError) -> LineProvider = { name throws(GPIOError) in try GPIOChip(name) })
-        throws(GPIOError) -> (LoopCore, [ModbusPoller], [GPIODevicePoller]) {
-        var signals: [String: [ModbusSignal]] = [:]
-        for c in config.channels {
-            let hw = c.hardware
-            for r in hw.loadCells.map(\.ref) + hw.signals.map(\.ref) + (hw.actuator.map { [$0] } ?? []) {
-                signals[r.device, default: []].append(r.signal)
-            }
-        }
-        var pollers: [String: ModbusPoller] = [:]
-        var gpio: [String: GPIODevicePoller] = [:]
-        for d in config.devices {
-            if let t = d.transport {
-                pollers[d.name] = ModbusPoller(name: d.name, transport: t, defaultUnit: d.unit, timeout: d.timeout,
-                                               retries: d.retries, pollRate: d.pollRate, readSignals: signals[d.name] ?? [], clock: clock)
-            } else if let chip = d.gpioChip {
-                let hx = config.channels.flatMap { $0.hardware.hx711s.filter { $0.device == d.name }.map(\.input) }
-                let ins = config.channels.flatMap { $0.hardware.gpioSignals.filter { $0.device == d.name }.map { (id: $0.id, spec: $0.spec) } }
-                let st = config.channels.compactMap { $0.hardware.stepper }.filter { $0.device == d.name }.map(\.output)
-                let vs = config.channels.compactMap { $0.hardware.valves }.filter { $0.device == d.name }.map(\.output)
-                gpio[d.name] = GPIODevicePoller(name: d.name, provider: try lines(chip), consumer: d.consumer,
-                                                hx711s: hx, inputs: ins, steppers: st, valves: vs, clock: clock)
-            }
-        }
-        let channels = config.channels.map { c in
-            LoopChannel(controller: ChannelController(parameters: c.control),
-                        backend: ModbusChannelBackend(config: c, pollers: pollers, gpio: gpio), config: c)
-        }
-        return (LoopCore(channels: channels), config.devices.compactMap { pollers[$0.name] }, config.devices.compactMap { gpio[$0.name] })
     }
 }

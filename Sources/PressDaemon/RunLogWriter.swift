@@ -4,6 +4,13 @@ import PressCore
 import PressLog
 import Synchronization
 
+/// A write the socket asks the run-log writer to make.
+public enum StoreRequest: Sendable {
+    case calibration(channel: String, cells: [LoadCellCalibration])
+    /// A finished critical-stack-pressure sweep, at unix time `time`.
+    case sweep(channel: String, result: SweepResult, time: Double)
+}
+
 /// How a loop event reads in the journal and in the run log.
 struct FormattedEvent {
     var kind: String

@@ -112,9 +112,8 @@ final class StateFileWriter: @unchecked Sendable {
 /// Every channel's restart state from a snapshot (shared by the run log and the state file).
 func persistedChannels(_ snap: RigSnapshot, now: Double) -> [PersistedChannel] {
     snap.channels.enumerated().map { i, c in
-        let program = c.program.flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) }
         var p = PersistedChannel(channel: c.name, mode: c.mode, target: c.target, ramp: c.ramp, output: c.output,
-                                 faults: c.faults, program: program, backend: snap.backendStates[i], updated: now)
+                                 faults: c.faults, program: c.program, backend: snap.backendStates[i], updated: now)
         p.tune = c.control.lastTune
         p.learned = c.control.memory
         p.sweep = c.control.lastSweep

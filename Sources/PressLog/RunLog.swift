@@ -59,8 +59,8 @@ public struct PersistedChannel: Sendable, Equatable, Codable {
     public var ramp: Double?
     public var output: Double
     public var faults: [FaultRecord]
-    /// The program runner's state, JSON, if a program is loaded.
-    public var program: String?
+    /// The program runner's state, if a program is loaded.
+    public var program: ProgramRunner?
     /// The backend's own state (the simulated plant), if it keeps one.
     public var backend: [String: Double]?
     public var updated: Double
@@ -73,9 +73,36 @@ public struct PersistedChannel: Sendable, Equatable, Codable {
     public var supervisor: ImpedanceSupervisor?
 
     public init(channel: String, mode: ChannelMode, target: Double?, ramp: Double?, output: Double, faults: [FaultRecord],
-                program: String?, backend: [String: Double]?, updated: Double) {
+                program: ProgramRunner?, backend: [String: Double]?, updated: Double) {
         self.channel = channel; self.mode = mode; self.target = target; self.ramp = ramp; self.output = output
         self.faults = faults; self.program = program; self.backend = backend; self.updated = updated
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case channel, mode, target, ramp, output, faults, program, backend, updated, tune, learned, sweep, supervisor
+    }
+
+    /// Reads this version's records and those written before 2026-11-28, which kept the
+    /// program runner as a JSON text inside the JSON.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        channel = try c.decode(String.self, forKey: .channel)
+        mode = try c.decode(ChannelMode.self, forKey: .mode)
+        target = try c.decodeIfPresent(Double.self, forKey: .target)
+        ramp = try c.decodeIfPresent(Double.self, forKey: .ramp)
+        output = try c.decode(Double.self, forKey: .output)
+        faults = try c.decode([FaultRecord].self, forKey: .faults)
+        if let legacy = try? c.decodeIfPresent(String.self, forKey: .program) {
+            program = try? JSONDecoder().decode(ProgramRunner.self, from: Data(legacy.utf8))
+        } else {
+            program = try c.decodeIfPresent(ProgramRunner.self, forKey: .program)
+        }
+        backend = try c.decodeIfPresent([String: Double].self, forKey: .backend)
+        updated = try c.decode(Double.self, forKey: .updated)
+        tune = try c.decodeIfPresent(AutotuneResult.self, forKey: .tune)
+        learned = try c.decodeIfPresent(ControllerMemory.self, forKey: .learned)
+        sweep = try c.decodeIfPresent(SweepResult.self, forKey: .sweep)
+        supervisor = try c.decodeIfPresent(ImpedanceSupervisor.self, forKey: .supervisor)
     }
 }
 

@@ -276,7 +276,7 @@ public enum ControlBenchmark {
         // swapped the cell, spring or regulator would: nobody retunes by hand.
         try? loop.controller.setTarget(first)
         loop.run(for: 30)
-        let note = nominal.map { "nominal \($0.rule.rawValue) kp \(r3($0.kp)) ki \(r3($0.ki))" }
+        let note = nominal.map { "nominal \($0.rule.rawValue) kp \(fmt3($0.kp)) ki \(fmt3($0.ki))" }
         _ = loop.controller.drainEvents()
         // Start of the scored run: the plant's disturbance state now is the oracle's zero.
         plant.cycler = cycler
@@ -369,4 +369,3 @@ public enum ControlBenchmark {
 }
 
 /// Three decimals, for notes.
-func r3(_ v: Double) -> String { "\((v * 1000).rounded() / 1000)" }

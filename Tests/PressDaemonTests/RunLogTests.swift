@@ -63,6 +63,25 @@ struct RunLogTests {
         #expect(try reopened.metadata(channel: "A")?.preparationPressureMpa == 375)
     }
 
+    @Test("a loaded program persists as a typed value, and state saved by earlier versions (program as JSON text) still restores it")
+    func programState() throws {
+        var runner = ProgramRunner(program: PressureProgram(name: "p", steps: [.ramp(to: 5, rate: 0.5), .hold(mpa: nil, duration: 10)]), startSetpoint: 1)
+        _ = runner.update(now: 0, inputs: { _ in nil }); _ = runner.update(now: 3, inputs: { _ in nil })
+        var s = PersistedChannel(channel: "A", mode: .regulating, target: 5, ramp: nil, output: 3000, faults: [],
+                                 program: runner, backend: nil, updated: 9)
+        let data = try JSONEncoder().encode(s)
+        #expect(try JSONDecoder().decode(PersistedChannel.self, from: data) == s)
+        #expect(!String(decoding: data, as: UTF8.self).contains("\\\""), "no JSON inside the JSON")
+        // What 0.2.0 before this change wrote: "program": "<the runner's JSON>".
+        var legacy = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        legacy["program"] = String(decoding: try JSONEncoder().encode(runner), as: UTF8.self)
+        let old = try JSONDecoder().decode(PersistedChannel.self, from: JSONSerialization.data(withJSONObject: legacy))
+        #expect(old.program == runner)
+        s.program = nil
+        legacy["program"] = nil
+        #expect(try JSONDecoder().decode(PersistedChannel.self, from: JSONSerialization.data(withJSONObject: legacy)) == s)
+    }
+
     @Test("retention prunes rows older than the cut-off")
     func prune() throws {
         let (log, dir) = try tempLog()
