@@ -185,9 +185,28 @@ public typealias SampleRing = BoundedRing<LogSample>
 public struct LoopChannel {
     public var controller: ChannelController
     public let backend: ChannelBackend
-    public let config: ChannelConfig
+    /// The little the loop itself needs from the channel's configuration.
+    public let settings: Settings
+
+    /// What the loop needs to know about a channel besides its controller and backend.
+    public struct Settings: Sendable {
+        public var name: String
+        /// Runs every `divider`-th tick of the loop.
+        public var divider: Int
+        /// Pushed signals older than this are dropped, s.
+        public var pushedStaleAfter: Double
+        /// What the actuator does when pressd stops.
+        public var shutdown: ShutdownAction
+        /// Start-up control parameters, to rebuild the controller when state is restored.
+        public var control: ChannelParameters
+
+        public init(_ c: ChannelConfig) {
+            name = c.name; divider = c.divider; pushedStaleAfter = c.pushedStaleAfter; shutdown = c.shutdown; control = c.control
+        }
+    }
+
     public init(controller: ChannelController, backend: ChannelBackend, config: ChannelConfig) {
-        self.controller = controller; self.backend = backend; self.config = config
+        self.controller = controller; self.backend = backend; self.settings = Settings(config)
     }
 }
 
@@ -245,7 +264,7 @@ public struct LoopCore {
     /// The backend's readings with fresh pushed values in place of its own.
     func withPushed(_ r: ChannelReadings, channel i: Int, now: Double) -> ChannelReadings {
         var out = r
-        let limit = channels[i].config.pushedStaleAfter
+        let limit = channels[i].settings.pushedStaleAfter
         func fresh(_ s: Sample?) -> Sample? { s.flatMap { now - $0.time <= limit ? $0 : nil } }
         if let s = fresh(pushed[i].resistance) { out.interfacialResistance = s }
         if let s = fresh(pushed[i].temperature) { out.temperature = s }
@@ -255,7 +274,7 @@ public struct LoopCore {
 
     /// Installs stored calibrations (before the first tick).
     public mutating func setCalibrations(_ c: [String: [LoadCellCalibration]]) {
-        for i in channels.indices { if let v = c[channels[i].config.name] { calibrations[i] = v } }
+        for i in channels.indices { if let v = c[channels[i].settings.name] { calibrations[i] = v } }
     }
 
     /// Applies the channel's calibration to a reading and remembers the raw values.
@@ -347,12 +366,12 @@ public struct LoopCore {
     public mutating func tick(now: Double) {
         tickCount += 1
         lastNow = now
-        for i in channels.indices where (tickCount - 1) % UInt64(channels[i].config.divider) == 0 {
+        for i in channels.indices where (tickCount - 1) % UInt64(channels[i].settings.divider) == 0 {
             let readings = withPushed(calibrated(channels[i].backend.read(now: now), channel: i), channel: i, now: now)
             let out = channels[i].controller.step(now: now, readings: readings)
             channels[i].backend.apply(output: out, now: now)
             for e in channels[i].controller.drainEvents() {
-                pendingEvents.append(LoopEvent(time: now, channel: channels[i].config.name, event: e))
+                pendingEvents.append(LoopEvent(time: now, channel: channels[i].settings.name, event: e))
             }
             let state = channels[i].controller.state
             windows[i].add(state.pressure, nonUniformity: nonUniformity(state.readings.loadCellForces))
@@ -381,7 +400,7 @@ public struct LoopCore {
     public mutating func takeEvents() -> [LoopEvent] {
         for i in channels.indices {
             for e in channels[i].controller.drainEvents() {
-                pendingEvents.append(LoopEvent(time: channels[i].controller.state.time, channel: channels[i].config.name, event: e))
+                pendingEvents.append(LoopEvent(time: channels[i].controller.state.time, channel: channels[i].settings.name, event: e))
             }
         }
         defer { pendingEvents.removeAll(keepingCapacity: true) }
@@ -394,10 +413,10 @@ public struct LoopCore {
     /// (so the plant is where it was), then the controller from the actuator's output.
     public mutating func restore(_ saved: [String: PersistedChannel]) {
         for i in channels.indices {
-            guard let s = saved[channels[i].config.name] else { continue }
+            guard let s = saved[channels[i].settings.name] else { continue }
             if let b = s.backend { channels[i].backend.restore(b) }
             let output = channels[i].backend.presentOutput ?? s.output
-            var c = ChannelController(parameters: channels[i].config.control, initialOutput: output)
+            var c = ChannelController(parameters: channels[i].settings.control, initialOutput: output)
             c.restoreLearning(tune: s.tune, memory: s.learned)
             c.restoreSweep(s.sweep)
             c.restoreSupervisor(s.supervisor)
@@ -413,11 +432,11 @@ public struct LoopCore {
     /// Puts every actuator in its configured shutdown state.
     public mutating func shutdown(now: Double) {
         for i in channels.indices {
-            switch channels[i].config.shutdown {
+            switch channels[i].settings.shutdown {
             case .hold: channels[i].backend.apply(output: channels[i].controller.pid.output, now: now)
             case .release:
                 channels[i].controller.release()
-                channels[i].backend.apply(output: channels[i].config.control.safeOutput, now: now)
+                channels[i].backend.apply(output: channels[i].settings.control.safeOutput, now: now)
             }
             backendStates[i] = channels[i].backend.persistentState()
         }
