@@ -73,9 +73,9 @@ public struct ChannelParameters: Sendable, Equatable {
     }
 
     /// Converts a force in N to a stack pressure in MPa on this channel's cell.
-    public func pressure(fromForce newtons: Double) -> Double { newtons / (cellArea * 100) }
+    public func pressure(fromForce newtons: Double) -> Double { StackUnits.pressure(force: newtons, area: cellArea) }
     /// Converts a stack pressure in MPa to the force in N on this channel's cell.
-    public func force(fromPressure mpa: Double) -> Double { mpa * cellArea * 100 }
+    public func force(fromPressure mpa: Double) -> Double { StackUnits.force(pressure: mpa, area: cellArea) }
 }
 
 /// The operating state of a channel.
