@@ -619,7 +619,7 @@ public struct ChannelController: Sendable {
             excursions.settledTarget = nil
             authority.reset()
             if excursions.open != nil {
-                if excursions.open!.cause == "disturbance" { excursions.open!.cause = "setpoint_change" }
+                if excursions.open!.kind == .disturbance { excursions.open!.kind = .setpointChange }
                 closeExcursion(now: last.time ?? 0)
             }
         }
@@ -899,7 +899,7 @@ public struct ChannelController: Sendable {
             pid.setManual(output: onlySaturation ? (saturation.lastGoodOutput ?? needed) : pid.output)
         }
         pauseProgramForSafety(fired.map(\.code.rawValue).joined(separator: ","))
-        if excursions.open != nil { excursions.open!.cause = "fault" }
+        if excursions.open != nil { excursions.open!.kind = .fault }
         authority.reset()
         saturation.since = nil
         changeMode(.tripped, reason: fired.map(\.code.rawValue).joined(separator: ","))
@@ -949,7 +949,7 @@ public struct ChannelController: Sendable {
                                       outputMax: parameters.pid.outputMax, settled: excursions.settledTarget == target)
         switch change {
         case .lost(let cap, let why)?:
-            if excursions.open != nil, excursions.open!.cause == "disturbance" { excursions.open!.cause = "saturation" }
+            if excursions.open != nil, excursions.open!.kind == .disturbance { excursions.open!.kind = .saturation }
             events.append(.authority(state: "lost", detail: "the pressure (\(fmt(pressure)) MPa, setpoint \(fmt(target))) does not answer the output: \(why); output capped at \(fmt(cap)), what the setpoint needs plus half the band, until the pressure is back in band"))
         case .regained?:
             events.append(.authority(state: "regained", detail: "pressure \(fmt(pressure)) MPa back in band; output no longer capped"))
@@ -974,7 +974,7 @@ public struct ChannelController: Sendable {
     /// (one `excursion` event) when the pressure is back in band or regulation ends
     /// by an operator's hold or release.
     private mutating func trackExcursion(now: Double, pressure: Double?, faultFired: Bool) {
-        if excursions.open != nil, faultFired { excursions.open!.cause = "fault" }
+        if excursions.open != nil, faultFired { excursions.open!.kind = .fault }
         guard let t = target, t > 0 else { return }
         if excursions.open != nil, mode == .holding || mode == .released {
             closeExcursion(now: now)
@@ -989,7 +989,7 @@ public struct ChannelController: Sendable {
             if inside { closeExcursion(now: now) }
         } else if !inside, excursions.settledTarget == t, mode == .regulating || mode == .tripped {
             excursions.open = ExcursionRecord(start: now, end: nil, setpoint: t, worstError: p - t,
-                                              cause: mode == .tripped ? "fault" : (authority.isLost ? "saturation" : "disturbance"))
+                                              kind: mode == .tripped ? .fault : (authority.isLost ? .saturation : .disturbance))
         }
     }
 
