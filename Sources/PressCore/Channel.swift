@@ -301,6 +301,21 @@ public struct ChannelController: Sendable {
         if let h { events.append(.setpointOwner(h)) }
     }
 
+    /// Stops the work of `owner`, whose setpoint a granted request took (the arbiter has
+    /// already moved the ownership; this ends what it was doing).
+    private mutating func stop(_ owner: SetpointOwner, reason: String) {
+        switch owner {
+        case .program:
+            program = nil
+            events.append(.programState(name: "", state: "stopped", detail: reason))
+        case .sweep: cancelSweep(reason: reason)
+        case .autotune: cancelAutotune(reason: "new setpoint")
+        case .supervisor: try? lockSupervisor(reason: reason + "; unlock to let it move the setpoint again")
+        case .resume: pendingResume = nil
+        case .operator, .safety: break
+        }
+    }
+
     /// `owner` ended (finished, cancelled, stopped, locked).
     private mutating func ended(_ owner: SetpointOwner) { handedOver(arbiter.end(owner)) }
 
@@ -592,17 +607,8 @@ public struct ChannelController: Sendable {
         if let ramp, !(ramp > 0 && ramp.isFinite) { throw .invalidRamp(ramp) }
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
         let grant = try take(.operator)
-        pendingResume = nil
-        for owner in grant.ended {
-            switch owner {
-            case .program:
-                program = nil
-                events.append(.programState(name: "", state: "stopped", detail: "operator set a setpoint"))
-            case .sweep: cancelSweep(reason: "operator set a setpoint")
-            case .supervisor: try? lockSupervisor(reason: "operator set a setpoint; unlock to let it move the setpoint again")
-            case .autotune, .resume, .operator, .safety: break // the autotune is cancelled by the new setpoint below
-            }
-        }
+        pendingResume = nil // also under a restored program
+        for owner in grant.ended { stop(owner, reason: "operator set a setpoint") }
         applyTarget(mpa, ramp: ramp)
         handedOver(grant.handover)
         events.append(.setpointChanged(target: mpa, ramp: pid.parameters.setpointRampRate))
@@ -640,14 +646,7 @@ public struct ChannelController: Sendable {
         if let e = p.validationErrors(limits: parameters.limits).first { throw .invalidProgram(step: e.step, message: e.message) }
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
         let grant = try take(.program)
-        for owner in grant.ended {
-            switch owner {
-            case .sweep: cancelSweep(reason: "program \(p.name) started")
-            case .autotune: cancelAutotune(reason: "program \(p.name) started")
-            case .resume: pendingResume = nil
-            case .program, .operator, .supervisor, .safety: break
-            }
-        }
+        for owner in grant.ended { stop(owner, reason: "program \(p.name) started") }
         program = ProgramRunner(program: p, startSetpoint: target ?? last.pressure)
         events.append(.programState(name: p.name, state: "started", detail: "\(p.steps.count) steps"))
         events.append(.programStep(name: p.name, index: 0, step: p.steps[0].name))

@@ -23,6 +23,8 @@ public enum SetpointOwner: String, Sendable, Codable, CaseIterable, CustomString
 
     /// The owners that run a task of their own and end by themselves (at most one at a
     /// time); the others are the fallback (operator, supervisor) and the safety override.
+    /// A new task owner needs only this and a row and column in
+    /// ``SetpointArbiter/rule(for:over:)``.
     public var isTask: Bool {
         switch self {
         case .resume, .program, .sweep, .autotune: return true
@@ -141,19 +143,19 @@ public struct SetpointArbiter: Sendable, Equatable {
         case .wait, .take: break
         }
         var ended: [SetpointOwner] = []
-        switch requester {
-        case .safety:
+        if requester.isTask {
+            if let t = task, t != requester { ended.append(t) }
+            task = requester
+        } else if requester == .safety {
             safety = true
-        case .operator:
+        } else if requester == .supervisor {
+            fallback = .supervisor
+        } else {
+            assert(requester == .operator, "a layer the arbiter does not know: \(requester)")
             if let t = task { ended.append(t) }
             if fallback == .supervisor { ended.append(.supervisor) }
             task = nil
             fallback = .operator
-        case .supervisor:
-            fallback = .supervisor
-        case .resume, .program, .sweep, .autotune:
-            if let t = task, t != requester { ended.append(t) }
-            task = requester
         }
         return .success(SetpointGrant(handover: handover(from: before), ended: ended))
     }
@@ -171,12 +173,9 @@ public struct SetpointArbiter: Sendable, Equatable {
     /// layer changes nothing.
     public mutating func end(_ owner: SetpointOwner) -> SetpointHandover? {
         let before = self.owner
-        switch owner {
-        case .safety: safety = false
-        case .supervisor: if fallback == .supervisor { fallback = .operator }
-        case .operator: break
-        case .resume, .program, .sweep, .autotune: if task == owner { task = nil }
-        }
+        if owner.isTask { if task == owner { task = nil } }
+        else if owner == .safety { safety = false }
+        else if owner == .supervisor, fallback == .supervisor { fallback = .operator }
         return handover(from: before)
     }
 

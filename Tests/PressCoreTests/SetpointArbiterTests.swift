@@ -48,7 +48,10 @@ struct SetpointArbiterTests {
     @Test("every owner × requester: taken, deferred or refused, and the handover reported",
           arguments: order)
     func table(current: SetpointOwner) throws {
+        // A new owner must get its row and column here.
+        #expect(Self.order.count == SetpointOwner.allCases.count && Set(Self.order).count == Self.order.count)
         let row = try #require(Self.table[current])
+        try #require(row.count == Self.order.count)
         for (requester, want) in zip(Self.order, row) {
             var a = Self.arbiter(owner: current)
             let ctx = "\(requester) over \(current)"
