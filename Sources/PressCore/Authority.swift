@@ -109,12 +109,34 @@ public struct ExcursionRecord: Sendable, Equatable, Codable {
     public var setpoint: Double
     /// Pressure − setpoint at the worst moment, MPa (negative: below).
     public var worstError: Double
-    /// `fault` (a fault fired during it), `saturation` (the actuator ran out of
-    /// authority), `setpoint_change` (the setpoint moved during it), `disturbance`
-    /// (none of these: breathing, creep, temperature).
-    public var cause: String
+    /// The likely cause.
+    public var kind: ExcursionCause
+    /// `kind`'s wire spelling: `fault`, `saturation`, `setpoint_change` or `disturbance`.
+    public var cause: String { kind.rawValue }
 
     public var duration: Double? { end.map { $0 - start } }
+
+    public init(start: Double, end: Double?, setpoint: Double, worstError: Double, kind: ExcursionCause) {
+        self.start = start; self.end = end; self.setpoint = setpoint; self.worstError = worstError; self.kind = kind
+    }
+
+    /// The persisted form keeps the key `cause`.
+    private enum CodingKeys: String, CodingKey { case start, end, setpoint, worstError, kind = "cause" }
+}
+
+/// The likely cause of an excursion out of the band. The raw values are the wire and
+/// run-log spelling.
+public enum ExcursionCause: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
+    /// A fault fired during it.
+    case fault
+    /// The actuator ran out of authority.
+    case saturation
+    /// The setpoint moved during it.
+    case setpointChange = "setpoint_change"
+    /// None of these: breathing, creep, temperature.
+    case disturbance
+
+    public var description: String { rawValue }
 }
 
 /// Counts excursions of one channel since the daemon started.

@@ -73,9 +73,9 @@ public struct ChannelParameters: Sendable, Equatable {
     }
 
     /// Converts a force in N to a stack pressure in MPa on this channel's cell.
-    public func pressure(fromForce newtons: Double) -> Double { newtons / (cellArea * 100) }
+    public func pressure(fromForce newtons: Double) -> Double { StackUnits.pressure(force: newtons, area: cellArea) }
     /// Converts a stack pressure in MPa to the force in N on this channel's cell.
-    public func force(fromPressure mpa: Double) -> Double { mpa * cellArea * 100 }
+    public func force(fromPressure mpa: Double) -> Double { StackUnits.force(pressure: mpa, area: cellArea) }
 }
 
 /// The operating state of a channel.
@@ -130,6 +130,8 @@ public enum ChannelEvent: Sendable, Equatable {
     /// Recoverable faults cleared by themselves and the channel resumed (`resumed`), or
     /// the hour's budget of recoveries was spent and the faults stay latched (`latched`).
     case recovery(state: String, codes: [FaultCode], detail: String)
+    /// The setpoint changed owner: who took over from whom (see ``SetpointArbiter``).
+    case setpointOwner(SetpointHandover)
 }
 
 /// The published state of a channel after a tick.
@@ -183,46 +185,50 @@ public struct ControlStatus: Sendable, Equatable {
     public var kp: Double
     public var ki: Double
     public var feedforwardGain: Double
-    /// What is really computing the output now: pid, adaptive, learned or autotune.
-    public var active: String
+    /// What is really computing the output now.
+    public var activeControl: ActiveControl
+    /// `activeControl`'s wire spelling: pid, adaptive, learned or autotune.
+    public var active: String { activeControl.rawValue }
     /// The sweep in progress and the last sweep's result.
     public var sweep: CSPSweep?
     public var lastSweep: SweepResult?
     /// The impedance-aware supervisor, when enabled.
     public var supervisor: ImpedanceSupervisor?
+    /// Who owns the setpoint now.
+    public var setpointOwner: SetpointOwner = .operator
 }
 
-/// One channel's control logic: sensor checks, trips, mode machine and PID.
+/// One channel's control logic: sensor checks, trips, mode machine, who owns the
+/// setpoint and the control law.
 ///
 /// Pure and deterministic: it is fed readings and a monotonic time, it returns the
 /// actuator output. The runtime calls ``step(now:readings:)`` once per tick and applies
-/// commands between ticks.
+/// commands between ticks. Each tick decides safety first (sensor, over-pressure, fault
+/// latch and safe action), then lets the setpoint's owner (``SetpointArbiter``) move the
+/// setpoint, then asks the control law in force (``Regulator``, or an experiment swapped
+/// in over it) for the output.
 public struct ChannelController: Sendable {
     public private(set) var parameters: ChannelParameters
     public private(set) var mode: ChannelMode = .released
     public private(set) var target: Double?
     public private(set) var pid: PIDController
     public private(set) var faults = FaultLatch()
-    private var lastStep: Double?
-    private var lastPressure: Double?
-    private var lastReadings = ChannelReadings()
-    private var lastStale = false
+    /// Time, reading and pressure of the last tick.
+    private var last = LastTick()
     private var events: [ChannelEvent] = []
+    /// Who owns the setpoint, and the rules of who may take it from whom.
+    public private(set) var arbiter: SetpointArbiter
     /// Set by ``restore(mode:target:ramp:faults:)``: regulation resumes on the first
     /// valid measurement, bumplessly from the actuator's present output.
     private var pendingResume: (target: Double, ramp: Double?)?
     /// The loaded pressure program.
     public private(set) var program: ProgramRunner?
-    /// Since when the regulated pressure has been outside the band with the output
-    /// saturated, and the last output that held the pressure in band.
-    private var saturatedSince: Double?
-    private var lastGoodOutput: Double?
-    /// True while a `ramp` safe action is taking the pressure to the safe pressure.
-    public private(set) var rampingToSafe = false
-    /// Online identification for the adaptive and learned strategies.
-    public private(set) var adapter: PlantAdapter?
-    /// The relay experiment in progress.
-    public private(set) var autotuner: RelayAutotuner?
+    /// The `cannot_reach_setpoint` watch.
+    private var saturation = SaturationWatch()
+    /// The control law in force when no experiment runs (pid, adaptive, learned).
+    private var regulator: Regulator
+    /// The relay experiment swapped in over the regulator while it runs.
+    private var experiment: AutotuneLaw?
     /// The last successful autotune; its gains replace the configured ones.
     public private(set) var lastTune: AutotuneResult?
     /// The critical-stack-pressure sweep in progress, and the last one's result.
@@ -231,26 +237,30 @@ public struct ChannelController: Sendable {
     /// The impedance-aware supervisor (nil when not enabled).
     public private(set) var supervisor: ImpedanceSupervisor?
     private var supervisorConverged = false
-    /// Frozen-sensor check: the value of the present run of identical samples, when it
-    /// began, the last sample time seen and how many fresh samples it has had.
-    private var frozenRun: (value: Double, since: Double, lastTime: Double, count: Int)?
-    /// Automatic recovery: what the channel was doing when the trip fired, since when
-    /// every latched fault has been recoverable and absent, and the recent recoveries.
-    private var beforeTrip: (mode: ChannelMode, target: Double?, programRunning: Bool)?
-    private var recoveryGoodSince: Double?
-    private var recoveryTimes: [Double] = []
-    public private(set) var recoveryCount = 0
-    private var recoveryBudgetReported = false
+    /// Frozen-sensor check.
+    private var frozen = FrozenSensorWatch()
+    /// Automatic recovery from faults that cleared by themselves.
+    private var recovery = RecoveryState()
     /// Loss of actuator authority, and excursions out of the band.
     public private(set) var authority = AuthorityMonitor()
-    /// The target the pressure has settled in band at since it was last set (excursions
-    /// are judged only then: the approach to a new setpoint is not one).
-    private var settledTarget: Double?
-    public private(set) var openExcursion: ExcursionRecord?
-    public private(set) var excursionStats = ExcursionStats()
+    private var excursions = ExcursionTracker()
     /// Added to the output before limits every tick. For benchmarks (an oracle that
     /// knows the true disturbance); the daemon leaves it at zero.
     public var externalFeedforward: Double = 0
+
+    /// True while a `ramp` safe action is taking the pressure to the safe pressure.
+    public var rampingToSafe: Bool { arbiter.safety }
+    /// Online identification for the adaptive and learned strategies.
+    public var adapter: PlantAdapter? { regulator.adapter }
+    /// The relay experiment in progress.
+    public var autotuner: RelayAutotuner? { experiment?.tuner }
+    /// Automatic recoveries since start.
+    public var recoveryCount: Int { recovery.count }
+    /// The excursion out of the band in progress, and the counts so far.
+    public var openExcursion: ExcursionRecord? { excursions.open }
+    public var excursionStats: ExcursionStats { excursions.stats }
+    /// Who owns the setpoint now.
+    public var setpointOwner: SetpointOwner { arbiter.owner }
 
     /// - Parameter initialOutput: the actuator's present output (read back from the
     ///   hardware, or its safe output), so the first tick does not move it.
@@ -259,8 +269,68 @@ public struct ChannelController: Sendable {
         self.pid = PIDController(parameters: parameters.pid, initialOutput: initialOutput ?? parameters.safeOutput)
         self.pid.setManual(output: initialOutput ?? parameters.safeOutput)
         if let o = initialOutput, o != parameters.safeOutput { mode = .holding }
-        makeAdapter(memory: nil)
+        regulator = Regulator(parameters: parameters, lastTune: nil, memory: nil)
         supervisor = parameters.supervisor.map { ImpedanceSupervisor(settings: $0) }
+        arbiter = SetpointArbiter(supervisor: supervisor.map { !$0.locked } ?? false)
+    }
+
+    // MARK: Setpoint ownership
+
+    /// Asks the arbiter for the setpoint on behalf of `requester`; refused as the command
+    /// error the channel reports.
+    private mutating func take(_ requester: SetpointOwner) throws(CommandRejection) -> SetpointGrant {
+        switch arbiter.request(requester) {
+        case .success(let g): return g
+        case .failure(let why): throw rejection(why)
+        }
+    }
+
+    /// Throws when `requester` may not take the setpoint now (checked before the
+    /// command's own remaining checks; ``take(_:)`` then grants it).
+    private func mayTake(_ requester: SetpointOwner) throws(CommandRejection) {
+        if case .refuse(let why) = arbiter.rule(for: requester) { throw rejection(why) }
+    }
+
+    private func rejection(_ why: SetpointRefusal) -> CommandRejection {
+        if case .safetyActive = why { return .faultLatched(faults.records.map(\.code)) }
+        return .unsafe(why.message)
+    }
+
+    /// Records a change of owner in the event stream.
+    private mutating func handedOver(_ h: SetpointHandover?) {
+        if let h { events.append(.setpointOwner(h)) }
+    }
+
+    /// Stops the work of `owner`, whose setpoint a granted request took (the arbiter has
+    /// already moved the ownership; this ends what it was doing).
+    private mutating func stop(_ owner: SetpointOwner, reason: String) {
+        switch owner {
+        case .program:
+            program = nil
+            events.append(.programState(name: "", state: "stopped", detail: reason))
+        case .sweep: cancelSweep(reason: reason)
+        case .autotune: cancelAutotune(reason: "new setpoint")
+        case .supervisor: try? lockSupervisor(reason: reason + "; unlock to let it move the setpoint again")
+        case .resume: pendingResume = nil
+        case .operator, .safety: break
+        }
+    }
+
+    /// `owner` ended (finished, cancelled, stopped, locked).
+    private mutating func ended(_ owner: SetpointOwner) { handedOver(arbiter.end(owner)) }
+
+    /// Starts or stops the `ramp` safe action's ownership of the setpoint.
+    private mutating func setRampingToSafe(_ on: Bool) {
+        if on { handedOver(try? take(.safety).handover) } else { ended(.safety) }
+    }
+
+    /// The task that should own the setpoint by the channel's own state (a debug
+    /// cross-check of the arbiter).
+    private var taskInForce: SetpointOwner? {
+        if experiment != nil { return .autotune }
+        if sweep != nil { return .sweep }
+        if let r = program, r.state == .running || r.state == .paused { return .program }
+        return pendingResume != nil ? .resume : nil
     }
 
     // MARK: Impedance-aware supervisor
@@ -271,15 +341,17 @@ public struct ChannelController: Sendable {
         guard !s.locked else { return }
         s.lock(reason); supervisor = s
         events.append(.supervisor("locked (\(reason))"))
+        ended(.supervisor)
     }
 
     /// Lets the supervisor move the setpoint again.
     public mutating func unlockSupervisor() throws(CommandRejection) {
         guard var s = supervisor else { throw .unsafe("the impedance-aware supervisor is not enabled on this channel") }
         guard s.locked else { return }
-        s.unlock(now: lastStep ?? 0); supervisor = s
+        s.unlock(now: last.time ?? 0); supervisor = s
         supervisorConverged = false
         events.append(.supervisor("unlocked"))
+        handedOver(try? take(.supervisor).handover)
     }
 
     /// Restores the supervisor's learned map and lock persisted before a restart (when
@@ -287,11 +359,19 @@ public struct ChannelController: Sendable {
     public mutating func restoreSupervisor(_ saved: ImpedanceSupervisor?) {
         guard let saved, let s = supervisor, saved.settings == s.settings else { return }
         supervisor = saved
+        syncSupervisorFallback()
+    }
+
+    /// Makes the arbiter's fallback the supervisor exactly while one is enabled and
+    /// unlocked.
+    private mutating func syncSupervisorFallback() {
+        if let s = supervisor, !s.locked { handedOver(try? take(.supervisor).handover) } else { ended(.supervisor) }
     }
 
     private mutating func stepSupervisor(now: Double, pressure: Double?, readings: ChannelReadings) {
-        guard var s = supervisor, mode == .regulating, let t = target, autotuner == nil, sweep == nil else { return }
-        if let r = program, r.state == .running || r.state == .paused { return }
+        // It learns whenever the channel regulates with nothing else owning the setpoint
+        // (also while locked: then it only does not move the setpoint).
+        guard var s = supervisor, mode == .regulating, let t = target, arbiter.task == nil, !arbiter.safety else { return }
         let inBand = pressure.map { abs($0 - t) <= parameters.band * t } ?? false
         let d = s.update(now: now, setpoint: t, pressure: pressure, inBand: inBand, resistance: readings.interfacialResistance?.value)
         supervisor = s
@@ -307,46 +387,23 @@ public struct ChannelController: Sendable {
 
     // MARK: Gains, adaptation and autotune
 
-    /// Creates the adapter for the configured strategy (none for `pid`). It needs the
-    /// plant's nominal gain: from the last autotune, else from the feedforward gain.
-    private mutating func makeAdapter(memory: ControllerMemory?) {
-        guard parameters.strategy != .pid else { adapter = nil; return }
-        let base = lastTune?.processGain ?? (parameters.feedforward.gain > 0 ? 1 / parameters.feedforward.gain : nil)
-        guard let base else { adapter = nil; return }
-        var m = memory ?? ControllerMemory(baseGain: base, bins: parameters.adaptation.scheduleBins, forgetting: parameters.adaptation.forgetting)
-        if m.schedule.count != parameters.adaptation.scheduleBins || abs(m.baseGain / base - 1) > 1e-9 {
-            m = ControllerMemory(baseGain: base, bins: parameters.adaptation.scheduleBins, forgetting: parameters.adaptation.forgetting)
-        }
-        adapter = PlantAdapter(strategy: parameters.strategy, settings: parameters.adaptation, memory: m)
-    }
-
-    private var gainScale: Double { adapter?.memory.scale ?? 1 }
+    private var gainScale: Double { regulator.gainScale }
 
     /// PID parameters in force: the base (configured or autotuned) gains times the
     /// adaptive scale, with `ramp`.
-    private func effectivePID(ramp: Double?) -> PIDParameters {
-        var p = parameters.pid
-        p.kp *= gainScale; p.ki *= gainScale; p.kd *= gainScale
-        p.setpointRampRate = ramp
-        return p
-    }
-
-    /// Static feedforward in force at `target`.
-    private func staticFeedforward(_ target: Double) -> Double {
-        parameters.feedforward.gain * gainScale * target + parameters.feedforward.offset
-    }
+    private func effectivePID(ramp: Double?) -> PIDParameters { regulator.pidParameters(parameters, ramp: ramp) }
 
     /// Everything added to the PID's output at `target`: the static inverse, the learned
     /// disturbance feedforward and the external one. Entering regulation accounts for
     /// all of it, so that the first regulated output equals the present one.
     private func totalFeedforward(_ target: Double) -> Double {
-        staticFeedforward(target) + (adapter?.memory.disturbanceOutput ?? 0) + externalFeedforward
+        regulator.totalFeedforward(parameters, target, external: externalFeedforward)
     }
 
     /// Restores an autotune result and learned memory persisted before a restart.
     public mutating func restoreLearning(tune: AutotuneResult?, memory: ControllerMemory?) {
         if let tune { adoptTune(tune) }
-        makeAdapter(memory: memory)
+        regulator = Regulator(parameters: parameters, lastTune: lastTune, memory: memory)
         pid.setParameters(effectivePID(ramp: pid.parameters.setpointRampRate))
     }
 
@@ -360,15 +417,15 @@ public struct ChannelController: Sendable {
     }
 
     /// Starts a relay experiment at the present setpoint. Refused unless the channel is
-    /// regulating, in band, without a program, and the excursion fits in its limits.
+    /// regulating, in band, with nothing else owning the setpoint (program, sweep), and
+    /// the excursion fits in its limits.
     public mutating func startAutotune(_ settings: AutotuneSettings? = nil) throws(CommandRejection) {
         let s = settings ?? parameters.autotune
         if let e = s.validationErrors().first { throw .unsafe("\(e.field) \(e.message)") }
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
         guard mode == .regulating, let t = target else { throw .unsafe("the channel must be regulating at the pressure to tune at") }
-        guard autotuner == nil else { throw .unsafe("an autotune is already running") }
-        if let r = program, r.state == .running || r.state == .paused { throw .unsafe("a program is loaded; stop it first") }
-        guard let p = lastPressure, abs(p - t) <= parameters.band * t, pid.workingSetpoint.map({ abs($0 - t) < 1e-9 }) ?? true else {
+        try mayTake(.autotune)
+        guard let p = last.pressure, abs(p - t) <= parameters.band * t, pid.workingSetpoint.map({ abs($0 - t) < 1e-9 }) ?? true else {
             throw .unsafe("the pressure must be settled in band at the setpoint \(fmt(t)) MPa")
         }
         guard t + s.maxExcursion * 1.5 < parameters.limits.trip else {
@@ -377,42 +434,85 @@ public struct ChannelController: Sendable {
         guard t - s.maxExcursion >= parameters.limits.minSetpoint else {
             throw .unsafe("setpoint \(fmt(t)) MPa − excursion \(fmt(s.maxExcursion)) MPa is below the minimum setpoint \(fmt(parameters.limits.minSetpoint)) MPa")
         }
+        let grant = try take(.autotune)
         let inverse = parameters.feedforward.gain > 0 ? parameters.feedforward.gain * gainScale : (lastTune.map { 1 / $0.processGain } ?? 0)
-        autotuner = RelayAutotuner(settings: s, setpoint: t, bias: pid.output, inverseGain: inverse,
-                                   outputMin: parameters.pid.outputMin, outputMax: parameters.pid.outputMax, limits: parameters.limits)
+        experiment = AutotuneLaw(tuner: RelayAutotuner(settings: s, setpoint: t, bias: pid.output, inverseGain: inverse,
+                                                       outputMin: parameters.pid.outputMin, outputMax: parameters.pid.outputMax, limits: parameters.limits))
         pid.setManual(output: pid.output)
         events.append(.autotune(state: "started", detail: "at \(fmt(t)) MPa, excursion ±\(fmt(s.maxExcursion)) MPa, rule \(s.rule.rawValue)"))
+        handedOver(grant.handover)
+    }
+
+    /// Stops a running experiment; the output returns to where it started and the old
+    /// gains stay.
+    /// When the channel has left regulation (a fault's safe action, hold, release) the
+    /// output is left where that put it: the experiment's bias is restored only while
+    /// regulating.
+    public mutating func cancelAutotune(reason: String = "operator cancelled") {
+        guard let t = autotuner else { return }
+        experiment = nil
+        if mode == .regulating {
+            pid.setManual(output: t.bias)
+            pid.setAutomatic(measurement: last.pressure ?? t.setpoint, feedforward: totalFeedforward(t.setpoint))
+        }
+        events.append(.autotune(state: "cancelled", detail: reason))
+        ended(.autotune)
+    }
+
+    /// The experiment `tuner` ended by itself (done or failed): the regulator takes over
+    /// again, bumplessly from the experiment's bias, with the new gains when it is done.
+    private mutating func endAutotune(_ tuner: RelayAutotuner, pressure: Double) -> Double {
+        experiment = nil
+        switch tuner.phase {
+        case .done(let r):
+            let ramp = pid.parameters.setpointRampRate
+            adoptTune(r)
+            regulator = Regulator(parameters: parameters, lastTune: lastTune, memory: nil)
+            pid.setManual(output: r.bias)
+            pid.setParameters(effectivePID(ramp: ramp))
+            pid.setAutomatic(measurement: pressure, feedforward: totalFeedforward(target ?? r.setpoint))
+            events.append(.autotune(state: "done", detail: "rule \(r.rule.rawValue): kp \(fmt(r.kp)) ki \(fmt(r.ki)); Ku \(fmt(r.ultimateGain)) Pu \(fmt(r.ultimatePeriod)) s; K \(r.processGain) MPa/unit, τ \(fmt(r.timeConstant)) s, θ \(fmt(r.deadTime)) s"))
+        case .failed(let why):
+            pid.setManual(output: tuner.bias)
+            pid.setAutomatic(measurement: pressure, feedforward: totalFeedforward(tuner.setpoint))
+            events.append(.autotune(state: "failed", detail: why))
+        default:
+            break
+        }
+        ended(.autotune)
+        return pid.output
     }
 
     // MARK: Critical-stack-pressure sweep
 
     /// Starts a sweep: it takes over the setpoint, steps down through its levels,
     /// measures interfacial resistance at each and fits the knee. Refused unless the
-    /// channel is regulating with an interfacial-resistance signal, with no program or
-    /// autotune running, and the levels inside its limits.
+    /// channel is regulating with an interfacial-resistance signal, with nothing else
+    /// owning the setpoint (program, autotune), and the levels inside its limits.
     public mutating func startSweep(_ s: SweepSettings) throws(CommandRejection) {
         if let e = s.validationErrors(limits: parameters.limits).first { throw .unsafe("\(e.field) \(e.message)") }
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
         guard mode == .regulating else { throw .unsafe("the channel must be regulating (set a setpoint first)") }
-        guard autotuner == nil else { throw .unsafe("an autotune is running") }
-        guard sweep == nil else { throw .unsafe("a sweep is already running") }
-        if let r = program, r.state == .running || r.state == .paused { throw .unsafe("a program is loaded; stop it first") }
-        guard lastReadings.interfacialResistance != nil else { throw .unsafe("no interfacial-resistance signal on this channel") }
+        try mayTake(.sweep)
+        guard last.readings.interfacialResistance != nil else { throw .unsafe("no interfacial-resistance signal on this channel") }
+        let grant = try take(.sweep)
         sweep = CSPSweep(settings: s)
         applyTarget(s.from, ramp: nil)
         events.append(.sweep(state: "started", detail: "\(fmt(s.from)) → \(fmt(s.to)) MPa in \(s.steps) levels, \(Int(s.dwell)) s each"))
+        handedOver(grant.handover)
     }
 
     /// Ends a running sweep; what was measured is kept and fitted, and the setpoint goes
     /// to the sweep's return pressure.
     public mutating func cancelSweep(reason: String = "operator cancelled", now: Double? = nil) {
         guard var s = sweep else { return }
-        s.abort(now: now ?? lastStep ?? 0, reason: reason)
+        s.abort(now: now ?? last.time ?? 0, reason: reason)
         finishSweep(s)
     }
 
     private mutating func finishSweep(_ s: CSPSweep) {
         sweep = nil
+        defer { ended(.sweep) }
         guard let r = s.result else { return }
         lastSweep = r
         let back = s.settings.returnTo ?? s.settings.from
@@ -438,83 +538,7 @@ public struct ChannelController: Sendable {
         if target != s.setpoint { applyTarget(s.setpoint, ramp: nil) }
     }
 
-    /// Stops a running experiment; the output returns to where it started and the old
-    /// gains stay.
-    /// When the channel has left regulation (a fault's safe action, hold, release) the
-    /// output is left where that put it: the experiment's bias is restored only while
-    /// regulating.
-    public mutating func cancelAutotune(reason: String = "operator cancelled") {
-        guard let t = autotuner else { return }
-        autotuner = nil
-        if mode == .regulating {
-            pid.setManual(output: t.bias)
-            pid.setAutomatic(measurement: lastPressure ?? t.setpoint, feedforward: totalFeedforward(t.setpoint))
-        }
-        events.append(.autotune(state: "cancelled", detail: reason))
-    }
-
-    /// One tick of a running experiment.
-    private mutating func stepAutotune(now: Double, pressure: Double) -> Double {
-        guard var tuner = autotuner else { return pid.output }
-        let u = tuner.step(now: now, pressure: pressure)
-        autotuner = tuner
-        switch tuner.phase {
-        case .done(let r):
-            autotuner = nil
-            let ramp = pid.parameters.setpointRampRate
-            adoptTune(r)
-            makeAdapter(memory: nil)
-            pid.setManual(output: r.bias)
-            pid.setParameters(effectivePID(ramp: ramp))
-            pid.setAutomatic(measurement: pressure, feedforward: totalFeedforward(target ?? r.setpoint))
-            events.append(.autotune(state: "done", detail: "rule \(r.rule.rawValue): kp \(fmt(r.kp)) ki \(fmt(r.ki)); Ku \(fmt(r.ultimateGain)) Pu \(fmt(r.ultimatePeriod)) s; K \(r.processGain) MPa/unit, τ \(fmt(r.timeConstant)) s, θ \(fmt(r.deadTime)) s"))
-            return pid.output
-        case .failed(let why):
-            autotuner = nil
-            pid.setManual(output: tuner.bias)
-            pid.setAutomatic(measurement: pressure, feedforward: totalFeedforward(tuner.setpoint))
-            events.append(.autotune(state: "failed", detail: why))
-            return pid.output
-        default:
-            pid.setManual(output: u)
-            return u
-        }
-    }
-
-    /// Regulation with the strategy in force.
-    private mutating func regulate(now: Double, target: Double, pressure: Double, dt: Double, readings: ChannelReadings) -> Double {
-        let staticFF = staticFeedforward(target)
-        let ff = totalFeedforward(target)
-        let gain = parameters.feedforward.gain * gainScale
-        let change = authority.update(now: now, dt: dt, target: target, pressure: pressure, band: parameters.band,
-                                      output: pid.output, atUpperLimit: pid.lastTerms.saturated && pid.lastTerms.unlimited > pid.output,
-                                      modelGain: gain > 0 ? gain : nil, modelOutput: gain > 0 ? ff : nil,
-                                      outputMax: parameters.pid.outputMax, settled: settledTarget == target)
-        switch change {
-        case .lost(let cap, let why)?:
-            if openExcursion != nil, openExcursion!.cause == "disturbance" { openExcursion!.cause = "saturation" }
-            events.append(.authority(state: "lost", detail: "the pressure (\(fmt(pressure)) MPa, setpoint \(fmt(target))) does not answer the output: \(why); output capped at \(fmt(cap)), what the setpoint needs plus half the band, until the pressure is back in band"))
-        case .regained?:
-            events.append(.authority(state: "regained", detail: "pressure \(fmt(pressure)) MPa back in band; output no longer capped"))
-        case nil: break
-        }
-        let u = pid.update(setpoint: target, measurement: pressure, feedforward: ff, dt: dt, ceiling: authority.ceiling)
-        guard var a = adapter else { return u }
-        let update = a.observe(now: now, dt: dt, pressure: pressure, output: u, target: target, readings: readings,
-                               limits: parameters.limits, saturated: pid.lastTerms.saturated)
-        adapter = a
-        guard let update else { return u }
-        for e in update.events { events.append(.adaptation(e)) }
-        if let h = update.handedOver { pid.shiftIntegral(by: h) }
-        // New gains, bumplessly: P through setParameters, the feedforward change through
-        // the integrator.
-        let newPID = effectivePID(ramp: pid.parameters.setpointRampRate)
-        if newPID != pid.parameters {
-            pid.setParameters(newPID)
-            pid.shiftIntegral(by: staticFF - staticFeedforward(target))
-        }
-        return u
-    }
+    // MARK: Restore after a restart
 
     /// Restores the state persisted before a restart. Call before the first tick, on a
     /// controller created with the actuator's present output.
@@ -536,13 +560,26 @@ public struct ChannelController: Sendable {
         }
         switch saved {
         case .regulating:
-            if let target { pendingResume = (target, ramp); changeMode(.holding, reason: "resuming after restart") }
+            if let target, let grant = try? take(.resume) {
+                pendingResume = (target, ramp)
+                changeMode(.holding, reason: "resuming after restart")
+                handedOver(grant.handover)
+            }
         case .holding, .tripped: changeMode(.holding, reason: "restored")
         case .released:
             pid.setManual(output: parameters.safeOutput)
             changeMode(.released, reason: "restored")
         }
         self.target = target
+    }
+
+    /// The resume saved before a restart, on the first valid measurement.
+    private mutating func stepResume(pressure: Double?) {
+        guard let r = pendingResume, pressure != nil, mode == .holding else { return }
+        pendingResume = nil
+        applyTarget(min(max(r.target, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: r.ramp)
+        events.append(.setpointChanged(target: r.target, ramp: pid.parameters.setpointRampRate))
+        ended(.resume)
     }
 
     /// Takes the events produced since the last call.
@@ -560,6 +597,8 @@ public struct ChannelController: Sendable {
     // MARK: Commands
 
     /// Regulate to `mpa`, optionally ramping at `ramp` MPa/s (else the configured ramp).
+    /// The operator takes the setpoint from whoever owns it: a program is stopped, a
+    /// sweep or autotune cancelled, the supervisor locked, a pending resume dropped.
     public mutating func setTarget(_ mpa: Double, ramp: Double? = nil) throws(CommandRejection) {
         let l = parameters.limits
         guard mpa.isFinite, mpa >= l.minSetpoint, mpa <= l.maxSetpoint else {
@@ -567,13 +606,11 @@ public struct ChannelController: Sendable {
         }
         if let ramp, !(ramp > 0 && ramp.isFinite) { throw .invalidRamp(ramp) }
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
-        if program?.state == .running || program?.state == .paused {
-            program = nil
-            events.append(.programState(name: "", state: "stopped", detail: "operator set a setpoint"))
-        }
-        if sweep != nil { cancelSweep(reason: "operator set a setpoint") }
-        if let s = supervisor, !s.locked { try? lockSupervisor(reason: "operator set a setpoint; unlock to let it move the setpoint again") }
+        let grant = try take(.operator)
+        pendingResume = nil // also under a restored program
+        for owner in grant.ended { stop(owner, reason: "operator set a setpoint") }
         applyTarget(mpa, ramp: ramp)
+        handedOver(grant.handover)
         events.append(.setpointChanged(target: mpa, ramp: pid.parameters.setpointRampRate))
     }
 
@@ -585,31 +622,35 @@ public struct ChannelController: Sendable {
         if autotuner != nil { cancelAutotune(reason: "new setpoint") }
         if !resuming && (mpa != target || mode != .regulating) {
             // A new approach (a new target, or regulation starting again): not settled.
-            settledTarget = nil
+            excursions.settledTarget = nil
             authority.reset()
-            if openExcursion != nil {
-                if openExcursion!.cause == "disturbance" { openExcursion!.cause = "setpoint_change" }
-                closeExcursion(now: lastStep ?? 0)
+            if excursions.open != nil {
+                if excursions.open!.kind == .disturbance { excursions.open!.kind = .setpointChange }
+                closeExcursion(now: last.time ?? 0)
             }
         }
         let p = effectivePID(ramp: ramp ?? parameters.pid.setpointRampRate)
         if p != pid.parameters { pid.setParameters(p) }
         target = mpa
         if mode != .regulating {
-            pid.setAutomatic(measurement: lastPressure ?? 0, feedforward: totalFeedforward(mpa))
+            pid.setAutomatic(measurement: last.pressure ?? 0, feedforward: totalFeedforward(mpa))
             changeMode(.regulating, reason: "setpoint \(mpa) MPa")
         }
     }
 
     // MARK: Programs
 
-    /// Loads and starts `p`; it takes over the setpoint from the next tick.
+    /// Loads and starts `p`; it takes over the setpoint from the next tick (a sweep or
+    /// autotune in progress is cancelled, a pending resume dropped).
     public mutating func startProgram(_ p: PressureProgram) throws(CommandRejection) {
         if let e = p.validationErrors(limits: parameters.limits).first { throw .invalidProgram(step: e.step, message: e.message) }
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
-        program = ProgramRunner(program: p, startSetpoint: target ?? lastPressure)
+        let grant = try take(.program)
+        for owner in grant.ended { stop(owner, reason: "program \(p.name) started") }
+        program = ProgramRunner(program: p, startSetpoint: target ?? last.pressure)
         events.append(.programState(name: p.name, state: "started", detail: "\(p.steps.count) steps"))
         events.append(.programStep(name: p.name, index: 0, step: p.steps[0].name))
+        handedOver(grant.handover)
     }
 
     public mutating func pauseProgram() throws(CommandRejection) {
@@ -630,19 +671,37 @@ public struct ChannelController: Sendable {
         guard let r = program else { throw .noProgram("no program loaded") }
         program = nil
         events.append(.programState(name: r.program.name, state: "stopped", detail: "step \(r.index)"))
+        ended(.program)
     }
 
-    /// Restores a program persisted before a restart (paused when it was paused).
+    /// Restores a program persisted before a restart (paused when it was paused). It
+    /// owns the setpoint as it did (a pending resume still restarts regulation first).
     public mutating func restoreProgram(_ r: ProgramRunner) {
         var r = r
         r.rebase()
         program = r
+        if r.state == .running || r.state == .paused { handedOver(arbiter.restore(.program)) }
     }
 
     private mutating func pauseProgramForSafety(_ why: String) {
         guard var r = program, r.state == .running else { return }
         r.pause(); program = r
         events.append(.programState(name: r.program.name, state: "paused", detail: why))
+    }
+
+    /// One tick of a running program: it owns the setpoint while running (and starts
+    /// regulation when it was loaded on a released or holding channel).
+    private mutating func stepProgram(now: Double, readings: ChannelReadings) {
+        guard var r = program, r.state == .running else { return }
+        let entered = r.update(now: now) { name in name == "charging" ? readings.charging : nil }
+        for i in entered { events.append(.programStep(name: r.program.name, index: i, step: r.program.steps[i].name)) }
+        if r.state == .finished { events.append(.programState(name: r.program.name, state: "finished", detail: "")) }
+        if r.state == .failed { events.append(.programState(name: r.program.name, state: "failed", detail: r.failure ?? "")) }
+        program = r.state == .finished ? nil : r
+        if let sp = r.setpoint, sp != target || (r.ramp ?? parameters.pid.setpointRampRate) != pid.parameters.setpointRampRate {
+            applyTarget(min(max(sp, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: r.ramp)
+        }
+        if r.state == .finished || r.state == .failed { ended(.program) }
     }
 
     /// Freeze the actuator at its present output.
@@ -655,7 +714,7 @@ public struct ChannelController: Sendable {
 
     /// Drive the actuator to its safe output. Always allowed, also when tripped.
     public mutating func release() {
-        rampingToSafe = false
+        setRampingToSafe(false)
         pauseProgramForSafety("operator release")
         pid.setManual(output: parameters.safeOutput)
         if mode != .tripped { changeMode(.released, reason: "operator release") }
@@ -671,9 +730,9 @@ public struct ChannelController: Sendable {
         let cleared = before.filter { c in !remaining.contains { $0.code == c } }
         events.append(.faultsAcknowledged(cleared: cleared, remaining: remaining.map(\.code)))
         if remaining.isEmpty && mode == .tripped {
-            beforeTrip = nil
-            recoveryGoodSince = nil
-            rampingToSafe = false
+            recovery.beforeTrip = nil
+            recovery.goodSince = nil
+            setRampingToSafe(false)
             pid.setManual(output: pid.output)
             changeMode(.holding, reason: "faults acknowledged")
         }
@@ -690,8 +749,11 @@ public struct ChannelController: Sendable {
         let before = target.map(totalFeedforward)
         parameters = p
         if let t = lastTune { adoptTune(t) }
-        makeAdapter(memory: p.strategy == .pid ? nil : memory)
-        if p.supervisor != supervisor?.settings { supervisor = p.supervisor.map { ImpedanceSupervisor(settings: $0) } }
+        regulator = Regulator(parameters: parameters, lastTune: lastTune, memory: p.strategy == .pid ? nil : memory)
+        if p.supervisor != supervisor?.settings {
+            supervisor = p.supervisor.map { ImpedanceSupervisor(settings: $0) }
+            syncSupervisorFallback()
+        }
         pid.setParameters(effectivePID(ramp: target != nil ? (ramp ?? p.pid.setpointRampRate) : p.pid.setpointRampRate))
         if let t = target { target = min(max(t, p.limits.minSetpoint), p.limits.maxSetpoint) }
         if let b = before, let t = target, pid.mode == .automatic { pid.shiftIntegral(by: b - totalFeedforward(t)) }
@@ -700,34 +762,63 @@ public struct ChannelController: Sendable {
     // MARK: Tick
 
     /// One control step. Safety checks run first, on this tick's reading, so a trip
-    /// changes the output returned by this same call.
+    /// changes the output returned by this same call; then the setpoint's owner moves
+    /// the setpoint; then the control law in force computes the output.
     /// - Returns: the actuator output to apply now.
     public mutating func step(now: Double, readings: ChannelReadings) -> Double {
-        let dt = lastStep.map { now - $0 } ?? 0
-        lastStep = now
-        lastReadings = readings
+        let dt = last.time.map { now - $0 } ?? 0
+        last.time = now
+        last.readings = readings
 
+        // 1–3. Safety, decided before control on this tick's reading: sensor checks,
+        //      over-pressure and the other fault inputs, the saturation watch; new faults
+        //      latch and take their safe action.
+        var (present, pressure) = judgeFaults(now: now, readings: readings)
+        watchSaturation(now: now, pressure: pressure, present: &present)
+        let tripped = latch(present, now: now, pressure: pressure)
+        if let pressure { last.pressure = pressure }
+        trackExcursion(now: now, pressure: pressure, faultFired: tripped)
+        stepRecovery(now: now, pressure: pressure)
+
+        // 4. The setpoint's owner moves it: a resume after a restart, a program, a
+        //    sweep (a fault or leaving regulation ends it), the supervisor.
+        stepResume(pressure: pressure)
+        if mode != .tripped, pressure != nil { stepProgram(now: now, readings: readings) }
+        if sweep != nil {
+            if mode == .regulating { stepSweep(now: now, pressure: pressure, readings: readings) }
+            else { cancelSweep(reason: "channel left regulation (\(mode.rawValue))", now: now) }
+        }
+        if supervisor != nil { stepSupervisor(now: now, pressure: pressure, readings: readings) }
+        assert(arbiter.task == taskInForce, "setpoint arbiter out of step: \(String(describing: arbiter.task)) vs \(String(describing: taskInForce))")
+
+        // 5. The output.
+        return control(now: now, dt: dt, pressure: pressure, readings: readings)
+    }
+
+    /// Steps 1 and 2: the faults present on this reading, and the pressure to regulate on
+    /// (nil without a valid, fresh, plausible force sample).
+    private mutating func judgeFaults(now: Double, readings: ChannelReadings) -> (present: [FaultCode: String], pressure: Double?) {
         // 1. Sensor plausibility and staleness.
         var present: [FaultCode: String] = [:]
         let s = parameters.sensor
         var pressure: Double?
-        lastStale = false
+        last.stale = false
         if let f = readings.force {
             let age = now - f.time
             if age > s.staleAfter {
-                lastStale = true
+                last.stale = true
                 present[.sensorStale] = "force sample is \(Int((age * 1000).rounded())) ms old (limit \(Int((s.staleAfter * 1000).rounded())) ms)"
             }
             if !f.value.isFinite || f.value < s.minForce || f.value > s.maxForce {
                 present[.sensorRange] = "force \(f.value) N outside plausible range \(s.minForce)…\(s.maxForce) N"
-            } else if !lastStale {
+            } else if !last.stale {
                 pressure = parameters.pressure(fromForce: f.value)
             }
         } else if now > s.staleAfter {
-            lastStale = true
+            last.stale = true
             present[.sensorStale] = "no force sample received"
         }
-        if let msg = frozenCheck(readings.force, now: now) { present[.sensorFrozen] = msg; pressure = nil }
+        if let msg = frozen.check(readings.force, now: now, sensor: s) { present[.sensorFrozen] = msg; pressure = nil }
 
         // 2. Over-pressure: judged on every valid sample, in every mode. A reading
         //    beyond the sensor's upper range cannot rule out over-pressure (a saturated
@@ -743,19 +834,22 @@ public struct ChannelController: Sendable {
         if let limit = parameters.nonUniformityAlarm, let u = nonUniformity(readings.loadCellForces), u > limit {
             present[.nonUniformLoad] = "load cells differ by \(fmt(u * 100)) % of their mean (alarm at \(fmt(limit * 100)) %)"
         }
+        return (present, pressure)
+    }
 
-        // Saturation: regulating, the output held by its limit, the pressure outside
-        // the band, for longer than the timeout.
+    /// Saturation: regulating, the output held by its limit, the pressure outside the
+    /// band, for longer than the timeout.
+    private mutating func watchSaturation(now: Double, pressure: Double?, present: inout [FaultCode: String]) {
         if mode == .regulating, let t = target, let p = pressure {
             let outside = abs(p - t) > parameters.band * t
-            if !outside { lastGoodOutput = pid.output; saturatedSince = nil }
-            else if pid.lastTerms.saturated { saturatedSince = saturatedSince ?? now }
-            else { saturatedSince = nil }
-            if let since = saturatedSince, now - since >= parameters.limits.saturationTimeout {
+            if !outside { saturation.lastGoodOutput = pid.output; saturation.since = nil }
+            else if pid.lastTerms.saturated { saturation.since = saturation.since ?? now }
+            else { saturation.since = nil }
+            if let since = saturation.since, now - since >= parameters.limits.saturationTimeout {
                 present[.cannotReachSetpoint] = "pressure \(fmt(p)) MPa, setpoint \(fmt(t)) MPa: output at its limit (\(fmt(pid.output))) for \(Int(now - since)) s"
             }
         } else if mode != .tripped {
-            saturatedSince = nil
+            saturation.since = nil
         } else if faults.records.contains(where: { $0.code == .cannotReachSetpoint }), let t = target, let p = pressure,
                   abs(p - t) > 2 * parameters.band * t {
             // Tripped by it: its cause is present for as long as the pressure stays far
@@ -764,102 +858,104 @@ public struct ChannelController: Sendable {
             // acknowledgement must not clear it while the supply is still short).
             present[.cannotReachSetpoint] = "pressure \(fmt(p)) MPa still more than twice the band from \(fmt(t)) MPa at the held output \(fmt(pid.output))"
         }
+    }
 
-        // 3. Latch and act.
+    /// Step 3: latches the faults present and takes the safe action of those that fired
+    /// (release beats ramp beats hold). Returns true when one fired.
+    private mutating func latch(_ present: [FaultCode: String], now: Double, pressure: Double?) -> Bool {
         let allFired = faults.update(present: present, now: now)
         for r in allFired where r.code.isAlarmOnly { events.append(.faultRaised(r, action: .hold)) }
         let fired = allFired.filter { !$0.code.isAlarmOnly }
-        if !fired.isEmpty {
-            var action = SafeAction.hold
-            for r in fired {
-                let a = safeAction(for: r.code)
-                action = action.combined(with: a)
-                events.append(.faultRaised(r, action: a))
-            }
-            // Ramping needs a measurement: with a sensor fault among the causes, hold.
-            if action == .ramp && fired.contains(where: { $0.code == .sensorRange || $0.code == .sensorStale || $0.code == .sensorFrozen }) { action = .hold }
-            if mode != .tripped { beforeTrip = (mode, target, program?.state == .running) }
-            rampingToSafe = false
-            switch action {
-            case .release: pid.setManual(output: parameters.safeOutput)
-            case .ramp:
-                var p = pid.parameters
-                p.setpointRampRate = parameters.limits.safeRamp
-                pid.setParameters(p)
-                if pid.mode == .manual { pid.setAutomatic(measurement: pressure ?? lastPressure ?? 0) }
-                else { pid.resetWorkingSetpoint(to: pressure ?? lastPressure ?? 0) }
-                rampingToSafe = true
-            case .hold:
-                // A channel that cannot reach its setpoint goes back to the last output
-                // that held the pressure in band, so that a returning supply does not
-                // overshoot; other holds freeze the output where it is.
-                // Without such an output (it never got there: no air from the start),
-                // what the feedforward model says the setpoint needs, else the safe
-                // output — never the limit the output wound up against.
-                let onlySaturation = fired.allSatisfy { $0.code == .cannotReachSetpoint }
-                let needed = target.map { parameters.feedforward.gain > 0 ? totalFeedforward($0) : parameters.safeOutput } ?? parameters.safeOutput
-                pid.setManual(output: onlySaturation ? (lastGoodOutput ?? needed) : pid.output)
-            }
-            pauseProgramForSafety(fired.map(\.code.rawValue).joined(separator: ","))
-            if openExcursion != nil { openExcursion!.cause = "fault" }
-            authority.reset()
-            saturatedSince = nil
-            changeMode(.tripped, reason: fired.map(\.code.rawValue).joined(separator: ","))
+        guard !fired.isEmpty else { return false }
+        var action = SafeAction.hold
+        for r in fired {
+            let a = safeAction(for: r.code)
+            action = action.combined(with: a)
+            events.append(.faultRaised(r, action: a))
         }
-        if let pressure { lastPressure = pressure }
-        trackExcursion(now: now, pressure: pressure, faultFired: !fired.isEmpty)
-        stepRecovery(now: now, pressure: pressure)
-        if let r = pendingResume, pressure != nil, mode == .holding {
-            pendingResume = nil
-            applyTarget(min(max(r.target, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: r.ramp)
-            events.append(.setpointChanged(target: r.target, ramp: pid.parameters.setpointRampRate))
+        // Ramping needs a measurement: with a sensor fault among the causes, hold.
+        if action == .ramp && fired.contains(where: { $0.code == .sensorRange || $0.code == .sensorStale || $0.code == .sensorFrozen }) { action = .hold }
+        if mode != .tripped { recovery.beforeTrip = (mode, target, program?.state == .running) }
+        if action != .ramp { setRampingToSafe(false) }
+        switch action {
+        case .release: pid.setManual(output: parameters.safeOutput)
+        case .ramp:
+            var p = pid.parameters
+            p.setpointRampRate = parameters.limits.safeRamp
+            pid.setParameters(p)
+            if pid.mode == .manual { pid.setAutomatic(measurement: pressure ?? last.pressure ?? 0) }
+            else { pid.resetWorkingSetpoint(to: pressure ?? last.pressure ?? 0) }
+            setRampingToSafe(true)
+        case .hold:
+            // A channel that cannot reach its setpoint goes back to the last output
+            // that held the pressure in band, so that a returning supply does not
+            // overshoot; other holds freeze the output where it is.
+            // Without such an output (it never got there: no air from the start),
+            // what the feedforward model says the setpoint needs, else the safe
+            // output — never the limit the output wound up against.
+            let onlySaturation = fired.allSatisfy { $0.code == .cannotReachSetpoint }
+            let needed = target.map { parameters.feedforward.gain > 0 ? totalFeedforward($0) : parameters.safeOutput } ?? parameters.safeOutput
+            pid.setManual(output: onlySaturation ? (saturation.lastGoodOutput ?? needed) : pid.output)
         }
+        pauseProgramForSafety(fired.map(\.code.rawValue).joined(separator: ","))
+        if excursions.open != nil { excursions.open!.kind = .fault }
+        authority.reset()
+        saturation.since = nil
+        changeMode(.tripped, reason: fired.map(\.code.rawValue).joined(separator: ","))
+        return true
+    }
 
-        // 4. Program: it owns the setpoint while running (and starts regulation when
-        //    it was loaded on a released or holding channel).
-        if mode != .tripped, pressure != nil, var r = program, r.state == .running {
-            let entered = r.update(now: now) { name in name == "charging" ? readings.charging : nil }
-            for i in entered { events.append(.programStep(name: r.program.name, index: i, step: r.program.steps[i].name)) }
-            if r.state == .finished { events.append(.programState(name: r.program.name, state: "finished", detail: "")) }
-            if r.state == .failed { events.append(.programState(name: r.program.name, state: "failed", detail: r.failure ?? "")) }
-            program = r.state == .finished ? nil : r
-            if let sp = r.setpoint, sp != target || (r.ramp ?? parameters.pid.setpointRampRate) != pid.parameters.setpointRampRate {
-                applyTarget(min(max(sp, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: r.ramp)
-            }
-        }
-
-        // 4b. A sweep owns the setpoint while it runs; a fault or leaving regulation ends it.
-        if sweep != nil {
-            if mode == .regulating { stepSweep(now: now, pressure: pressure, readings: readings) }
-            else { cancelSweep(reason: "channel left regulation (\(mode.rawValue))", now: now) }
-        }
-
-        // 4c. The impedance-aware supervisor (only when nothing else owns the setpoint).
-        if supervisor != nil { stepSupervisor(now: now, pressure: pressure, readings: readings) }
-
-        // A `ramp` safe action regulates down to the safe pressure while tripped; it
-        // stops (holds) when the measurement is lost.
+    /// Step 5: the output. A `ramp` safe action regulates down to the safe pressure
+    /// while tripped; regulating, the control law in force (the experiment swapped in,
+    /// else the regulator) computes it; otherwise the PID tracks the held output so the
+    /// return to automatic is bumpless. Without a valid measurement this tick the output
+    /// is held: the loop never acts on an old or implausible reading.
+    private mutating func control(now: Double, dt: Double, pressure: Double?, readings: ChannelReadings) -> Double {
         if mode == .tripped && rampingToSafe {
+            // It stops (holds) when the measurement is lost.
             guard let pressure, pid.mode == .automatic else {
-                rampingToSafe = false
+                setRampingToSafe(false)
                 pid.setManual(output: pid.output)
                 return pid.output
             }
             return pid.update(setpoint: parameters.limits.safePressure, measurement: pressure, dt: dt)
         }
-
-        // 5. Regulate. Without a valid measurement this tick the output is held: the
-        //    loop never acts on an old or implausible reading.
         if mode == .regulating {
-            guard let target, let pressure else { adapter?.interrupt(); return pid.output }
-            if autotuner != nil { return stepAutotune(now: now, pressure: pressure) }
+            guard let target, let pressure else { regulator.interrupt(); return pid.output }
+            if var x = experiment {
+                let tick = ControlTick(now: now, dt: dt, target: target, pressure: pressure, readings: readings, feedforward: 0, ceiling: nil)
+                guard let u = x.update(tick, parameters: parameters, pid: &pid, events: &events) else {
+                    return endAutotune(x.tuner, pressure: pressure)
+                }
+                experiment = x
+                return u
+            }
             return regulate(now: now, target: target, pressure: pressure, dt: dt, readings: readings)
         }
-        adapter?.interrupt()
-        if autotuner != nil { cancelAutotune(reason: "channel left regulation (\(mode.rawValue))") }
-        // Not regulating (or no valid measurement this tick): keep tracking so that the
-        // return to automatic is bumpless.
-        return pid.update(setpoint: target ?? 0, measurement: pressure ?? lastPressure ?? 0, dt: dt)
+        regulator.interrupt()
+        if experiment != nil { cancelAutotune(reason: "channel left regulation (\(mode.rawValue))") }
+        return pid.update(setpoint: target ?? 0, measurement: pressure ?? last.pressure ?? 0, dt: dt)
+    }
+
+    /// Regulation with the regulator (pid, adaptive, learned), its output capped while
+    /// actuator authority is lost.
+    private mutating func regulate(now: Double, target: Double, pressure: Double, dt: Double, readings: ChannelReadings) -> Double {
+        let ff = totalFeedforward(target)
+        let gain = parameters.feedforward.gain * gainScale
+        let change = authority.update(now: now, dt: dt, target: target, pressure: pressure, band: parameters.band,
+                                      output: pid.output, atUpperLimit: pid.lastTerms.saturated && pid.lastTerms.unlimited > pid.output,
+                                      modelGain: gain > 0 ? gain : nil, modelOutput: gain > 0 ? ff : nil,
+                                      outputMax: parameters.pid.outputMax, settled: excursions.settledTarget == target)
+        switch change {
+        case .lost(let cap, let why)?:
+            if excursions.open != nil, excursions.open!.kind == .disturbance { excursions.open!.kind = .saturation }
+            events.append(.authority(state: "lost", detail: "the pressure (\(fmt(pressure)) MPa, setpoint \(fmt(target))) does not answer the output: \(why); output capped at \(fmt(cap)), what the setpoint needs plus half the band, until the pressure is back in band"))
+        case .regained?:
+            events.append(.authority(state: "regained", detail: "pressure \(fmt(pressure)) MPa back in band; output no longer capped"))
+        case nil: break
+        }
+        let tick = ControlTick(now: now, dt: dt, target: target, pressure: pressure, readings: readings, feedforward: ff, ceiling: authority.ceiling)
+        return regulator.update(tick, parameters: parameters, pid: &pid, events: &events) ?? pid.output
     }
 
     /// The safe action a fault takes on this channel.
@@ -877,47 +973,31 @@ public struct ChannelController: Sendable {
     /// (one `excursion` event) when the pressure is back in band or regulation ends
     /// by an operator's hold or release.
     private mutating func trackExcursion(now: Double, pressure: Double?, faultFired: Bool) {
-        if openExcursion != nil, faultFired { openExcursion!.cause = "fault" }
+        if excursions.open != nil, faultFired { excursions.open!.kind = .fault }
         guard let t = target, t > 0 else { return }
-        if openExcursion != nil, mode == .holding || mode == .released {
+        if excursions.open != nil, mode == .holding || mode == .released {
             closeExcursion(now: now)
             return
         }
         guard let p = pressure else { return }
         let inside = abs(p - t) <= parameters.band * t
-        if mode == .regulating && inside { settledTarget = t }
-        if var x = openExcursion {
+        if mode == .regulating && inside { excursions.settledTarget = t }
+        if var x = excursions.open {
             if abs(p - x.setpoint) > abs(x.worstError) { x.worstError = p - x.setpoint }
-            openExcursion = x
+            excursions.open = x
             if inside { closeExcursion(now: now) }
-        } else if !inside, settledTarget == t, mode == .regulating || mode == .tripped {
-            openExcursion = ExcursionRecord(start: now, end: nil, setpoint: t, worstError: p - t,
-                                            cause: mode == .tripped ? "fault" : (authority.isLost ? "saturation" : "disturbance"))
+        } else if !inside, excursions.settledTarget == t, mode == .regulating || mode == .tripped {
+            excursions.open = ExcursionRecord(start: now, end: nil, setpoint: t, worstError: p - t,
+                                              kind: mode == .tripped ? .fault : (authority.isLost ? .saturation : .disturbance))
         }
     }
 
     private mutating func closeExcursion(now: Double) {
-        guard var x = openExcursion else { return }
+        guard var x = excursions.open else { return }
         x.end = now
-        openExcursion = nil
-        excursionStats.add(x)
+        excursions.open = nil
+        excursions.stats.add(x)
         events.append(.excursion(x))
-    }
-
-    /// `sensor_frozen` when fresh samples (their time moves) have carried exactly the
-    /// same value for `frozenAfter` seconds while the sensor is loaded.
-    private mutating func frozenCheck(_ f: Sample?, now: Double) -> String? {
-        let limit = parameters.sensor.frozenAfter
-        guard limit > 0, let f, f.value.isFinite, now - f.time <= parameters.sensor.staleAfter,
-              abs(f.value) > 0.01 * parameters.sensor.maxForce else { frozenRun = nil; return nil }
-        guard var run = frozenRun, run.value == f.value else {
-            frozenRun = (f.value, f.time, f.time, 1)
-            return nil
-        }
-        if f.time > run.lastTime { run.lastTime = f.time; run.count += 1 }
-        frozenRun = run
-        guard run.lastTime - run.since >= limit, run.count >= 5 else { return nil }
-        return "force reading stuck at exactly \(fmt(f.value)) N for \(Int(run.lastTime - run.since)) s over \(run.count) fresh samples"
     }
 
     /// Clears latched faults that are all recoverable and have been absent for the
@@ -928,32 +1008,32 @@ public struct ChannelController: Sendable {
         let s = parameters.sensor
         guard mode == .tripped, s.recoverAfter > 0, faults.isLatched,
               faults.records.allSatisfy({ $0.code.isRecoverable && !$0.active }), pressure != nil else {
-            recoveryGoodSince = nil
+            recovery.goodSince = nil
             return
         }
-        let since = recoveryGoodSince ?? now
-        recoveryGoodSince = since
+        let since = recovery.goodSince ?? now
+        recovery.goodSince = since
         guard now - since >= s.recoverAfter else { return }
         let codes = faults.records.map(\.code)
-        recoveryTimes.removeAll { now - $0 >= 3600 }
-        guard recoveryTimes.count < s.maxRecoveriesPerHour else {
-            if !recoveryBudgetReported {
-                recoveryBudgetReported = true
-                events.append(.recovery(state: "latched", codes: codes, detail: "\(recoveryTimes.count) automatic recoveries in the last hour (max_recoveries_per_hour = \(s.maxRecoveriesPerHour)); acknowledge to resume"))
+        recovery.times.removeAll { now - $0 >= 3600 }
+        guard recovery.times.count < s.maxRecoveriesPerHour else {
+            if !recovery.budgetReported {
+                recovery.budgetReported = true
+                events.append(.recovery(state: "latched", codes: codes, detail: "\(recovery.times.count) automatic recoveries in the last hour (max_recoveries_per_hour = \(s.maxRecoveriesPerHour)); acknowledge to resume"))
             }
             return
         }
-        recoveryTimes.append(now)
-        recoveryCount += 1
-        recoveryBudgetReported = false
-        recoveryGoodSince = nil
+        recovery.times.append(now)
+        recovery.count += 1
+        recovery.budgetReported = false
+        recovery.goodSince = nil
         let raised = faults.records.map(\.raisedAt).min() ?? now
         _ = faults.acknowledge()
-        rampingToSafe = false
+        setRampingToSafe(false)
         pid.setManual(output: pid.output)
         changeMode(.holding, reason: "recovered: \(codes.map(\.rawValue).joined(separator: ","))")
-        let before = beforeTrip
-        beforeTrip = nil
+        let before = recovery.beforeTrip
+        recovery.beforeTrip = nil
         var resumed = "holding"
         if before?.mode == .regulating, let t = before?.target {
             applyTarget(min(max(t, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: nil, resuming: true)
@@ -967,36 +1047,91 @@ public struct ChannelController: Sendable {
             changeMode(.released, reason: "recovered")
             resumed = "released"
         }
-        events.append(.recovery(state: "resumed", codes: codes, detail: "signal good for \(fmt(s.recoverAfter)) s after \(fmt(now - raised)) s; \(resumed) (\(recoveryTimes.count) of \(s.maxRecoveriesPerHour) recoveries this hour)"))
+        events.append(.recovery(state: "resumed", codes: codes, detail: "signal good for \(fmt(s.recoverAfter)) s after \(fmt(now - raised)) s; \(resumed) (\(recovery.times.count) of \(s.maxRecoveriesPerHour) recoveries this hour)"))
     }
 
     /// The state to publish after a tick.
     public var state: ChannelState {
-        let p = lastStale ? nil : lastReadings.force.flatMap { f in f.value.isFinite ? parameters.pressure(fromForce: f.value) : nil }
+        let p = last.stale ? nil : last.readings.force.flatMap { f in f.value.isFinite ? parameters.pressure(fromForce: f.value) : nil }
         var inBand = false
         if mode == .regulating, let t = target, let p, t > 0 { inBand = abs(p - t) <= parameters.band * t }
         return ChannelState(
-            name: parameters.name, mode: mode, time: lastStep ?? 0, target: target,
+            name: parameters.name, mode: mode, time: last.time ?? 0, target: target,
             workingSetpoint: mode == .regulating ? pid.workingSetpoint : nil,
-            pressure: p, force: lastReadings.force?.value, stale: lastStale,
+            pressure: p, force: last.readings.force?.value, stale: last.stale,
             output: pid.output, terms: pid.lastTerms, faults: faults.records,
-            inBand: inBand, readings: lastReadings, ramp: pid.parameters.setpointRampRate, program: program,
+            inBand: inBand, readings: last.readings, ramp: pid.parameters.setpointRampRate, program: program,
             limits: parameters.limits, cellArea: parameters.cellArea,
             control: ControlStatus(
                 strategy: parameters.strategy, autotune: autotuner, lastTune: lastTune, memory: adapter?.memory,
                 kp: pid.parameters.kp, ki: pid.parameters.ki, feedforwardGain: parameters.feedforward.gain * gainScale,
-                active: activeController, sweep: sweep, lastSweep: lastSweep, supervisor: supervisor),
-            excursion: openExcursion, excursions: excursionStats, authorityLost: authority.isLost, recoveries: recoveryCount)
+                activeControl: activeControl, sweep: sweep, lastSweep: lastSweep, supervisor: supervisor,
+                setpointOwner: arbiter.owner),
+            excursion: excursions.open, excursions: excursions.stats, authorityLost: authority.isLost, recoveries: recovery.count)
     }
 
-    /// What is computing the output now.
-    public var activeController: String {
-        if autotuner != nil { return "autotune" }
-        switch parameters.strategy {
-        case .pid: return "pid"
-        case .adaptive: return adapter == nil ? "pid" : "adaptive"
-        case .learned: return adapter == nil ? "pid" : (adapter!.memory.learnedActive ? "learned" : "adaptive")
+    /// What is computing the output now: the experiment swapped in, else the regulator.
+    public var activeControl: ActiveControl { experiment?.active ?? regulator.active }
+
+    /// `activeControl`'s wire spelling: pid, adaptive, learned or autotune.
+    public var activeController: String { activeControl.rawValue }
+}
+
+/// Time, reading and pressure of a channel's last tick.
+private struct LastTick {
+    var time: Double?
+    /// The last valid pressure, MPa.
+    var pressure: Double?
+    var readings = ChannelReadings()
+    /// The last force sample was older than the staleness limit.
+    var stale = false
+}
+
+/// Since when the regulated pressure has been outside the band with the output
+/// saturated, and the last output that held the pressure in band.
+private struct SaturationWatch {
+    var since: Double?
+    var lastGoodOutput: Double?
+}
+
+/// Excursions out of the band: the target the pressure has settled in band at since it
+/// was last set (excursions are judged only then: the approach to a new setpoint is not
+/// one), the excursion in progress and the counts.
+private struct ExcursionTracker {
+    var settledTarget: Double?
+    var open: ExcursionRecord?
+    var stats = ExcursionStats()
+}
+
+/// Automatic recovery: what the channel was doing when the trip fired, since when every
+/// latched fault has been recoverable and absent, and the recent recoveries.
+private struct RecoveryState {
+    var beforeTrip: (mode: ChannelMode, target: Double?, programRunning: Bool)?
+    var goodSince: Double?
+    var times: [Double] = []
+    var count = 0
+    var budgetReported = false
+}
+
+/// Frozen-sensor check: the value of the present run of identical samples, when it
+/// began, the last sample time seen and how many fresh samples it has had.
+private struct FrozenSensorWatch {
+    private var run: (value: Double, since: Double, lastTime: Double, count: Int)?
+
+    /// `sensor_frozen` when fresh samples (their time moves) have carried exactly the
+    /// same value for `frozenAfter` seconds while the sensor is loaded.
+    mutating func check(_ f: Sample?, now: Double, sensor: SensorLimits) -> String? {
+        let limit = sensor.frozenAfter
+        guard limit > 0, let f, f.value.isFinite, now - f.time <= sensor.staleAfter,
+              abs(f.value) > 0.01 * sensor.maxForce else { run = nil; return nil }
+        guard var r = run, r.value == f.value else {
+            run = (f.value, f.time, f.time, 1)
+            return nil
         }
+        if f.time > r.lastTime { r.lastTime = f.time; r.count += 1 }
+        run = r
+        guard r.lastTime - r.since >= limit, r.count >= 5 else { return nil }
+        return "force reading stuck at exactly \(fmt(f.value)) N for \(Int(r.lastTime - r.since)) s over \(r.count) fresh samples"
     }
 }
 

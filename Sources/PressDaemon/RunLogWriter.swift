@@ -60,6 +60,9 @@ func format(_ e: LoopEvent) -> FormattedEvent {
     case .recovery(let state, let codes, let detail):
         md["recovery"] = "\(state)"; md["faults"] = "\(codes.map(\.rawValue).joined(separator: ","))"
         return FormattedEvent(kind: "recovery", detail: "\(state) [\(codes.map(\.rawValue).joined(separator: ", "))]: \(detail)", level: state == "latched" ? .error : .warning, metadata: md)
+    case .setpointOwner(let h):
+        md["from"] = "\(h.from.rawValue)"; md["to"] = "\(h.to.rawValue)"
+        return FormattedEvent(kind: "owner", detail: "setpoint: \(h.from.rawValue) → \(h.to.rawValue)", level: .info, metadata: md)
     case .sweepFinished(let r):
         md["sweep"] = "\(r.status)"
         return FormattedEvent(kind: "sweep", detail: "\(r.status): \(r.summary)", level: r.status == "aborted" ? .warning : .notice, metadata: md)

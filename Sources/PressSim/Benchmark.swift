@@ -325,7 +325,7 @@ public enum ControlBenchmark {
                 if case .faultRaised(let r, _) = e { faults.append(r.code.rawValue) }
                 if case .recovery("resumed", _, _) = e { recoveries += 1 }
             }
-            let p = plant.trueForce / (scenario.area * 100)
+            let p = StackUnits.pressure(force: plant.trueForce, area: scenario.area)
             let err = abs(p - target)
             let inside5 = err <= 0.05 * target
             if inside5 { enteredAt = enteredAt ?? t } else { enteredAt = nil }

@@ -64,7 +64,7 @@ public enum SimPresets {
 
     /// Controller parameters matching ``pneumaticChannel(area:seed:)``.
     public static func pneumaticController(area: Double = 2) -> ChannelParameters {
-        let k = 3117 / (area * 100)
+        let k = StackUnits.pressure(force: 3117, area: area)
         return ChannelParameters(
             name: "B", cellArea: area,
             pid: PIDParameters(kp: 0.02, ki: 0.3, kd: 0, derivativeFilterTime: 0.05,

@@ -106,7 +106,7 @@ public struct CellModel: Sendable, Equatable {
     /// ambient `ambient` °C.
     public mutating func advance(dt: Double, force: Double, current: Double, ambient: Double) {
         charge += current * dt / 3600 / p.area
-        let pressure = max(0, force) / (p.area * 100)
+        let pressure = StackUnits.pressure(force: max(0, force), area: p.area)
         let drive = pow(pressure / p.creepReferencePressure, p.creepExponent)
         creep += p.creepRate * drive * max(0, 1 - creep / p.creepLimit) * dt
         let steady = ambient + p.selfHeating * current * current

@@ -153,7 +153,7 @@ public final class SimChannel: ChannelBackend {
         }
         advance(to: now)
         let c = cell
-        let pressure = trueForce / (c.p.area * 100)
+        let pressure = StackUnits.pressure(force: trueForce, area: c.p.area)
         let r = c.interfacialResistance(pressure: pressure) * (1 + impedanceNoise * rng.gaussian())
         return ChannelReadings(
             force: loadCell.last,
