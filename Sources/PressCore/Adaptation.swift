@@ -327,7 +327,7 @@ public struct PlantAdapter: Sendable {
                 memory.lastGoodScale = memory.scale; memory.lastGoodPlant = memory.plant.theta
                 if divergenceReported {
                     divergenceReported = false
-                    events.append("plant estimate credible again (gain \(fmt(memory.plant.theta[0])) × tuned) after \(memory.fallbacks) fallback(s)")
+                    events.append("plant estimate credible again (gain \(fmt3(memory.plant.theta[0])) × tuned) after \(memory.fallbacks) fallback(s)")
                 }
             }
         case .uncertain:
@@ -343,7 +343,7 @@ public struct PlantAdapter: Sendable {
                 badRun = 0
                 if !divergenceReported {
                     divergenceReported = true
-                    events.append("plant estimate diverged (gain \(fmt(g)) × tuned, plausible 1/16…16); restored the last good gains (scale \(fmt(memory.scale)))")
+                    events.append("plant estimate diverged (gain \(fmt3(g)) × tuned, plausible 1/16…16); restored the last good gains (scale \(fmt3(memory.scale)))")
                 }
             }
         }
@@ -407,11 +407,11 @@ public struct PlantAdapter: Sendable {
             memory.activeError += delta / Double(activeWindows)
             activeSquares += delta * (absError - memory.activeError)
             if memory.confidence < settings.confidenceLow {
-                handOver = "learned model confidence \(fmt(memory.confidence)); handed over to the adaptive PID"
+                handOver = "learned model confidence \(fmt3(memory.confidence)); handed over to the adaptive PID"
             } else if activeWindows >= 120,
                       memory.activeError > 1.25 * memory.errorBeforeActivation
                         + 3 * (activeSquares / Double(activeWindows - 1) / Double(activeWindows)).squareRoot() + 1e-6 {
-                handOver = "feedforward did not reduce the pressure error (\(fmt(memory.activeError * 1000)) vs \(fmt(memory.errorBeforeActivation * 1000)) kPa); handed over to the adaptive PID for 10 min"
+                handOver = "feedforward did not reduce the pressure error (\(fmt3(memory.activeError * 1000)) vs \(fmt3(memory.errorBeforeActivation * 1000)) kPa); handed over to the adaptive PID for 10 min"
                 memory.blockedUntil = now + 600
             }
         }
@@ -433,7 +433,7 @@ public struct PlantAdapter: Sendable {
                 memory.disturbanceOutput = 0
                 memory.errorBeforeActivation = memory.regulationError
                 memory.activeError = memory.regulationError
-                events.append("learned model confidence \(fmt(memory.confidence)); disturbance feedforward on")
+                events.append("learned model confidence \(fmt3(memory.confidence)); disturbance feedforward on")
             }
         } else if memory.confidence < settings.confidenceHigh { confidentSince = nil }
         return AdaptationUpdate(handedOver: handed, events: events)

@@ -73,13 +73,13 @@ public struct AuthorityMonitor: Sendable {
         var needs = Self.evidenceTime
         if atUpperLimit && output >= outputMax - 1e-9 * max(1, abs(outputMax)) {
             // Also on the way to a new setpoint (no air when the run starts).
-            evidence = "output at its limit (\(fmt(output)))"
+            evidence = "output at its limit (\(fmt3(output)))"
         } else if settled, let g = modelGain, g > 0 {
             // Only after the pressure has settled at this target: on the way there a
             // screw closing its gap to the stack moves without effect, rightly.
             let expected = (output - ref.output) / g
             if expected > 2 * band * target && pressure - ref.pressure < 0.25 * expected {
-                evidence = "output moved \(fmt(output - ref.output)) (≈ \(fmt(expected)) MPa by the model), the pressure \(fmt(pressure - ref.pressure)) MPa"
+                evidence = "output moved \(fmt3(output - ref.output)) (≈ \(fmt3(expected)) MPa by the model), the pressure \(fmt3(pressure - ref.pressure)) MPa"
                 needs = Self.noEffectTime
             }
         }

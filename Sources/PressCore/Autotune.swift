@@ -205,7 +205,7 @@ public struct RelayAutotuner: Sendable, Equatable, Codable {
             return fail("no regular oscillation within \(Int(settings.timeout)) s (phase \(phase.name)); gains unchanged")
         }
         if pressure > ceiling + 0.5 * settings.maxExcursion || pressure < floor - 0.5 * settings.maxExcursion {
-            return fail("pressure \(fmt(pressure)) MPa left the allowed excursion \(fmt(floor))…\(fmt(ceiling)) MPa; gains unchanged")
+            return fail("pressure \(fmt3(pressure)) MPa left the allowed excursion \(fmt3(floor))…\(fmt3(ceiling)) MPa; gains unchanged")
         }
         let t = now - phaseStart
         defer { lastTime = now }
@@ -216,10 +216,10 @@ public struct RelayAutotuner: Sendable, Equatable, Codable {
                 baselineMean = sum / n
                 noise = max(0, sumSq / n - baselineMean * baselineMean).squareRoot()
                 guard abs(baselineMean - setpoint) < settings.maxExcursion / 2 else {
-                    return fail("pressure \(fmt(baselineMean)) MPa is not settled at the setpoint \(fmt(setpoint)) MPa")
+                    return fail("pressure \(fmt3(baselineMean)) MPa is not settled at the setpoint \(fmt3(setpoint)) MPa")
                 }
                 guard noise < settings.maxExcursion / 8 else {
-                    return fail("pressure noise \(fmt(noise)) MPa is too large for an excursion of \(fmt(settings.maxExcursion)) MPa")
+                    return fail("pressure noise \(fmt3(noise)) MPa is too large for an excursion of \(fmt3(settings.maxExcursion)) MPa")
                 }
                 // Ramp the output so that, by the prior, the pressure would move half the
                 // excursion in 2 s; stop as soon as it has. A plant far stiffer than the
@@ -249,7 +249,7 @@ public struct RelayAutotuner: Sendable, Equatable, Codable {
                 } else {
                     let next = output + rampRate * max(0, now - lastTime)
                     guard abs(next - bias) <= rampLimit, next >= outputMin, next <= outputMax else {
-                        return fail("the pressure did not follow the output ramp to \(fmt(output)) (ΔP \(fmt(pressure - baselineMean)) MPa); check the actuator")
+                        return fail("the pressure did not follow the output ramp to \(fmt3(output)) (ΔP \(fmt3(pressure - baselineMean)) MPa); check the actuator")
                     }
                     output = next
                 }
@@ -266,7 +266,7 @@ public struct RelayAutotuner: Sendable, Equatable, Codable {
                     }
                     gain = (final - first.p) / (output - first.u)
                     guard gain.isFinite, gain > 0 else {
-                        return fail("the pressure moved against the output (ΔP \(fmt(final - first.p)) MPa for Δu \(fmt(output - first.u))); check the actuator's direction")
+                        return fail("the pressure moved against the output (ΔP \(fmt3(final - first.p)) MPa for Δu \(fmt3(output - first.u))); check the actuator's direction")
                     }
                     output = bias
                     hyst = settings.hysteresis ?? max(4 * noise, 0.1 * settings.maxExcursion)
@@ -275,7 +275,7 @@ public struct RelayAutotuner: Sendable, Equatable, Codable {
                     let secant = (final - baselineMean) / (output - bias)
                     amplitude = 0.5 * settings.maxExcursion / (secant > 0 && secant.isFinite ? min(secant, gain) : gain)
                     amplitude = min(amplitude, bias - outputMin, outputMax - bias)
-                    guard amplitude > 0 else { return fail("no room for a relay around output \(fmt(bias))") }
+                    guard amplitude > 0 else { return fail("no room for a relay around output \(fmt3(bias))") }
                     initialAmplitude = amplitude
                     relayHigh = pressure < setpoint
                     switches.removeAll(); peaks.removeAll()
@@ -298,7 +298,7 @@ public struct RelayAutotuner: Sendable, Equatable, Codable {
                 // that needs more is fighting something (a jam, an end stop), not friction.
                 let larger = min(amplitude * 1.5, bias - outputMin, outputMax - bias, 8 * initialAmplitude)
                 guard larger > amplitude * 1.01 else {
-                    return fail("the relay at \(fmt(amplitude / initialAmplitude))× its planned amplitude does not move the pressure across the band; gains unchanged")
+                    return fail("the relay at \(fmt3(amplitude / initialAmplitude))× its planned amplitude does not move the pressure across the band; gains unchanged")
                 }
                 amplitude = larger
                 switches.removeAll(); peaks.removeAll()
@@ -347,7 +347,7 @@ public struct RelayAutotuner: Sendable, Equatable, Codable {
         let sd = (periods.reduce(0) { $0 + ($1 - pu) * ($1 - pu) } / Double(periods.count)).squareRoot()
         let spread = sd / pu
         guard spread < 0.3 else { return fail("oscillation period irregular (spread \(Int(spread * 100)) %); gains unchanged") }
-        guard a > hyst else { return fail("oscillation amplitude \(fmt(a)) MPa not above the hysteresis; gains unchanged") }
+        guard a > hyst else { return fail("oscillation amplitude \(fmt3(a)) MPa not above the hysteresis; gains unchanged") }
         let ku = 4 * amplitude / (.pi * (a * a - hyst * hyst).squareRoot())
         let w = 2 * Double.pi / pu
         let kk = gain * ku

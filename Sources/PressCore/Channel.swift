@@ -378,7 +378,7 @@ public struct ChannelController: Sendable {
         if let d {
             supervisorConverged = false
             applyTarget(min(max(d.setpoint, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: nil)
-            events.append(.supervisor("setpoint \(fmt(t)) → \(fmt(d.setpoint)) MPa: \(d.reason)"))
+            events.append(.supervisor("setpoint \(fmt3(t)) → \(fmt3(d.setpoint)) MPa: \(d.reason)"))
         } else if s.convergedAt != nil && !supervisorConverged {
             supervisorConverged = true
             events.append(.supervisor(s.lastReason ?? "converged"))
@@ -426,20 +426,20 @@ public struct ChannelController: Sendable {
         guard mode == .regulating, let t = target else { throw .unsafe("the channel must be regulating at the pressure to tune at") }
         try mayTake(.autotune)
         guard let p = last.pressure, abs(p - t) <= parameters.band * t, pid.workingSetpoint.map({ abs($0 - t) < 1e-9 }) ?? true else {
-            throw .unsafe("the pressure must be settled in band at the setpoint \(fmt(t)) MPa")
+            throw .unsafe("the pressure must be settled in band at the setpoint \(fmt3(t)) MPa")
         }
         guard t + s.maxExcursion * 1.5 < parameters.limits.trip else {
-            throw .unsafe("setpoint \(fmt(t)) MPa + 1.5 × excursion \(fmt(s.maxExcursion)) MPa reaches the trip level \(fmt(parameters.limits.trip)) MPa")
+            throw .unsafe("setpoint \(fmt3(t)) MPa + 1.5 × excursion \(fmt3(s.maxExcursion)) MPa reaches the trip level \(fmt3(parameters.limits.trip)) MPa")
         }
         guard t - s.maxExcursion >= parameters.limits.minSetpoint else {
-            throw .unsafe("setpoint \(fmt(t)) MPa − excursion \(fmt(s.maxExcursion)) MPa is below the minimum setpoint \(fmt(parameters.limits.minSetpoint)) MPa")
+            throw .unsafe("setpoint \(fmt3(t)) MPa − excursion \(fmt3(s.maxExcursion)) MPa is below the minimum setpoint \(fmt3(parameters.limits.minSetpoint)) MPa")
         }
         let grant = try take(.autotune)
         let inverse = parameters.feedforward.gain > 0 ? parameters.feedforward.gain * gainScale : (lastTune.map { 1 / $0.processGain } ?? 0)
         experiment = AutotuneLaw(tuner: RelayAutotuner(settings: s, setpoint: t, bias: pid.output, inverseGain: inverse,
                                                        outputMin: parameters.pid.outputMin, outputMax: parameters.pid.outputMax, limits: parameters.limits))
         pid.setManual(output: pid.output)
-        events.append(.autotune(state: "started", detail: "at \(fmt(t)) MPa, excursion ±\(fmt(s.maxExcursion)) MPa, rule \(s.rule.rawValue)"))
+        events.append(.autotune(state: "started", detail: "at \(fmt3(t)) MPa, excursion ±\(fmt3(s.maxExcursion)) MPa, rule \(s.rule.rawValue)"))
         handedOver(grant.handover)
     }
 
@@ -471,7 +471,7 @@ public struct ChannelController: Sendable {
             pid.setManual(output: r.bias)
             pid.setParameters(effectivePID(ramp: ramp))
             pid.setAutomatic(measurement: pressure, feedforward: totalFeedforward(target ?? r.setpoint))
-            events.append(.autotune(state: "done", detail: "rule \(r.rule.rawValue): kp \(fmt(r.kp)) ki \(fmt(r.ki)); Ku \(fmt(r.ultimateGain)) Pu \(fmt(r.ultimatePeriod)) s; K \(r.processGain) MPa/unit, τ \(fmt(r.timeConstant)) s, θ \(fmt(r.deadTime)) s"))
+            events.append(.autotune(state: "done", detail: "rule \(r.rule.rawValue): kp \(fmt3(r.kp)) ki \(fmt3(r.ki)); Ku \(fmt3(r.ultimateGain)) Pu \(fmt3(r.ultimatePeriod)) s; K \(r.processGain) MPa/unit, τ \(fmt3(r.timeConstant)) s, θ \(fmt3(r.deadTime)) s"))
         case .failed(let why):
             pid.setManual(output: tuner.bias)
             pid.setAutomatic(measurement: pressure, feedforward: totalFeedforward(tuner.setpoint))
@@ -498,7 +498,7 @@ public struct ChannelController: Sendable {
         let grant = try take(.sweep)
         sweep = CSPSweep(settings: s)
         applyTarget(s.from, ramp: nil)
-        events.append(.sweep(state: "started", detail: "\(fmt(s.from)) → \(fmt(s.to)) MPa in \(s.steps) levels, \(Int(s.dwell)) s each"))
+        events.append(.sweep(state: "started", detail: "\(fmt3(s.from)) → \(fmt3(s.to)) MPa in \(s.steps) levels, \(Int(s.dwell)) s each"))
         handedOver(grant.handover)
     }
 
@@ -531,7 +531,7 @@ public struct ChannelController: Sendable {
         s.update(now: now, pressure: pressure, inBand: inBand && target == s.setpoint,
                  resistance: readings.interfacialResistance?.value, temperature: readings.temperature?.value)
         if s.points.count > before, let p = s.points.last {
-            events.append(.sweep(state: "level", detail: "\(fmt(p.pressure)) MPa: \(fmt(p.resistance)) ± \(fmt(p.resistanceSD)) Ω·cm² (\(p.samples) samples)"))
+            events.append(.sweep(state: "level", detail: "\(fmt3(p.pressure)) MPa: \(fmt3(p.resistance)) ± \(fmt3(p.resistanceSD)) Ω·cm² (\(p.samples) samples)"))
         }
         if s.finished { return finishSweep(s) }
         sweep = s
@@ -826,13 +826,13 @@ public struct ChannelController: Sendable {
         var judged = pressure
         if judged == nil, let f = readings.force?.value, f.isFinite, f > s.maxForce { judged = parameters.pressure(fromForce: f) }
         if let p = judged, p > parameters.limits.trip {
-            present[.overPressure] = "stack pressure \(fmt(p)) MPa above trip level \(fmt(parameters.limits.trip)) MPa"
+            present[.overPressure] = "stack pressure \(fmt3(p)) MPa above trip level \(fmt3(parameters.limits.trip)) MPa"
         }
 
         if readings.emergencyStop == true { present[.emergencyStop] = "emergency-stop input active" }
-        if readings.limitSwitch == true { present[.limitSwitch] = "travel limit switch active (output \(fmt(pid.output)))" }
+        if readings.limitSwitch == true { present[.limitSwitch] = "travel limit switch active (output \(fmt3(pid.output)))" }
         if let limit = parameters.nonUniformityAlarm, let u = nonUniformity(readings.loadCellForces), u > limit {
-            present[.nonUniformLoad] = "load cells differ by \(fmt(u * 100)) % of their mean (alarm at \(fmt(limit * 100)) %)"
+            present[.nonUniformLoad] = "load cells differ by \(fmt3(u * 100)) % of their mean (alarm at \(fmt3(limit * 100)) %)"
         }
         return (present, pressure)
     }
@@ -846,7 +846,7 @@ public struct ChannelController: Sendable {
             else if pid.lastTerms.saturated { saturation.since = saturation.since ?? now }
             else { saturation.since = nil }
             if let since = saturation.since, now - since >= parameters.limits.saturationTimeout {
-                present[.cannotReachSetpoint] = "pressure \(fmt(p)) MPa, setpoint \(fmt(t)) MPa: output at its limit (\(fmt(pid.output))) for \(Int(now - since)) s"
+                present[.cannotReachSetpoint] = "pressure \(fmt3(p)) MPa, setpoint \(fmt3(t)) MPa: output at its limit (\(fmt3(pid.output))) for \(Int(now - since)) s"
             }
         } else if mode != .tripped {
             saturation.since = nil
@@ -856,7 +856,7 @@ public struct ChannelController: Sendable {
             // from the setpoint at the held output — beyond twice the band, since friction
             // or hysteresis alone can leave a held output just outside it (an
             // acknowledgement must not clear it while the supply is still short).
-            present[.cannotReachSetpoint] = "pressure \(fmt(p)) MPa still more than twice the band from \(fmt(t)) MPa at the held output \(fmt(pid.output))"
+            present[.cannotReachSetpoint] = "pressure \(fmt3(p)) MPa still more than twice the band from \(fmt3(t)) MPa at the held output \(fmt3(pid.output))"
         }
     }
 
@@ -949,9 +949,9 @@ public struct ChannelController: Sendable {
         switch change {
         case .lost(let cap, let why)?:
             if excursions.open != nil, excursions.open!.kind == .disturbance { excursions.open!.kind = .saturation }
-            events.append(.authority(state: "lost", detail: "the pressure (\(fmt(pressure)) MPa, setpoint \(fmt(target))) does not answer the output: \(why); output capped at \(fmt(cap)), what the setpoint needs plus half the band, until the pressure is back in band"))
+            events.append(.authority(state: "lost", detail: "the pressure (\(fmt3(pressure)) MPa, setpoint \(fmt3(target))) does not answer the output: \(why); output capped at \(fmt3(cap)), what the setpoint needs plus half the band, until the pressure is back in band"))
         case .regained?:
-            events.append(.authority(state: "regained", detail: "pressure \(fmt(pressure)) MPa back in band; output no longer capped"))
+            events.append(.authority(state: "regained", detail: "pressure \(fmt3(pressure)) MPa back in band; output no longer capped"))
         case nil: break
         }
         let tick = ControlTick(now: now, dt: dt, target: target, pressure: pressure, readings: readings, feedforward: ff, ceiling: authority.ceiling)
@@ -1037,7 +1037,7 @@ public struct ChannelController: Sendable {
         var resumed = "holding"
         if before?.mode == .regulating, let t = before?.target {
             applyTarget(min(max(t, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: nil, resuming: true)
-            resumed = "regulating at \(fmt(t)) MPa"
+            resumed = "regulating at \(fmt3(t)) MPa"
             if before?.programRunning == true, var r = program, r.state == .paused {
                 r.resume(); program = r
                 events.append(.programState(name: r.program.name, state: "resumed", detail: "after automatic recovery"))
@@ -1047,7 +1047,7 @@ public struct ChannelController: Sendable {
             changeMode(.released, reason: "recovered")
             resumed = "released"
         }
-        events.append(.recovery(state: "resumed", codes: codes, detail: "signal good for \(fmt(s.recoverAfter)) s after \(fmt(now - raised)) s; \(resumed) (\(recovery.times.count) of \(s.maxRecoveriesPerHour) recoveries this hour)"))
+        events.append(.recovery(state: "resumed", codes: codes, detail: "signal good for \(fmt3(s.recoverAfter)) s after \(fmt3(now - raised)) s; \(resumed) (\(recovery.times.count) of \(s.maxRecoveriesPerHour) recoveries this hour)"))
     }
 
     /// The state to publish after a tick.
@@ -1131,13 +1131,8 @@ private struct FrozenSensorWatch {
         if f.time > r.lastTime { r.lastTime = f.time; r.count += 1 }
         run = r
         guard r.lastTime - r.since >= limit, r.count >= 5 else { return nil }
-        return "force reading stuck at exactly \(fmt(f.value)) N for \(Int(r.lastTime - r.since)) s over \(r.count) fresh samples"
+        return "force reading stuck at exactly \(fmt3(f.value)) N for \(Int(r.lastTime - r.since)) s over \(r.count) fresh samples"
     }
-}
-
-@inline(__always) func fmt(_ v: Double) -> String {
-    let r = (v * 1000).rounded() / 1000
-    return "\(r)"
 }
 
 /// (max − min) / mean of several load cells' forces; nil for fewer than two or a

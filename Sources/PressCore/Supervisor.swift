@@ -133,14 +133,14 @@ public struct ImpedanceSupervisor: Sendable, Equatable, Codable {
         if !locked && (setpoint < s.windowMin - 1e-9 || setpoint > s.windowMax + 1e-9) {
             let to = s.pressure(s.level(setpoint))
             levelSince = now
-            return decide(to, "setpoint \(fmt(setpoint)) MPa is outside the supervisor's window \(fmt(s.windowMin))…\(fmt(s.windowMax)) MPa")
+            return decide(to, "setpoint \(fmt3(setpoint)) MPa is outside the supervisor's window \(fmt3(s.windowMin))…\(fmt3(s.windowMax)) MPa")
         }
         let k = s.level(setpoint)
         // Between two levels (an operator's setpoint): onto the nearest one, or it could
         // never measure where it is.
         if !locked && abs(setpoint - s.pressure(k)) > 1e-6 {
             levelSince = now
-            return decide(s.pressure(k), "setpoint \(fmt(setpoint)) MPa is between the supervisor's levels: moving to the nearest, \(fmt(s.pressure(k))) MPa")
+            return decide(s.pressure(k), "setpoint \(fmt3(setpoint)) MPa is between the supervisor's levels: moving to the nearest, \(fmt3(s.pressure(k))) MPa")
         }
         if levelSince == nil { levelSince = now }
         let t = now - levelSince!
@@ -153,11 +153,11 @@ public struct ImpedanceSupervisor: Sendable, Equatable, Codable {
         if here.mean > limit && k > 0 {
             convergedAt = nil
             levelSince = now
-            return decide(s.pressure(k - 1), "R \(fmt(here.mean)) Ω·cm² at \(fmt(s.pressure(k))) MPa is above \(fmt(1 + s.margin)) × the minimum \(fmt(map.minimum!)): raising the pressure to keep contact")
+            return decide(s.pressure(k - 1), "R \(fmt3(here.mean)) Ω·cm² at \(fmt3(s.pressure(k))) MPa is above \(fmt3(1 + s.margin)) × the minimum \(fmt3(map.minimum!)): raising the pressure to keep contact")
         }
         guard here.mean <= limit else { return nil }
         guard k + 1 < s.levels else {
-            if convergedAt == nil { convergedAt = now; lastReason = "holding at the window's lower bound \(fmt(s.windowMin)) MPa (R within margin)" }
+            if convergedAt == nil { convergedAt = now; lastReason = "holding at the window's lower bound \(fmt3(s.windowMin)) MPa (R within margin)" }
             return nil
         }
         let below = map.bins[k + 1]
@@ -165,13 +165,13 @@ public struct ImpedanceSupervisor: Sendable, Equatable, Codable {
         if belowKnownBad {
             if convergedAt == nil {
                 convergedAt = now
-                lastReason = "converged: \(fmt(s.pressure(k))) MPa is the lowest pressure with R within \(fmt(1 + s.margin)) × the minimum (R \(fmt(here.mean)), \(fmt(s.pressure(k + 1))) MPa gave \(fmt(below.mean)))"
+                lastReason = "converged: \(fmt3(s.pressure(k))) MPa is the lowest pressure with R within \(fmt3(1 + s.margin)) × the minimum (R \(fmt3(here.mean)), \(fmt3(s.pressure(k + 1))) MPa gave \(fmt3(below.mean)))"
             }
             return nil
         }
         convergedAt = nil
         levelSince = now
-        return decide(s.pressure(k + 1), "R \(fmt(here.mean)) Ω·cm² at \(fmt(s.pressure(k))) MPa is within \(fmt(1 + s.margin)) × the minimum \(fmt(map.minimum!)): trying the lower pressure")
+        return decide(s.pressure(k + 1), "R \(fmt3(here.mean)) Ω·cm² at \(fmt3(s.pressure(k))) MPa is within \(fmt3(1 + s.margin)) × the minimum \(fmt3(map.minimum!)): trying the lower pressure")
     }
 
     private mutating func decide(_ p: Double, _ why: String) -> SupervisorDecision {

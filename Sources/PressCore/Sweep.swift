@@ -216,8 +216,8 @@ extension SweepResult {
     /// One line for the journal and the run log.
     public var summary: String {
         guard let f = fit else { return (note ?? "no fit") + "; \(points.count) levels" }
-        return "critical stack pressure \(fmt(f.csp)) MPa (95 % \(fmt(f.cspLow))–\(fmt(f.cspHigh))), 90 % recovery at \(fmt(f.p90)) MPa, "
-            + "plateau \(fmt(f.plateau)) Ω·cm²; \(points.count) levels" + (note.map { "; " + $0 } ?? "")
+        return "critical stack pressure \(fmt3(f.csp)) MPa (95 % \(fmt3(f.cspLow))–\(fmt3(f.cspHigh))), 90 % recovery at \(fmt3(f.p90)) MPa, "
+            + "plateau \(fmt3(f.plateau)) Ω·cm²; \(points.count) levels" + (note.map { "; " + $0 } ?? "")
     }
 }
 
@@ -259,13 +259,13 @@ public struct CSPSweep: Sendable, Equatable, Codable {
         if let r = resistance, r.isFinite {
             if r > settings.runawayFactor * lowestR && lowestR.isFinite {
                 return finish(now: now, status: "aborted",
-                              note: "impedance runaway at \(fmt(pressure ?? setpoint)) MPa: \(fmt(r)) Ω·cm² > \(settings.runawayFactor) × the lowest \(fmt(lowestR))")
+                              note: "impedance runaway at \(fmt3(pressure ?? setpoint)) MPa: \(fmt3(r)) Ω·cm² > \(settings.runawayFactor) × the lowest \(fmt3(lowestR))")
             }
         }
         guard let reached = reachedAt else {
             if inBand { reachedAt = now; sumP = 0; sumR = 0; sumR2 = 0; sumT = 0; n = 0; nT = 0 }
             else if now - soughtSince! > settings.settleTimeout {
-                finish(now: now, status: "aborted", note: "level \(fmt(setpoint)) MPa not reached within \(Int(settings.settleTimeout)) s")
+                finish(now: now, status: "aborted", note: "level \(fmt3(setpoint)) MPa not reached within \(Int(settings.settleTimeout)) s")
             }
             return
         }

@@ -50,8 +50,8 @@ public enum ReadQuantity: String, Sendable, CaseIterable {
         switch self {
         case .forceN: return v
         case .forceKN: return v * 1000
-        case .pressureMPa: return v * area * 100
-        case .pressureBar: return v / 10 * area * 100
+        case .pressureMPa: return StackUnits.force(pressure: v, area: area)
+        case .pressureBar: return StackUnits.force(pressure: v / 10, area: area)
         }
     }
 }

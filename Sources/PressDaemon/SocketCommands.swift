@@ -229,7 +229,7 @@ extension ConnectionHandler {
                 return fail(id, .invalidParams, "calibrate: span needs value and unit (N, kN, or a pressure)", context: context)
             }
             let area = ctx.channels[i].control.cellArea
-            let newtons = u.toMPa(v, cellArea: area) * area * 100
+            let newtons = StackUnits.force(pressure: u.toMPa(v, cellArea: area), area: area)
             guard newtons > 0, newtons.isFinite else { return fail(id, .invalidParams, "calibrate: the known load must be > 0", context: context) }
             action = .span(knownNewtons: newtons, cell: p.cell)
         }

@@ -35,6 +35,7 @@ enum StatusMapping {
 
     static func control(_ c: ControlStatus, now: Double, target: Double?) -> ControlInfo {
         var info = ControlInfo(strategy: c.strategy.rawValue, active: c.active, kp: c.kp, ki: c.ki, feedforwardGain: c.feedforwardGain)
+        info.setpointOwner = c.setpointOwner.rawValue
         if let a = c.autotune {
             var cycles = 0
             if case .relay(let n) = a.phase { cycles = n }

@@ -626,6 +626,9 @@ public struct ControlInfo: Codable, Sendable, Equatable {
     public var strategy: String
     /// What computes the output now: `pid`, `adaptive`, `learned` or `autotune`.
     public var active: String
+    /// Who decides the setpoint now: `operator`, `supervisor`, `resume`, `program`,
+    /// `sweep`, `autotune` or `safety` (a fault's ramp to the safe pressure).
+    public var setpointOwner: String?
     /// Gains and static feedforward gain in force (after the adaptive scale).
     public var kp: Double
     public var ki: Double

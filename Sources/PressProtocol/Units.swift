@@ -13,6 +13,8 @@ public enum SetpointUnit: String, CaseIterable, Sendable {
     public var isForce: Bool { self == .newton || self == .kilonewton }
 
     /// Converts `value` in this unit to MPa of stack pressure on a cell of `area` cm².
+    /// Forces use the same 100 N per MPa·cm² as `PressCore.StackUnits` (this target is
+    /// the client's and imports Foundation only; `UnitsAgreementTests` checks they agree).
     public func toMPa(_ value: Double, cellArea area: Double) -> Double {
         switch self {
         case .pa: return value / 1e6

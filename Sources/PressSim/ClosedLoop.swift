@@ -56,7 +56,7 @@ public enum SimPresets {
             name: "A", cellArea: area,
             pid: PIDParameters(kp: 100, ki: 1500, kd: 0, derivativeFilterTime: 0.05,
                                outputMin: 0, outputMax: 20_000, outputRateLimit: 2500, setpointRampRate: 1),
-            feedforward: Feedforward(gain: area * 100 / 0.2, offset: 0),
+            feedforward: Feedforward(gain: StackUnits.force(pressure: 1, area: area) / 0.2, offset: 0),
             limits: PressureLimits(minSetpoint: 0.1, maxSetpoint: 12, trip: 15),
             sensor: SensorLimits(minForce: -50, maxForce: 2000, staleAfter: 0.25),
             safeOutput: 0)
