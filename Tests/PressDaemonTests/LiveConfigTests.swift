@@ -41,7 +41,9 @@ struct LiveConfigTests {
 
         // tune with no overrides: the reloaded excursion and cycles.
         _ = try c.call("tune", TuneParams(channel: "A", action: .start), as: ActionResult.self)
-        let progress = try #require(try c.channel("A").control?.autotune)
+        let control = try #require(try c.channel("A").control)
+        #expect(control.setpointOwner == "autotune" && control.active == "autotune")
+        let progress = try #require(control.autotune)
         #expect(progress.excursionMpa == 0.3, "autotune excursion \(progress.excursionMpa) MPa")
         #expect(progress.cyclesWanted == 4, "autotune cycles \(progress.cyclesWanted)")
         _ = try c.call("tune", TuneParams(channel: "A", action: .cancel), as: ActionResult.self)
