@@ -103,6 +103,33 @@ public enum CommandRejection: Error, Sendable, Equatable {
     case unsafe(String)
 }
 
+/// What happened to a program (the run log's `program` events).
+public enum ProgramEventState: String, Sendable, CaseIterable {
+    case started, paused, resumed, stopped, finished, failed
+}
+
+/// How an autotune experiment went.
+public enum AutotuneEventState: String, Sendable, CaseIterable {
+    case started, done, failed, cancelled
+}
+
+/// A sweep's progress (its end is ``ChannelEvent/sweepFinished(_:)``).
+public enum SweepEventState: String, Sendable, CaseIterable {
+    case started
+    /// One pressure level measured.
+    case level
+}
+
+/// Whether the actuator moves the pressure.
+public enum AuthorityEventState: String, Sendable, CaseIterable {
+    case lost, regained
+}
+
+/// An automatic recovery, or the hour's budget of them spent.
+public enum RecoveryEventState: String, Sendable, CaseIterable {
+    case resumed, latched
+}
+
 /// Something worth recording that happened in a tick.
 public enum ChannelEvent: Sendable, Equatable {
     case modeChanged(from: ChannelMode, to: ChannelMode, reason: String)
@@ -110,13 +137,13 @@ public enum ChannelEvent: Sendable, Equatable {
     case faultsAcknowledged(cleared: [FaultCode], remaining: [FaultCode])
     case setpointChanged(target: Double, ramp: Double?)
     case programStep(name: String, index: Int, step: String)
-    case programState(name: String, state: String, detail: String)
+    case programState(name: String, state: ProgramEventState, detail: String)
     /// Autotune progress: started, done (with the result), failed (with the reason), cancelled.
-    case autotune(state: String, detail: String)
+    case autotune(state: AutotuneEventState, detail: String)
     /// The adaptive or learned controller changed something worth recording.
     case adaptation(String)
     /// Critical-stack-pressure sweep progress: started, or level (a point measured).
-    case sweep(state: String, detail: String)
+    case sweep(state: SweepEventState, detail: String)
     /// A sweep ended (done or aborted), with its result: the run log keeps it.
     case sweepFinished(SweepResult)
     /// The impedance-aware supervisor moved the setpoint, locked, unlocked or converged.
@@ -126,10 +153,10 @@ public enum ChannelEvent: Sendable, Equatable {
     case excursion(ExcursionRecord)
     /// The pressure stopped answering the output (`lost`: the output is capped at what
     /// the setpoint needs) or answers again (`regained`).
-    case authority(state: String, detail: String)
+    case authority(state: AuthorityEventState, detail: String)
     /// Recoverable faults cleared by themselves and the channel resumed (`resumed`), or
     /// the hour's budget of recoveries was spent and the faults stay latched (`latched`).
-    case recovery(state: String, codes: [FaultCode], detail: String)
+    case recovery(state: RecoveryEventState, codes: [FaultCode], detail: String)
     /// The setpoint changed owner: who took over from whom (see ``SetpointArbiter``).
     case setpointOwner(SetpointHandover)
 }
@@ -307,7 +334,7 @@ public struct ChannelController: Sendable {
         switch owner {
         case .program:
             program = nil
-            events.append(.programState(name: "", state: "stopped", detail: reason))
+            events.append(.programState(name: "", state: .stopped, detail: reason))
         case .sweep: cancelSweep(reason: reason)
         case .autotune: cancelAutotune(reason: "new setpoint")
         case .supervisor: try? lockSupervisor(reason: reason + "; unlock to let it move the setpoint again")
@@ -439,7 +466,7 @@ public struct ChannelController: Sendable {
         experiment = AutotuneLaw(tuner: RelayAutotuner(settings: s, setpoint: t, bias: pid.output, inverseGain: inverse,
                                                        outputMin: parameters.pid.outputMin, outputMax: parameters.pid.outputMax, limits: parameters.limits))
         pid.setManual(output: pid.output)
-        events.append(.autotune(state: "started", detail: "at \(fmt3(t)) MPa, excursion ±\(fmt3(s.maxExcursion)) MPa, rule \(s.rule.rawValue)"))
+        events.append(.autotune(state: .started, detail: "at \(fmt3(t)) MPa, excursion ±\(fmt3(s.maxExcursion)) MPa, rule \(s.rule.rawValue)"))
         handedOver(grant.handover)
     }
 
@@ -455,7 +482,7 @@ public struct ChannelController: Sendable {
             pid.setManual(output: t.bias)
             pid.setAutomatic(measurement: last.pressure ?? t.setpoint, feedforward: totalFeedforward(t.setpoint))
         }
-        events.append(.autotune(state: "cancelled", detail: reason))
+        events.append(.autotune(state: .cancelled, detail: reason))
         ended(.autotune)
     }
 
@@ -471,11 +498,11 @@ public struct ChannelController: Sendable {
             pid.setManual(output: r.bias)
             pid.setParameters(effectivePID(ramp: ramp))
             pid.setAutomatic(measurement: pressure, feedforward: totalFeedforward(target ?? r.setpoint))
-            events.append(.autotune(state: "done", detail: "rule \(r.rule.rawValue): kp \(fmt3(r.kp)) ki \(fmt3(r.ki)); Ku \(fmt3(r.ultimateGain)) Pu \(fmt3(r.ultimatePeriod)) s; K \(r.processGain) MPa/unit, τ \(fmt3(r.timeConstant)) s, θ \(fmt3(r.deadTime)) s"))
+            events.append(.autotune(state: .done, detail: "rule \(r.rule.rawValue): kp \(fmt3(r.kp)) ki \(fmt3(r.ki)); Ku \(fmt3(r.ultimateGain)) Pu \(fmt3(r.ultimatePeriod)) s; K \(r.processGain) MPa/unit, τ \(fmt3(r.timeConstant)) s, θ \(fmt3(r.deadTime)) s"))
         case .failed(let why):
             pid.setManual(output: tuner.bias)
             pid.setAutomatic(measurement: pressure, feedforward: totalFeedforward(tuner.setpoint))
-            events.append(.autotune(state: "failed", detail: why))
+            events.append(.autotune(state: .failed, detail: why))
         default:
             break
         }
@@ -498,7 +525,7 @@ public struct ChannelController: Sendable {
         let grant = try take(.sweep)
         sweep = CSPSweep(settings: s)
         applyTarget(s.from, ramp: nil)
-        events.append(.sweep(state: "started", detail: "\(fmt3(s.from)) → \(fmt3(s.to)) MPa in \(s.steps) levels, \(Int(s.dwell)) s each"))
+        events.append(.sweep(state: .started, detail: "\(fmt3(s.from)) → \(fmt3(s.to)) MPa in \(s.steps) levels, \(Int(s.dwell)) s each"))
         handedOver(grant.handover)
     }
 
@@ -531,7 +558,7 @@ public struct ChannelController: Sendable {
         s.update(now: now, pressure: pressure, inBand: inBand && target == s.setpoint,
                  resistance: readings.interfacialResistance?.value, temperature: readings.temperature?.value)
         if s.points.count > before, let p = s.points.last {
-            events.append(.sweep(state: "level", detail: "\(fmt3(p.pressure)) MPa: \(fmt3(p.resistance)) ± \(fmt3(p.resistanceSD)) Ω·cm² (\(p.samples) samples)"))
+            events.append(.sweep(state: .level, detail: "\(fmt3(p.pressure)) MPa: \(fmt3(p.resistance)) ± \(fmt3(p.resistanceSD)) Ω·cm² (\(p.samples) samples)"))
         }
         if s.finished { return finishSweep(s) }
         sweep = s
@@ -648,7 +675,7 @@ public struct ChannelController: Sendable {
         let grant = try take(.program)
         for owner in grant.ended { stop(owner, reason: "program \(p.name) started") }
         program = ProgramRunner(program: p, startSetpoint: target ?? last.pressure)
-        events.append(.programState(name: p.name, state: "started", detail: "\(p.steps.count) steps"))
+        events.append(.programState(name: p.name, state: .started, detail: "\(p.steps.count) steps"))
         events.append(.programStep(name: p.name, index: 0, step: p.steps[0].name))
         handedOver(grant.handover)
     }
@@ -656,21 +683,21 @@ public struct ChannelController: Sendable {
     public mutating func pauseProgram() throws(CommandRejection) {
         guard var r = program, r.state == .running else { throw .noProgram("no running program to pause") }
         r.pause(); program = r
-        events.append(.programState(name: r.program.name, state: "paused", detail: "step \(r.index)"))
+        events.append(.programState(name: r.program.name, state: .paused, detail: "step \(r.index)"))
     }
 
     public mutating func resumeProgram() throws(CommandRejection) {
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
         guard var r = program, r.state == .paused else { throw .noProgram("no paused program to resume") }
         r.resume(); program = r
-        events.append(.programState(name: r.program.name, state: "resumed", detail: "step \(r.index)"))
+        events.append(.programState(name: r.program.name, state: .resumed, detail: "step \(r.index)"))
     }
 
     /// Stops the program; the channel keeps regulating at the present setpoint.
     public mutating func stopProgram() throws(CommandRejection) {
         guard let r = program else { throw .noProgram("no program loaded") }
         program = nil
-        events.append(.programState(name: r.program.name, state: "stopped", detail: "step \(r.index)"))
+        events.append(.programState(name: r.program.name, state: .stopped, detail: "step \(r.index)"))
         ended(.program)
     }
 
@@ -686,7 +713,7 @@ public struct ChannelController: Sendable {
     private mutating func pauseProgramForSafety(_ why: String) {
         guard var r = program, r.state == .running else { return }
         r.pause(); program = r
-        events.append(.programState(name: r.program.name, state: "paused", detail: why))
+        events.append(.programState(name: r.program.name, state: .paused, detail: why))
     }
 
     /// One tick of a running program: it owns the setpoint while running (and starts
@@ -695,8 +722,8 @@ public struct ChannelController: Sendable {
         guard var r = program, r.state == .running else { return }
         let entered = r.update(now: now) { name in name == "charging" ? readings.charging : nil }
         for i in entered { events.append(.programStep(name: r.program.name, index: i, step: r.program.steps[i].name)) }
-        if r.state == .finished { events.append(.programState(name: r.program.name, state: "finished", detail: "")) }
-        if r.state == .failed { events.append(.programState(name: r.program.name, state: "failed", detail: r.failure ?? "")) }
+        if r.state == .finished { events.append(.programState(name: r.program.name, state: .finished, detail: "")) }
+        if r.state == .failed { events.append(.programState(name: r.program.name, state: .failed, detail: r.failure ?? "")) }
         program = r.state == .finished ? nil : r
         if let sp = r.setpoint, sp != target || (r.ramp ?? parameters.pid.setpointRampRate) != pid.parameters.setpointRampRate {
             applyTarget(min(max(sp, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: r.ramp)
@@ -949,9 +976,9 @@ public struct ChannelController: Sendable {
         switch change {
         case .lost(let cap, let why)?:
             if excursions.open != nil, excursions.open!.kind == .disturbance { excursions.open!.kind = .saturation }
-            events.append(.authority(state: "lost", detail: "the pressure (\(fmt3(pressure)) MPa, setpoint \(fmt3(target))) does not answer the output: \(why); output capped at \(fmt3(cap)), what the setpoint needs plus half the band, until the pressure is back in band"))
+            events.append(.authority(state: .lost, detail: "the pressure (\(fmt3(pressure)) MPa, setpoint \(fmt3(target))) does not answer the output: \(why); output capped at \(fmt3(cap)), what the setpoint needs plus half the band, until the pressure is back in band"))
         case .regained?:
-            events.append(.authority(state: "regained", detail: "pressure \(fmt3(pressure)) MPa back in band; output no longer capped"))
+            events.append(.authority(state: .regained, detail: "pressure \(fmt3(pressure)) MPa back in band; output no longer capped"))
         case nil: break
         }
         let tick = ControlTick(now: now, dt: dt, target: target, pressure: pressure, readings: readings, feedforward: ff, ceiling: authority.ceiling)
@@ -1019,7 +1046,7 @@ public struct ChannelController: Sendable {
         guard recovery.times.count < s.maxRecoveriesPerHour else {
             if !recovery.budgetReported {
                 recovery.budgetReported = true
-                events.append(.recovery(state: "latched", codes: codes, detail: "\(recovery.times.count) automatic recoveries in the last hour (max_recoveries_per_hour = \(s.maxRecoveriesPerHour)); acknowledge to resume"))
+                events.append(.recovery(state: .latched, codes: codes, detail: "\(recovery.times.count) automatic recoveries in the last hour (max_recoveries_per_hour = \(s.maxRecoveriesPerHour)); acknowledge to resume"))
             }
             return
         }
@@ -1040,14 +1067,14 @@ public struct ChannelController: Sendable {
             resumed = "regulating at \(fmt3(t)) MPa"
             if before?.programRunning == true, var r = program, r.state == .paused {
                 r.resume(); program = r
-                events.append(.programState(name: r.program.name, state: "resumed", detail: "after automatic recovery"))
+                events.append(.programState(name: r.program.name, state: .resumed, detail: "after automatic recovery"))
             }
         } else if before?.mode == .released {
             pid.setManual(output: parameters.safeOutput)
             changeMode(.released, reason: "recovered")
             resumed = "released"
         }
-        events.append(.recovery(state: "resumed", codes: codes, detail: "signal good for \(fmt3(s.recoverAfter)) s after \(fmt3(now - raised)) s; \(resumed) (\(recovery.times.count) of \(s.maxRecoveriesPerHour) recoveries this hour)"))
+        events.append(.recovery(state: .resumed, codes: codes, detail: "signal good for \(fmt3(s.recoverAfter)) s after \(fmt3(now - raised)) s; \(resumed) (\(recovery.times.count) of \(s.maxRecoveriesPerHour) recoveries this hour)"))
     }
 
     /// The state to publish after a tick.

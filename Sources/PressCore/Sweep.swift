@@ -193,20 +193,27 @@ func invert4(_ m: [[Double]]) -> [[Double]]? {
     return (0..<4).map { r in (0..<4).map { c in cols[c][r] } }
 }
 
+/// How a sweep ended. Persisted (run log) and shown by its raw value.
+public enum SweepStatus: String, Sendable, Codable, CaseIterable {
+    /// Every level measured (the fit may still have failed: see the note).
+    case done
+    /// Cancelled, pre-empted, or a level could not be reached.
+    case aborted
+}
+
 /// The outcome of a sweep.
 public struct SweepResult: Sendable, Equatable, Codable {
     public var settings: SweepSettings
     public var points: [SweepPoint]
     public var fit: KneeFit?
-    /// `done` or `aborted`.
-    public var status: String
+    public var status: SweepStatus
     /// Why it aborted, or why there is no fit.
     public var note: String?
     /// Loop time at start and end, s.
     public var started: Double
     public var finished: Double
 
-    public init(settings: SweepSettings, points: [SweepPoint], fit: KneeFit?, status: String, note: String?, started: Double, finished: Double) {
+    public init(settings: SweepSettings, points: [SweepPoint], fit: KneeFit?, status: SweepStatus, note: String?, started: Double, finished: Double) {
         self.settings = settings; self.points = points; self.fit = fit; self.status = status; self.note = note
         self.started = started; self.finished = finished
     }
@@ -241,7 +248,7 @@ public struct CSPSweep: Sendable, Equatable, Codable {
     public var setpoint: Double { levels[min(index, levels.count - 1)] }
     public var finished: Bool { result != nil }
 
-    private mutating func finish(now: Double, status: String, note: String?) {
+    private mutating func finish(now: Double, status: SweepStatus, note: String?) {
         var fit = KneeFit.fit(points)
         var note = note
         if fit == nil && note == nil {
@@ -258,14 +265,14 @@ public struct CSPSweep: Sendable, Equatable, Codable {
         if soughtSince == nil { soughtSince = now }
         if let r = resistance, r.isFinite {
             if r > settings.runawayFactor * lowestR && lowestR.isFinite {
-                return finish(now: now, status: "aborted",
+                return finish(now: now, status: .aborted,
                               note: "impedance runaway at \(fmt3(pressure ?? setpoint)) MPa: \(fmt3(r)) Ω·cm² > \(settings.runawayFactor) × the lowest \(fmt3(lowestR))")
             }
         }
         guard let reached = reachedAt else {
             if inBand { reachedAt = now; sumP = 0; sumR = 0; sumR2 = 0; sumT = 0; n = 0; nT = 0 }
             else if now - soughtSince! > settings.settleTimeout {
-                finish(now: now, status: "aborted", note: "level \(fmt3(setpoint)) MPa not reached within \(Int(settings.settleTimeout)) s")
+                finish(now: now, status: .aborted, note: "level \(fmt3(setpoint)) MPa not reached within \(Int(settings.settleTimeout)) s")
             }
             return
         }
@@ -285,12 +292,12 @@ public struct CSPSweep: Sendable, Equatable, Codable {
         index += 1
         reachedAt = nil
         soughtSince = now
-        if index >= levels.count { finish(now: now, status: "done", note: nil) }
+        if index >= levels.count { finish(now: now, status: .done, note: nil) }
     }
 
     /// Ends the sweep early with what it has.
     public mutating func abort(now: Double, reason: String) {
         guard result == nil else { return }
-        finish(now: now, status: "aborted", note: reason)
+        finish(now: now, status: .aborted, note: reason)
     }
 }

@@ -43,29 +43,29 @@ func format(_ e: LoopEvent) -> FormattedEvent {
         return FormattedEvent(kind: "program", detail: "\(name) \(state)\(detail.isEmpty ? "" : ": " + detail)", level: .notice, metadata: md)
     case .autotune(let state, let detail):
         md["autotune"] = "\(state)"
-        return FormattedEvent(kind: "autotune", detail: "\(state): \(detail)", level: state == "failed" ? .warning : .notice, metadata: md)
+        return FormattedEvent(kind: "autotune", detail: "\(state): \(detail)", level: state == .failed ? .warning : .notice, metadata: md)
     case .adaptation(let text):
         return FormattedEvent(kind: "adaptation", detail: text, level: .notice, metadata: md)
     case .supervisor(let text):
         return FormattedEvent(kind: "supervisor", detail: text, level: .notice, metadata: md)
     case .sweep(let state, let detail):
         md["sweep"] = "\(state)"
-        return FormattedEvent(kind: "sweep", detail: "\(state): \(detail)", level: state == "level" ? .info : .notice, metadata: md)
+        return FormattedEvent(kind: "sweep", detail: "\(state): \(detail)", level: state == .level ? .info : .notice, metadata: md)
     case .excursion(let x):
         md["cause"] = "\(x.cause)"; md["worst_error_mpa"] = "\(round3(x.worstError))"; md["duration_s"] = "\(round3(x.duration ?? 0))"
         return FormattedEvent(kind: "excursion", detail: "out of band for \(round3(x.duration ?? 0)) s (from t=\(round3(x.start)) s), worst \(round3(x.worstError)) MPa from \(round3(x.setpoint)) MPa, cause \(x.cause)", level: .warning, metadata: md)
     case .authority(let state, let detail):
         md["authority"] = "\(state)"
-        return FormattedEvent(kind: "authority", detail: "\(state): \(detail)", level: state == "lost" ? .warning : .notice, metadata: md)
+        return FormattedEvent(kind: "authority", detail: "\(state): \(detail)", level: state == .lost ? .warning : .notice, metadata: md)
     case .recovery(let state, let codes, let detail):
         md["recovery"] = "\(state)"; md["faults"] = "\(codes.map(\.rawValue).joined(separator: ","))"
-        return FormattedEvent(kind: "recovery", detail: "\(state) [\(codes.map(\.rawValue).joined(separator: ", "))]: \(detail)", level: state == "latched" ? .error : .warning, metadata: md)
+        return FormattedEvent(kind: "recovery", detail: "\(state) [\(codes.map(\.rawValue).joined(separator: ", "))]: \(detail)", level: state == .latched ? .error : .warning, metadata: md)
     case .setpointOwner(let h):
         md["from"] = "\(h.from.rawValue)"; md["to"] = "\(h.to.rawValue)"
         return FormattedEvent(kind: "owner", detail: "setpoint: \(h.from.rawValue) → \(h.to.rawValue)", level: .info, metadata: md)
     case .sweepFinished(let r):
         md["sweep"] = "\(r.status)"
-        return FormattedEvent(kind: "sweep", detail: "\(r.status): \(r.summary)", level: r.status == "aborted" ? .warning : .notice, metadata: md)
+        return FormattedEvent(kind: "sweep", detail: "\(r.status): \(r.summary)", level: r.status == .aborted ? .warning : .notice, metadata: md)
     }
 }
 

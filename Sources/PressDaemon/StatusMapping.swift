@@ -77,7 +77,7 @@ enum StatusMapping {
     }
 
     static func sweep(_ r: SweepResult) -> SweepInfo {
-        SweepInfo(status: r.status, note: r.note, cspMpa: r.fit?.csp, cspLowMpa: r.fit?.cspLow, cspHighMpa: r.fit?.cspHigh,
+        SweepInfo(status: r.status.rawValue, note: r.note, cspMpa: r.fit?.csp, cspLowMpa: r.fit?.cspLow, cspHighMpa: r.fit?.cspHigh,
                   p90Mpa: r.fit?.p90, plateauOhmCm2: r.fit?.plateau, riseOhmCm2: r.fit?.rise, sharpness: r.fit?.sharpness,
                   points: r.points.map { SweepPointInfo(setpointMpa: $0.setpoint, pressureMpa: $0.pressure, resistanceOhmCm2: $0.resistance,
                                                         resistanceSd: $0.resistanceSD, samples: $0.samples, temperatureC: $0.temperature) })

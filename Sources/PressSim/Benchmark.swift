@@ -242,8 +242,8 @@ public enum ControlBenchmark {
             if loop.controller.autotuner == nil { break }
         }
         for e in loop.controller.drainEvents() {
-            if case .autotune(let state, let detail) = e, state != "started" {
-                return (state == "done" ? loop.controller.lastTune : nil, "\(state): \(detail)")
+            if case .autotune(let state, let detail) = e, state != .started {
+                return (state == .done ? loop.controller.lastTune : nil, "\(state): \(detail)")
             }
         }
         return (nil, "no result")
@@ -323,7 +323,7 @@ public enum ControlBenchmark {
             let s = loop.tick()
             for e in loop.controller.drainEvents() {
                 if case .faultRaised(let r, _) = e { faults.append(r.code.rawValue) }
-                if case .recovery("resumed", _, _) = e { recoveries += 1 }
+                if case .recovery(.resumed, _, _) = e { recoveries += 1 }
             }
             let p = StackUnits.pressure(force: plant.trueForce, area: scenario.area)
             let err = abs(p - target)

@@ -31,7 +31,7 @@ struct RecoveryTests {
         return (c, t)
     }
 
-    func recoveries(_ events: [ChannelEvent], _ state: String) -> [String] {
+    func recoveries(_ events: [ChannelEvent], _ state: RecoveryEventState) -> [String] {
         events.compactMap { if case .recovery(let s, _, let d) = $0, s == state { return d }; return nil }
     }
 
@@ -58,7 +58,7 @@ struct RecoveryTests {
         #expect(r - back >= 2 - 1e-9 && r - back <= 2.05, "resumed \(r - back) s after samples returned")
         #expect(c.target == 5)
         #expect(c.faults.records.isEmpty)
-        #expect(recoveries(events, "resumed").count == 1)
+        #expect(recoveries(events, .resumed).count == 1)
         #expect(events.contains { if case .faultRaised(let f, .hold) = $0 { return f.code == .sensorStale }; return false })
     }
 
@@ -86,7 +86,7 @@ struct RecoveryTests {
             #expect(c.mode == .tripped)
             for _ in 0..<500 { t += 0.01; _ = c.step(now: t, readings: reading(4.9, t)) }
             #expect(c.mode == .tripped, "recovered from \(c.faults.records.map(\.code))")
-            #expect(recoveries(c.drainEvents(), "resumed").isEmpty)
+            #expect(recoveries(c.drainEvents(), .resumed).isEmpty)
         }
         var (c, t) = try regulating(Self.params(recoverAfter: 0.5))
         t += 0.01
@@ -118,8 +118,8 @@ struct RecoveryTests {
             for _ in 0..<100 { t += 0.01; _ = c.step(now: t, readings: reading(4.9, t)) }
             events += c.drainEvents()
         }
-        #expect(recoveries(events, "resumed").count == 3)
-        #expect(recoveries(events, "latched").count == 1)
+        #expect(recoveries(events, .resumed).count == 3)
+        #expect(recoveries(events, .latched).count == 1)
         #expect(c.mode == .tripped)
         #expect(c.acknowledge().isEmpty)
         #expect(c.mode == .holding)

@@ -155,7 +155,7 @@ struct ChannelOwnershipTests {
         try c.startProgram(Self.program)
         #expect(c.sweep == nil && c.lastSweep != nil && c.setpointOwner == .program)
         let e = c.drainEvents()
-        #expect(e.contains { if case .sweepFinished(let r) = $0 { return r.status == "aborted" }; return false })
+        #expect(e.contains { if case .sweepFinished(let r) = $0 { return r.status == .aborted }; return false })
         #expect(Self.handovers(e) == [SetpointHandover(from: .sweep, to: .program)])
         #expect(rejection { try c.startAutotune() } == .unsafe("a program is loaded; stop it first"))
         #expect(rejection { try c.startSweep(Self.sweep) } == .unsafe("a program is loaded; stop it first"))
@@ -163,7 +163,7 @@ struct ChannelOwnershipTests {
         try c.setTarget(4)
         #expect(c.program == nil && c.setpointOwner == .operator)
         let e2 = c.drainEvents()
-        #expect(e2.contains { if case .programState(_, "stopped", "operator set a setpoint") = $0 { return true }; return false })
+        #expect(e2.contains { if case .programState(_, .stopped, "operator set a setpoint") = $0 { return true }; return false })
         #expect(Self.handovers(e2) == [SetpointHandover(from: .program, to: .operator)])
     }
 
@@ -178,7 +178,7 @@ struct ChannelOwnershipTests {
         try c.setTarget(4)
         #expect(c.autotuner == nil && c.activeControl == .pid && c.setpointOwner == .operator)
         let e = c.drainEvents()
-        #expect(e.contains { if case .autotune("cancelled", "new setpoint") = $0 { return true }; return false })
+        #expect(e.contains { if case .autotune(.cancelled, "new setpoint") = $0 { return true }; return false })
         #expect(Self.handovers(e) == [SetpointHandover(from: .autotune, to: .operator)])
     }
 

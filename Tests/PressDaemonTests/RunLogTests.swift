@@ -39,7 +39,7 @@ struct RunLogTests {
         #expect(back.map(\.nonUniformity) == [0.034, nil])
         #expect(RunLog.csvLine(back[0]).hasSuffix(",0.034"))
         let r = SweepResult(settings: SweepSettings(from: 8, to: 1), points: [SweepPoint(setpoint: 8, pressure: 8, resistance: 21, resistanceSD: 0.2, samples: 100, temperature: 25)],
-                            fit: nil, status: "aborted", note: "operator set a setpoint", started: 10, finished: 70)
+                            fit: nil, status: .aborted, note: "operator set a setpoint", started: 10, finished: 70)
         try log.addSweep(r, channel: "A", time: 1500)
         try log.addSweep(r, channel: "B", time: 1600)
         #expect(try log.sweeps(since: 0, until: 2000, channel: "A").map(\.result) == [r])

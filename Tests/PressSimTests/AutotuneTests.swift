@@ -142,7 +142,7 @@ struct AutotuneTests {
         #expect(loop.controller.lastTune == nil)
         #expect(loop.controller.parameters.pid == before)
         let failures = loop.controller.drainEvents().compactMap { e -> String? in
-            if case .autotune("failed", let why) = e { return why }
+            if case .autotune(.failed, let why) = e { return why }
             return nil
         }
         #expect(failures.count == 1)
@@ -163,6 +163,6 @@ struct AutotuneTests {
         loop.run(for: 15)
         #expect(loop.controller.lastTune == nil)
         #expect(loop.controller.autotuner == nil)
-        #expect(loop.controller.drainEvents().contains { if case .autotune("failed", let why) = $0 { return why.contains("within 10 s") }; return false })
+        #expect(loop.controller.drainEvents().contains { if case .autotune(.failed, let why) = $0 { return why.contains("within 10 s") }; return false })
     }
 }

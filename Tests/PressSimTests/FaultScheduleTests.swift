@@ -99,7 +99,7 @@ struct FaultScheduleTests {
         #expect(raised.filter { $0 == .sensorStale }.count >= staleSeen, "\(ctx): \(raised)")
         #expect(raised.filter { $0 == .sensorFrozen }.count >= frozenSeen, "\(ctx): \(raised)")
         #expect(!raised.contains(.overPressure), "\(ctx)")
-        let latched = events.contains { if case .recovery("latched", _, _) = $0 { return true }; return false }
+        let latched = events.contains { if case .recovery(.latched, _, _) = $0 { return true }; return false }
         #expect(!latched, "\(ctx): the recovery budget ran out")
         // After each supply dip, until the next window: never past setpoint + band.
         for (i, w) in windows.enumerated() where w.kind == .supply {

@@ -26,7 +26,7 @@ struct SweepTests {
             if let sp = s.target { low = min(low, sp); high = max(high, sp) }
         }
         let r = try #require(l.controller.lastSweep)
-        #expect(r.status == "done")
+        #expect(r.status == .done)
         #expect(r.points.count == 15)
         let f = try #require(r.fit)
         #expect(abs(f.csp - pc) <= 0.3, "CSP \(f.csp) for a knee at \(pc)")
@@ -64,7 +64,7 @@ struct SweepTests {
             if let sp = s.target { lowest = min(lowest, sp) }
         }
         let r = try #require(l.controller.lastSweep)
-        #expect(r.status == "aborted")
+        #expect(r.status == .aborted)
         #expect(r.note?.contains("impedance runaway") == true)
         #expect(lowest > 1, "the sweep stopped before its last level")
         #expect(l.controller.target == 8)
@@ -102,7 +102,7 @@ struct SweepTests {
         try l.controller.setTarget(5)
         #expect(l.controller.sweep == nil)
         let r = try #require(l.controller.lastSweep)
-        #expect(r.status == "aborted" && r.note == "operator set a setpoint", "\(r.note ?? "")")
+        #expect(r.status == .aborted && r.note == "operator set a setpoint", "\(r.note ?? "")")
         #expect(r.points.count >= 2)
         #expect(l.controller.target == 5)
     }
