@@ -159,6 +159,9 @@ public enum ChannelEvent: Sendable, Equatable {
     case recovery(state: RecoveryEventState, codes: [FaultCode], detail: String)
     /// The setpoint changed owner: who took over from whom (see ``SetpointArbiter``).
     case setpointOwner(SetpointHandover)
+    /// A reloaded configuration changed something the channel was doing (a setpoint
+    /// outside the new limits was moved inside them).
+    case configuration(String)
 }
 
 /// The published state of a channel after a tick.
@@ -275,6 +278,9 @@ public struct ChannelController: Sendable {
     /// knows the true disturbance); the daemon leaves it at zero.
     public var externalFeedforward: Double = 0
 
+    /// Where a `ramp` safe action takes the pressure: the safe pressure, or lower when
+    /// the channel was already below it (a ramp to safety never raises the pressure).
+    private var safetyRampGoal: Double?
     /// True while a `ramp` safe action is taking the pressure to the safe pressure.
     public var rampingToSafe: Bool { arbiter.safety }
     /// Online identification for the adaptive and learned strategies.
@@ -686,6 +692,8 @@ public struct ChannelController: Sendable {
         events.append(.programState(name: r.program.name, state: .paused, detail: "step \(r.index)"))
     }
 
+    /// Resumes a paused program; on the next tick the channel regulates at the program's
+    /// setpoint again, also from `holding` or `released`. Refused while tripped.
     public mutating func resumeProgram() throws(CommandRejection) {
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
         guard var r = program, r.state == .paused else { throw .noProgram("no paused program to resume") }
@@ -725,7 +733,10 @@ public struct ChannelController: Sendable {
         if r.state == .finished { events.append(.programState(name: r.program.name, state: .finished, detail: "")) }
         if r.state == .failed { events.append(.programState(name: r.program.name, state: .failed, detail: r.failure ?? "")) }
         program = r.state == .finished ? nil : r
-        if let sp = r.setpoint, sp != target || (r.ramp ?? parameters.pid.setpointRampRate) != pid.parameters.setpointRampRate {
+        // A program resumed after a hold, a release or an acknowledged trip takes the
+        // channel back into regulation at its setpoint (resuming is the operator's
+        // decision that it should run again).
+        if let sp = r.setpoint, sp != target || mode != .regulating || (r.ramp ?? parameters.pid.setpointRampRate) != pid.parameters.setpointRampRate {
             applyTarget(min(max(sp, parameters.limits.minSetpoint), parameters.limits.maxSetpoint), ramp: r.ramp)
         }
         if r.state == .finished || r.state == .failed { ended(.program) }
@@ -782,7 +793,15 @@ public struct ChannelController: Sendable {
             syncSupervisorFallback()
         }
         pid.setParameters(effectivePID(ramp: target != nil ? (ramp ?? p.pid.setpointRampRate) : p.pid.setpointRampRate))
-        if let t = target { target = min(max(t, p.limits.minSetpoint), p.limits.maxSetpoint) }
+        if let t = target {
+            let clamped = min(max(t, p.limits.minSetpoint), p.limits.maxSetpoint)
+            if clamped != t {
+                // Recorded, never silent: the new limits moved the setpoint.
+                target = clamped
+                events.append(.setpointChanged(target: clamped, ramp: pid.parameters.setpointRampRate))
+                events.append(.configuration("setpoint \(fmt3(t)) MPa is outside the reloaded limits \(fmt3(p.limits.minSetpoint))…\(fmt3(p.limits.maxSetpoint)) MPa: moved to \(fmt3(clamped)) MPa"))
+            }
+        }
         if let b = before, let t = target, pid.mode == .automatic { pid.shiftIntegral(by: b - totalFeedforward(t)) }
     }
 
@@ -910,8 +929,15 @@ public struct ChannelController: Sendable {
             var p = pid.parameters
             p.setpointRampRate = parameters.limits.safeRamp
             pid.setParameters(p)
-            if pid.mode == .manual { pid.setAutomatic(measurement: pressure ?? last.pressure ?? 0) }
-            else { pid.resetWorkingSetpoint(to: pressure ?? last.pressure ?? 0) }
+            // Down only, from the lowest of what was measured and what the channel was
+            // asking for: a glitched over-reading must not become the ramp's start, or
+            // the loop would drive the real pressure up to it once the reading is true
+            // again; nor does a ramp to safety ever raise the pressure.
+            let measured = pressure ?? last.pressure ?? 0
+            let start = [measured, pid.workingSetpoint, target].compactMap { $0 }.min() ?? measured
+            safetyRampGoal = min(parameters.limits.safePressure, start)
+            if pid.mode == .manual { pid.setAutomatic(measurement: measured) }
+            pid.resetWorkingSetpoint(to: start)
             setRampingToSafe(true)
         case .hold:
             // A channel that cannot reach its setpoint goes back to the last output
@@ -945,7 +971,7 @@ public struct ChannelController: Sendable {
                 pid.setManual(output: pid.output)
                 return pid.output
             }
-            return pid.update(setpoint: parameters.limits.safePressure, measurement: pressure, dt: dt)
+            return pid.update(setpoint: safetyRampGoal ?? parameters.limits.safePressure, measurement: pressure, dt: dt)
         }
         if mode == .regulating {
             guard let target, let pressure else { regulator.interrupt(); return pid.output }

@@ -48,6 +48,8 @@ func format(_ e: LoopEvent) -> FormattedEvent {
         return FormattedEvent(kind: "adaptation", detail: text, level: .notice, metadata: md)
     case .supervisor(let text):
         return FormattedEvent(kind: "supervisor", detail: text, level: .notice, metadata: md)
+    case .configuration(let text):
+        return FormattedEvent(kind: "config", detail: text, level: .warning, metadata: md)
     case .sweep(let state, let detail):
         md["sweep"] = "\(state)"
         return FormattedEvent(kind: "sweep", detail: "\(state): \(detail)", level: state == .level ? .info : .notice, metadata: md)

@@ -302,6 +302,7 @@ extension ConnectionHandler {
     func simInject(_ p: SimInjectParams, id: RequestID?, context: ChannelHandlerContext) {
         guard ctx.backend == .simulator else { return fail(id, .unavailable, "sim_inject: only with backend = \"simulator\"", context: context) }
         guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
+        if let e = p.validationError() { return fail(id, .invalidParams, "sim_inject: \(e)", context: context) }
         var j = SimInjection(forceBias: p.forceBiasN, sensorDisconnected: p.sensorDisconnected, ambient: p.ambientC,
                              supply: p.supplyMpa, current: p.currentMa, cyclePeriod: p.cyclePeriodS, thicknessStep: p.thicknessStepUm,
                              stallSeconds: p.stallS, emergencyStop: p.emergencyStop, charging: p.charging)

@@ -205,6 +205,24 @@ public struct SimInjectParams: Codable, Sendable {
         self.stallS = stallS; self.emergencyStop = emergencyStop; self.charging = charging
         self.forceGain = forceGain
     }
+
+    /// What each number may be: a disturbance a real rig could meet, never one that
+    /// breaks the simulator (a stall of hours, a negative gain).
+    public static let bounds: [(key: String, range: ClosedRange<Double>, value: @Sendable (SimInjectParams) -> Double?)] = [
+        ("force_bias_n", -1e6...1e6, \.forceBiasN), ("force_gain", 0.01...10, \.forceGain),
+        ("ambient_c", -50...150, \.ambientC), ("supply_mpa", 0...10, \.supplyMpa),
+        ("current_ma", -1e5...1e5, \.currentMa), ("cycle_period_s", 0.1...1e6, \.cyclePeriodS),
+        ("thickness_step_um", -1000...1000, \.thicknessStepUm), ("stall_s", 0...60, \.stallS),
+    ]
+
+    /// The first parameter outside its bounds, as an error message.
+    public func validationError() -> String? {
+        for b in Self.bounds {
+            guard let v = b.value(self) else { continue }
+            if !v.isFinite || !b.range.contains(v) { return "\(b.key) \(v) is outside \(b.range.lowerBound)…\(b.range.upperBound)" }
+        }
+        return nil
+    }
 }
 
 // MARK: Results

@@ -149,7 +149,8 @@ public final class SimChannel: ChannelBackend {
         if pendingStall > 0 {
             let s = pendingStall
             pendingStall = 0
-            usleep(useconds_t(s * 1e6))
+            // At most a minute (the socket refuses more); never a trap on conversion.
+            usleep(useconds_t(min(max(s, 0), 60) * 1e6))
         }
         advance(to: now)
         let c = cell
