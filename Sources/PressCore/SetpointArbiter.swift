@@ -47,11 +47,11 @@ public enum SetpointRefusal: Error, Sendable, Equatable {
     public var message: String {
         switch self {
         case .safetyActive: return "a safe action owns the setpoint; acknowledge the faults first"
-        case .alreadyRunning(.autotune): return "an autotune is already running"
-        case .alreadyRunning(.sweep): return "a sweep is already running"
+        case .alreadyRunning(.autotune): return "an autotune is already running; cancel it first to start another"
+        case .alreadyRunning(.sweep): return "a sweep is already running; cancel it first to start another"
         case .alreadyRunning(let o): return "a \(o) is already running"
         case .heldBy(.program): return "a program is loaded; stop it first"
-        case .heldBy(.autotune): return "an autotune is running"
+        case .heldBy(.autotune): return "an autotune is running; cancel it first"
         case .heldBy(.sweep): return "a sweep is running; cancel it first"
         case .heldBy(.resume): return "the channel is resuming after a restart; wait for the first measurement"
         case .heldBy(let o): return "the \(o) owns the setpoint"

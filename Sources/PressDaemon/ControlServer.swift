@@ -306,18 +306,26 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: data)), promise: nil)
     }
 
-    func reply<R: Codable & Sendable>(_ id: RequestID?, _ result: R, context: ChannelHandlerContext) {
-        send(Reply(id: id, result: result), context: context)
+    func reply<R: Codable & Sendable>(_ id: RequestRef, _ result: R, context: ChannelHandlerContext) {
+        settle(id, nil)
+        send(Reply(id: id.id, result: result), context: context)
     }
 
-    func fail(_ id: RequestID?, _ code: ErrorCode, _ message: String, context: ChannelHandlerContext) {
-        send(Reply<OkResult>(id: id, error: ErrorBody(code, message)), context: context)
+    func fail(_ id: RequestRef, _ code: ErrorCode, _ message: String, context: ChannelHandlerContext) {
+        settle(id, ErrorBody(code, message))
+        send(Reply<OkResult>(id: id.id, error: ErrorBody(code, message)), context: context)
+    }
+
+    /// Writes an audited request's record with its outcome, once.
+    private func settle(_ ref: RequestRef, _ error: ErrorBody?) {
+        guard let t = ref.audit, t.settle() else { return }
+        gate.record(t.spec, channel: t.channel, request: t.bytes, outcome: error)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .tooLong(let n):
-            fail(nil, .invalidRequest, "message of \(n) bytes exceeds the limit of \(ControlProtocol.maxMessageBytes) bytes", context: context)
+            fail(.anonymous, .invalidRequest, "message of \(n) bytes exceeds the limit of \(ControlProtocol.maxMessageBytes) bytes", context: context)
         case .line(let buffer):
             let bytes = Data(buffer.readableBytesView)
             if bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { return } // blank line: ignore
@@ -329,19 +337,23 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     /// ``RequestDecoder`` and ``MethodTable``, ``RequestGate``, SocketCommands.swift.
     private func handle(_ bytes: Data, context: ChannelHandlerContext) {
         let (id, method, result) = decoderImpl.decode(bytes)
+        let spec = method.flatMap { MethodTable.byName[$0] }
         switch result {
-        case .failure(let e): fail(id, e.code, e.message, context: context)
+        case .failure(let e):
+            // A state-changing request refused at decoding is in the audit trail too.
+            if let spec, spec.audited { gate.record(spec, channel: nil, request: bytes, outcome: e) }
+            fail(RequestRef(id: id), e.code, e.message, context: context)
         case .success(let command):
-            guard let spec = method.flatMap({ MethodTable.byName[$0] }) else {
-                return fail(id, .internalError, "method without a row in the method table", context: context)
-            }
-            if let refusal = gate.admit(spec, command, request: bytes) { return fail(id, .permissionDenied, refusal, context: context) }
-            dispatch(command, id: id, context: context)
+            guard let spec else { return fail(RequestRef(id: id), .internalError, "method without a row in the method table", context: context) }
+            if let refusal = gate.admit(spec, command, request: bytes) { return fail(RequestRef(id: id), .permissionDenied, refusal, context: context) }
+            // Audited requests are recorded with their outcome, when the reply goes out.
+            let ticket = spec.audited ? AuditTicket(spec: spec, channel: command.channel, bytes: bytes) : nil
+            dispatch(command, id: RequestRef(id: id, audit: ticket), context: context)
         }
     }
 
     /// One line per method: the handlers are in SocketCommands.swift.
-    private func dispatch(_ command: Command, id: RequestID?, context: ChannelHandlerContext) {
+    private func dispatch(_ command: Command, id: RequestRef, context: ChannelHandlerContext) {
         switch command {
         case .hello: reply(id, helloResult(), context: context)
         case .status(let p): status(p, id: id, context: context)
@@ -375,7 +387,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// Runs `work` (SQLite) on a worker thread, never on the event loop, and replies
     /// with its result back on the event loop.
-    func offload<R: Codable & Sendable>(_ id: RequestID?, _ method: String, context: ChannelHandlerContext,
+    func offload<R: Codable & Sendable>(_ id: RequestRef, _ method: String, context: ChannelHandlerContext,
                                                 _ work: @escaping @Sendable () throws -> R) {
         let eventLoop = context.eventLoop
         let ctxBox = NIOLoopBound(context, eventLoop: eventLoop)
@@ -392,7 +404,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// Streams the samples of [since, until) as CSV chunks, one batch at a time, each
     /// sent only after the previous one was written (the client's reading paces it).
-    func exportLog(_ log: RunLog, _ p: LogExportParams, id: RequestID?, context: ChannelHandlerContext) {
+    func exportLog(_ log: RunLog, _ p: LogExportParams, id: RequestRef, context: ChannelHandlerContext) {
         let eventLoop = context.eventLoop
         let ctxBox = NIOLoopBound(context, eventLoop: eventLoop)
         let batch = 2000
@@ -413,7 +425,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 eventLoop.execute {
                     let context = ctxBox.value
                     guard context.channel.isActive else { return }
-                    guard var data = try? self.encoder.encode(LogChunkEvent(id: id, csv: csv)) else { return }
+                    guard var data = try? self.encoder.encode(LogChunkEvent(id: id.id, csv: csv)) else { return }
                     data.append(UInt8(ascii: "\n"))
                     let done = context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: data)))
                     let total = sent + chunk.count
@@ -427,14 +439,14 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         step(from: p.since, sent: 0, header: true)
     }
 
-    func unknownChannel(_ id: RequestID?, _ name: String, context: ChannelHandlerContext) {
+    func unknownChannel(_ id: RequestRef, _ name: String, context: ChannelHandlerContext) {
         fail(id, .unknownChannel, "no channel '\(name)' (channels: \(ctx.channels.map(\.name).joined(separator: ", ")))", context: context)
     }
 
     /// Hands a command to the loop and replies when it answers, or with `timeout`.
     /// `map` turns the loop's answer into a result; nil means "use the generic mapping".
     /// Submits a command whose answer is just "done": `{"channel", "state"}`.
-    func submitAction(_ command: LoopCommand, channel: String, state: String, id: RequestID?, method: String,
+    func submitAction(_ command: LoopCommand, channel: String, state: String, id: RequestRef, method: String,
                               context: ChannelHandlerContext) {
         submit(command, id: id, method: method, context: context) { r in
             if case .ok = r { return .success(ActionResult(channel: channel, state: state)) }
@@ -442,7 +454,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    func submit<R: Codable & Sendable>(_ command: LoopCommand, id: RequestID?, method: String, context: ChannelHandlerContext,
+    func submit<R: Codable & Sendable>(_ command: LoopCommand, id: RequestRef, method: String, context: ChannelHandlerContext,
                                     map: @escaping @Sendable (LoopReply) -> Result<R, ErrorBody>?) {
         let eventLoop = context.eventLoop
         let once = Once()
@@ -468,7 +480,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             return fail(id, .busy, "\(method): the control loop's inbox is full (\(loop.inbox.capacity) commands); retry", context: context)
         }
         if method != "sim_inject" && method != "push_signals" {
-            logger.info("command accepted", metadata: ["method": "\(method)", "id": "\(id?.description ?? "-")"])
+            logger.info("command accepted", metadata: ["method": "\(method)", "id": "\(id.id?.description ?? "-")"])
         }
     }
 
@@ -493,7 +505,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    func subscribe(_ p: SubscribeParams, id: RequestID?, context: ChannelHandlerContext) {
+    func subscribe(_ p: SubscribeParams, id: RequestRef, context: ChannelHandlerContext) {
         guard ControlProtocol.subscriptionRateRange.contains(p.rateHz) else {
             let r = ControlProtocol.subscriptionRateRange
             return fail(id, .invalidParams, "subscribe: rate_hz \(p.rateHz) outside \(r.lowerBound)…\(r.upperBound)", context: context)

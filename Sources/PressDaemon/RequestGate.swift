@@ -19,32 +19,64 @@ struct RequestGate {
     private(set) var refusals = 0
 
     /// Admits `command` or returns why not (the message of a `permission_denied`
-    /// error). Audits it either way when its method is audited or it is refused.
+    /// error, which is audited here). An admitted audited request is recorded later,
+    /// with its outcome (``record(_:channel:request:outcome:)``).
     mutating func admit(_ spec: MethodSpec, _ command: Command, request bytes: Data) -> String? {
         let role = peer.flatMap { p in access.role(uid: p.uid, gids: p.groups) }
         guard let role, role >= spec.role else {
-            audit(spec.name, command, bytes, refused: true)
             let who = peer.map { "uid \($0.uid)" } ?? "unknown peer"
-            return "\(spec.name) needs the \(spec.role) role; \(who) is \(role.map { "an \($0)" } ?? "not allowed") (see [access] in the configuration)"
+            let why = "\(spec.name) needs the \(spec.role) role; \(who) is \(role.map { "an \($0)" } ?? "not allowed") (see [access] in the configuration)"
+            record(spec, channel: command.channel, request: bytes, outcome: ErrorBody(.permissionDenied, why))
+            return why
         }
-        if spec.audited { audit(spec.name, command, bytes, refused: false) }
         return nil
     }
 
-    private mutating func audit(_ method: String, _ command: Command, _ bytes: Data, refused: Bool) {
+    /// Writes one audit record: the request, and how it ended when it was refused
+    /// (`REFUSED (permission)`, `REFUSED (out_of_range: …)`) or timed out
+    /// (`TIMEOUT`: the loop may still carry it out).
+    mutating func record(_ spec: MethodSpec, channel: String?, request bytes: Data, outcome: ErrorBody?) {
+        let refused = outcome.map { $0.code != .timeout } ?? false
         if refused {
-            // A peer that may not write can still send refused requests as fast as it
-            // likes: the first 10 of a connection are written out (256 bytes each), then
-            // one in a hundred with the count, so it cannot fill the disk or bury the log.
+            // A peer can send refused requests as fast as it likes: the first 10 of a
+            // connection are written out (256 bytes each), then one in a hundred with
+            // the count, so it cannot fill the disk or bury the log.
             refusals += 1
             guard refusals <= 10 || refusals % 100 == 0 else { return }
         }
         var request = String(decoding: bytes.prefix(refused ? 256 : 2048), as: UTF8.self)
+        if spec.name == "program_start" { request = "program_start (program text not repeated)" }
         if refused && refusals > 10 { request = "(\(refusals) refused requests on this connection so far) " + request }
-        if method == "program_start" { request = "program_start (program text not repeated)" }
-        if refused { request = "REFUSED (permission) " + request }
+        if let e = outcome {
+            switch e.code {
+            case .permissionDenied: request = "REFUSED (permission) " + request
+            case .timeout: request = "TIMEOUT (no answer from the control loop within the command timeout; it may still be carried out) " + request
+            default: request = "REFUSED (\(e.code.rawValue): \(e.message.prefix(200))) " + request
+            }
+        }
         let uid = peer.map { Int($0.uid) }, pid = peer.map { Int($0.pid) }
-        logger.notice(refused ? "request refused" : "request", metadata: ["method": "\(method)", "uid": "\(uid.map(String.init) ?? "?")", "pid": "\(pid.map(String.init) ?? "?")"])
-        sink(RunLogEvent(time: Date().timeIntervalSince1970, channel: command.channel ?? "", kind: "request", detail: request, uid: uid, pid: pid))
+        logger.notice(refused ? "request refused" : "request", metadata: ["method": "\(spec.name)", "uid": "\(uid.map(String.init) ?? "?")", "pid": "\(pid.map(String.init) ?? "?")"])
+        sink(RunLogEvent(time: Date().timeIntervalSince1970, channel: channel ?? "", kind: "request", detail: request, uid: uid, pid: pid))
     }
+}
+
+/// A request being answered: its wire id and, for an audited method, the audit record
+/// that is written with the outcome when the reply goes out.
+struct RequestRef: Sendable {
+    let id: RequestID?
+    var audit: AuditTicket? = nil
+    /// No request to name (a line too long to read its id).
+    static let anonymous = RequestRef(id: nil)
+}
+
+/// An audited request's record, written once with its outcome. Used on the
+/// connection's event loop only.
+final class AuditTicket: @unchecked Sendable {
+    let spec: MethodSpec
+    let channel: String?
+    let bytes: Data
+    private var done = false
+    init(spec: MethodSpec, channel: String?, bytes: Data) { self.spec = spec; self.channel = channel; self.bytes = bytes }
+    /// True the first time only.
+    func settle() -> Bool { if done { return false }; done = true; return true }
 }

@@ -12,7 +12,7 @@ import PressSim
 /// by the control core, against the configuration in force. Runs on the connection's
 /// event loop; nothing here blocks.
 extension ConnectionHandler {
-    func status(_ p: OptionalChannelParams, id: RequestID?, context: ChannelHandlerContext) {
+    func status(_ p: OptionalChannelParams, id: RequestRef, context: ChannelHandlerContext) {
         if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
         guard let snap = loop.snapshots.latest() else { return fail(id, .unavailable, "no data yet", context: context) }
         let uptime = Double(monotonicNanos() &- ctx.startNanos) / 1e9
@@ -37,7 +37,7 @@ extension ConnectionHandler {
         reply(id, result, context: context)
     }
 
-    func setpoint(_ p: SetParams, id: RequestID?, context: ChannelHandlerContext) {
+    func setpoint(_ p: SetParams, id: RequestRef, context: ChannelHandlerContext) {
         guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
         guard let unit = SetpointUnit(lenient: p.unit) else {
             return fail(id, .invalidParams, "set: unknown unit '\(p.unit.prefix(32))' (use one of \(SetpointUnit.allCases.map(\.rawValue).joined(separator: ", ")))", context: context)
@@ -58,7 +58,7 @@ extension ConnectionHandler {
         }
     }
 
-    func holdOrRelease(_ p: ChannelParams, hold: Bool, id: RequestID?, context: ChannelHandlerContext) {
+    func holdOrRelease(_ p: ChannelParams, hold: Bool, id: RequestRef, context: ChannelHandlerContext) {
         guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
         submit(hold ? .hold(channel: i) : .release(channel: i), id: id, method: hold ? "hold" : "release", context: context) { r in
             if case .ok(let mode) = r { return .success(ModeResult(channel: p.channel, mode: mode.rawValue)) }
@@ -66,7 +66,7 @@ extension ConnectionHandler {
         }
     }
 
-    func acknowledge(_ p: OptionalChannelParams, id: RequestID?, context: ChannelHandlerContext) {
+    func acknowledge(_ p: OptionalChannelParams, id: RequestRef, context: ChannelHandlerContext) {
         var which: Int?
         if let name = p.channel {
             guard let i = channelIndex(name) else { return unknownChannel(id, name, context: context) }
@@ -82,7 +82,7 @@ extension ConnectionHandler {
         }
     }
 
-    func unsubscribe(_ p: UnsubscribeParams, id: RequestID?, context: ChannelHandlerContext) {
+    func unsubscribe(_ p: UnsubscribeParams, id: RequestRef, context: ChannelHandlerContext) {
         guard let t = subscriptions.removeValue(forKey: p.subscription) else {
             return fail(id, .invalidParams, "unsubscribe: no subscription \(p.subscription) on this connection", context: context)
         }
@@ -90,7 +90,7 @@ extension ConnectionHandler {
         reply(id, OkResult(), context: context)
     }
 
-    func programStart(_ p: ProgramStartParams, id: RequestID?, context: ChannelHandlerContext) {
+    func programStart(_ p: ProgramStartParams, id: RequestRef, context: ChannelHandlerContext) {
         guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
         let source = p.source ?? "program"
         let program: PressureProgram
@@ -111,7 +111,7 @@ extension ConnectionHandler {
 
     enum ProgramAction { case pause, resume, stop }
 
-    func programControl(_ p: ChannelParams, _ action: ProgramAction, id: RequestID?, context: ChannelHandlerContext) {
+    func programControl(_ p: ChannelParams, _ action: ProgramAction, id: RequestRef, context: ChannelHandlerContext) {
         guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
         let (cmd, method): (LoopCommand, String)
         switch action {
@@ -126,7 +126,7 @@ extension ConnectionHandler {
         }
     }
 
-    func programStatus(_ p: OptionalChannelParams, id: RequestID?, context: ChannelHandlerContext) {
+    func programStatus(_ p: OptionalChannelParams, id: RequestRef, context: ChannelHandlerContext) {
         if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
         guard let snap = loop.snapshots.latest() else { return fail(id, .unavailable, "no data yet", context: context) }
         let list = snap.channels.filter { p.channel == nil || $0.name == p.channel }
@@ -134,14 +134,14 @@ extension ConnectionHandler {
         reply(id, list, context: context)
     }
 
-    func logExport(_ p: LogExportParams, id: RequestID?, context: ChannelHandlerContext) {
+    func logExport(_ p: LogExportParams, id: RequestRef, context: ChannelHandlerContext) {
         if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
         guard let log = ctx.runLog else { return fail(id, .unavailable, "log_export: the run log is disabled ([runlog] enabled = false)", context: context) }
         guard p.until > p.since else { return fail(id, .invalidParams, "log_export: until (\(p.until)) must be after since (\(p.since))", context: context) }
         exportLog(log, p, id: id, context: context)
     }
 
-    func logEvents(_ p: LogExportParams, id: RequestID?, context: ChannelHandlerContext) {
+    func logEvents(_ p: LogExportParams, id: RequestRef, context: ChannelHandlerContext) {
         if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
         guard let log = ctx.runLog else { return fail(id, .unavailable, "log_events: the run log is disabled", context: context) }
         offload(id, "log_events", context: context) {
@@ -151,7 +151,7 @@ extension ConnectionHandler {
         }
     }
 
-    func pushSignals(_ p: PushSignalsParams, id: RequestID?, context: ChannelHandlerContext) {
+    func pushSignals(_ p: PushSignalsParams, id: RequestRef, context: ChannelHandlerContext) {
         guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
         let values = [("interfacial_resistance_ohm_cm2", p.interfacialResistanceOhmCm2), ("temperature_c", p.temperatureC), ("current_ma", p.currentMa)]
         guard values.contains(where: { $0.1 != nil }) else {
@@ -167,7 +167,7 @@ extension ConnectionHandler {
                      channel: p.channel, state: "stored", id: id, method: "push_signals", context: context)
     }
 
-    func sweeps(_ p: LogExportParams, id: RequestID?, context: ChannelHandlerContext) {
+    func sweeps(_ p: LogExportParams, id: RequestRef, context: ChannelHandlerContext) {
         if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
         guard let log = ctx.runLog else { return fail(id, .unavailable, "sweeps: the run log is disabled", context: context) }
         offload(id, "sweeps", context: context) {
@@ -177,7 +177,7 @@ extension ConnectionHandler {
         }
     }
 
-    func runSet(_ p: RunSetParams, id: RequestID?, context: ChannelHandlerContext) {
+    func runSet(_ p: RunSetParams, id: RequestRef, context: ChannelHandlerContext) {
         guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
         guard let log = ctx.runLog else { return fail(id, .unavailable, "run_set: the run log is disabled", context: context) }
         let m = p.metadata
@@ -188,7 +188,7 @@ extension ConnectionHandler {
         }
     }
 
-    func runGet(_ p: ChannelParams, id: RequestID?, context: ChannelHandlerContext) {
+    func runGet(_ p: ChannelParams, id: RequestRef, context: ChannelHandlerContext) {
         guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
         guard let log = ctx.runLog else { return fail(id, .unavailable, "run_get: the run log is disabled", context: context) }
         offload(id, "run_get", context: context) {
@@ -198,7 +198,7 @@ extension ConnectionHandler {
         }
     }
 
-    func reload(id: RequestID?, context: ChannelHandlerContext) {
+    func reload(id: RequestRef, context: ChannelHandlerContext) {
         // Parsed and applied on the reload executor, never on this event loop.
         let eventLoop = context.eventLoop
         let ctxBox = NIOLoopBound(context, eventLoop: eventLoop)
@@ -212,7 +212,7 @@ extension ConnectionHandler {
         }
     }
 
-    func calibrate(_ p: CalibrateParams, id: RequestID?, context: ChannelHandlerContext) {
+    func calibrate(_ p: CalibrateParams, id: RequestRef, context: ChannelHandlerContext) {
         guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
         let name = p.channel
         @Sendable func info(_ c: [LoadCellCalibration]) -> CalibrateResult {
@@ -246,7 +246,7 @@ extension ConnectionHandler {
         }
     }
 
-    func tune(_ p: TuneParams, id: RequestID?, context: ChannelHandlerContext) {
+    func tune(_ p: TuneParams, id: RequestRef, context: ChannelHandlerContext) {
         guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
         let name = p.channel
         switch p.action {
@@ -271,7 +271,7 @@ extension ConnectionHandler {
         }
     }
 
-    func sweep(_ p: SweepParams, id: RequestID?, context: ChannelHandlerContext) {
+    func sweep(_ p: SweepParams, id: RequestRef, context: ChannelHandlerContext) {
         guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
         let name = p.channel
         switch p.action {
@@ -292,14 +292,14 @@ extension ConnectionHandler {
         }
     }
 
-    func supervisor(_ p: SupervisorParams, id: RequestID?, context: ChannelHandlerContext) {
+    func supervisor(_ p: SupervisorParams, id: RequestRef, context: ChannelHandlerContext) {
         guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
         let name = p.channel
         let lock = p.action == .lock
         submitAction(.supervisorLock(channel: i, locked: lock), channel: name, state: lock ? "locked" : "unlocked", id: id, method: "supervisor", context: context)
     }
 
-    func simInject(_ p: SimInjectParams, id: RequestID?, context: ChannelHandlerContext) {
+    func simInject(_ p: SimInjectParams, id: RequestRef, context: ChannelHandlerContext) {
         guard ctx.backend == .simulator else { return fail(id, .unavailable, "sim_inject: only with backend = \"simulator\"", context: context) }
         guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
         if let e = p.validationError() { return fail(id, .invalidParams, "sim_inject: \(e)", context: context) }

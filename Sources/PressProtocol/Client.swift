@@ -22,7 +22,14 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
         case .notRunning(let p, let r): return "pressd is not running: cannot connect to \(p) (\(r))"
         case .permissionDenied(let p):
             let user = getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? "$USER"
-            return "permission denied on \(p): pressd is running, but only members of its socket's group (pressctl) may use it; ask an administrator to run 'sudo usermod -aG pressctl \(user)', then log out and in again (or run 'newgrp pressctl')"
+            // The group the socket really has (daemon.socket_group), not an assumed one.
+            var st = stat()
+            let gid: gid_t? = stat(p, &st) == 0 ? st.st_gid : nil
+            let group = gid.flatMap { getgrgid($0) }.map { String(cString: $0.pointee.gr_name) } ?? "pressctl"
+            if gid == 0 {
+                return "permission denied on \(p): pressd is running, but its socket belongs to group root; set daemon.socket_group (e.g. \"pressctl\") in pressd's configuration so that technicians can be given access"
+            }
+            return "permission denied on \(p): pressd is running, but only members of its socket's group (\(group)) may use it; ask an administrator to run 'sudo usermod -aG \(group) \(user)', then log out and in again (or run 'newgrp \(group)')"
         case .untrustedDirectory(let p, let r): return "refusing to use \(p): \(r)"
         case .pathTooLong(let p): return "socket path too long: \(p)"
         case .io(let m): return "control socket: \(m)"

@@ -336,6 +336,7 @@ struct Sim: ParsableCommand {
 /// parts know.
 func controlLine(_ k: ControlInfo, unit: String) -> String {
     var parts = ["control \(k.strategy)" + (k.active != k.strategy ? " (now \(k.active))" : ""),
+                 "setpoint by \(k.setpointOwner ?? "operator")",
                  "kp \(f(k.kp, 4)) ki \(f(k.ki, 4))"]
     if let a = k.autotune { parts.append("autotune: \(a.phase) \(a.cycles)/\(a.cyclesWanted)") }
     if let t = k.lastTune { parts.append("tuned (\(t.rule) at \(f(t.setpointMpa)) MPa)") }

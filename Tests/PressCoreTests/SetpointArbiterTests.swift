@@ -22,7 +22,7 @@ struct SetpointArbiterTests {
     static let table: [SetpointOwner: [Want]] = {
         let held = { (s: String) in Want.refuse(s) }
         let program = held("a program is loaded; stop it first")
-        let autotune = held("an autotune is running")
+        let autotune = held("an autotune is running; cancel it first")
         let sweep = held("a sweep is running; cancel it first")
         let resume = held("the channel is resuming after a restart; wait for the first measurement")
         return [
@@ -31,8 +31,8 @@ struct SetpointArbiterTests {
             .supervisor: [.take,   .take,     .take,    .take,   .take,                           .take,                               .take],
             .resume:     [.take,   .wait,     .take,    .take,   resume,                          resume,                              .take],
             .program:    [.take,   .wait,     program,  .take,   program,                         program,                             .take],
-            .sweep:      [.take,   .wait,     sweep,    .take,   held("a sweep is already running"), sweep,                            .take],
-            .autotune:   [.take,   .wait,     autotune, .take,   autotune,                        held("an autotune is already running"), .take],
+            .sweep:      [.take,   .wait,     sweep,    .take,   held("a sweep is already running; cancel it first to start another"), sweep,                            .take],
+            .autotune:   [.take,   .wait,     autotune, .take,   autotune,                        held("an autotune is already running; cancel it first to start another"), .take],
             .safety:     [.latched, .wait,    .latched, .latched, .latched,                       .latched,                            .take],
         ]
     }()
@@ -150,7 +150,7 @@ struct ChannelOwnershipTests {
         #expect(c.setpointOwner == .sweep && c.state.control.setpointOwner == .sweep)
         #expect(Self.handovers(c.drainEvents()) == [SetpointHandover(from: .operator, to: .sweep)])
         #expect(rejection { try c.startAutotune() } == .unsafe("a sweep is running; cancel it first"))
-        #expect(rejection { try c.startSweep(Self.sweep) } == .unsafe("a sweep is already running"))
+        #expect(rejection { try c.startSweep(Self.sweep) } == .unsafe("a sweep is already running; cancel it first to start another"))
 
         try c.startProgram(Self.program)
         #expect(c.sweep == nil && c.lastSweep != nil && c.setpointOwner == .program)
@@ -172,8 +172,8 @@ struct ChannelOwnershipTests {
         var (c, _) = try Self.settled()
         try c.startAutotune()
         #expect(c.setpointOwner == .autotune && c.activeControl == .autotune && c.state.control.active == "autotune")
-        #expect(rejection { try c.startSweep(Self.sweep) } == .unsafe("an autotune is running"))
-        #expect(rejection { try c.startAutotune() } == .unsafe("an autotune is already running"))
+        #expect(rejection { try c.startSweep(Self.sweep) } == .unsafe("an autotune is running; cancel it first"))
+        #expect(rejection { try c.startAutotune() } == .unsafe("an autotune is already running; cancel it first to start another"))
         _ = c.drainEvents()
         try c.setTarget(4)
         #expect(c.autotuner == nil && c.activeControl == .pid && c.setpointOwner == .operator)

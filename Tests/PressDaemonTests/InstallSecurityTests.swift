@@ -129,17 +129,31 @@ struct InstallSecurityTests {
         #expect(SocketPath.untrustedDirectoryReason(of: trap + "/pressd.sock") != nil || geteuid() == 1)
     }
 
-    @Test("'permission denied' on the socket says how to join group pressctl")
+    @Test("'permission denied' on the socket names the socket's real group and how to join it, or says to set socket_group when it is root's")
     func permissionDeniedMessage() throws {
         guard Self.canActAsOthers else { Issue.record("needs root and setpriv (util-linux) to act as another user"); return }
-        let d = try DaemonProcess(configEdits: [("socket_mode = \"0660\"", "socket_mode = \"0600\"")])
-        defer { d.cleanup() }
-        _ = try d.client()
-        chmod(d.dir, 0o755)
-        let r = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", binDir + "/pressctl", "status", "--socket", d.socket])
-        #expect(r.run.status == 3)
-        #expect(r.run.stderr.contains("permission denied") && r.run.stderr.contains("usermod -aG pressctl"), "\(r.run.stderr)")
-        #expect(!r.run.stderr.contains("not running"), "\(r.run.stderr)")
+        // No socket_group: the socket is root's group; joining root is no advice.
+        do {
+            let d = try DaemonProcess(configEdits: [("socket_mode = \"0660\"", "socket_mode = \"0600\"")])
+            defer { d.cleanup() }
+            _ = try d.client()
+            chmod(d.dir, 0o755)
+            let r = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", binDir + "/pressctl", "status", "--socket", d.socket])
+            #expect(r.run.status == 3)
+            #expect(r.run.stderr.contains("permission denied") && r.run.stderr.contains("socket_group"), "\(r.run.stderr)")
+            #expect(!r.run.stderr.contains("usermod -aG root"), "\(r.run.stderr)")
+            #expect(!r.run.stderr.contains("not running"), "\(r.run.stderr)")
+        }
+        // socket_group = "nogroup" (as an installed system's "pressctl"): the message names it.
+        do {
+            let d = try DaemonProcess(configEdits: [("socket_mode = \"0660\"", "socket_mode = \"0660\"\nsocket_group = \"nogroup\"")])
+            defer { d.cleanup() }
+            _ = try d.client()
+            chmod(d.dir, 0o755)
+            let r = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=1", "--clear-groups", binDir + "/pressctl", "status", "--socket", d.socket])
+            #expect(r.run.status == 3)
+            #expect(r.run.stderr.contains("usermod -aG nogroup"), "\(r.run.stderr)")
+        }
     }
 
     // MARK: finding 6 — descriptors
