@@ -929,15 +929,14 @@ public struct ChannelController: Sendable {
             var p = pid.parameters
             p.setpointRampRate = parameters.limits.safeRamp
             pid.setParameters(p)
-            // Down only, from the lowest of what was measured and what the channel was
-            // asking for: a glitched over-reading must not become the ramp's start, or
-            // the loop would drive the real pressure up to it once the reading is true
-            // again; nor does a ramp to safety ever raise the pressure.
+            // From the measured pressure down, at the safe ramp rate, to the safe
+            // pressure or to what the channel was asking for if that is lower: a ramp to
+            // safety never raises the pressure. (`control` also pulls the ramp down to
+            // the reading when the trip came from a glitch; see there.)
             let measured = pressure ?? last.pressure ?? 0
-            let start = [measured, pid.workingSetpoint, target].compactMap { $0 }.min() ?? measured
-            safetyRampGoal = min(parameters.limits.safePressure, start)
+            safetyRampGoal = ([parameters.limits.safePressure, target, pid.workingSetpoint].compactMap { $0 }).min()
             if pid.mode == .manual { pid.setAutomatic(measurement: measured) }
-            pid.resetWorkingSetpoint(to: start)
+            else { pid.resetWorkingSetpoint(to: measured) }
             setRampingToSafe(true)
         case .hold:
             // A channel that cannot reach its setpoint goes back to the last output
@@ -971,7 +970,15 @@ public struct ChannelController: Sendable {
                 pid.setManual(output: pid.output)
                 return pid.output
             }
-            return pid.update(setpoint: safetyRampGoal ?? parameters.limits.safePressure, measurement: pressure, dt: dt)
+            // A ramp that starts from an over-reading (a glitch, not a real over-pressure)
+            // sits far above the true pressure once the reading is true again: the loop
+            // would drive the cell up to it. The ramp never runs more than a band above
+            // the measured pressure; it goes on down from there.
+            let goal = safetyRampGoal ?? parameters.limits.safePressure
+            if let w = pid.workingSetpoint, w - pressure > parameters.band * max(pressure, goal) {
+                pid.resetWorkingSetpoint(to: max(pressure, goal))
+            }
+            return pid.update(setpoint: goal, measurement: pressure, dt: dt)
         }
         if mode == .regulating {
             guard let target, let pressure else { regulator.interrupt(); return pid.output }
