@@ -606,6 +606,14 @@ public struct ChannelController: Sendable {
         self.target = target
     }
 
+    /// An operator's hold or release after a restart is a decision about the channel:
+    /// the saved target is not resumed behind it later.
+    private mutating func dropPendingResume() {
+        guard pendingResume != nil else { return }
+        pendingResume = nil
+        ended(.resume)
+    }
+
     /// The resume saved before a restart, on the first valid measurement.
     private mutating func stepResume(pressure: Double?) {
         guard let r = pendingResume, pressure != nil, mode == .holding else { return }
@@ -745,6 +753,7 @@ public struct ChannelController: Sendable {
     /// Freeze the actuator at its present output.
     public mutating func hold() throws(CommandRejection) {
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
+        dropPendingResume()
         pauseProgramForSafety("operator hold")
         pid.setManual(output: pid.output)
         changeMode(.holding, reason: "operator hold")
@@ -753,6 +762,7 @@ public struct ChannelController: Sendable {
     /// Drive the actuator to its safe output. Always allowed, also when tripped.
     public mutating func release() {
         setRampingToSafe(false)
+        dropPendingResume()
         pauseProgramForSafety("operator release")
         pid.setManual(output: parameters.safeOutput)
         if mode != .tripped { changeMode(.released, reason: "operator release") }

@@ -20,6 +20,18 @@ struct RestoreTests {
         #expect(outputs.allSatisfy { abs($0 - 2500) < 1e-6 })
     }
 
+    @Test("an operator's release or hold while the restart's resume waits for a measurement cancels it: a later hold does not start regulating to the old target", arguments: ["release then hold", "hold"])
+    func operatorCancelsResume(_ how: String) throws {
+        var c = ChannelController(parameters: params, initialOutput: 2500)
+        c.restore(mode: .regulating, target: 5, ramp: nil, faults: [])
+        #expect(c.setpointOwner == .resume)
+        if how == "hold" { try c.hold() } else { c.release(); try c.hold() }
+        #expect(c.setpointOwner == .operator)
+        var t = 0.0
+        for _ in 0..<50 { t += 0.01; _ = c.step(now: t, readings: reading(3, t)) }
+        #expect(c.mode == .holding, "\(how): \(c.mode)")
+    }
+
     @Test("faults latched before a restart stay latched after it")
     func faultsSurvive() {
         var c = ChannelController(parameters: params, initialOutput: 0)
