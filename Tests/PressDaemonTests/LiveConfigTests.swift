@@ -102,15 +102,17 @@ struct LiveConfigTests {
         #expect(probe.runs == 16)
         #expect(probe.most == 1, "\(probe.most) reloads ran at the same time")
 
-        // The asynchronous form never runs the work on the caller's thread: a reload
-        // that waits for its caller to go on would deadlock if it did.
+        // The asynchronous form never runs the work on the caller's thread: it returns
+        // while the work still waits for its caller to go on. (Run on the caller's
+        // thread, `reload` would return only after the work's 5 s wait, finished.)
         let released = DispatchSemaphore(value: 0)
         let finished = DispatchSemaphore(value: 0)
         let blocking = ConfigReloader {
-            _ = released.wait(timeout: .now() + 10)
+            _ = released.wait(timeout: .now() + 5)
             return .success("late")
         }
         blocking.reload { _ in finished.signal() }
+        #expect(finished.wait(timeout: .now()) == .timedOut, "reload ran its work before returning")
         released.signal()
         #expect(finished.wait(timeout: .now() + 10) == .success)
     }
