@@ -342,7 +342,7 @@ public struct ChannelController: Sendable {
             program = nil
             events.append(.programState(name: "", state: .stopped, detail: reason))
         case .sweep: cancelSweep(reason: reason)
-        case .autotune: cancelAutotune(reason: "new setpoint")
+        case .autotune: cancelAutotune(reason: reason)
         case .supervisor: try? lockSupervisor(reason: reason + "; unlock to let it move the setpoint again")
         case .resume: pendingResume = nil
         case .operator, .safety: break
@@ -912,7 +912,8 @@ public struct ChannelController: Sendable {
             // from the setpoint at the held output — beyond twice the band, since friction
             // or hysteresis alone can leave a held output just outside it (an
             // acknowledgement must not clear it while the supply is still short).
-            present[.cannotReachSetpoint] = "pressure \(fmt3(p)) MPa still more than twice the band from \(fmt3(t)) MPa at the held output \(fmt3(pid.output))"
+            // A fixed text: this runs every tick of the trip (status shows the numbers).
+            present[.cannotReachSetpoint] = "the pressure is still more than twice the band from the setpoint at the held output"
         }
     }
 
@@ -1142,9 +1143,6 @@ public struct ChannelController: Sendable {
 
     /// What is computing the output now: the experiment swapped in, else the regulator.
     public var activeControl: ActiveControl { experiment?.active ?? regulator.active }
-
-    /// `activeControl`'s wire spelling: pid, adaptive, learned or autotune.
-    public var activeController: String { activeControl.rawValue }
 }
 
 /// Time, reading and pressure of a channel's last tick.

@@ -484,7 +484,6 @@ public final class ControlLoop: @unchecked Sendable {
 
     /// SCHED_FIFO priority for the control thread (0: normal scheduling).
     public let realtimePriority: Int32
-    /// Why real-time scheduling could not be set, if it was asked for and failed.
     /// Why real-time scheduling could not be had (written once by the control thread
     /// at start, read by others).
     public var realtimeError: String? { realtimeErrorBox.withLock { $0 } }

@@ -70,7 +70,7 @@ public struct RequestDecoder: Sendable {
     public init() {}
 
     /// Parameter keys each method accepts (snake_case, as on the wire); from ``MethodTable``.
-    public static var parameterKeys: [String: Set<String>] { MethodTable.byName.mapValues(\.parameters) }
+    public static let parameterKeys: [String: Set<String>] = MethodTable.byName.mapValues(\.parameters)
     static let metadataKeys: Set<String> = ["cell_id", "chemistry", "operator_note", "preparation_pressure_mpa"]
 
     /// The role a method needs; from ``MethodTable`` (unknown methods: operator, never reached).

@@ -178,7 +178,7 @@ struct ChannelOwnershipTests {
         try c.setTarget(4)
         #expect(c.autotuner == nil && c.activeControl == .pid && c.setpointOwner == .operator)
         let e = c.drainEvents()
-        #expect(e.contains { if case .autotune(.cancelled, "new setpoint") = $0 { return true }; return false })
+        #expect(e.contains { if case .autotune(.cancelled, "operator set a setpoint") = $0 { return true }; return false })
         #expect(Self.handovers(e) == [SetpointHandover(from: .autotune, to: .operator)])
     }
 
