@@ -406,7 +406,7 @@ public struct ChannelController: Sendable {
         // (also while locked: then it only does not move the setpoint).
         guard var s = supervisor, mode == .regulating, let t = target, arbiter.task == nil, !arbiter.safety else { return }
         let inBand = pressure.map { abs($0 - t) <= parameters.band * t } ?? false
-        let d = s.update(now: now, setpoint: t, pressure: pressure, inBand: inBand, resistance: readings.interfacialResistance?.value)
+        let d = s.update(now: now, setpoint: t, pressure: pressure, inBand: inBand, resistance: readings.interfacialResistance)
         supervisor = s
         if let d {
             supervisorConverged = false
@@ -561,10 +561,14 @@ public struct ChannelController: Sendable {
         guard var s = sweep else { return }
         let before = s.points.count
         let inBand = pressure.map { p in abs(p - s.setpoint) <= parameters.band * s.setpoint } ?? false
+        let area = parameters.cellArea
         s.update(now: now, pressure: pressure, inBand: inBand && target == s.setpoint,
-                 resistance: readings.interfacialResistance?.value, temperature: readings.temperature?.value)
+                 resistance: readings.interfacialResistance, temperature: readings.temperature,
+                 currentDensity: readings.current.map { Sample(value: $0.value / area, time: $0.time) })
         if s.points.count > before, let p = s.points.last {
-            events.append(.sweep(state: .level, detail: "\(fmt3(p.pressure)) MPa: \(fmt3(p.resistance)) ± \(fmt3(p.resistanceSD)) Ω·cm² (\(p.samples) samples)"))
+            let j = p.currentDensity.map { ", \(fmt3($0)) mA/cm²" } ?? ""
+            let m = p.samples == 1 ? "1 measurement" : "\(p.samples) measurements"
+            events.append(.sweep(state: .level, detail: "\(fmt3(p.pressure)) MPa: \(fmt3(p.resistance)) ± \(fmt3(p.resistanceSD)) Ω·cm² (\(m)\(j))"))
         }
         if s.finished { return finishSweep(s) }
         sweep = s

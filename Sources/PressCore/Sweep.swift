@@ -12,10 +12,16 @@ public struct SweepSettings: Sendable, Equatable, Codable {
     public var to: Double
     /// Pressure levels, including both ends.
     public var steps: Int
-    /// Time at each level after it is reached, s; resistance is averaged over the last
-    /// `measureFraction` of it.
+    /// Time at each level after it is reached, s. Only resistance measurements acquired
+    /// in the last `measureFraction` of it count (an analyser's result carries the time
+    /// its spectrum was taken, which may be minutes before it arrives).
     public var dwell: Double
     public var measureFraction: Double
+    /// Distinct resistance measurements a level needs; the dwell extends until it has
+    /// them, for at most `measurementTimeout` s more, and the sweep aborts if they do
+    /// not come.
+    public var minMeasurements: Int
+    public var measurementTimeout: Double
     /// A level not reached (in band) within this is an abort, s.
     public var settleTimeout: Double
     /// Abort when the resistance exceeds this multiple of the lowest seen so far
@@ -25,9 +31,29 @@ public struct SweepSettings: Sendable, Equatable, Codable {
     public var returnTo: Double?
 
     public init(from: Double, to: Double, steps: Int = 12, dwell: Double = 60, measureFraction: Double = 0.5,
+                minMeasurements: Int = 3, measurementTimeout: Double = 900,
                 settleTimeout: Double = 120, runawayFactor: Double = 20, returnTo: Double? = nil) {
         self.from = from; self.to = to; self.steps = steps; self.dwell = dwell; self.measureFraction = measureFraction
+        self.minMeasurements = minMeasurements; self.measurementTimeout = measurementTimeout
         self.settleTimeout = settleTimeout; self.runawayFactor = runawayFactor; self.returnTo = returnTo
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case from, to, steps, dwell, measureFraction, minMeasurements, measurementTimeout, settleTimeout, runawayFactor, returnTo
+    }
+
+    /// Also reads settings recorded before measurements carried their time (no
+    /// `minMeasurements`, `measurementTimeout`).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(from: try c.decode(Double.self, forKey: .from), to: try c.decode(Double.self, forKey: .to),
+                  steps: try c.decode(Int.self, forKey: .steps), dwell: try c.decode(Double.self, forKey: .dwell),
+                  measureFraction: try c.decode(Double.self, forKey: .measureFraction),
+                  minMeasurements: try c.decodeIfPresent(Int.self, forKey: .minMeasurements) ?? 1,
+                  measurementTimeout: try c.decodeIfPresent(Double.self, forKey: .measurementTimeout) ?? 900,
+                  settleTimeout: try c.decode(Double.self, forKey: .settleTimeout),
+                  runawayFactor: try c.decode(Double.self, forKey: .runawayFactor),
+                  returnTo: try c.decodeIfPresent(Double.self, forKey: .returnTo))
     }
 
     /// The pressure levels, high to low.
@@ -44,6 +70,8 @@ public struct SweepSettings: Sendable, Equatable, Codable {
         if !(steps >= 6 && steps <= 100) { e.append(("steps", "must be 6…100 (the knee fit needs at least 6 levels)")) }
         if !(dwell > 0) { e.append(("dwell_s", "must be > 0")) }
         if !(measureFraction > 0 && measureFraction <= 1) { e.append(("measure_fraction", "must be in (0, 1]")) }
+        if !(minMeasurements >= 1 && minMeasurements <= 1000) { e.append(("min_measurements", "must be 1…1000")) }
+        if !(measurementTimeout >= 0 && measurementTimeout <= 86_400) { e.append(("measurement_timeout_s", "must be 0…86400")) }
         if !(settleTimeout > 0) { e.append(("settle_timeout_s", "must be > 0")) }
         if !(runawayFactor > 1) { e.append(("runaway_factor", "must be > 1")) }
         if let r = returnTo, !(r >= limits.minSetpoint && r <= limits.maxSetpoint) { e.append(("return_mpa", "must be within the channel's limits")) }
@@ -56,14 +84,23 @@ public struct SweepPoint: Sendable, Equatable, Codable {
     public var setpoint: Double
     /// Mean measured stack pressure over the measurement window, MPa.
     public var pressure: Double
-    /// Mean and standard deviation of the interfacial resistance, Ω·cm², and samples.
+    /// Mean and standard deviation of the interfacial resistance, Ω·cm², over `samples`
+    /// distinct measurements (each acquired at its own time, after the level settled).
     public var resistance: Double
     public var resistanceSD: Double
     public var samples: Int
+    /// Mean cell temperature, °C, and mean absolute current density, mA/cm², while the
+    /// level was measured (nil where the channel has no such signal).
     public var temperature: Double?
-    public init(setpoint: Double, pressure: Double, resistance: Double, resistanceSD: Double, samples: Int, temperature: Double?) {
+    public var currentDensity: Double?
+    /// Acquisition times of the first and last measurement used, loop seconds.
+    public var firstMeasurement: Double?
+    public var lastMeasurement: Double?
+    public init(setpoint: Double, pressure: Double, resistance: Double, resistanceSD: Double, samples: Int, temperature: Double?,
+                currentDensity: Double? = nil, firstMeasurement: Double? = nil, lastMeasurement: Double? = nil) {
         self.setpoint = setpoint; self.pressure = pressure; self.resistance = resistance
         self.resistanceSD = resistanceSD; self.samples = samples; self.temperature = temperature
+        self.currentDensity = currentDensity; self.firstMeasurement = firstMeasurement; self.lastMeasurement = lastMeasurement
     }
 }
 
@@ -238,7 +275,13 @@ public struct CSPSweep: Sendable, Equatable, Codable {
     public private(set) var points: [SweepPoint] = []
     public private(set) var started: Double?
     public private(set) var result: SweepResult?
-    private var sumP = 0.0, sumR = 0.0, sumR2 = 0.0, sumT = 0.0, n = 0, nT = 0
+    /// Over the present level's measurement window: pressure per tick; resistance per
+    /// distinct measurement; temperature and current density per fresh sample.
+    private var sumP = 0.0, nP = 0
+    private var rN = 0, rMean = 0.0, rM2 = 0.0, rFirst: Double?, rLast: Double?
+    private var sumT = 0.0, nT = 0, sumJ = 0.0, nJ = 0
+    /// Acquisition time of the newest resistance measurement seen (each is used once).
+    private var newestSeen = -Double.infinity
     private var lowestR = Double.infinity
 
     public init(settings: SweepSettings) { self.settings = settings }
@@ -247,6 +290,8 @@ public struct CSPSweep: Sendable, Equatable, Codable {
     /// The setpoint the sweep wants now.
     public var setpoint: Double { levels[min(index, levels.count - 1)] }
     public var finished: Bool { result != nil }
+    /// Distinct measurements taken at the present level so far.
+    public var measurementsAtLevel: Int { rN }
 
     private mutating func finish(now: Double, status: SweepStatus, note: String?) {
         var fit = KneeFit.fit(points)
@@ -258,42 +303,68 @@ public struct CSPSweep: Sendable, Equatable, Codable {
         result = SweepResult(settings: settings, points: points, fit: fit, status: status, note: note, started: started ?? now, finished: now)
     }
 
-    /// One tick. `inBand`: the channel is regulating within its band of the sweep's setpoint.
-    public mutating func update(now: Double, pressure: Double?, inBand: Bool, resistance: Double?, temperature: Double?) {
+    /// One tick. `inBand`: the channel is regulating within its band of the sweep's
+    /// setpoint. Measurements are used by their acquisition time, each once: a
+    /// resistance acquired before the level's measurement window (an analyser's result
+    /// from the previous level) or already counted is not a new measurement.
+    public mutating func update(now: Double, pressure: Double?, inBand: Bool, resistance: Sample?, temperature: Sample?,
+                                currentDensity: Sample? = nil) {
         guard result == nil else { return }
         if started == nil { started = now }
         if soughtSince == nil { soughtSince = now }
-        if let r = resistance, r.isFinite {
-            if r > settings.runawayFactor * lowestR && lowestR.isFinite {
+        let fresh = resistance.flatMap { r in r.value.isFinite && r.time > newestSeen && r.time <= now + 1e-9 ? r : nil }
+        if let r = fresh {
+            newestSeen = r.time
+            if r.time >= started!, r.value > settings.runawayFactor * lowestR && lowestR.isFinite {
                 return finish(now: now, status: .aborted,
-                              note: "impedance runaway at \(fmt3(pressure ?? setpoint)) MPa: \(fmt3(r)) Ω·cm² > \(settings.runawayFactor) × the lowest \(fmt3(lowestR))")
+                              note: "impedance runaway at \(fmt3(pressure ?? setpoint)) MPa: \(fmt3(r.value)) Ω·cm² > \(settings.runawayFactor) × the lowest \(fmt3(lowestR))")
             }
         }
         guard let reached = reachedAt else {
-            if inBand { reachedAt = now; sumP = 0; sumR = 0; sumR2 = 0; sumT = 0; n = 0; nT = 0 }
+            if inBand { reachedAt = now; sumP = 0; nP = 0; resetResistance(); sumT = 0; nT = 0; sumJ = 0; nJ = 0 }
             else if now - soughtSince! > settings.settleTimeout {
                 finish(now: now, status: .aborted, note: "level \(fmt3(setpoint)) MPa not reached within \(Int(settings.settleTimeout)) s")
             }
             return
         }
         let t = now - reached
-        if t >= settings.dwell * (1 - settings.measureFraction), let p = pressure, let r = resistance, r.isFinite {
-            sumP += p; sumR += r; sumR2 += r * r; n += 1
-            if let T = temperature { sumT += T; nT += 1 }
+        let windowStart = reached + settings.dwell * (1 - settings.measureFraction)
+        if now >= windowStart {
+            if let p = pressure { sumP += p; nP += 1 }
+            if let r = fresh, r.time >= windowStart {
+                // Welford: mean and spread of the distinct measurements.
+                rN += 1
+                let d = r.value - rMean
+                rMean += d / Double(rN)
+                rM2 += d * (r.value - rMean)
+                if rFirst == nil { rFirst = r.time }
+                rLast = r.time
+            }
+            if let T = temperature, T.time >= windowStart, T.value.isFinite { sumT += T.value; nT += 1 }
+            if let j = currentDensity, j.time >= windowStart, j.value.isFinite { sumJ += abs(j.value); nJ += 1 }
         }
         guard t >= settings.dwell else { return }
-        if n > 0 {
-            let mean = sumR / Double(n)
-            let sd = (max(0, sumR2 / Double(n) - mean * mean)).squareRoot()
-            points.append(SweepPoint(setpoint: setpoint, pressure: sumP / Double(n), resistance: mean, resistanceSD: sd, samples: n,
-                                     temperature: nT > 0 ? sumT / Double(nT) : nil))
-            lowestR = min(lowestR, mean)
+        if rN < settings.minMeasurements {
+            guard t >= settings.dwell + settings.measurementTimeout else { return }
+            return finish(now: now, status: .aborted,
+                          note: "level \(fmt3(setpoint)) MPa: \(rN) of \(settings.minMeasurements) resistance measurements acquired after it settled, "
+                              + "within \(Int(settings.dwell + settings.measurementTimeout)) s (is the analyser running?)")
         }
+        let mean = rMean
+        let sd = rN > 1 ? (rM2 / Double(rN - 1)).squareRoot() : 0
+        points.append(SweepPoint(setpoint: setpoint, pressure: nP > 0 ? sumP / Double(nP) : setpoint, resistance: mean, resistanceSD: sd,
+                                 samples: rN, temperature: nT > 0 ? sumT / Double(nT) : nil,
+                                 currentDensity: nJ > 0 ? sumJ / Double(nJ) : nil,
+                                 firstMeasurement: rFirst, lastMeasurement: rLast))
+        lowestR = min(lowestR, mean)
         index += 1
         reachedAt = nil
         soughtSince = now
+        resetResistance()
         if index >= levels.count { finish(now: now, status: .done, note: nil) }
     }
+
+    private mutating func resetResistance() { rN = 0; rMean = 0; rM2 = 0; rFirst = nil; rLast = nil }
 
     /// Ends the sweep early with what it has.
     public mutating func abort(now: Double, reason: String) {

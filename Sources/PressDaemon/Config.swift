@@ -96,6 +96,10 @@ public struct SimChannelConfig: Sendable {
     public var current = 0.0
     public var cyclePeriod = 0.0
     public var ambient = 25.0
+    /// A simulated impedance analyser: a result every `impedanceInterval` s (0: a fresh
+    /// resistance every tick), each spectrum taking `impedanceAcquisition` s.
+    public var impedanceInterval = 0.0
+    public var impedanceAcquisition = 60.0
 }
 
 /// One channel's complete configuration.
@@ -521,11 +525,16 @@ public struct DaemonConfig: Sendable {
                 s.step = try v.double("step_mpa", default: s.step)
                 s.interval = try v.double("interval_s", default: s.interval)
                 s.settle = try v.double("settle_s", default: s.settle)
-                s.reprobe = try v.double("reprobe_s", default: s.reprobe)
+                s.minMeasurements = try v.int("min_measurements") ?? s.minMeasurements
+                s.memory = try v.double("memory_s", default: s.memory)
+                if try v.double("reprobe_s") != nil {
+                    warnings.append(v.error("reprobe_s", "is ignored: the supervisor no longer steps back below a level it has shown to be bad (voids opened there may not heal); remove the key").description)
+                }
                 if let e = s.validationErrors(limits: limits).first { throw v.error(e.field, e.message) }
                 supervisor = s
             } else {
-                for k in ["window_min_mpa", "window_max_mpa", "margin", "step_mpa", "interval_s", "settle_s", "reprobe_s"] { _ = try v.double(k) }
+                for k in ["window_min_mpa", "window_max_mpa", "margin", "step_mpa", "interval_s", "settle_s", "memory_s", "reprobe_s"] { _ = try v.double(k) }
+                _ = try v.int("min_measurements")
             }
             try v.rejectUnknownKeys()
         }
@@ -597,6 +606,11 @@ public struct DaemonConfig: Sendable {
         sim.current = try m.double("current_ma", default: 0)
         sim.cyclePeriod = try m.nonNegative("cycle_period_s", default: 0)
         sim.ambient = try m.double("ambient_c", default: 25)
+        sim.impedanceInterval = try m.nonNegative("impedance_interval_s", default: 0)
+        sim.impedanceAcquisition = try m.positive("impedance_acquisition_s", default: 60)
+        if sim.impedanceInterval > 0 && sim.impedanceAcquisition > sim.impedanceInterval {
+            throw m.error("impedance_acquisition_s", "must be ≤ impedance_interval_s (\(sim.impedanceInterval) s): a spectrum cannot take longer than the time between spectra")
+        }
         sim.frameGrowthPerKelvin = try m.double("frame_growth_um_per_k", default: 1.2)
         var c = sim.cell
         c.contactStiffness0 = try m.positive("contact_stiffness_n_per_um", default: c.contactStiffness0)

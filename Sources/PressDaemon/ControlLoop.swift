@@ -42,8 +42,10 @@ public struct PushedSignals: Sendable, Equatable {
     public var interfacialResistance: Double?
     public var temperature: Double?
     public var current: Double?
-    public init(interfacialResistance: Double? = nil, temperature: Double? = nil, current: Double? = nil) {
-        self.interfacialResistance = interfacialResistance; self.temperature = temperature; self.current = current
+    /// How long before arrival they were measured, wall-clock seconds (0: now).
+    public var age: Double
+    public init(interfacialResistance: Double? = nil, temperature: Double? = nil, current: Double? = nil, age: Double = 0) {
+        self.interfacialResistance = interfacialResistance; self.temperature = temperature; self.current = current; self.age = age
     }
 }
 
@@ -242,6 +244,8 @@ public struct LoopCore {
     private(set) var backendStates: [[String: Double]?]
     /// Unix time of loop time zero, for log timestamps.
     public var epoch: Double = 0
+    /// Loop seconds per wall-clock second (above 1 on a fast simulated rig).
+    public var timeScale: Double = 1
     /// Per channel: the load-cell calibrations applied to every reading.
     public private(set) var calibrations: [[LoadCellCalibration]]
     /// Per channel: the last second or so of raw per-cell readings, for calibration.
@@ -348,9 +352,12 @@ public struct LoopCore {
         case .supervisorLock(let i, let locked):
             return mode(i) { c throws(CommandRejection) in if locked { try c.lockSupervisor() } else { try c.unlockSupervisor() } }
         case .push(let i, let v):
-            if let r = v.interfacialResistance { pushed[i].resistance = Sample(value: r, time: lastNow) }
-            if let t = v.temperature { pushed[i].temperature = Sample(value: t, time: lastNow) }
-            if let c = v.current { pushed[i].current = Sample(value: c, time: lastNow) }
+            // Stamped with their acquisition time on the loop's clock (plant time runs
+            // `timeScale` times faster than the wall clock on a fast simulated rig).
+            let at = lastNow - v.age * timeScale
+            if let r = v.interfacialResistance { pushed[i].resistance = Sample(value: r, time: at) }
+            if let t = v.temperature { pushed[i].temperature = Sample(value: t, time: at) }
+            if let c = v.current { pushed[i].current = Sample(value: c, time: at) }
             return .ok(mode: channels[i].controller.mode)
         case .calibrate(let i, let action):
             switch PressCore.calibrate(calibrations[i], history: rawHistory[i], action: action) {
@@ -508,6 +515,7 @@ public final class ControlLoop: @unchecked Sendable {
         let t0 = loopTime(monotonicNanos())
         epoch = max(Date().timeIntervalSince1970 - t0, epochFloor + 0.001)
         core.epoch = epoch
+        core.timeScale = timeScale
         // Prime: one tick so readers never see "no snapshot".
         core.tick(now: t0)
         publish(now: t0)

@@ -11,6 +11,9 @@ public final class HardwareChannelBackend: ChannelBackend {
     let config: ChannelConfig
     let pollers: [String: ModbusPoller]
     let gpio: [String: GPIODevicePoller]
+    /// An analyser's result register holds its value until the next fit: its
+    /// measurement time is the poll at which the value changed, not every poll.
+    private var impedance = MeasurementRegister()
 
     init(config: ChannelConfig, pollers: [String: ModbusPoller], gpio: [String: GPIODevicePoller] = [:]) {
         self.config = config; self.pollers = pollers; self.gpio = gpio
@@ -44,7 +47,7 @@ public final class HardwareChannelBackend: ChannelBackend {
             switch role {
             case .temperatureC: readings.temperature = s
             case .currentMA: readings.current = s
-            case .impedanceOhmCm2: readings.interfacialResistance = s
+            case .impedanceOhmCm2: readings.interfacialResistance = impedance.observe(s)
             case .charging: readings.charging = s.value >= 0.5
             case .emergencyStop: readings.emergencyStop = s.value >= 0.5
             case .limitSwitch: readings.limitSwitch = (readings.limitSwitch ?? false) || s.value >= 0.5
@@ -66,5 +69,22 @@ public final class HardwareChannelBackend: ChannelBackend {
         if let (dev, st) = config.hardware.stepper { return gpio[dev]?.position(st.id) }
         guard let a = config.hardware.actuator else { return nil }
         return sample(a)?.value
+    }
+}
+
+/// A register that holds a measurement until the instrument writes the next one (an
+/// impedance analyser's fitted resistance): each poll returns the value with the time
+/// of the poll at which it last changed, so a result is one measurement however often
+/// it is polled, and a frozen instrument ages instead of looking fresh.
+///
+/// Two successive results that are exactly equal count as one (with 32-bit float
+/// registers and a fit's noise this is rare).
+public struct MeasurementRegister: Sendable {
+    private var last: Sample?
+    public init() {}
+    public mutating func observe(_ s: Sample) -> Sample {
+        if let l = last, l.value == s.value || (l.value.isNaN && s.value.isNaN) { return l }
+        last = s
+        return s
     }
 }

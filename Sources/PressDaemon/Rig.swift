@@ -32,9 +32,14 @@ public enum RigBuilder {
             p.commandMax = c.control.pid.outputMax
             fixture = .pneumatic(PneumaticModel(parameters: p, cell: cell, frame: frame))
         }
-        return SimChannel(fixture: fixture, loadCell: LoadCellModel(parameters: c.sim.loadCell),
-                          cycler: CyclerProfile(current: c.sim.current, period: c.sim.cyclePeriod),
-                          ambient: c.sim.ambient, seed: seed, substep: substep)
+        let sim = SimChannel(fixture: fixture, loadCell: LoadCellModel(parameters: c.sim.loadCell),
+                             cycler: CyclerProfile(current: c.sim.current, period: c.sim.cyclePeriod),
+                             ambient: c.sim.ambient, seed: seed, substep: substep)
+        if c.sim.impedanceInterval > 0 {
+            sim.impedanceInterval = c.sim.impedanceInterval
+            sim.impedanceAcquisition = c.sim.impedanceAcquisition
+        }
+        return sim
     }
 }
 

@@ -163,7 +163,21 @@ extension ConnectionHandler {
         if let r = p.interfacialResistanceOhmCm2, r <= 0 {
             return fail(id, .invalidParams, "push_signals: interfacial_resistance_ohm_cm2 must be > 0 (got \(r))", context: context)
         }
-        submitAction(.push(channel: i, PushedSignals(interfacialResistance: p.interfacialResistanceOhmCm2, temperature: p.temperatureC, current: p.currentMa)),
+        // The acquisition time as an age, so that the loop places it on its own clock.
+        var age = 0.0
+        if let at = p.acquiredAt {
+            let now = Date().timeIntervalSince1970
+            guard at.isFinite else { return fail(id, .invalidParams, "push_signals: acquired_at must be a finite number of Unix seconds", context: context) }
+            guard at <= now + 5 else {
+                return fail(id, .invalidParams, "push_signals: acquired_at \(at) is \(Int(at - now)) s in the future (check the sending machine's clock)", context: context)
+            }
+            age = max(0, now - at)
+            let limit = ctx.channels[i].pushedStaleAfter
+            guard age <= limit else {
+                return fail(id, .invalidParams, "push_signals: acquired_at is \(Int(age)) s ago, older than the channel's pushed_stale_after_s \(Int(limit)) s: the values would be stale on arrival", context: context)
+            }
+        }
+        submitAction(.push(channel: i, PushedSignals(interfacialResistance: p.interfacialResistanceOhmCm2, temperature: p.temperatureC, current: p.currentMa, age: age)),
                      channel: p.channel, state: "stored", id: id, method: "push_signals", context: context)
     }
 
@@ -285,6 +299,8 @@ extension ConnectionHandler {
             if let n = p.steps { s.steps = n }
             if let d = p.dwellS { s.dwell = d }
             s.returnTo = p.returnMpa
+            if let n = p.minMeasurements { s.minMeasurements = n }
+            if let t = p.measurementTimeoutS { s.measurementTimeout = t }
             if let e = s.validationErrors(limits: ctx.channels[i].control.limits).first {
                 return fail(id, .invalidParams, "sweep: \(e.field) \(e.message)", context: context)
             }

@@ -57,11 +57,12 @@ enum StatusMapping {
             let bin = v.map.bins.indices.contains(k) ? v.map.bins[k] : nil
             let fit = v.knee
             info.supervisor = SupervisorInfo(locked: v.locked, lockReason: v.lockReason, windowMinMpa: v.settings.windowMin,
-                                             windowMaxMpa: v.settings.windowMax, margin: v.settings.margin, minimumOhmCm2: v.map.minimum,
+                                             windowMaxMpa: v.settings.windowMax, margin: v.settings.margin, minimumOhmCm2: v.map.minimum(measurements: v.settings.minMeasurements),
                                              limitOhmCm2: v.limit, levelResistanceOhmCm2: (bin?.count ?? 0) > 0 ? bin?.mean : nil,
                                              levelStandardError: (bin?.count ?? 0) > 1 ? bin?.standardError : nil,
                                              converged: v.convergedAt != nil, lastReason: v.lastReason,
-                                             cspMpa: fit?.csp, cspLowMpa: fit?.cspLow, cspHighMpa: fit?.cspHigh)
+                                             cspMpa: fit?.csp, cspLowMpa: fit?.cspLow, cspHighMpa: fit?.cspHigh,
+                                             levelMeasurements: v.measurementsAtLevel, floorMpa: v.floorPressure)
         }
         if let m = c.memory {
             info.adaptive = AdaptiveInfo(scale: m.scale, baseGain: m.baseGain, estimatedGain: m.estimatedGain, schedule: m.schedule,
@@ -80,7 +81,8 @@ enum StatusMapping {
         SweepInfo(status: r.status.rawValue, note: r.note, cspMpa: r.fit?.csp, cspLowMpa: r.fit?.cspLow, cspHighMpa: r.fit?.cspHigh,
                   p90Mpa: r.fit?.p90, plateauOhmCm2: r.fit?.plateau, riseOhmCm2: r.fit?.rise, sharpness: r.fit?.sharpness,
                   points: r.points.map { SweepPointInfo(setpointMpa: $0.setpoint, pressureMpa: $0.pressure, resistanceOhmCm2: $0.resistance,
-                                                        resistanceSd: $0.resistanceSD, samples: $0.samples, temperatureC: $0.temperature) })
+                                                        resistanceSd: $0.resistanceSD, samples: $0.samples, temperatureC: $0.temperature,
+                                                        currentDensityMaCm2: $0.currentDensity) })
     }
 
     static func loop(_ s: LoopStats) -> LoopInfo {

@@ -99,10 +99,12 @@ public struct PersistedChannel: Sendable, Equatable, Codable {
         }
         backend = try c.decodeIfPresent([String: Double].self, forKey: .backend)
         updated = try c.decode(Double.self, forKey: .updated)
-        tune = try c.decodeIfPresent(AutotuneResult.self, forKey: .tune)
-        learned = try c.decodeIfPresent(ControllerMemory.self, forKey: .learned)
-        sweep = try c.decodeIfPresent(SweepResult.self, forKey: .sweep)
-        supervisor = try c.decodeIfPresent(ImpedanceSupervisor.self, forKey: .supervisor)
+        // What was learned is worth keeping but not worth losing the channel's state
+        // for: a record from another version that does not decode is dropped alone.
+        tune = (try? c.decodeIfPresent(AutotuneResult.self, forKey: .tune)) ?? nil
+        learned = (try? c.decodeIfPresent(ControllerMemory.self, forKey: .learned)) ?? nil
+        sweep = (try? c.decodeIfPresent(SweepResult.self, forKey: .sweep)) ?? nil
+        supervisor = (try? c.decodeIfPresent(ImpedanceSupervisor.self, forKey: .supervisor)) ?? nil
     }
 }
 

@@ -749,9 +749,14 @@ public struct SweepParams: Codable, Sendable {
     public var steps: Int?
     public var dwellS: Double?
     public var returnMpa: Double?
-    public init(channel: String, action: ExperimentAction, fromMpa: Double? = nil, toMpa: Double? = nil, steps: Int? = nil, dwellS: Double? = nil, returnMpa: Double? = nil) {
+    /// Distinct resistance measurements each level needs, and how long past the dwell
+    /// to wait for them, s.
+    public var minMeasurements: Int?
+    public var measurementTimeoutS: Double?
+    public init(channel: String, action: ExperimentAction, fromMpa: Double? = nil, toMpa: Double? = nil, steps: Int? = nil, dwellS: Double? = nil, returnMpa: Double? = nil,
+                minMeasurements: Int? = nil, measurementTimeoutS: Double? = nil) {
         self.channel = channel; self.action = action; self.fromMpa = fromMpa; self.toMpa = toMpa; self.steps = steps
-        self.dwellS = dwellS; self.returnMpa = returnMpa
+        self.dwellS = dwellS; self.returnMpa = returnMpa; self.minMeasurements = minMeasurements; self.measurementTimeoutS = measurementTimeoutS
     }
 }
 
@@ -789,11 +794,15 @@ public struct SweepPointInfo: Codable, Sendable, Equatable {
     public var pressureMpa: Double
     public var resistanceOhmCm2: Double
     public var resistanceSd: Double
+    /// Distinct resistance measurements averaged (not control ticks).
     public var samples: Int
     public var temperatureC: Double?
-    public init(setpointMpa: Double, pressureMpa: Double, resistanceOhmCm2: Double, resistanceSd: Double, samples: Int, temperatureC: Double?) {
+    /// Mean absolute current density while the level was measured, mA/cm².
+    public var currentDensityMaCm2: Double?
+    public init(setpointMpa: Double, pressureMpa: Double, resistanceOhmCm2: Double, resistanceSd: Double, samples: Int, temperatureC: Double?,
+                currentDensityMaCm2: Double? = nil) {
         self.setpointMpa = setpointMpa; self.pressureMpa = pressureMpa; self.resistanceOhmCm2 = resistanceOhmCm2
-        self.resistanceSd = resistanceSd; self.samples = samples; self.temperatureC = temperatureC
+        self.resistanceSd = resistanceSd; self.samples = samples; self.temperatureC = temperatureC; self.currentDensityMaCm2 = currentDensityMaCm2
     }
 }
 
@@ -835,9 +844,15 @@ public struct SupervisorInfo: Codable, Sendable, Equatable {
     public var cspMpa: Double?
     public var cspLowMpa: Double?
     public var cspHighMpa: Double?
+    /// Distinct resistance measurements taken at the present level since it was entered.
+    public var levelMeasurements: Int?
+    /// The lowest pressure the supervisor will still go to, MPa: the level below it was
+    /// shown to raise R beyond the margin and is never tried again (nil: none so far).
+    public var floorMpa: Double?
     public init(locked: Bool, lockReason: String?, windowMinMpa: Double, windowMaxMpa: Double, margin: Double, minimumOhmCm2: Double?,
                 limitOhmCm2: Double?, levelResistanceOhmCm2: Double?, levelStandardError: Double?, converged: Bool, lastReason: String?,
-                cspMpa: Double?, cspLowMpa: Double?, cspHighMpa: Double?) {
+                cspMpa: Double?, cspLowMpa: Double?, cspHighMpa: Double?, levelMeasurements: Int? = nil, floorMpa: Double? = nil) {
+        self.levelMeasurements = levelMeasurements; self.floorMpa = floorMpa
         self.locked = locked; self.lockReason = lockReason; self.windowMinMpa = windowMinMpa; self.windowMaxMpa = windowMaxMpa
         self.margin = margin; self.minimumOhmCm2 = minimumOhmCm2; self.limitOhmCm2 = limitOhmCm2
         self.levelResistanceOhmCm2 = levelResistanceOhmCm2; self.levelStandardError = levelStandardError; self.converged = converged
@@ -865,8 +880,13 @@ public struct PushSignalsParams: Codable, Sendable {
     public var interfacialResistanceOhmCm2: Double?
     public var temperatureC: Double?
     public var currentMa: Double?
-    public init(channel: String, interfacialResistanceOhmCm2: Double? = nil, temperatureC: Double? = nil, currentMa: Double? = nil) {
+    /// When the values were measured, Unix seconds (an analyser's spectrum time); nil
+    /// means now. Not in the future, and not older than the channel's
+    /// `pushed_stale_after_s`.
+    public var acquiredAt: Double?
+    public init(channel: String, interfacialResistanceOhmCm2: Double? = nil, temperatureC: Double? = nil, currentMa: Double? = nil,
+                acquiredAt: Double? = nil) {
         self.channel = channel; self.interfacialResistanceOhmCm2 = interfacialResistanceOhmCm2
-        self.temperatureC = temperatureC; self.currentMa = currentMa
+        self.temperatureC = temperatureC; self.currentMa = currentMa; self.acquiredAt = acquiredAt
     }
 }

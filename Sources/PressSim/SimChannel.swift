@@ -68,6 +68,15 @@ public final class SimChannel: ChannelBackend {
     private var extraThickness: Double = 0
     /// Interfacial-resistance measurement noise, relative.
     public var impedanceNoise: Double = 0.01
+    /// A simulated impedance analyser: one spectrum every `impedanceInterval` s, each
+    /// taking `impedanceAcquisition` s. Its result (the resistance averaged over the
+    /// acquisition, with one draw of noise) is delivered when the spectrum ends, stamped
+    /// with the time the spectrum started, as an analyser's file is. Nil: a fresh
+    /// resistance on every read (an ideal, instantaneous instrument).
+    public var impedanceInterval: Double?
+    public var impedanceAcquisition: Double = 60
+    private var spectrum: (start: Double, sum: Double, n: Int)?
+    private var lastSpectrum: Sample?
     private var pendingStall: Double = 0
     private var emergencyStop = false
     private var chargingOverride: Bool?
@@ -155,14 +164,35 @@ public final class SimChannel: ChannelBackend {
         advance(to: now)
         let c = cell
         let pressure = StackUnits.pressure(force: trueForce, area: c.p.area)
-        let r = c.interfacialResistance(pressure: pressure) * (1 + impedanceNoise * rng.gaussian())
+        let resistance: Sample?
+        if let interval = impedanceInterval {
+            resistance = analyser(c.interfacialResistance(pressure: pressure), interval: interval)
+        } else {
+            resistance = Sample(value: c.interfacialResistance(pressure: pressure) * (1 + impedanceNoise * rng.gaussian()), time: time)
+        }
         return ChannelReadings(
             force: loadCell.last,
             temperature: Sample(value: c.temperature, time: time),
             current: Sample(value: cycler.current(at: time), time: time),
-            interfacialResistance: Sample(value: r, time: time),
+            interfacialResistance: resistance,
             charging: chargingOverride ?? (cycler.current(at: time) > 0),
             emergencyStop: emergencyStop)
+    }
+
+    /// One read of the simulated analyser: accumulates the true resistance while a
+    /// spectrum runs and returns the latest finished spectrum's result.
+    private func analyser(_ r: Double, interval: Double) -> Sample? {
+        let acquisition = min(max(impedanceAcquisition, 0), interval)
+        var s = spectrum ?? (start: time, sum: 0, n: 0)
+        if time >= s.start { s.sum += r; s.n += 1 }
+        if time >= s.start + acquisition, s.n > 0 {
+            lastSpectrum = Sample(value: s.sum / Double(s.n) * (1 + impedanceNoise * rng.gaussian()), time: s.start)
+            var next = s.start + interval
+            while next + acquisition < time { next += interval }
+            s = (start: next, sum: 0, n: 0)
+        }
+        spectrum = s
+        return lastSpectrum
     }
 
     public func apply(output value: Double, now: Double) {

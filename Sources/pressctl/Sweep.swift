@@ -8,8 +8,10 @@ struct Sweep: ParsableCommand {
         abstract: "Find the critical stack pressure: step down through a pressure window measuring interfacial resistance (admin).",
         discussion: """
         The channel must be regulating and have an interfacial-resistance signal. The sweep takes over the setpoint, \
-        goes to --from, then steps down to --to in --steps levels, dwelling --dwell seconds at each (resistance is \
-        averaged over the second half of the dwell). It aborts on impedance runaway (resistance above 20× the lowest \
+        goes to --from, then steps down to --to in --steps levels, dwelling --dwell seconds at each. Resistance is \
+        averaged over the measurements acquired in the second half of the dwell, each counted once by its acquisition \
+        time; the dwell extends until a level has --min-measurements of them (an impedance analyser reports every few \
+        minutes), and the sweep aborts if they do not come within --measurement-timeout. It aborts on impedance runaway (resistance above 20× the lowest \
         seen) or a level not reached, stays inside the channel's limits, and returns the setpoint to --return \
         (default --from) when it ends. The critical stack pressure is the middle of the fitted resistance knee, with \
         its 95 % interval. Exit status 1 when refused or aborted.
@@ -19,6 +21,8 @@ struct Sweep: ParsableCommand {
     @Option(help: "Pressure levels including both ends (≥ 6).") var steps: Int?
     @Option(help: "Seconds at each level.") var dwell: Double?
     @Option(name: .customLong("return"), help: "Setpoint when the sweep ends, MPa (default: --from).") var returnTo: Double?
+    @Option(help: "Distinct resistance measurements each level needs, acquired after it settled (default 3).") var minMeasurements: Int?
+    @Option(help: "Seconds past the dwell to wait for them before aborting (default 900).") var measurementTimeout: Double?
     @Flag(help: "Cancel a running sweep (what was measured is kept and fitted).") var cancel = false
     @Flag(help: "Start and return at once (follow with 'pressctl status').") var noWait = false
     @OptionGroup var conn: Connection
@@ -32,7 +36,8 @@ struct Sweep: ParsableCommand {
         }
         guard let from, let to else { throw ValidationError("--from and --to are required") }
         let before = call(c, "status", OptionalChannelParams(channel: ch), as: StatusResult.self).channels.first?.control?.lastSweep
-        let r = call(c, "sweep", SweepParams(channel: ch, action: .start, fromMpa: from, toMpa: to, steps: steps, dwellS: dwell, returnMpa: returnTo),
+        let r = call(c, "sweep", SweepParams(channel: ch, action: .start, fromMpa: from, toMpa: to, steps: steps, dwellS: dwell, returnMpa: returnTo,
+                                                   minMeasurements: minMeasurements, measurementTimeoutS: measurementTimeout),
                      as: ActionResult.self)
         if noWait { return conn.json ? printJSON(r) : print("\(r.channel): sweep started") }
         var shown = 0
@@ -57,8 +62,11 @@ struct Sweep: ParsableCommand {
 
     static func show(_ r: SweepInfo, channel: String) {
         print("\(channel): sweep \(r.status)" + (r.note.map { ": \($0)" } ?? ""))
-        print("  P MPa     R Ω·cm²   ± sd")
-        for p in r.points { print("  " + pad(f(p.pressureMpa), 10) + pad(f(p.resistanceOhmCm2, 2), 10) + f(p.resistanceSd, 2)) }
+        print("  P MPa     R Ω·cm²   ± sd      n     J mA/cm²  T °C")
+        for p in r.points {
+            print("  " + pad(f(p.pressureMpa), 10) + pad(f(p.resistanceOhmCm2, 2), 10) + pad(f(p.resistanceSd, 2), 10) + pad("\(p.samples)", 6)
+                  + pad(p.currentDensityMaCm2.map { f($0, 2) } ?? "–", 10) + (p.temperatureC.map { f($0, 1) } ?? "–"))
+        }
         if let csp = r.cspMpa, let lo = r.cspLowMpa, let hi = r.cspHighMpa {
             print(String(format: "  critical stack pressure %.2f MPa (95 %% %.2f–%.2f); 90 %% of the excess resistance gone at %.2f MPa; plateau %.1f Ω·cm²",
                          csp, lo, hi, r.p90Mpa ?? .nan, r.plateauOhmCm2 ?? .nan))
@@ -93,12 +101,29 @@ struct Push: ParsableCommand {
     @Option(help: "Interfacial resistance, Ω·cm².") var resistance: Double?
     @Option(help: "Cell temperature, °C.") var temperature: Double?
     @Option(help: "Cell current, mA (charging positive).") var current: Double?
+    @Option(help: "When the values were measured: ISO 8601 with a time zone (2026-11-28T14:03:12Z, 2026-11-28T15:03:12+01:00) or Unix seconds (default: now). For an analyser, the spectrum's start time.")
+    var acquiredAt: String?
     @OptionGroup var conn: Connection
     func run() throws {
         guard resistance != nil || temperature != nil || current != nil else { throw ValidationError("give --resistance, --temperature or --current") }
+        let at = try acquiredAt.map(Push.parseTime)
         let c = try conn.connect()
-        let p = PushSignalsParams(channel: try conn.requireChannel(c), interfacialResistanceOhmCm2: resistance, temperatureC: temperature, currentMa: current)
+        let p = PushSignalsParams(channel: try conn.requireChannel(c), interfacialResistanceOhmCm2: resistance, temperatureC: temperature, currentMa: current,
+                                  acquiredAt: at)
         let r = call(c, "push_signals", p, as: ActionResult.self)
         conn.json ? printJSON(r) : print("\(r.channel): \(r.state)")
+    }
+}
+
+extension Push {
+    /// `--acquired-at`: ISO 8601 with a zone (fractional seconds allowed) or Unix seconds.
+    static func parseTime(_ text: String) throws -> Double {
+        if let v = Double(text), v.isFinite { return v }
+        let iso = ISO8601DateFormatter()
+        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let d = iso.date(from: text) { return d.timeIntervalSince1970 }
+        iso.formatOptions = [.withInternetDateTime]
+        if let d = iso.date(from: text) { return d.timeIntervalSince1970 }
+        throw ValidationError("--acquired-at '\(text)' is not a time: give ISO 8601 with a time zone (2026-11-28T14:03:12Z) or Unix seconds")
     }
 }

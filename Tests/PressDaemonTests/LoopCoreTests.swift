@@ -54,6 +54,24 @@ struct LoopCoreTests {
         #expect(after != 999 && abs(after / own - 1) < 0.5)
     }
 
+    @Test("a pushed value carries its acquisition time on the loop's clock (scaled on a fast rig); a result register's time is the poll where it changed")
+    func acquisitionTime() throws {
+        var c = try core(("band_percent = 5", "band_percent = 5\npushed_stale_after_s = 600"))
+        c.timeScale = 10
+        var t = 0.0
+        for _ in 0..<1000 { t += 0.01; c.tick(now: t) }
+        _ = c.apply(.push(channel: 0, PushedSignals(interfacialResistance: 50, age: 0.5)))
+        c.tick(now: t + 0.01)
+        let s = try #require(c.states[0].readings.interfacialResistance)
+        #expect(s.value == 50)
+        #expect(abs(s.time - (t - 5)) < 0.02, "acquired 0.5 s ago on the wall clock = 5 s of loop time at ×10: \(s.time) vs \(t - 5)")
+
+        var reg = MeasurementRegister()
+        #expect(reg.observe(Sample(value: 20, time: 1)).time == 1)
+        #expect(reg.observe(Sample(value: 20, time: 2)).time == 1, "polled again, same result: same measurement")
+        #expect(reg.observe(Sample(value: 21, time: 3)).time == 3, "a new fit")
+    }
+
     @Test("the command inbox is bounded and refuses when full")
     func inbox() {
         let inbox = CommandInbox(capacity: 3)

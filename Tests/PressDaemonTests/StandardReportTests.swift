@@ -68,6 +68,17 @@ struct StandardReportTests {
         #expect(bad.status == 1 && bad.stderr.contains("invalid_params") && bad.stderr.contains("interfacial_resistance_ohm_cm2"), "\(bad.stderr)")
         let none = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--socket", d.socket])
         #expect(none.status != 0)
+        // The spectrum's time: accepted when recent, refused from the future or when
+        // already stale, with the parameter named.
+        let recent = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-60))
+        let old = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--resistance", "70", "--acquired-at", recent, "--socket", d.socket])
+        #expect(old.status == 0, "\(old.stderr)")
+        let future = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--resistance", "70", "--acquired-at", "\(Date().timeIntervalSince1970 + 3600)", "--socket", d.socket])
+        #expect(future.status == 1 && future.stderr.contains("acquired_at") && future.stderr.contains("future"), "\(future.stderr)")
+        let stale = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--resistance", "70", "--acquired-at", "2020-01-01T00:00:00Z", "--socket", d.socket])
+        #expect(stale.status == 1 && stale.stderr.contains("pushed_stale_after_s"), "\(stale.stderr)")
+        let garbage = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--resistance", "70", "--acquired-at", "yesterday", "--socket", d.socket])
+        #expect(garbage.status != 0 && garbage.stderr.contains("--acquired-at"), "\(garbage.stderr)")
     }
 
     @Test("the supervisor over the socket: enabled by configuration, locked by an operator setpoint, unlocked by pressctl, moving the setpoint with reasons")

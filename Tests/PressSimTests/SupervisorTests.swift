@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Impedance-aware supervisor on the simulated rig")
 struct SupervisorTests {
-    static let settings = SupervisorSettings(windowMin: 2, windowMax: 8, margin: 0.2, step: 0.25, interval: 60, settle: 10, reprobe: 1800)
+    static let settings = SupervisorSettings(windowMin: 2, windowMax: 8, margin: 0.2, step: 0.25, interval: 60, settle: 10)
 
     func loop(sharpness: Double = 8, supervisor: SupervisorSettings? = settings) -> (ClosedLoop, CellModel) {
         var v = ControlBenchmark.nominalVariant(.spring, area: 1)
@@ -119,5 +119,44 @@ struct SupervisorTests {
         try l.controller.setTarget(5)
         l.run(for: 300)
         #expect(l.controller.target == 5)
+    }
+
+    @Test("never steps back below a level it has shown to be bad, however long it holds (the old re-probe went back after reprobe_s)")
+    func reprobeFloor() throws {
+        var (l, _) = loop()
+        try l.controller.setTarget(8)
+        try l.controller.unlockSupervisor()
+        var convergedAt: Double?
+        var lowestAfter = 100.0
+        // Until it converges, then longer than the old re-probe time (1800 s) after it.
+        while l.now < 3600 && convergedAt == nil || convergedAt.map({ l.now < $0 + 2400 }) == true {
+            let s = l.tick()
+            if convergedAt == nil, l.controller.supervisor?.convergedAt != nil { convergedAt = s.time }
+            if convergedAt != nil, let t = s.target { lowestAfter = min(lowestAfter, t) }
+        }
+        let sup = try #require(l.controller.supervisor)
+        let floor = try #require(sup.floorPressure, "a level was shown bad on the way down")
+        let at = try #require(convergedAt)
+        #expect(at < 3600, "converged within the first hour")
+        #expect(lowestAfter >= floor - 1e-9, "went down to \(lowestAfter) MPa after converging at \(floor)")
+        #expect(l.controller.target == floor)
+    }
+
+    @Test("an analyser's result every 120 s: it converges as it does fed every tick, counting measurements, not ticks")
+    func analyserCadence() throws {
+        var s = Self.settings
+        s.interval = 300; s.settle = 30; s.minMeasurements = 2; s.step = 0.5
+        var (l, cell) = loop(supervisor: s)
+        (l.backend as! SimChannel).impedanceInterval = 120
+        try l.controller.setTarget(8)
+        try l.controller.unlockSupervisor()
+        while l.now < 4 * 3600 && l.controller.supervisor?.convergedAt == nil { l.tick() }
+        let sup = try #require(l.controller.supervisor)
+        #expect(sup.convergedAt != nil, "\(sup.lastReason ?? "")")
+        let final = try #require(l.controller.target)
+        let expected = expectedLevel(cell, s)
+        #expect(abs(final - expected) <= s.step + 1e-9, "settled at \(final) MPa, expected \(expected)")
+        let k = s.level(final)
+        #expect(sup.map.bins[k].count >= 2 && sup.map.bins[k].count < 200, "\(sup.map.bins[k].count) measurements at the level held, 120 s apart")
     }
 }

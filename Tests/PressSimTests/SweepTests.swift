@@ -106,4 +106,56 @@ struct SweepTests {
         #expect(r.points.count >= 2)
         #expect(l.controller.target == 5)
     }
+
+    /// One sweep 6 → 1.5 MPa in 8 levels; `interval` s between an analyser's spectra (nil:
+    /// a fresh resistance every tick).
+    func analyserSweep(pc: Double, interval: Double?, ignoreTime: Bool = false) throws -> SweepResult {
+        var l = loop(criticalPressure: pc)
+        let sim = l.backend as! SimChannel
+        sim.impedanceInterval = interval
+        sim.impedanceAcquisition = 60
+        try l.controller.setTarget(6)
+        l.run(for: 100) // the analyser's first spectrum is in
+        try l.controller.startSweep(SweepSettings(from: 6, to: 1.5, steps: 8, dwell: 60, measureFraction: 0.5, minMeasurements: 3, measurementTimeout: 900))
+        while l.controller.sweep != nil && l.now < 20_000 { l.tick() }
+        return try #require(l.controller.lastSweep)
+    }
+
+    @Test("an analyser's result every 120 s, stamped with its spectrum's start: the knee within ±0.3 MPa, agreeing within ±0.3 MPa with the sweep fed every tick; points count measurements taken after their level settled",
+          arguments: [3.0])
+    func analyserCadence(pc: Double) throws {
+        let slow = try analyserSweep(pc: pc, interval: 120)
+        let fast = try analyserSweep(pc: pc, interval: nil)
+        #expect(slow.status == .done, "\(slow.note ?? "")")
+        let fs = try #require(slow.fit, "\(slow.summary)")
+        let ff = try #require(fast.fit, "\(fast.summary)")
+        #expect(abs(fs.csp - pc) <= 0.3, "CSP \(fs.csp) from 120 s spectra for a knee at \(pc)")
+        #expect(abs(ff.csp - pc) <= 0.3, "CSP \(ff.csp) fed every tick for a knee at \(pc)")
+        #expect(abs(fs.csp - ff.csp) <= 0.3, "120 s spectra \(fs.csp) vs every tick \(ff.csp)")
+        // Each level: 3 or more distinct spectra, not thousands of ticks, none shared
+        // with the level before.
+        for (a, b) in zip(slow.points, slow.points.dropFirst()) {
+            #expect(b.samples >= 3 && b.samples <= 12, "\(b.samples) measurements at \(b.setpoint) MPa")
+            #expect(try #require(b.firstMeasurement) > (try #require(a.lastMeasurement)))
+        }
+    }
+
+    @Test("a level whose measurements stop coming aborts the sweep after the measurement timeout, naming the level")
+    func measurementsStop() throws {
+        var l = loop(criticalPressure: 3)
+        let sim = l.backend as! SimChannel
+        sim.impedanceInterval = 120
+        try l.controller.setTarget(8)
+        l.run(for: 100)
+        try l.controller.startSweep(SweepSettings(from: 8, to: 1, steps: 8, dwell: 120, minMeasurements: 3, measurementTimeout: 300))
+        l.run(for: 1000)
+        sim.impedanceInterval = 1e9 // the analyser stops
+        var lowest = 100.0
+        while l.controller.sweep != nil && l.now < 20_000 { if let t = l.tick().target { lowest = min(lowest, t) } }
+        let r = try #require(l.controller.lastSweep)
+        #expect(r.status == .aborted)
+        #expect(r.note?.contains("resistance measurements acquired after it settled") == true, "\(r.note ?? "")")
+        #expect(l.now < 1100 + 120 + 300 + 600, "gave up within dwell + timeout of the last level: \(l.now)")
+        #expect(l.controller.target == 8, "back to the starting pressure")
+    }
 }
