@@ -45,9 +45,13 @@ let package = Package(
         // Thin Swift wrappers over the device libraries.
         .target(name: "PressDrivers", dependencies: ["PressCore", "CModbus", "CGPIOD"]),
 
+        // Impedance spectra: analysers' file formats, equivalent-circuit fitting and the
+        // Kramers–Kronig check (pure).
+        .target(name: "PressEIS"),
+
         // Daemon runtime: config, control-loop thread, control socket, systemd glue.
         .target(name: "PressDaemon", dependencies: [
-            "PressCore", "PressSim", "PressProtocol", "PressDrivers", "PressLog", "CSystemd",
+            "PressCore", "PressSim", "PressProtocol", "PressDrivers", "PressLog", "PressEIS", "CSystemd",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -77,8 +81,9 @@ let package = Package(
         .testTarget(name: "PressProtocolTests", dependencies: ["PressProtocol"]),
         .testTarget(name: "PressPlotTests", dependencies: ["PressPlot"]),
         .testTarget(name: "PressSimTests", dependencies: ["PressCore", "PressSim"]),
+        .testTarget(name: "PressEISTests", dependencies: ["PressEIS"], exclude: ["Fixtures"]),
         .testTarget(name: "PressDaemonTests", dependencies: [
-            "PressDaemon", "PressProtocol", "PressCore", "PressSim", "PressDrivers", "PressLog",
+            "PressDaemon", "PressProtocol", "PressCore", "PressSim", "PressDrivers", "PressLog", "PressEIS",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),

@@ -17,6 +17,9 @@ public struct ChannelReadings: Sendable, Equatable {
     public var current: Sample?
     /// Interfacial resistance, Ω·cm².
     public var interfacialResistance: Sample?
+    /// Bulk (electrolyte) resistance, Ω·cm², where an impedance analyser's spectra are
+    /// fitted (the high-frequency intercept).
+    public var bulkResistance: Sample?
     /// The cycler's "charging" digital signal, if wired.
     public var charging: Bool?
     /// The emergency-stop input (true = stop), if wired.

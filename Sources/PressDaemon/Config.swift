@@ -118,6 +118,22 @@ public struct ChannelConfig: Sendable {
     /// Signals pushed in by other software (`push_signals`) older than this are not
     /// used, s.
     public var pushedStaleAfter: Double = 900
+    /// Where an impedance analyser writes this channel's spectra, if it does.
+    public var spectra: SpectraConfig?
+}
+
+/// An impedance analyser's spectrum files for one channel (`[channels.NAME.impedance]`).
+public struct SpectraConfig: Sendable, Equatable {
+    /// The directory watched for new files (BioLogic `.mpt`, Gamry `.DTA`, CSV).
+    public var directory: String
+    /// The analyser PC's time zone, for files that give local time (EC-Lab, Gamry);
+    /// nil: this machine's.
+    public var timeZone: String?
+    /// A fit whose interfacial resistance has a larger relative standard error is
+    /// rejected.
+    public var maxRelativeError: Double = 0.25
+    /// Reject spectra that fail the Kramers–Kronig (Lin-KK) consistency check.
+    public var requireKramersKronig = true
 }
 
 /// The run log's settings.
@@ -585,6 +601,21 @@ public struct DaemonConfig: Sendable {
             try parseSim(m, kind: kind, into: &sim)
             try m.rejectUnknownKeys()
         }
+        var spectra: SpectraConfig?
+        if let m = try t.subtable("impedance") {
+            guard let dir = try m.string("spectra_dir") else { throw m.error("spectra_dir", "is required: the directory the analyser writes this channel's spectra to") }
+            guard dir.hasPrefix("/") else { throw m.error("spectra_dir", "must be an absolute path (got '\(dir)')") }
+            var s = SpectraConfig(directory: dir)
+            if let z = try m.string("time_zone") {
+                guard TimeZone(identifier: z) != nil else { throw m.error("time_zone", "'\(z)' is not a time zone name (e.g. Europe/Berlin, UTC)") }
+                s.timeZone = z
+            }
+            s.maxRelativeError = try m.positive("max_relative_error", default: 0.25)
+            guard s.maxRelativeError <= 1 else { throw m.error("max_relative_error", "must be ≤ 1") }
+            s.requireKramersKronig = try m.bool("require_kramers_kronig") ?? true
+            try m.rejectUnknownKeys()
+            spectra = s
+        }
         try t.rejectUnknownKeys()
 
         let params = ChannelParameters(name: name, cellArea: area, pid: pid, feedforward: ff, limits: limits,
@@ -599,6 +630,7 @@ public struct DaemonConfig: Sendable {
                                     divider: Int(ratio.rounded()), control: params2, sim: sim, hardware: hw)
         channel.preset = preset?.name
         channel.pushedStaleAfter = pushedStale
+        channel.spectra = spectra
         return channel
     }
 

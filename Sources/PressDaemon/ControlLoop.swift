@@ -42,10 +42,13 @@ public struct PushedSignals: Sendable, Equatable {
     public var interfacialResistance: Double?
     public var temperature: Double?
     public var current: Double?
+    /// Bulk resistance, Ω·cm² (from a fitted spectrum).
+    public var bulkResistance: Double?
     /// How long before arrival they were measured, wall-clock seconds (0: now).
     public var age: Double
-    public init(interfacialResistance: Double? = nil, temperature: Double? = nil, current: Double? = nil, age: Double = 0) {
-        self.interfacialResistance = interfacialResistance; self.temperature = temperature; self.current = current; self.age = age
+    public init(interfacialResistance: Double? = nil, temperature: Double? = nil, current: Double? = nil, bulkResistance: Double? = nil, age: Double = 0) {
+        self.interfacialResistance = interfacialResistance; self.temperature = temperature; self.current = current
+        self.bulkResistance = bulkResistance; self.age = age
     }
 }
 
@@ -252,7 +255,7 @@ public struct LoopCore {
     private var rawHistory: [[[Double]]]
     static let rawHistoryLength = 100
     /// Per channel: the latest pushed values, stamped with the loop time they arrived.
-    private var pushed: [(resistance: Sample?, temperature: Sample?, current: Sample?)]
+    private var pushed: [(resistance: Sample?, temperature: Sample?, current: Sample?, bulk: Sample?)]
     /// Loop time of the latest tick.
     private var lastNow = 0.0
 
@@ -262,7 +265,7 @@ public struct LoopCore {
         backendStates = channels.map { $0.backend.persistentState() }
         calibrations = channels.map { _ in [] }
         rawHistory = channels.map { _ in [] }
-        pushed = channels.map { _ in (nil, nil, nil) }
+        pushed = channels.map { _ in (nil, nil, nil, nil) }
     }
 
     /// The backend's readings with fresh pushed values in place of its own.
@@ -273,6 +276,7 @@ public struct LoopCore {
         if let s = fresh(pushed[i].resistance) { out.interfacialResistance = s }
         if let s = fresh(pushed[i].temperature) { out.temperature = s }
         if let s = fresh(pushed[i].current) { out.current = s }
+        if let s = fresh(pushed[i].bulk) { out.bulkResistance = s }
         return out
     }
 
@@ -358,6 +362,7 @@ public struct LoopCore {
             if let r = v.interfacialResistance { pushed[i].resistance = Sample(value: r, time: at) }
             if let t = v.temperature { pushed[i].temperature = Sample(value: t, time: at) }
             if let c = v.current { pushed[i].current = Sample(value: c, time: at) }
+            if let b = v.bulkResistance { pushed[i].bulk = Sample(value: b, time: at) }
             return .ok(mode: channels[i].controller.mode)
         case .calibrate(let i, let action):
             switch PressCore.calibrate(calibrations[i], history: rawHistory[i], action: action) {

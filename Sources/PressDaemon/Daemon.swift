@@ -60,6 +60,8 @@ public final class Daemon: @unchecked Sendable {
     /// Set once the control socket is listening.
     let socketReady = Atomic<Bool>(false)
     let metricsServer: MetricsServer?
+    /// The impedance analysers' spectrum directories, when any channel has one.
+    var spectra: SpectrumIntake?
     /// Modbus device threads (backend = "hardware").
     let pollers: [ModbusPoller]
     /// GPIO device threads (backend = "hardware").
@@ -194,6 +196,9 @@ public final class Daemon: @unchecked Sendable {
             .init(service: EventLogService(daemon: self)),
         ]
         if metricsServer != nil { services.append(.init(service: MetricsService(daemon: self))) }
+        let writer = self.writer
+        spectra = SpectrumIntake(live: live, loop: loop, logger: logger) { e in writer?.enqueue(e) }
+        if spectra != nil { services.append(.init(service: SpectrumService(daemon: self))) }
         services += [.init(service: ReloadService(daemon: self)), .init(service: NotifierService(daemon: self))]
         var gc = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         gc.maximumGracefulShutdownDuration = .seconds(10)
@@ -237,6 +242,9 @@ public final class Daemon: @unchecked Sendable {
         for (a, b) in zip(new.channels, config.channels) where a.actuator != b.actuator || a.divider != b.divider || a.control.cellArea != b.control.cellArea {
             structural.append("channels.\(a.name) actuator type, loop rate or cell area")
         }
+        for (a, b) in zip(new.channels, config.channels) where a.spectra?.directory != b.spectra?.directory {
+            structural.append("channels.\(a.name).impedance spectra_dir")
+        }
         if new.access != config.access { structural.append("[access] (restart to change who may use the socket)") }
         guard structural.isEmpty else {
             return .failure(ConfigError(file: configPath, line: nil, key: nil, message: "changes need a restart: \(structural.joined(separator: ", ")); running configuration kept"))
@@ -250,6 +258,28 @@ public final class Daemon: @unchecked Sendable {
             writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "config", detail: "warning: \(w)"))
         }
         return .success("configuration reloaded from \(configPath)" + (new.warnings.isEmpty ? "" : "; warnings: " + new.warnings.joined(separator: "; ")))
+    }
+}
+
+/// Watches the impedance analysers' spectrum directories. A directory that is missing
+/// or unreadable is reported and tried again every minute: regulation does not wait
+/// for an analyser.
+struct SpectrumService: Service {
+    let daemon: Daemon
+    func run() async throws {
+        guard let intake = daemon.spectra else { return }
+        while !Task.isShuttingDownGracefully {
+            do throws(DirectoryWatchError) {
+                try intake.start()
+                break
+            } catch {
+                daemon.logger.error("impedance spectra not watched (trying again in 60 s): \(error)")
+                daemon.writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "impedance", detail: "spectra not watched: \(error)"))
+                try? await Task.sleep(for: .seconds(60))
+            }
+        }
+        try? await gracefulShutdown()
+        intake.stop()
     }
 }
 

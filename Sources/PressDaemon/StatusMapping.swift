@@ -18,6 +18,8 @@ enum StatusMapping {
             temperatureC: s.readings.temperature?.value, currentMa: s.readings.current?.value,
             interfacialResistanceOhmCm2: s.readings.interfacialResistance?.value)
         var st = st0
+        if let r = s.readings.interfacialResistance { st.interfacialResistanceAgeS = max(0, s.time - r.time) }
+        if let b = s.readings.bulkResistance { st.bulkResistanceOhmCm2 = b.value; st.bulkResistanceAgeS = max(0, s.time - b.time) }
         st.loadCellForcesN = s.readings.loadCellForces
         st.nonUniformity = nonUniformity(s.readings.loadCellForces)
         st.control = control(s.control, now: s.time, target: s.target)

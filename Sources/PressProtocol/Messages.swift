@@ -302,6 +302,12 @@ public struct ChannelStatus: Codable, Sendable, Equatable {
     public var temperatureC: Double?
     public var currentMa: Double?
     public var interfacialResistanceOhmCm2: Double?
+    /// How long ago the interfacial resistance was acquired, s (loop time): an
+    /// analyser's result is minutes old when it arrives and ages until the next.
+    public var interfacialResistanceAgeS: Double?
+    /// Bulk resistance from the latest fitted spectrum, Ω·cm², and its age, s.
+    public var bulkResistanceOhmCm2: Double?
+    public var bulkResistanceAgeS: Double?
     /// Strategy, gains in force, autotune progress and what the adaptive and learned
     /// controllers have learned.
     public var control: ControlInfo?
