@@ -896,3 +896,9 @@ public struct PushSignalsParams: Codable, Sendable {
         self.temperatureC = temperatureC; self.currentMa = currentMa; self.acquiredAt = acquiredAt
     }
 }
+
+/// The kinds of event the run log records (`log_events`, `pressctl log events --kind`).
+public enum EventKinds {
+    public static let all = ["ack", "adaptation", "authority", "autotune", "config", "daemon", "excursion", "fault", "impedance",
+                             "mode", "owner", "program", "recovery", "request", "setpoint", "supervisor", "sweep"]
+}

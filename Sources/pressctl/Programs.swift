@@ -90,8 +90,14 @@ struct Log: ParsableCommand {
             abstract: "List logged events: setpoints, modes, faults, acknowledgements, program steps, requests (with uid).")
         @Option(help: "Start: ISO 8601, unix seconds, now, or a time ago (2h, 30m, 1d).") var since: String = "1h"
         @Option(help: "End (exclusive), same forms.") var until: String = "now"
-        @Option(help: "Only events of this kind (setpoint, mode, fault, ack, program, request, daemon).") var kind: String?
+        @Option(help: ArgumentHelp("Only events of this kind: \(EventKinds.all.joined(separator: ", ")).", valueName: "kind")) var kind: String?
         @OptionGroup var conn: Connection
+
+        func validate() throws {
+            if let kind, !EventKinds.all.contains(kind) {
+                throw ValidationError("--kind '\(kind)' is not an event kind; the kinds are \(EventKinds.all.joined(separator: ", "))")
+            }
+        }
 
         func run() throws {
             let c = try conn.connect()
