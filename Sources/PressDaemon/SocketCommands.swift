@@ -39,8 +39,9 @@ extension ConnectionHandler {
 
     func setpoint(_ p: SetParams, id: RequestRef, context: ChannelHandlerContext) {
         guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-        guard let unit = SetpointUnit(lenient: p.unit) else {
-            return fail(id, .invalidParams, "set: unknown unit '\(p.unit.prefix(32))' (use one of \(SetpointUnit.allCases.map(\.rawValue).joined(separator: ", ")))", context: context)
+        let unit: SetpointUnit
+        do throws(QuantityError) { unit = try SetpointUnit.parse(String(p.unit.prefix(32))) } catch {
+            return fail(id, .invalidParams, "set: \(error)", context: context)
         }
         // The limits are the control core's (the configuration in force); only the unit
         // needs the cell area here.
@@ -239,8 +240,8 @@ extension ConnectionHandler {
             return offload(id, "calibrate", context: context) { info((try log?.calibrations()[name]) ?? []) }
         case .tare: action = .tare
         case .span:
-            guard let v = p.value, let u = SetpointUnit(lenient: p.unit ?? "N") else {
-                return fail(id, .invalidParams, "calibrate: span needs value and unit (N, kN, or a pressure)", context: context)
+            guard let v = p.value, let u = SetpointUnit(exactly: p.unit ?? "N") else {
+                return fail(id, .invalidParams, "calibrate: span needs value and unit (N, kN, or a pressure: \(SetpointUnit.allCases.map(\.rawValue).joined(separator: ", ")), case-sensitive)", context: context)
             }
             let area = ctx.channels[i].control.cellArea
             let newtons = StackUnits.force(pressure: u.toMPa(v, cellArea: area), area: area)

@@ -4,10 +4,19 @@ public enum SetpointUnit: String, CaseIterable, Sendable {
     case pa = "Pa", kpa = "kPa", mpa = "MPa", bar, psi
     case newton = "N", kilonewton = "kN"
 
-    /// Case-insensitive lookup (`mpa`, `MPA` and `MPa` all work).
-    public init?(lenient text: String) {
-        guard let u = Self.allCases.first(where: { $0.rawValue.lowercased() == text.lowercased() }) else { return nil }
+    /// Exact SI spelling only: `mPa` is a millipascal and `MPa` a megapascal, a factor of
+    /// 10⁹ apart, so a unit is never guessed from its letters' case.
+    public init?(exactly text: String) {
+        guard let u = Self.allCases.first(where: { $0.rawValue == text }) else { return nil }
         self = u
+    }
+
+    /// Parses a unit, or says what was meant: `mpa` → "did you mean MPa?", `mPa` →
+    /// "mPa is a millipascal; did you mean MPa?".
+    public static func parse(_ text: String) throws(QuantityError) -> SetpointUnit {
+        if let u = SetpointUnit(exactly: text) { return u }
+        if let u = allCases.first(where: { $0.rawValue.lowercased() == text.lowercased() }) { throw .wrongCase(text, meant: u) }
+        throw .unknownUnit(text)
     }
 
     public var isForce: Bool { self == .newton || self == .kilonewton }
@@ -43,20 +52,32 @@ public struct Quantity: Equatable, Sendable {
         }
         let number = t[..<split].trimmingCharacters(in: .whitespaces)
         let unitText = t[split...].trimmingCharacters(in: .whitespaces)
-        guard let v = Double(number), v.isFinite else { throw .badNumber(text) }
-        guard let u = SetpointUnit(lenient: unitText) else { throw .unknownUnit(unitText) }
-        self.value = v; self.unit = u
+        guard let v = Double(number), v.isFinite else {
+            if number.contains(","), let d = Double(number.replacingOccurrences(of: ",", with: ".")), d.isFinite {
+                throw .decimalComma(text, suggestion: number.replacingOccurrences(of: ",", with: ".") + unitText)
+            }
+            throw .badNumber(text)
+        }
+        self.value = v; self.unit = try SetpointUnit.parse(unitText)
     }
 }
 
 public enum QuantityError: Error, Equatable, CustomStringConvertible {
     case missingUnit(String), badNumber(String), unknownUnit(String)
+    /// The right letters in the wrong case (`mpa`, `KN`), with the unit meant.
+    case wrongCase(String, meant: SetpointUnit)
+    /// `5,0MPa`: a decimal comma, with the same value written with a point.
+    case decimalComma(String, suggestion: String)
     public var description: String {
         let units = SetpointUnit.allCases.map(\.rawValue).joined(separator: ", ")
         switch self {
         case .missingUnit(let t): return "'\(t)' has no unit; write e.g. 5MPa (units: \(units))"
         case .badNumber(let t): return "'\(t)' does not start with a number"
-        case .unknownUnit(let u): return "unknown unit '\(u)' (units: \(units))"
+        case .unknownUnit(let u): return "unknown unit '\(u)' (units, case-sensitive: \(units))"
+        case .wrongCase(let u, let meant):
+            let milli = u == "mPa" ? " ('mPa' is a millipascal)" : ""
+            return "unknown unit '\(u)': units are case-sensitive\(milli); did you mean \(meant.rawValue)?"
+        case .decimalComma(let t, let s): return "'\(t)' uses a decimal comma; write \(s)"
         }
     }
 }

@@ -121,14 +121,18 @@ struct SetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "set",
         abstract: "Regulate a channel to a stack pressure (or force).",
-        discussion: "VALUE takes a unit: MPa, kPa, Pa, bar, psi, or N / kN (converted through the channel's cell area). Examples: 5MPa, 50bar, 500N.")
+        discussion: "VALUE takes a unit, spelt exactly (case-sensitive: mPa would be a millipascal): MPa, kPa, Pa, bar, psi, or N / kN (converted through the channel's cell area). Examples: 5MPa, 50bar, 500N.")
     @Argument(help: "Target with unit, e.g. 5MPa.") var value: String
     @Option(name: .long, help: "Ramp rate for this change, MPa/s (default: the channel's configured ramp).") var ramp: Double?
     @OptionGroup var conn: Connection
 
+    /// The unit is checked here, so that an error prints this command's usage line.
+    func validate() throws {
+        do { _ = try Quantity(parsing: value) } catch { throw ValidationError("\(error)") }
+    }
+
     func run() throws {
-        let q: Quantity
-        do { q = try Quantity(parsing: value) } catch { throw ValidationError("\(error)") }
+        let q = try Quantity(parsing: value)
         let c = try conn.connect()
         let ch = try conn.requireChannel(c)
         let r = call(c, "set", SetParams(channel: ch, value: q.value, unit: q.unit.rawValue, rampMpaPerS: ramp), as: SetResult.self)
@@ -275,9 +279,11 @@ struct Calibrate: ParsableCommand {
         @Option(help: "The known load now on the cell: 500N, 1.2kN, or a pressure (5MPa) through the cell area.") var known: String
         @Option(help: "Span only this load cell (0-based).") var cell: Int?
         @OptionGroup var conn: Connection
+        func validate() throws {
+            do { _ = try Quantity(parsing: known) } catch { throw ValidationError("\(error)") }
+        }
         func run() throws {
-            let q: Quantity
-            do { q = try Quantity(parsing: known) } catch { throw ValidationError("\(error)") }
+            let q = try Quantity(parsing: known)
             let c = try conn.connect()
             let p = CalibrateParams(channel: try conn.requireChannel(c), action: .span, value: q.value, unit: q.unit.rawValue, cell: cell)
             Calibrate.show(call(c, "calibrate", p, as: CalibrateResult.self), json: conn.json)

@@ -77,6 +77,9 @@ struct StandardReportTests {
         #expect(future.status == 1 && future.stderr.contains("acquired_at") && future.stderr.contains("future"), "\(future.stderr)")
         let stale = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--resistance", "70", "--acquired-at", "2020-01-01T00:00:00Z", "--socket", d.socket])
         #expect(stale.status == 1 && stale.stderr.contains("pushed_stale_after_s"), "\(stale.stderr)")
+        // A unit in the wrong case over the socket: refused, the unit meant named.
+        let wrong = try c.rawCall(#"{"id": 9, "method": "set", "params": {"channel": "B", "value": 5, "unit": "mPa"}}"#)
+        #expect(wrong.errorCode == "invalid_params" && (wrong.errorMessage ?? "").contains("did you mean MPa?"), "\(wrong)")
         let garbage = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--resistance", "70", "--acquired-at", "yesterday", "--socket", d.socket])
         #expect(garbage.status != 0 && garbage.stderr.contains("--acquired-at"), "\(garbage.stderr)")
     }
