@@ -40,7 +40,7 @@ public enum SystemdNotifier {
 /// so commands stop first, then the actuators go to their shutdown state, then the
 /// last samples and the restart state are written.
 public final class Daemon: @unchecked Sendable {
-    public static let version = "0.2.0"
+    public static let version = ControlProtocol.release
     public let configPath: String
     /// The configuration in force; replaced whole by a reload.
     public let live: LiveConfig

@@ -2,6 +2,9 @@ import Foundation
 
 /// Constants of the control-socket protocol. See `docs/protocol.md`.
 public enum ControlProtocol {
+    /// The release of pressd and pressctl (one place for both programs, `hello` and
+    /// `status`).
+    public static let release = "0.3.0"
     /// Bumped on any incompatible change of the wire format.
     public static let version = 1
     /// Largest accepted message (one JSON line, without the newline), bytes.

@@ -71,7 +71,7 @@ struct Pressctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pressctl",
         abstract: "Watch and steer pressd, the stack-pressure control daemon.",
-        version: "0.1.0",
+        version: ControlProtocol.release,
         subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Calibrate.self, Tune.self, Sweep.self, Supervisor.self, Push.self, Reload.self, Sim.self],
         defaultSubcommand: Status.self)
 }
