@@ -79,7 +79,8 @@ struct StandardReportTests {
         #expect(stale.status == 1 && stale.stderr.contains("pushed_stale_after_s"), "\(stale.stderr)")
         // One version: pressctl's, pressd's hello and status agree.
         let v = try runProcess(binDir + "/pressctl", ["--version"])
-        #expect(v.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == c.hello?.version && c.hello?.version == (try c.status().version), "pressctl \(v.stdout) vs hello \(c.hello?.version ?? "-")")
+        let statusVersion = try c.status().version
+        #expect(v.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == c.hello?.version && c.hello?.version == statusVersion, "pressctl \(v.stdout) vs hello \(c.hello?.version ?? "-")")
         // A unit in the wrong case over the socket: refused, the unit meant named.
         let wrong = try c.rawCall(#"{"id": 9, "method": "set", "params": {"channel": "B", "value": 5, "unit": "mPa"}}"#)
         #expect(wrong.errorCode == "invalid_params" && (wrong.errorMessage ?? "").contains("did you mean MPa?"), "\(wrong)")
