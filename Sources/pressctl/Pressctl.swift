@@ -74,6 +74,60 @@ struct Pressctl: ParsableCommand {
         version: ControlProtocol.release,
         subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Calibrate.self, Tune.self, Sweep.self, Supervisor.self, Push.self, Reload.self, Sim.self],
         defaultSubcommand: Status.self)
+
+    /// Accepts the common options before the subcommand too (`pressctl --socket P set
+    /// 5MPa`), and answers an unknown subcommand with the nearest one.
+    static func main() {
+        let names = configuration.subcommands.map { $0._commandName } + ["help"]
+        let args = CommandLineOrder.leadingOptionsMoved(Array(CommandLine.arguments.dropFirst()))
+        if let word = args.first, !word.hasPrefix("-"), !names.contains(word) {
+            let near = names.map { ($0, CommandLineOrder.distance($0, word)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
+            FileHandle.standardError.write(Data(("pressctl: unknown command '\(word)'" + (near.map { "; did you mean '\($0)'?" } ?? "")
+                                                  + " (commands: \(names.joined(separator: ", ")))\n").utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        }
+        Self.main(args)
+    }
+}
+
+/// Command-line reordering for `Pressctl.main()`.
+enum CommandLineOrder {
+    /// Options that every command takes, with whether they take a value.
+    static let common: [String: Bool] = ["--socket": true, "--channel": true, "-c": true, "--json": false]
+
+    /// Moves the common options given before the subcommand to after it (before a `--`).
+    static func leadingOptionsMoved(_ args: [String]) -> [String] {
+        var lead: [String] = []
+        var i = 0
+        while i < args.count, args[i].hasPrefix("-") {
+            let a = args[i]
+            let name = a.split(separator: "=", maxSplits: 1).first.map(String.init) ?? a
+            guard let takesValue = common[name] else { break }
+            lead.append(a)
+            if takesValue && !a.contains("=") && i + 1 < args.count { lead.append(args[i + 1]); i += 1 }
+            i += 1
+        }
+        guard !lead.isEmpty, i < args.count else { return args }
+        var rest = Array(args[i...])
+        let end = rest.firstIndex(of: "--") ?? rest.count
+        rest.insert(contentsOf: lead, at: end)
+        return rest
+    }
+
+    /// Levenshtein distance, for "did you mean".
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(1, a.count) where !a.isEmpty {
+            var prev = row[0]; row[0] = i
+            for j in 1...max(1, b.count) where !b.isEmpty {
+                let cur = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
+                prev = cur
+            }
+        }
+        return a.isEmpty ? b.count : row[b.count]
+    }
 }
 
 struct Status: ParsableCommand {

@@ -77,6 +77,11 @@ struct StandardReportTests {
         #expect(future.status == 1 && future.stderr.contains("acquired_at") && future.stderr.contains("future"), "\(future.stderr)")
         let stale = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--resistance", "70", "--acquired-at", "2020-01-01T00:00:00Z", "--socket", d.socket])
         #expect(stale.status == 1 && stale.stderr.contains("pushed_stale_after_s"), "\(stale.stderr)")
+        // Common options before the subcommand; an unknown subcommand gets the nearest.
+        let before = try runProcess(binDir + "/pressctl", ["--socket", d.socket, "--json", "status", "-c", "B"])
+        #expect(before.status == 0 && before.stdout.contains("\"channels\""), "\(before.stderr)")
+        let typo = try runProcess(binDir + "/pressctl", ["stauts", "--socket", d.socket])
+        #expect(typo.status == 64 && typo.stderr.contains("did you mean 'status'?"), "\(typo.stderr)")
         // One version: pressctl's, pressd's hello and status agree.
         let v = try runProcess(binDir + "/pressctl", ["--version"])
         let statusVersion = try c.status().version
