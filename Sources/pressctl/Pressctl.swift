@@ -64,6 +64,17 @@ func printJSON<T: Encodable>(_ v: T) {
 
 func f(_ v: Double?, _ digits: Int = 3) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "—" }
 
+/// A duration a person reads at a glance: 42 s, 7 min, 3 h 12 min, 6 d 4 h.
+func humanDuration(_ seconds: Double) -> String {
+    let s = max(0, Int(seconds.rounded()))
+    switch s {
+    case ..<120: return "\(s) s"
+    case ..<3600: return "\(s / 60) min"
+    case ..<86_400: return "\(s / 3600) h \(s % 3600 / 60) min"
+    default: return "\(s / 86_400) d \(s % 86_400 / 3600) h"
+    }
+}
+
 func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
 
 @main
@@ -139,16 +150,24 @@ struct Status: ParsableCommand {
         let s = call(c, "status", OptionalChannelParams(channel: conn.channel), as: StatusResult.self)
         if conn.json { return printJSON(s) }
         let l = s.loop
-        print("pressd \(s.version) (\(s.backend))  up \(Int(s.uptimeS)) s  loop \(f(l.rateHz, 0)) Hz ×\(f(l.timeScale, 1))  ticks \(l.ticks)  overruns \(l.overruns)  jitter max \(f(l.maxJitterUs, 0)) µs")
+        let since = Date().addingTimeInterval(-s.uptimeS)
+        let df = DateFormatter(); df.dateFormat = "yyyy-MM-dd HH:mm"
+        print("pressd \(s.version) (\(s.backend))  up \(humanDuration(s.uptimeS)) (since \(df.string(from: since)))  loop \(f(l.rateHz, 0)) Hz ×\(f(l.timeScale, 1))  ticks \(l.ticks)  overruns \(l.overruns)  jitter max \(f(l.maxJitterUs, 0)) µs")
         for a in s.alarms ?? [] { print("ALARM: \(a)") }
-        print([pad("CH", 4), pad("MODE", 11), pad("SETPOINT", 10), pad("PRESSURE", 10), pad("ERR", 10), pad("FORCE N", 9), pad("OUTPUT", 16), pad("T °C", 6), "FAULTS"].joined())
+        print([pad("CH", 4), pad("MODE", 11), pad("SETPOINT MPa", 13), pad("PRESSURE MPa", 13), pad("ERROR", 9), pad("FORCE N", 9), pad("OUTPUT", 16), pad("T °C", 6), "FAULTS"].joined())
         for ch in s.channels {
+            // A released or holding channel is not regulated: no setpoint, no error.
+            let regulated = ch.mode == "regulating"
             var err = "—"
-            if let sp = ch.setpointMpa, let p = ch.pressureMpa, sp > 0 { err = String(format: "%+.2f%%", (p - sp) / sp * 100) }
+            if regulated, let sp = ch.setpointMpa, let p = ch.pressureMpa, sp > 0 { err = String(format: "%+.2f%%", (p - sp) / sp * 100) }
             let faults = ch.faults.isEmpty ? "—" : ch.faults.map { $0.code + ($0.active ? "" : " (cleared, ack)") }.joined(separator: ", ")
-            print([pad(ch.name, 4), pad(ch.mode, 11), pad(f(ch.setpointMpa), 10), pad(f(ch.pressureMpa) + (ch.stale ? "!" : ""), 10),
-                   pad(err, 10), pad(f(ch.forceN, 1), 9), pad("\(f(ch.output, 3)) \(ch.outputUnit)", 16), pad(f(ch.temperatureC, 1), 6), faults].joined())
+            print([pad(ch.name, 4), pad(ch.mode, 11), pad(regulated ? f(ch.setpointMpa) : "—", 13), pad(f(ch.pressureMpa) + (ch.stale ? "!" : ""), 13),
+                   pad(err, 9), pad(f(ch.forceN, 1), 9), pad("\(f(ch.output, 3)) \(ch.outputUnit)", 16), pad(f(ch.temperatureC, 1), 6), faults].joined())
             for flt in ch.faults { print("     \(flt.code): \(flt.message)") }
+            if let r = ch.interfacialResistanceOhmCm2 {
+                print("     interfacial resistance \(f(r, 1)) Ω·cm²" + (ch.interfacialResistanceAgeS.map { ", acquired \(humanDuration($0)) ago" } ?? "")
+                      + (ch.bulkResistanceOhmCm2.map { "; bulk \(f($0, 1)) Ω·cm²" } ?? ""))
+            }
             if ch.authorityLost == true { print("     authority lost: the pressure does not answer the output; output capped at what the setpoint needs") }
             if let x = ch.excursion {
                 print("     OUT OF BAND for \(f(ch.timeS - x.startS, 1)) s, worst \(f(x.worstErrorMpa)) MPa from \(f(x.setpointMpa)) MPa (\(x.cause))")
@@ -164,7 +183,8 @@ struct Status: ParsableCommand {
                 } else if let r = k.lastSweep { print("     last sweep \(r.status): \(r.note ?? "no fit")") }
                 if let v = k.supervisor {
                     print("     supervisor " + (v.locked ? "locked (\(v.lockReason ?? ""))" : (v.converged ? "converged" : "active"))
-                          + " window \(f(v.windowMinMpa))–\(f(v.windowMaxMpa)) MPa, R limit \(f(v.limitOhmCm2, 1)) Ω·cm²" + (v.lastReason.map { "; \($0)" } ?? ""))
+                          + " window \(f(v.windowMinMpa))–\(f(v.windowMaxMpa)) MPa, R limit \(f(v.limitOhmCm2, 1)) Ω·cm²"
+                          + (v.floorMpa.map { ", not below \(f($0)) MPa" } ?? "") + (v.lastReason.map { "; \($0)" } ?? ""))
                 }
             }
         }

@@ -106,6 +106,8 @@ struct ProcessTests {
         #expect(status.channels.allSatisfy { $0.mode == "regulating" && $0.inBand })
         let table = try run("pressctl", ["status"], env: env)
         #expect(table.stdout.contains("regulating"))
+        // Read at a glance: a human uptime with its start, units in the headers.
+        #expect(table.stdout.contains(" s (since 20") && table.stdout.contains("SETPOINT MPa") && table.stdout.contains("PRESSURE MPa"), "\(table.stdout)")
         let watch = try run("pressctl", ["watch", "--count", "2", "--rate", "10"], env: env)
         #expect(watch.status == 0)
         #expect(watch.stdout.split(separator: "\n").count == 2)
