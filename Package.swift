@@ -73,7 +73,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .executableTarget(name: "pressctl", dependencies: [
-            "PressProtocol", "PressPlot",
+            "PressProtocol", "PressPlot", "PressLog",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -130,6 +130,19 @@ public final class RunLog: Sendable {
     public let path: String
     let pool: DatabasePool
 
+    /// Opens an existing run log for reading only (`pressctl … --state-dir`, after a
+    /// crash or on a copy): nothing is created, migrated or written, and it is safe
+    /// beside a daemon writing the same file (WAL: readers never block the writer).
+    public init(readingOnly path: String) throws {
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw RunLogOpenError(path: path, reason: FileManager.default.fileExists(atPath: path) ? "is not readable by this user" : "does not exist")
+        }
+        self.path = path
+        var config = Configuration()
+        config.readonly = true
+        pool = try DatabasePool(path: path, configuration: config)
+    }
+
     /// Opens (creating if needed) the database at `path` and migrates its schema.
     public init(path: String) throws {
         self.path = path
@@ -337,4 +350,11 @@ public final class RunLog: Sendable {
                 v(s.pressureMean), v(s.force), v(s.output), v(s.temperature), v(s.current), v(s.resistance), "\(s.count)",
                 v(s.nonUniformity)].joined(separator: ",")
     }
+}
+
+/// A run log that cannot be opened for reading.
+public struct RunLogOpenError: Error, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+    public var description: String { "\(path) \(reason)" }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import PressLog
 import Foundation
 import PressProtocol
 
@@ -91,6 +92,8 @@ struct Log: ParsableCommand {
         @Option(help: "Start: ISO 8601, unix seconds, now, or a time ago (2h, 30m, 1d).") var since: String = "1h"
         @Option(help: "End (exclusive), same forms.") var until: String = "now"
         @Option(help: ArgumentHelp("Only events of this kind: \(EventKinds.all.joined(separator: ", ")).", valueName: "kind")) var kind: String?
+        @Option(help: ArgumentHelp("Read the run log in this state directory directly, without a daemon (read-only; safe beside a running pressd).", valueName: "dir"))
+        var stateDir: String?
         @OptionGroup var conn: Connection
 
         func validate() throws {
@@ -100,8 +103,15 @@ struct Log: ParsableCommand {
         }
 
         func run() throws {
-            let c = try conn.connect()
-            var r = call(c, "log_events", LogExportParams(since: try parseTime(since), until: try parseTime(until), channel: conn.channel), as: LogEventsResult.self)
+            var r: LogEventsResult
+            if let stateDir {
+                let all = try OfflineLog.open(stateDir).events(since: try parseTime(since), until: try parseTime(until), channel: conn.channel)
+                r = LogEventsResult(events: all.prefix(10_000).map { LogEventInfo(timeUnix: $0.time, channel: $0.channel, kind: $0.kind, detail: $0.detail, uid: $0.uid, pid: $0.pid) },
+                                    truncated: all.count > 10_000)
+            } else {
+                let c = try conn.connect()
+                r = call(c, "log_events", LogExportParams(since: try parseTime(since), until: try parseTime(until), channel: conn.channel), as: LogEventsResult.self)
+            }
             if let kind { r.events = r.events.filter { $0.kind == kind } }
             if conn.json { return printJSON(r) }
             let iso = ISO8601DateFormatter()
@@ -120,11 +130,15 @@ struct Log: ParsableCommand {
         @Option(help: "End (exclusive), same forms.") var until: String = "now"
         @Flag(help: "CSV output (the only format today; accepted for clarity).") var csv = false
         @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
+        @Option(help: ArgumentHelp("Read the run log in this state directory directly, without a daemon (read-only; safe beside a running pressd).", valueName: "dir"))
+        var stateDir: String?
         @OptionGroup var conn: Connection
 
         func run() throws {
             let s = try parseTime(since), u = try parseTime(until)
-            let c = try conn.connect()
+            guard u > s else { throw ValidationError("--until must be after --since") }
+            let offline = try stateDir.map(OfflineLog.open)
+            let c = offline == nil ? try conn.connect() : nil
             var sink: FileHandle = .standardOutput
             if let output {
                 guard FileManager.default.createFile(atPath: output, contents: nil), let h = FileHandle(forWritingAtPath: output) else {
@@ -132,7 +146,8 @@ struct Log: ParsableCommand {
                 }
                 sink = h
             }
-            let rows = exportCSV(c, since: s, until: u, channel: conn.channel) { sink.write(Data($0.utf8)) }
+            let rows = try offline.map { try OfflineLog.exportCSV($0, since: s, until: u, channel: conn.channel) { sink.write(Data($0.utf8)) } }
+                ?? exportCSV(c!, since: s, until: u, channel: conn.channel) { sink.write(Data($0.utf8)) }
             if let output { FileHandle.standardError.write(Data("\(rows) rows written to \(output)\n".utf8)) }
         }
     }
@@ -188,5 +203,30 @@ struct Run: ParsableCommand {
             print("\(r.channel): cell \(m.cellId ?? "—"), chemistry \(m.chemistry ?? "—"), preparation pressure \(m.preparationPressureMpa.map { "\($0) MPa" } ?? "—")")
             if let n = m.operatorNote { print("  note: \(n)") }
         }
+    }
+}
+
+/// Reading a state directory's run log without a daemon (`--state-dir`), the way
+/// `journalctl -D` reads a journal directory.
+enum OfflineLog {
+    static func open(_ dir: String) throws -> RunLog {
+        do { return try RunLog(readingOnly: (dir as NSString).appendingPathComponent("runlog.sqlite")) }
+        catch { throw ValidationError("--state-dir: \(error)") }
+    }
+
+    /// The same CSV as `log_export`, a day at a time so that weeks of samples never sit
+    /// in memory at once. Returns the row count.
+    static func exportCSV(_ log: RunLog, since: Double, until: Double, channel: String?, sink: (String) -> Void) throws -> Int {
+        sink(RunLog.csvHeader + "\n")
+        var rows = 0
+        var t = since
+        while t < until {
+            let end = min(until, t + 86_400)
+            let chunk = try log.samples(since: t, until: end, channel: channel)
+            if !chunk.isEmpty { sink(chunk.map { RunLog.csvLine($0) + "\n" }.joined()) }
+            rows += chunk.count
+            t = end
+        }
+        return rows
     }
 }

@@ -151,3 +151,29 @@ final class SharedFlag<T: Sendable>: @unchecked Sendable {
     func load() -> T { lock.withLock { value } }
     func store(_ v: T) { lock.withLock { value = v } }
 }
+
+@Suite("Reading the run log without a daemon")
+struct OfflineLogTests {
+    @Test("log export and log events with --state-dir: beside the running daemon the same CSV as through it; after kill -9 still readable, nothing written")
+    func offline() throws {
+        let d = try DaemonProcess(timeScale: 1) // log times are wall-clock times
+        defer { d.cleanup() }
+        let c = try d.client()
+        _ = try c.call("set", SetParams(channel: "A", value: 4, unit: "MPa"), as: SetResult.self)
+        usleep(5_000_000)
+        let until = "\(Int(Date().timeIntervalSince1970) - 1)"
+        let viaDaemon = try runProcess(binDir + "/pressctl", ["log", "export", "--since", "1h", "--until", until, "--socket", d.socket])
+        let direct = try runProcess(binDir + "/pressctl", ["log", "export", "--since", "1h", "--until", until, "--state-dir", d.dir + "/state"])
+        #expect(viaDaemon.status == 0 && direct.status == 0, "\(direct.stderr)")
+        #expect(direct.stdout.split(separator: "\n").count >= 4, "\(direct.stdout)")
+        #expect(direct.stdout == viaDaemon.stdout, "the same rows, byte for byte")
+        d.kill9()
+        let db = d.dir + "/state/runlog.sqlite"
+        let before = try FileManager.default.attributesOfItem(atPath: db)[.modificationDate] as? Date
+        let ev = try runProcess(binDir + "/pressctl", ["log", "events", "--since", "1h", "--state-dir", d.dir + "/state", "-c", "A", "--kind", "setpoint"])
+        #expect(ev.status == 0 && ev.stdout.contains("setpoint"), "\(ev.stdout) \(ev.stderr)")
+        #expect((try FileManager.default.attributesOfItem(atPath: db)[.modificationDate] as? Date) == before, "read-only: the database was not touched")
+        let missing = try runProcess(binDir + "/pressctl", ["log", "events", "--state-dir", "/nonexistent"])
+        #expect(missing.status != 0 && missing.stderr.contains("/nonexistent/runlog.sqlite does not exist"), "\(missing.stderr)")
+    }
+}
