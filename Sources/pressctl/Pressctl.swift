@@ -260,10 +260,29 @@ struct Watch: ParsableCommand {
     @Option(name: .long, help: "Stop after this many updates (default: run until interrupted).") var count: Int?
     @Flag(name: .long, help: "Draw a live chart of the channel (needs --channel when there are several).") var plot = false
     @Option(name: .long, help: "Chart size, columns x rows (default: the terminal's).") var size: String?
+    @Option(name: .long, help: "Time span the chart shows: 90s, 10m, 2h (default 2m).") var window: String = "2m"
     @OptionGroup var conn: Connection
+
+    func validate() throws {
+        guard Watch.seconds(window) != nil else { throw ValidationError("--window '\(window)' is not a duration: write e.g. 90s, 10m or 2h") }
+    }
+
+    /// `90s`, `10m`, `2h`, `1d` or plain seconds.
+    static func seconds(_ text: String) -> Double? {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        if let last = text.last, let k = units[last], let v = Double(text.dropLast()), v > 0 { return v * k }
+        if let v = Double(text), v > 0 { return v }
+        return nil
+    }
 
     func run() throws {
         let c = try conn.connect()
+        // A chart needs a terminal; piped, the plain lines (no screen-clearing codes).
+        let plot = self.plot && isatty(STDOUT_FILENO) == 1
+        if self.plot && !plot { FileHandle.standardError.write(Data("pressctl: standard output is not a terminal: plain lines instead of --plot\n".utf8)) }
+        let span = Watch.seconds(window) ?? 120
+        let clock = DateFormatter()
+        clock.dateFormat = "HH:mm:ss.SS"
         let plotChannel = plot ? try conn.requireChannel(c) : nil
         let channels = (plotChannel ?? conn.channel).map { [$0] }
         _ = call(c, "subscribe", SubscribeParams(channels: channels, rateHz: rate), as: SubscribeResult.self)
@@ -283,7 +302,9 @@ struct Watch: ParsableCommand {
             }
             if plot, let ch = e.channels.first {
                 history.append(TracePoint(time: ch.timeS, pressure: ch.pressureMpa, setpoint: ch.setpointMpa, mode: ch.mode))
-                if history.count > 2000 { history.removeFirst(history.count - 2000) }
+                // The window's span, at most 20 000 points (a 10 min window at 5 Hz is 3 000).
+                if let cut = history.firstIndex(where: { $0.time >= ch.timeS - span }), cut > 0 { history.removeFirst(cut) }
+                if history.count > 20_000 { history.removeFirst(history.count - 20_000) }
                 let title = "\(ch.name) \(ch.mode)  \(f(ch.pressureMpa)) / \(f(ch.setpointMpa)) MPa  \(ch.inBand ? "in band" : "OUT OF BAND")"
                     + (ch.faults.isEmpty ? "" : "  FAULT " + ch.faults.map(\.code).joined(separator: ","))
                 let lines = TerminalPlot.render(history, width: cols, height: rows - 1, title: title)
@@ -298,7 +319,7 @@ struct Watch: ParsableCommand {
                 let flt = ch.faults.isEmpty ? "" : " FAULT:" + ch.faults.map(\.code).joined(separator: ",")
                 return "\(ch.name) \(pad(ch.mode, 10)) \(p)/\(sp) MPa \(band) \(bar(ch))\(flt)"
             }
-            let t = e.channels.first.map { String(format: "%8.2f s", $0.timeS) } ?? ""
+            let t = clock.string(from: Date())
             print("\(t)  " + parts.joined(separator: "   ") + (e.dropped > 0 ? "  (\(e.dropped) dropped)" : ""))
             fflush(nil)
         }

@@ -40,7 +40,7 @@ struct Tune: ParsableCommand {
             if let a = ctl.autotune {
                 let line = "\(ch): \(a.phase)" + (a.phase == "relay" ? " \(a.cycles)/\(a.cyclesWanted) periods" : "")
                     + String(format: "  %.1f s of %.0f s  pressure %@ MPa (±%.2f around %.2f)", a.elapsedS, a.timeoutS, f(s.pressureMpa), a.excursionMpa, a.setpointMpa)
-                if line != lastLine && !conn.json { print(line) }
+                if line != lastLine && !conn.json { print(line); fflush(nil) }
                 lastLine = line
                 continue
             }

@@ -111,6 +111,11 @@ struct ProcessTests {
         let watch = try run("pressctl", ["watch", "--count", "2", "--rate", "10"], env: env)
         #expect(watch.status == 0)
         #expect(watch.stdout.split(separator: "\n").count == 2)
+        // Clock time, not seconds since the daemon started.
+        #expect(watch.stdout.split(separator: "\n").allSatisfy { $0.range(of: #"^\d\d:\d\d:\d\d\.\d\d "#, options: .regularExpression) != nil }, "\(watch.stdout)")
+        // Piped, --plot falls back to plain lines: no screen-clearing codes in a log file.
+        let piped = try run("pressctl", ["watch", "--plot", "-c", "A", "--count", "2", "--rate", "10", "--window", "10m"], env: env)
+        #expect(piped.status == 0 && !piped.stdout.contains("\u{1B}[2J") && piped.stderr.contains("not a terminal"), "\(piped.stderr)")
         let heldOutput = try c.channel("A").output
 
         daemon.terminate() // SIGTERM
