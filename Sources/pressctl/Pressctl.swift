@@ -42,9 +42,27 @@ struct Connection: ParsableArguments {
     }
 }
 
-/// Prints a client error on one line and exits with the matching code.
+/// Prints a client error on one line and exits with the matching code. With `--json`
+/// the error is also a JSON object on standard output, `{"error": {"code", "message"}}`,
+/// so that a script reading the output can tell a refusal from an answer.
 func fail(_ error: ClientError) -> Never {
     FileHandle.standardError.write(Data("pressctl: \(error)\n".utf8))
+    if CommandLine.arguments.contains("--json") {
+        let code: String
+        switch error {
+        case .notRunning, .pathTooLong, .io: code = "not_running"
+        case .permissionDenied: code = "permission_denied"
+        case .untrustedDirectory: code = "untrusted_directory"
+        case .protocolViolation: code = "protocol_error"
+        case .remote(let e): code = e.code.rawValue
+        }
+        let message: String
+        if case .remote(let e) = error { message = e.message } else { message = "\(error)" }
+        let body = ["error": ["code": code, "message": message]]
+        if let data = try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]) {
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
     switch error {
     case .notRunning, .pathTooLong, .io, .permissionDenied, .untrustedDirectory: Foundation.exit(Exit.notRunning.rawValue)
     case .protocolViolation: Foundation.exit(Exit.protocolError.rawValue)

@@ -134,6 +134,10 @@ struct Log: ParsableCommand {
         var stateDir: String?
         @OptionGroup var conn: Connection
 
+        func validate() throws {
+            if conn.json { throw ValidationError("log export writes CSV only; --json is not supported here (use 'pressctl log events --json' for events)") }
+        }
+
         func run() throws {
             let s = try parseTime(since), u = try parseTime(until)
             guard u > s else { throw ValidationError("--until must be after --since") }

@@ -82,6 +82,14 @@ struct StandardReportTests {
         #expect(before.status == 0 && before.stdout.contains("\"channels\""), "\(before.stderr)")
         let typo = try runProcess(binDir + "/pressctl", ["stauts", "--socket", d.socket])
         #expect(typo.status == 64 && typo.stderr.contains("did you mean 'status'?"), "\(typo.stderr)")
+        // With --json a refusal is JSON too; log export refuses --json instead of
+        // printing CSV.
+        let refusedJSON = try runProcess(binDir + "/pressctl", ["set", "99MPa", "-c", "B", "--json", "--socket", d.socket])
+        #expect(refusedJSON.status == 1, "\(refusedJSON.stderr)")
+        let obj = try JSONSerialization.jsonObject(with: Data(refusedJSON.stdout.utf8)) as? [String: [String: String]]
+        #expect(obj?["error"]?["code"] == "out_of_range" && obj?["error"]?["message"]?.contains("99") == true, "\(refusedJSON.stdout)")
+        let exportJSON = try runProcess(binDir + "/pressctl", ["log", "export", "--json", "--socket", d.socket])
+        #expect(exportJSON.status == 64 && exportJSON.stderr.contains("CSV only"), "\(exportJSON.stderr)")
         // One version: pressctl's, pressd's hello and status agree.
         let v = try runProcess(binDir + "/pressctl", ["--version"])
         let statusVersion = try c.status().version
