@@ -49,7 +49,8 @@ enum StatusMapping {
         }
         if let s = c.sweep {
             info.sweep = SweepProgressInfo(level: s.index, levels: s.levels.count, setpointMpa: s.setpoint,
-                                           dwellElapsedS: s.reachedAt.map { now - $0 }, dwellS: s.settings.dwell, pointsMeasured: s.points.count)
+                                           dwellElapsedS: s.reachedAt.map { now - $0 }, dwellS: s.settings.dwell, pointsMeasured: s.points.count,
+                                           leg: s.leg.rawValue, measurementsAtLevel: s.measurementsAtLevel)
         }
         if let r = c.lastSweep { info.lastSweep = sweep(r) }
         if let v = c.supervisor {

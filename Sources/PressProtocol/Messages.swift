@@ -797,9 +797,13 @@ public struct SweepProgressInfo: Codable, Sendable, Equatable {
     public var dwellElapsedS: Double?
     public var dwellS: Double
     public var pointsMeasured: Int
-    public init(level: Int, levels: Int, setpointMpa: Double, dwellElapsedS: Double?, dwellS: Double, pointsMeasured: Int) {
+    /// The present level's leg (`down` or `up`), and distinct measurements taken at it so far.
+    public var leg: String?
+    public var measurementsAtLevel: Int?
+    public init(level: Int, levels: Int, setpointMpa: Double, dwellElapsedS: Double?, dwellS: Double, pointsMeasured: Int,
+                leg: String? = nil, measurementsAtLevel: Int? = nil) {
         self.level = level; self.levels = levels; self.setpointMpa = setpointMpa; self.dwellElapsedS = dwellElapsedS
-        self.dwellS = dwellS; self.pointsMeasured = pointsMeasured
+        self.dwellS = dwellS; self.pointsMeasured = pointsMeasured; self.leg = leg; self.measurementsAtLevel = measurementsAtLevel
     }
 }
 

@@ -143,7 +143,9 @@ struct Report: ParsableCommand {
                 let curve: ((Double) -> Double)? = f.cspMpa.map { pc in { p in (f.plateauOhmCm2 ?? 0) + (f.riseOhmCm2 ?? 0) / (1 + pow(max(p, 1e-9) / pc, f.sharpness ?? 4)) } }
                 let svg = SVGReport.renderKnee(points: f.points.map { ($0.pressureMpa, $0.resistanceOhmCm2, $0.resistanceSd) }, curve: curve,
                                                csp: f.cspMpa.map { ($0, f.cspLowMpa ?? $0, f.cspHighMpa ?? $0) },
-                                               title: "Critical stack pressure sweep, channel \(ch), \(iso.string(from: Date(timeIntervalSince1970: r.timeUnix)))")
+                                               title: "Critical stack pressure sweep, channel \(ch), \(iso.string(from: Date(timeIntervalSince1970: r.timeUnix)))",
+                                               margin: f.margin.flatMap { m in m.pressureMpa.map { ($0, m.thresholdOhmCm2) } },
+                                               upLeg: Set(f.points.indices.filter { f.points[$0].leg == "up" }))
                 try svg.write(toFile: (output as NSString).deletingLastPathComponent.appendingPathComponentIfAny(name), atomically: true, encoding: .utf8)
                 plot = name
             }

@@ -69,7 +69,7 @@ struct Sweep: ParsableCommand {
             if let p = ctl.sweep {
                 if p.pointsMeasured > shown && !conn.json {
                     shown = p.pointsMeasured
-                    print("\(ch): level \(p.pointsMeasured)/\(p.levels) measured; now at \(f(p.setpointMpa)) MPa")
+                    print("\(ch): level \(p.pointsMeasured)/\(p.levels) measured; now at \(f(p.setpointMpa)) MPa" + (p.leg == "up" ? " (up leg)" : ""))
                 }
                 continue
             }
