@@ -619,6 +619,10 @@ public struct CSPSweep: Sendable, Equatable, Codable {
             if legs.first?.margin?.pressure != nil { note! += "; the margin pressure is the stated criterion" }
         }
         if let f = fit, !(f.cspHigh.isFinite && f.cspLow > 0) { fit = nil; note = "the knee fit did not converge" }
+        if settings.sweepProtocol == .dynamic, !points.isEmpty, !points.contains(where: { ($0.currentDensity ?? 0) > 1e-6 }) {
+            let w = "no cell current was recorded: the dynamic protocol needs the cycler stripping lithium during the sweep"
+            note = note.map { $0 + "; " + w } ?? w
+        }
         var hyst: SweepHysteresis?
         if legs.count == 2 { hyst = SweepHysteresis.between(down: legs[0], up: legs[1], downPoints: split[0].1, upPoints: split[1].1.filter { $0.leg == .up }) }
         let js = points.compactMap(\.currentDensity), ts = points.compactMap(\.temperature)

@@ -236,6 +236,30 @@ struct SweepCriteriaTests {
         #expect(d.grewAt == nil && abs(p - 3) < 0.2, "\(r.summary)")
     }
 
+    /// Feeds a sweep directly (no rig): in band at once, a resistance `r(setpoint)` every
+    /// second, current density `j` (nil: no signal).
+    func feed(_ settings: SweepSettings, j: Double?, r: (Double) -> Double) -> SweepResult? {
+        var s = CSPSweep(settings: settings)
+        var t = 0.0
+        while !s.finished && t < 100_000 {
+            t += 1
+            s.update(now: t, pressure: s.setpoint, inBand: true, resistance: Sample(value: r(s.setpoint), time: t),
+                     temperature: Sample(value: 25, time: t), currentDensity: j.map { Sample(value: $0, time: t) })
+        }
+        return s.result
+    }
+
+    @Test("dynamic without a recorded cell current: the result says the protocol needs the cycler stripping; the state machine is deterministic")
+    func dynamicWithoutCurrent() throws {
+        let settings = SweepSettings(from: 6, to: 1, steps: 6, dwell: 120, minMeasurements: 3, sweepProtocol: .dynamic)
+        let none = try #require(feed(settings, j: nil) { 10 + 100 / (1 + pow($0 / 3, 4)) })
+        #expect(none.note?.contains("no cell current was recorded") == true, "\(none.note ?? "")")
+        #expect(none.dynamic?.grewAt == nil)
+        let with = try #require(feed(settings, j: -1) { 10 + 100 / (1 + pow($0 / 3, 4)) })
+        #expect(with.note?.contains("no cell current") != true)
+        #expect(with == feed(settings, j: -1) { 10 + 100 / (1 + pow($0 / 3, 4)) })
+    }
+
     // MARK: Settings and records
 
     @Test("validation: direction against from/to, dynamic needs a long dwell and ≥ 3 measurements, margin and threshold ranges")
