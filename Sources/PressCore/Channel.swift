@@ -534,7 +534,9 @@ public struct ChannelController: Sendable {
         let grant = try take(.sweep)
         sweep = CSPSweep(settings: s)
         applyTarget(s.from, ramp: nil)
-        events.append(.sweep(state: .started, detail: "\(fmt3(s.from)) → \(fmt3(s.to)) MPa in \(s.steps) levels, \(Int(s.dwell)) s each"))
+        let path = s.direction == .downUp ? "\(fmt3(s.from)) → \(fmt3(s.to)) → \(fmt3(s.from)) MPa" : "\(fmt3(s.from)) → \(fmt3(s.to)) MPa"
+        events.append(.sweep(state: .started, detail: "\(path) in \(s.levels.count) levels, \(Int(s.dwell)) s each"
+                                 + (s.sweepProtocol == .dynamic ? ", dynamic (growth > \(fmt3(s.growthThresholdPerHour * 100)) %/h)" : "")))
         handedOver(grant.handover)
     }
 
@@ -571,7 +573,12 @@ public struct ChannelController: Sendable {
         if s.points.count > before, let p = s.points.last {
             let j = p.currentDensity.map { ", \(fmt3($0)) mA/cm²" } ?? ""
             let m = p.samples == 1 ? "1 measurement" : "\(p.samples) measurements"
-            events.append(.sweep(state: .level, detail: "\(fmt3(p.pressure)) MPa: \(fmt3(p.resistance)) ± \(fmt3(p.resistanceSD)) Ω·cm² (\(m)\(j))"))
+            var g = ""
+            if let b = p.slope, let se = p.slopeSE, p.grows != nil {
+                g = ", \(fmt3(b)) ± \(fmt3(se)) Ω·cm²/h" + (p.grows == true ? ", grows" : "")
+            }
+            let leg = s.settings.direction == .downUp ? " (\(p.leg?.rawValue ?? "down"))" : ""
+            events.append(.sweep(state: .level, detail: "\(fmt3(p.pressure)) MPa\(leg): \(fmt3(p.resistance)) ± \(fmt3(p.resistanceSD)) Ω·cm² (\(m)\(j)\(g))"))
         }
         if s.finished { return finishSweep(s) }
         sweep = s

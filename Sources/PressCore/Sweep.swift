@@ -4,13 +4,38 @@ import Glibc
 import Darwin
 #endif
 
+/// Which way a sweep steps through its window.
+public enum SweepDirection: String, Sendable, Codable, CaseIterable {
+    /// From `from` down to `to` (from > to): contact is lost, and interfacial resistance
+    /// rises, as pressure falls through the CSP.
+    case down
+    /// From `from` up to `to` (from < to): contact recovering.
+    case up
+    /// From `from` down to `to` and back up to `from` (from > to); the turning level is
+    /// measured once and belongs to both legs.
+    case downUp = "down_up"
+}
+
+/// What a sweep measures at each level.
+public enum SweepProtocol: String, Sendable, Codable, CaseIterable {
+    /// The level's mean interfacial resistance (the knee and margin criteria).
+    case `static`
+    /// Also the growth rate of interfacial resistance while the cycler strips lithium:
+    /// the dynamic CSP is the lowest level, scanning down, at which it does not grow.
+    case dynamic
+}
+
+/// The leg a sweep point belongs to.
+public enum SweepLeg: String, Sendable, Codable, CaseIterable {
+    case down, up
+}
+
 /// What a critical-stack-pressure sweep does.
 public struct SweepSettings: Sendable, Equatable, Codable {
-    /// First (highest) and last (lowest) pressure, MPa. The sweep steps down: contact is
-    /// lost, and interfacial resistance rises, as pressure falls through the CSP.
+    /// First and last pressure of the first leg, MPa (see `direction`).
     public var from: Double
     public var to: Double
-    /// Pressure levels, including both ends.
+    /// Pressure levels of one leg, including both ends.
     public var steps: Int
     /// Time at each level after it is reached, s. Only resistance measurements acquired
     /// in the last `measureFraction` of it count (an analyser's result carries the time
@@ -29,21 +54,42 @@ public struct SweepSettings: Sendable, Equatable, Codable {
     public var runawayFactor: Double
     /// Where the setpoint goes when the sweep ends, MPa (nil: `from`).
     public var returnTo: Double?
+    /// Down (default), up, or down then up.
+    public var direction: SweepDirection
+    /// Static (default) or dynamic (growth rate while stripping).
+    public var sweepProtocol: SweepProtocol
+    /// The margin criterion: the margin pressure is where the resistance exceeds the
+    /// high-pressure reference by this fraction (0.2 = 20 %).
+    public var margin: Double
+    /// Dynamic protocol: a level grows when its resistance rises faster than this
+    /// fraction of itself per hour (0.05 = 5 %/h), significantly.
+    public var growthThresholdPerHour: Double
+
+    /// Shortest dwell, s, and fewest measurements per level of a dynamic sweep (a growth
+    /// rate is a slope: it needs time and at least three points).
+    public static let dynamicMinDwell = 120.0
+    public static let dynamicMinMeasurements = 3
 
     public init(from: Double, to: Double, steps: Int = 12, dwell: Double = 60, measureFraction: Double = 0.5,
                 minMeasurements: Int = 3, measurementTimeout: Double = 900,
-                settleTimeout: Double = 120, runawayFactor: Double = 20, returnTo: Double? = nil) {
+                settleTimeout: Double = 120, runawayFactor: Double = 20, returnTo: Double? = nil,
+                direction: SweepDirection = .down, sweepProtocol: SweepProtocol = .static, margin: Double = 0.2,
+                growthThresholdPerHour: Double = 0.05) {
         self.from = from; self.to = to; self.steps = steps; self.dwell = dwell; self.measureFraction = measureFraction
         self.minMeasurements = minMeasurements; self.measurementTimeout = measurementTimeout
         self.settleTimeout = settleTimeout; self.runawayFactor = runawayFactor; self.returnTo = returnTo
+        self.direction = direction; self.sweepProtocol = sweepProtocol; self.margin = margin
+        self.growthThresholdPerHour = growthThresholdPerHour
     }
 
     enum CodingKeys: String, CodingKey {
         case from, to, steps, dwell, measureFraction, minMeasurements, measurementTimeout, settleTimeout, runawayFactor, returnTo
+        case direction, sweepProtocol = "protocol", margin, growthThresholdPerHour
     }
 
     /// Also reads settings recorded before measurements carried their time (no
-    /// `minMeasurements`, `measurementTimeout`).
+    /// `minMeasurements`, `measurementTimeout`) and before directions, protocols and the
+    /// margin criterion (a static downward sweep, margin 0.2, threshold 0.05/h).
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(from: try c.decode(Double.self, forKey: .from), to: try c.decode(Double.self, forKey: .to),
@@ -53,20 +99,43 @@ public struct SweepSettings: Sendable, Equatable, Codable {
                   measurementTimeout: try c.decodeIfPresent(Double.self, forKey: .measurementTimeout) ?? 900,
                   settleTimeout: try c.decode(Double.self, forKey: .settleTimeout),
                   runawayFactor: try c.decode(Double.self, forKey: .runawayFactor),
-                  returnTo: try c.decodeIfPresent(Double.self, forKey: .returnTo))
+                  returnTo: try c.decodeIfPresent(Double.self, forKey: .returnTo),
+                  direction: try c.decodeIfPresent(SweepDirection.self, forKey: .direction) ?? .down,
+                  sweepProtocol: try c.decodeIfPresent(SweepProtocol.self, forKey: .sweepProtocol) ?? .static,
+                  margin: try c.decodeIfPresent(Double.self, forKey: .margin) ?? 0.2,
+                  growthThresholdPerHour: try c.decodeIfPresent(Double.self, forKey: .growthThresholdPerHour) ?? 0.05)
     }
 
-    /// The pressure levels, high to low.
-    public var levels: [Double] {
+    /// The levels of the first leg, `from` to `to`.
+    var legLevels: [Double] {
         (0..<steps).map { from + (to - from) * Double($0) / Double(max(1, steps - 1)) }
     }
+
+    /// Every level in the order the sweep visits it, with its leg. Down-then-up goes back
+    /// from the turning level (measured once, on the down leg) to `from`.
+    public var plan: [(setpoint: Double, leg: SweepLeg)] {
+        let l = legLevels
+        switch direction {
+        case .down: return l.map { ($0, .down) }
+        case .up: return l.map { ($0, .up) }
+        case .downUp: return l.map { ($0, .down) } + l.reversed().dropFirst().map { ($0, .up) }
+        }
+    }
+
+    /// The pressure levels in the order visited.
+    public var levels: [Double] { plan.map(\.setpoint) }
 
     /// Problems that make the settings unusable on a channel with `limits`.
     public func validationErrors(limits: PressureLimits) -> [(field: String, message: String)] {
         var e: [(String, String)] = []
-        if !(from > to) { e.append(("from_mpa", "must be above to_mpa (the sweep steps down)")) }
-        if !(to >= limits.minSetpoint) { e.append(("to_mpa", "must be ≥ the channel's min_mpa \(limits.minSetpoint)")) }
-        if !(from <= limits.maxSetpoint) { e.append(("from_mpa", "must be ≤ the channel's max_mpa \(limits.maxSetpoint)")) }
+        switch direction {
+        case .down: if !(from > to) { e.append(("from_mpa", "must be above to_mpa (the sweep steps down; direction up steps up)")) }
+        case .downUp: if !(from > to) { e.append(("from_mpa", "must be above to_mpa (direction down_up steps down to to_mpa and back)")) }
+        case .up: if !(from < to) { e.append(("from_mpa", "must be below to_mpa (direction up steps up)")) }
+        }
+        let lowKey = from > to ? "to_mpa" : "from_mpa", highKey = from > to ? "from_mpa" : "to_mpa"
+        if !(min(from, to) >= limits.minSetpoint) { e.append((lowKey, "must be ≥ the channel's min_mpa \(limits.minSetpoint)")) }
+        if !(max(from, to) <= limits.maxSetpoint) { e.append((highKey, "must be ≤ the channel's max_mpa \(limits.maxSetpoint)")) }
         if !(steps >= 6 && steps <= 100) { e.append(("steps", "must be 6…100 (the knee fit needs at least 6 levels)")) }
         if !(dwell > 0) { e.append(("dwell_s", "must be > 0")) }
         if !(measureFraction > 0 && measureFraction <= 1) { e.append(("measure_fraction", "must be in (0, 1]")) }
@@ -75,6 +144,16 @@ public struct SweepSettings: Sendable, Equatable, Codable {
         if !(settleTimeout > 0) { e.append(("settle_timeout_s", "must be > 0")) }
         if !(runawayFactor > 1) { e.append(("runaway_factor", "must be > 1")) }
         if let r = returnTo, !(r >= limits.minSetpoint && r <= limits.maxSetpoint) { e.append(("return_mpa", "must be within the channel's limits")) }
+        if !(margin > 0 && margin <= 10) { e.append(("margin", "must be in (0, 10] (a fraction: 0.2 = 20 %)")) }
+        if !(growthThresholdPerHour > 0 && growthThresholdPerHour <= 100) { e.append(("growth_threshold_per_h", "must be in (0, 100] (a fraction per hour: 0.05 = 5 %/h)")) }
+        if sweepProtocol == .dynamic {
+            if !(dwell >= Self.dynamicMinDwell) {
+                e.append(("dwell_s", "must be ≥ \(Int(Self.dynamicMinDwell)) for a dynamic sweep (a growth rate needs time; minutes to hours in practice)"))
+            }
+            if !(minMeasurements >= Self.dynamicMinMeasurements) {
+                e.append(("min_measurements", "must be ≥ \(Self.dynamicMinMeasurements) for a dynamic sweep (a growth rate is a slope)"))
+            }
+        }
         return e
     }
 }
@@ -96,12 +175,28 @@ public struct SweepPoint: Sendable, Equatable, Codable {
     /// Acquisition times of the first and last measurement used, loop seconds.
     public var firstMeasurement: Double?
     public var lastMeasurement: Double?
+    /// The leg the level belongs to (nil in records from before directions: down).
+    public var leg: SweepLeg?
+    /// Least-squares slope of the level's measurements against acquisition time, and its
+    /// standard error, Ω·cm²/h (nil with fewer than 3 measurements or all at one time).
+    public var slope: Double?
+    public var slopeSE: Double?
+    /// Dynamic protocol: the resistance grew (slope significantly positive and above the
+    /// threshold). Nil for static sweeps.
+    public var grows: Bool?
     public init(setpoint: Double, pressure: Double, resistance: Double, resistanceSD: Double, samples: Int, temperature: Double?,
-                currentDensity: Double? = nil, firstMeasurement: Double? = nil, lastMeasurement: Double? = nil) {
+                currentDensity: Double? = nil, firstMeasurement: Double? = nil, lastMeasurement: Double? = nil,
+                leg: SweepLeg? = nil, slope: Double? = nil, slopeSE: Double? = nil, grows: Bool? = nil) {
         self.setpoint = setpoint; self.pressure = pressure; self.resistance = resistance
         self.resistanceSD = resistanceSD; self.samples = samples; self.temperature = temperature
         self.currentDensity = currentDensity; self.firstMeasurement = firstMeasurement; self.lastMeasurement = lastMeasurement
+        self.leg = leg; self.slope = slope; self.slopeSE = slopeSE; self.grows = grows
     }
+
+    /// Standard error of the level's mean resistance, Ω·cm².
+    public var resistanceSE: Double { samples > 1 ? resistanceSD / Double(samples).squareRoot() : 0 }
+    /// The growth rate relative to the level's resistance, fraction per hour.
+    public var relativeSlope: Double? { slope.flatMap { resistance > 0 ? $0 / resistance : nil } }
 }
 
 /// A fitted knee of interfacial resistance against stack pressure:
@@ -124,6 +219,13 @@ public struct KneeFit: Sendable, Equatable, Codable {
     public var p90: Double
     /// Root-mean-square residual, Ω·cm².
     public var rmse: Double
+    /// 95 % interval of `p90`, MPa, by the delta method on ln p90 = ln P_c + ln 9 / n
+    /// (nil in records from before it was computed).
+    public var p90Low: Double?
+    public var p90High: Double?
+
+    /// The 97.5 % Student t quantile for `dof` degrees of freedom (1.96 beyond 30).
+    public static func t975(dof: Int) -> Double { dof < 1 ? .infinity : dof > t975.count ? 1.96 : t975[dof - 1] }
 
     /// Two-sided 97.5 % Student t quantiles for 1…30 degrees of freedom.
     static let t975: [Double] = [12.71, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -190,9 +292,13 @@ public struct KneeFit: Sendable, Equatable, Codable {
         let t = t975[min(dof, t975.count) - 1]
         let pc = exp(th[2])
         guard pc >= ps.min()!, pc <= ps.max()! else { return nil }
+        // ln p90 = θ2 + ln 9 / θ3: gradient (1, −ln 9 / θ3²) on (θ2, θ3).
+        let g = -log(9) / (th[3] * th[3])
+        let seP90 = (max(0, inv[2][2] + 2 * g * inv[2][3] + g * g * inv[3][3]) * s2).squareRoot()
+        let p90 = pc * pow(9, 1 / th[3])
         return KneeFit(plateau: th[0], rise: th[1], csp: pc, sharpness: th[3], lnCspStandardError: se,
-                       cspLow: pc * exp(-t * se), cspHigh: pc * exp(t * se), p90: pc * pow(9, 1 / th[3]),
-                       rmse: (cost / Double(pts.count)).squareRoot())
+                       cspLow: pc * exp(-t * se), cspHigh: pc * exp(t * se), p90: p90,
+                       rmse: (cost / Double(pts.count)).squareRoot(), p90Low: p90 * exp(-t * seP90), p90High: p90 * exp(t * seP90))
     }
 }
 
@@ -242,6 +348,7 @@ public enum SweepStatus: String, Sendable, Codable, CaseIterable {
 public struct SweepResult: Sendable, Equatable, Codable {
     public var settings: SweepSettings
     public var points: [SweepPoint]
+    /// The knee of the first leg (the down leg of a down-then-up sweep).
     public var fit: KneeFit?
     public var status: SweepStatus
     /// Why it aborted, or why there is no fit.
@@ -249,19 +356,202 @@ public struct SweepResult: Sendable, Equatable, Codable {
     /// Loop time at start and end, s.
     public var started: Double
     public var finished: Double
+    /// Each leg's criteria, the first leg first (nil in records from before them).
+    public var legs: [SweepLegAnalysis]?
+    /// Down-then-up sweeps: how the up leg differs from the down leg.
+    public var hysteresis: SweepHysteresis?
+    /// Mean absolute current density, mA/cm², and mean temperature, °C, over the measured
+    /// levels: the conditions the CSP holds at (nil without the signal).
+    public var currentDensity: Double?
+    public var temperature: Double?
 
-    public init(settings: SweepSettings, points: [SweepPoint], fit: KneeFit?, status: SweepStatus, note: String?, started: Double, finished: Double) {
+    public init(settings: SweepSettings, points: [SweepPoint], fit: KneeFit?, status: SweepStatus, note: String?, started: Double, finished: Double,
+                legs: [SweepLegAnalysis]? = nil, hysteresis: SweepHysteresis? = nil, currentDensity: Double? = nil, temperature: Double? = nil) {
         self.settings = settings; self.points = points; self.fit = fit; self.status = status; self.note = note
         self.started = started; self.finished = finished
+        self.legs = legs; self.hysteresis = hysteresis; self.currentDensity = currentDensity; self.temperature = temperature
     }
+
+    /// The first leg's margin pressure and dynamic CSP.
+    public var margin: MarginPressure? { legs?.first?.margin }
+    public var dynamic: DynamicCSP? { legs?.first?.dynamic }
 }
 
 extension SweepResult {
     /// One line for the journal and the run log.
     public var summary: String {
-        guard let f = fit else { return (note ?? "no fit") + "; \(points.count) levels" }
-        return "critical stack pressure \(fmt3(f.csp)) MPa (95 % \(fmt3(f.cspLow))–\(fmt3(f.cspHigh))), 90 % recovery at \(fmt3(f.p90)) MPa, "
-            + "plateau \(fmt3(f.plateau)) Ω·cm²; \(points.count) levels" + (note.map { "; " + $0 } ?? "")
+        var parts: [String] = []
+        if let f = fit {
+            var k = "critical stack pressure \(fmt3(f.csp)) MPa (95 % \(fmt3(f.cspLow))–\(fmt3(f.cspHigh))), 90 % recovery at \(fmt3(f.p90)) MPa"
+            if let lo = f.p90Low, let hi = f.p90High { k += " (95 % \(fmt3(lo))–\(fmt3(hi)))" }
+            parts.append(k + ", plateau \(fmt3(f.plateau)) Ω·cm²")
+        }
+        if let m = margin { parts.append(m.summary) }
+        if let d = dynamic { parts.append(d.summary) }
+        if currentDensity != nil || temperature != nil {
+            parts.append("held at " + [currentDensity.map { "|J| \(fmt3($0)) mA/cm²" }, temperature.map { "\(fmt3($0)) °C" }].compactMap { $0 }.joined(separator: ", "))
+        }
+        if let h = hysteresis { parts.append(h.summary) }
+        parts.append("\(points.count) levels")
+        if let n = note { parts.append(n) }
+        if fit == nil && note == nil { parts.insert("no fit", at: 0) }
+        return parts.joined(separator: "; ")
+    }
+}
+
+/// The margin criterion: the highest pressure below which the interfacial resistance
+/// exceeds the high-pressure reference (mean of the two highest-pressure levels) by
+/// `margin`, interpolated in ln P between adjacent levels. It needs no lower plateau, so
+/// it gives a number on a curve that keeps rising as pressure falls.
+public struct MarginPressure: Sendable, Equatable, Codable {
+    public var margin: Double
+    /// Reference resistance and its standard error, Ω·cm²; threshold (1 + margin) × reference.
+    public var reference: Double
+    public var referenceSE: Double
+    public var threshold: Double
+    /// The margin pressure, MPa; nil when the resistance stays within the margin down to
+    /// the lowest level (P_m is below the swept range).
+    public var pressure: Double?
+    /// 95 % interval, MPa: the optimistic crossing (each level's mean less its t·SE,
+    /// against the threshold from the reference plus its t·SE) and the pessimistic one
+    /// (the other way round). `low` nil: below the swept range. A bound equal to the top
+    /// level means the crossing is at or above it.
+    public var low: Double?
+    public var high: Double?
+    /// The lowest level's pressure, MPa (what "below the swept range" means).
+    public var lowestPressure: Double
+
+    public var summary: String {
+        let crit = "R > \(fmt3(1 + margin)) × the high-pressure \(fmt3(reference)) Ω·cm²"
+        guard let p = pressure else {
+            return "margin pressure below the swept range (\(crit) nowhere down to \(fmt3(lowestPressure)) MPa"
+                + (high.map { "; 95 % up to \(fmt3($0)) MPa" } ?? "") + ")"
+        }
+        return "margin pressure \(fmt3(p)) MPa (\(crit); 95 % \(low.map(fmt3) ?? "< \(fmt3(lowestPressure))")–\(high.map(fmt3) ?? fmt3(p)))"
+    }
+
+    /// Nil with fewer than three levels (two make the reference).
+    public static func find(_ points: [SweepPoint], margin: Double) -> MarginPressure? {
+        let pts = points.filter { $0.pressure > 0 && $0.resistance.isFinite }.sorted { $0.pressure > $1.pressure }
+        guard pts.count >= 3 else { return nil }
+        let a = pts[0], b = pts[1]
+        let ref = (a.resistance + b.resistance) / 2
+        let refSE = (a.resistanceSE * a.resistanceSE + b.resistanceSE * b.resistanceSE).squareRoot() / 2
+        let tRef = KneeFit.t975(dof: max(1, a.samples + b.samples - 2))
+        func t(_ p: SweepPoint) -> Double { p.samples > 1 ? KneeFit.t975(dof: p.samples - 1) : 0 }
+        /// The highest crossing of `th` by `v`, scanning down from the top level.
+        func crossing(_ v: [Double], _ th: Double) -> Double? {
+            if v[0] > th { return pts[0].pressure }
+            for i in 1..<pts.count where v[i] > th {
+                let x0 = log(pts[i - 1].pressure), x1 = log(pts[i].pressure)
+                let f = (th - v[i - 1]) / (v[i] - v[i - 1])
+                return exp(x0 + min(max(f, 0), 1) * (x1 - x0))
+            }
+            return nil
+        }
+        let th = (1 + margin) * ref
+        let est = crossing(pts.map(\.resistance), th)
+        let pess = crossing(pts.map { $0.resistance + t($0) * $0.resistanceSE }, (1 + margin) * (ref - tRef * refSE))
+        let opt = crossing(pts.map { $0.resistance - t($0) * $0.resistanceSE }, (1 + margin) * (ref + tRef * refSE))
+        return MarginPressure(margin: margin, reference: ref, referenceSE: refSE, threshold: th, pressure: est,
+                              low: opt.map { o in est.map { min(o, $0) } ?? o }, high: pess.map { q in est.map { max(q, $0) } ?? q },
+                              lowestPressure: pts.last!.pressure)
+    }
+}
+
+/// The dynamic protocol's answer: scanning down from the highest level, the lowest level
+/// at which the resistance did not grow while the cell was stripped; the CSP lies between
+/// it and the next lower level, which grew.
+public struct DynamicCSP: Sendable, Equatable, Codable {
+    /// Growth threshold, fraction per hour.
+    public var threshold: Double
+    /// The lowest non-growing level's pressure, MPa; nil when the highest level grew.
+    public var pressure: Double?
+    /// The next lower level's pressure, where the resistance grew, MPa; nil when no level
+    /// grew (the dynamic CSP is at or below the lowest level).
+    public var grewAt: Double?
+    /// Mean |J|, mA/cm², and temperature, °C, at the `pressure` level.
+    public var currentDensity: Double?
+    public var temperature: Double?
+    /// The highest level's pressure (when it grew, the CSP is above the swept range).
+    public var highestPressure: Double
+
+    public var summary: String {
+        let j = currentDensity.map { " at |J| \(fmt3($0)) mA/cm²" } ?? ""
+        let thr = "growth > \(fmt3(threshold * 100)) %/h"
+        guard let p = pressure else { return "dynamic CSP above the swept range (\(thr) already at \(fmt3(highestPressure)) MPa)" }
+        guard let g = grewAt else { return "dynamic CSP at or below \(fmt3(p)) MPa (no level grew, \(thr)\(j))" }
+        return "dynamic CSP \(fmt3(p)) MPa (bracket \(fmt3(g))–\(fmt3(p)) MPa: \(thr) at \(fmt3(g))\(j))"
+    }
+
+    /// Nil unless the points carry growth verdicts (dynamic sweeps).
+    public static func find(_ points: [SweepPoint], threshold: Double) -> DynamicCSP? {
+        let pts = points.filter { $0.grows != nil }.sorted { $0.pressure > $1.pressure }
+        guard let top = pts.first else { return nil }
+        var held: SweepPoint?
+        for p in pts {
+            if p.grows == true {
+                return DynamicCSP(threshold: threshold, pressure: held?.pressure, grewAt: held == nil ? nil : p.pressure,
+                                  currentDensity: held?.currentDensity, temperature: held?.temperature, highestPressure: top.pressure)
+            }
+            held = p
+        }
+        return DynamicCSP(threshold: threshold, pressure: held?.pressure, grewAt: nil, currentDensity: held?.currentDensity,
+                          temperature: held?.temperature, highestPressure: top.pressure)
+    }
+}
+
+/// One leg's criteria.
+public struct SweepLegAnalysis: Sendable, Equatable, Codable {
+    public var leg: SweepLeg
+    /// Levels in the leg (the turning level of a down-then-up sweep counts in both).
+    public var levels: Int
+    public var fit: KneeFit?
+    public var margin: MarginPressure?
+    public var dynamic: DynamicCSP?
+}
+
+/// How the up leg of a down-then-up sweep differs from its down leg (up − down).
+public struct SweepHysteresis: Sendable, Equatable, Codable {
+    /// Knee P_c shift, MPa, and the half-width of its 95 % interval (the legs' half-widths
+    /// in quadrature); nil unless both legs have a knee.
+    public var cspShift: Double?
+    public var cspShiftHalfWidth: Double?
+    /// Margin-pressure shift and half-width, MPa; nil unless both legs crossed.
+    public var marginShift: Double?
+    public var marginShiftHalfWidth: Double?
+    /// Mean of (R_up − R_down) / R_down over the setpoints both legs measured, and how many.
+    public var meanRelativeResistanceDifference: Double?
+    public var pairs: Int
+
+    public var summary: String {
+        var s: [String] = []
+        if let d = cspShift { s.append("CSP up − down \(fmt3(d)) ± \(fmt3(cspShiftHalfWidth ?? .nan)) MPa") }
+        if let d = marginShift { s.append("margin pressure up − down \(fmt3(d)) ± \(fmt3(marginShiftHalfWidth ?? .nan)) MPa") }
+        if let r = meanRelativeResistanceDifference { s.append("R up vs down \(fmt3(r * 100)) % over \(pairs) levels") }
+        return "hysteresis: " + (s.isEmpty ? "not measurable" : s.joined(separator: ", "))
+    }
+
+    static func between(down: SweepLegAnalysis, up: SweepLegAnalysis, downPoints: [SweepPoint], upPoints: [SweepPoint]) -> SweepHysteresis {
+        func half(_ lo: Double?, _ hi: Double?) -> Double? { guard let lo, let hi else { return nil }; return (hi - lo) / 2 }
+        var h = SweepHysteresis(pairs: 0)
+        if let a = down.fit, let b = up.fit {
+            h.cspShift = b.csp - a.csp
+            h.cspShiftHalfWidth = (pow(half(a.cspLow, a.cspHigh)!, 2) + pow(half(b.cspLow, b.cspHigh)!, 2)).squareRoot()
+        }
+        if let a = down.margin, let b = up.margin, let pa = a.pressure, let pb = b.pressure {
+            h.marginShift = pb - pa
+            if let ha = half(a.low, a.high), let hb = half(b.low, b.high) { h.marginShiftHalfWidth = (ha * ha + hb * hb).squareRoot() }
+        }
+        var diffs: [Double] = []
+        for u in upPoints {
+            if let d = downPoints.first(where: { abs($0.setpoint - u.setpoint) <= 1e-9 * max(1, abs(u.setpoint)) }), d.resistance > 0 {
+                diffs.append((u.resistance - d.resistance) / d.resistance)
+            }
+        }
+        h.pairs = diffs.count
+        if !diffs.isEmpty { h.meanRelativeResistanceDifference = diffs.reduce(0, +) / Double(diffs.count) }
+        return h
     }
 }
 
@@ -279,6 +569,9 @@ public struct CSPSweep: Sendable, Equatable, Codable {
     /// distinct measurement; temperature and current density per fresh sample.
     private var sumP = 0.0, nP = 0
     private var rN = 0, rMean = 0.0, rM2 = 0.0, rFirst: Double?, rLast: Double?
+    /// Sums for the least-squares slope of resistance against acquisition time (hours
+    /// since the level's first measurement; resistance less the first one).
+    private var r0 = 0.0, sx = 0.0, sy = 0.0, sxx = 0.0, sxy = 0.0, syy = 0.0
     private var sumT = 0.0, nT = 0, sumJ = 0.0, nJ = 0
     /// Acquisition time of the newest resistance measurement seen (each is used once).
     private var newestSeen = -Double.infinity
@@ -289,18 +582,54 @@ public struct CSPSweep: Sendable, Equatable, Codable {
     public var levels: [Double] { settings.levels }
     /// The setpoint the sweep wants now.
     public var setpoint: Double { levels[min(index, levels.count - 1)] }
+    /// The leg of the present level.
+    public var leg: SweepLeg { settings.plan[min(index, levels.count - 1)].leg }
     public var finished: Bool { result != nil }
     /// Distinct measurements taken at the present level so far.
     public var measurementsAtLevel: Int { rN }
 
+    /// The points of each leg (the turning level of a down-then-up sweep is in both).
+    static func legPoints(_ points: [SweepPoint], direction: SweepDirection) -> [(SweepLeg, [SweepPoint])] {
+        switch direction {
+        case .down: return [(.down, points)]
+        case .up: return [(.up, points)]
+        case .downUp:
+            let down = points.filter { ($0.leg ?? .down) == .down }
+            let up = points.filter { $0.leg == .up }
+            guard !up.isEmpty else { return [(.down, down)] }
+            return [(.down, down), (.up, (down.last.map { [$0] } ?? []) + up)]
+        }
+    }
+
+    static func analyse(_ pts: [SweepPoint], leg: SweepLeg, settings: SweepSettings) -> SweepLegAnalysis {
+        var fit = KneeFit.fit(pts)
+        if let f = fit, !(f.cspHigh.isFinite && f.cspLow > 0) { fit = nil }
+        return SweepLegAnalysis(leg: leg, levels: pts.count, fit: fit, margin: MarginPressure.find(pts, margin: settings.margin),
+                                dynamic: settings.sweepProtocol == .dynamic ? DynamicCSP.find(pts, threshold: settings.growthThresholdPerHour) : nil)
+    }
+
     private mutating func finish(now: Double, status: SweepStatus, note: String?) {
-        var fit = KneeFit.fit(points)
+        let split = Self.legPoints(points, direction: settings.direction)
+        let legs = split.map { Self.analyse($0.1, leg: $0.0, settings: settings) }
+        var fit = KneeFit.fit(split.first?.1 ?? [])
         var note = note
         if fit == nil && note == nil {
-            note = points.count < 6 ? "only \(points.count) levels measured; the knee fit needs 6" : "no knee inside the swept range \(settings.to)…\(settings.from) MPa (resistance flat, or still falling at the lowest level)"
+            let n = split.first?.1.count ?? 0
+            note = n < 6 ? "only \(n) levels measured; the knee fit needs 6" : "no knee inside the swept range \(min(settings.to, settings.from))…\(max(settings.to, settings.from)) MPa (resistance flat, or still falling at the lowest level)"
+            if legs.first?.margin?.pressure != nil { note! += "; the margin pressure is the stated criterion" }
         }
         if let f = fit, !(f.cspHigh.isFinite && f.cspLow > 0) { fit = nil; note = "the knee fit did not converge" }
-        result = SweepResult(settings: settings, points: points, fit: fit, status: status, note: note, started: started ?? now, finished: now)
+        if settings.sweepProtocol == .dynamic, !points.isEmpty, !points.contains(where: { ($0.currentDensity ?? 0) > 1e-6 }) {
+            let w = "no cell current was recorded: the dynamic protocol needs the cycler stripping lithium during the sweep"
+            note = note.map { $0 + "; " + w } ?? w
+        }
+        var hyst: SweepHysteresis?
+        if legs.count == 2 { hyst = SweepHysteresis.between(down: legs[0], up: legs[1], downPoints: split[0].1, upPoints: split[1].1.filter { $0.leg == .up }) }
+        let js = points.compactMap(\.currentDensity), ts = points.compactMap(\.temperature)
+        result = SweepResult(settings: settings, points: points, fit: fit, status: status, note: note, started: started ?? now, finished: now,
+                             legs: legs, hysteresis: hyst,
+                             currentDensity: js.isEmpty ? nil : js.reduce(0, +) / Double(js.count),
+                             temperature: ts.isEmpty ? nil : ts.reduce(0, +) / Double(ts.count))
     }
 
     /// One tick. `inBand`: the channel is regulating within its band of the sweep's
@@ -337,8 +666,10 @@ public struct CSPSweep: Sendable, Equatable, Codable {
                 let d = r.value - rMean
                 rMean += d / Double(rN)
                 rM2 += d * (r.value - rMean)
-                if rFirst == nil { rFirst = r.time }
+                if rFirst == nil { rFirst = r.time; r0 = r.value }
                 rLast = r.time
+                let x = (r.time - rFirst!) / 3600, y = r.value - r0
+                sx += x; sy += y; sxx += x * x; sxy += x * y; syy += y * y
             }
             if let T = temperature, T.time >= windowStart, T.value.isFinite { sumT += T.value; nT += 1 }
             if let j = currentDensity, j.time >= windowStart, j.value.isFinite { sumJ += abs(j.value); nJ += 1 }
@@ -352,10 +683,17 @@ public struct CSPSweep: Sendable, Equatable, Codable {
         }
         let mean = rMean
         let sd = rN > 1 ? (rM2 / Double(rN - 1)).squareRoot() : 0
+        let (slope, slopeSE) = levelSlope()
+        var grows: Bool?
+        if settings.sweepProtocol == .dynamic {
+            // Significantly positive (95 %, two-sided t) and above the threshold.
+            grows = slope.map { b in b > settings.growthThresholdPerHour * mean && b - KneeFit.t975(dof: rN - 2) * (slopeSE ?? .infinity) > 0 } ?? false
+        }
         points.append(SweepPoint(setpoint: setpoint, pressure: nP > 0 ? sumP / Double(nP) : setpoint, resistance: mean, resistanceSD: sd,
                                  samples: rN, temperature: nT > 0 ? sumT / Double(nT) : nil,
                                  currentDensity: nJ > 0 ? sumJ / Double(nJ) : nil,
-                                 firstMeasurement: rFirst, lastMeasurement: rLast))
+                                 firstMeasurement: rFirst, lastMeasurement: rLast,
+                                 leg: leg, slope: slope, slopeSE: slopeSE, grows: grows))
         lowestR = min(lowestR, mean)
         index += 1
         reachedAt = nil
@@ -364,7 +702,22 @@ public struct CSPSweep: Sendable, Equatable, Codable {
         if index >= levels.count { finish(now: now, status: .done, note: nil) }
     }
 
-    private mutating func resetResistance() { rN = 0; rMean = 0; rM2 = 0; rFirst = nil; rLast = nil }
+    private mutating func resetResistance() {
+        rN = 0; rMean = 0; rM2 = 0; rFirst = nil; rLast = nil
+        r0 = 0; sx = 0; sy = 0; sxx = 0; sxy = 0; syy = 0
+    }
+
+    /// Least-squares slope of the level's measurements against acquisition time, Ω·cm²/h,
+    /// and its standard error; nil with fewer than 3 measurements or all at one time.
+    private func levelSlope() -> (Double?, Double?) {
+        guard rN >= 3 else { return (nil, nil) }
+        let n = Double(rN), mx = sx / n, my = sy / n
+        let vxx = sxx - n * mx * mx, vxy = sxy - n * mx * my, vyy = syy - n * my * my
+        guard vxx > 1e-18 else { return (nil, nil) }
+        let b = vxy / vxx
+        let sse = max(0, vyy - b * vxy)
+        return (b, (sse / (n - 2) / vxx).squareRoot())
+    }
 
     /// Ends the sweep early with what it has.
     public mutating func abort(now: Double, reason: String) {

@@ -302,6 +302,16 @@ extension ConnectionHandler {
             s.returnTo = p.returnMpa
             if let n = p.minMeasurements { s.minMeasurements = n }
             if let t = p.measurementTimeoutS { s.measurementTimeout = t }
+            if let d = p.direction {
+                guard let v = SweepDirection(rawValue: d) else { return fail(id, .invalidParams, "sweep: direction must be down, up or down_up", context: context) }
+                s.direction = v
+            }
+            if let k = p.sweepProtocol {
+                guard let v = SweepProtocol(rawValue: k) else { return fail(id, .invalidParams, "sweep: protocol must be static or dynamic", context: context) }
+                s.sweepProtocol = v
+            }
+            if let m = p.margin { s.margin = m }
+            if let g = p.growthThresholdPerH { s.growthThresholdPerHour = g }
             if let e = s.validationErrors(limits: ctx.channels[i].control.limits).first {
                 return fail(id, .invalidParams, "sweep: \(e.field) \(e.message)", context: context)
             }

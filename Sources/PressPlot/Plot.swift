@@ -175,7 +175,8 @@ public enum SVGReport {
     /// sweep: the measured levels (± one standard deviation), the fitted knee and the
     /// CSP with its 95 % interval shaded.
     public static func renderKnee(points: [(pressure: Double, resistance: Double, sd: Double)], curve: ((Double) -> Double)?,
-                                  csp: (value: Double, low: Double, high: Double)?, title: String, width: Int = 720, height: Int = 420) -> String {
+                                  csp: (value: Double, low: Double, high: Double)?, title: String, width: Int = 720, height: Int = 420,
+                                  margin: (value: Double, threshold: Double)? = nil, upLeg: Set<Int> = []) -> String {
         let ml = 70.0, mr = 20.0, mt = 40.0, mb = 50.0
         let w = Double(width) - ml - mr, h = Double(height) - mt - mb
         let ps = points.map(\.pressure), rs = points.map { $0.resistance + $0.sd } + points.map { $0.resistance - $0.sd }
@@ -194,6 +195,11 @@ public enum SVGReport {
             svg += "<line x1=\"\(fixed(x(c.value), 1))\" y1=\"\(mt)\" x2=\"\(fixed(x(c.value), 1))\" y2=\"\(mt + h)\" stroke=\"#e6550d\" stroke-dasharray=\"5 3\"/>\n"
             svg += "<text x=\"\(fixed(x(c.value) + 4, 1))\" y=\"\(fixed(mt + 14, 1))\" fill=\"#e6550d\">CSP \(fixed(c.value, 2)) MPa</text>\n"
         }
+        if let m = margin {
+            svg += "<line x1=\"\(ml)\" y1=\"\(fixed(y(m.threshold), 1))\" x2=\"\(ml + w)\" y2=\"\(fixed(y(m.threshold), 1))\" stroke=\"#31a354\" stroke-dasharray=\"2 3\"/>\n"
+            svg += "<line x1=\"\(fixed(x(m.value), 1))\" y1=\"\(mt)\" x2=\"\(fixed(x(m.value), 1))\" y2=\"\(mt + h)\" stroke=\"#31a354\" stroke-dasharray=\"5 3\"/>\n"
+            svg += "<text x=\"\(fixed(x(m.value) + 4, 1))\" y=\"\(fixed(mt + 30, 1))\" fill=\"#31a354\">P_m \(fixed(m.value, 2)) MPa</text>\n"
+        }
         if let curve {
             let line = (0...200).map { i -> String in
                 let p = p1 * 0.02 + Double(i) / 200 * (p1 * 0.98)
@@ -201,10 +207,12 @@ public enum SVGReport {
             }.joined(separator: " ")
             svg += "<polyline points=\"\(line)\" fill=\"none\" stroke=\"#1f4e9c\" stroke-width=\"1.5\"/>\n"
         }
-        for p in points {
-            svg += "<line x1=\"\(fixed(x(p.pressure), 1))\" y1=\"\(fixed(y(p.resistance - p.sd), 1))\" x2=\"\(fixed(x(p.pressure), 1))\" y2=\"\(fixed(y(p.resistance + p.sd), 1))\" stroke=\"#333\"/>\n"
-            svg += "<circle cx=\"\(fixed(x(p.pressure), 1))\" cy=\"\(fixed(y(p.resistance), 1))\" r=\"3.5\" fill=\"#333\"/>\n"
+        for (i, p) in points.enumerated() {
+            let colour = upLeg.contains(i) ? "#9e4fbf" : "#333"
+            svg += "<line x1=\"\(fixed(x(p.pressure), 1))\" y1=\"\(fixed(y(p.resistance - p.sd), 1))\" x2=\"\(fixed(x(p.pressure), 1))\" y2=\"\(fixed(y(p.resistance + p.sd), 1))\" stroke=\"\(colour)\"/>\n"
+            svg += "<circle cx=\"\(fixed(x(p.pressure), 1))\" cy=\"\(fixed(y(p.resistance), 1))\" r=\"3.5\" fill=\"\(colour)\"/>\n"
         }
+        if !upLeg.isEmpty { svg += "<text x=\"\(fixed(ml + w - 4, 1))\" y=\"\(fixed(mt + 14, 1))\" text-anchor=\"end\" fill=\"#9e4fbf\">up leg</text>\n" }
         svg += axes(ml: ml, mt: mt, w: w, h: h, height: height, yLabel: "interfacial resistance, Ω·cm²", xLabel: "stack pressure, MPa",
                     yTicks: (0...5).map { i in let r = r0 + Double(i) / 5 * (r1 - r0); return (y(r), fixed(r, 0)) },
                     xTicks: (0...5).map { i in let p = p0 + Double(i) / 5 * (p1 - p0); return (x(p), fixed(p, 1)) })

@@ -762,10 +762,24 @@ public struct SweepParams: Codable, Sendable {
     /// to wait for them, s.
     public var minMeasurements: Int?
     public var measurementTimeoutS: Double?
+    /// `down` (default), `up` or `down_up`.
+    public var direction: String?
+    /// `static` (default) or `dynamic` (wire key `protocol`).
+    public var sweepProtocol: String?
+    /// The margin criterion's fraction (default 0.2).
+    public var margin: Double?
+    /// Dynamic protocol: growth threshold, fraction per hour (default 0.05).
+    public var growthThresholdPerH: Double?
+    enum CodingKeys: String, CodingKey {
+        case channel, action, fromMpa, toMpa, steps, dwellS, returnMpa, minMeasurements, measurementTimeoutS
+        case direction, sweepProtocol = "protocol", margin, growthThresholdPerH
+    }
     public init(channel: String, action: ExperimentAction, fromMpa: Double? = nil, toMpa: Double? = nil, steps: Int? = nil, dwellS: Double? = nil, returnMpa: Double? = nil,
-                minMeasurements: Int? = nil, measurementTimeoutS: Double? = nil) {
+                minMeasurements: Int? = nil, measurementTimeoutS: Double? = nil, direction: String? = nil, sweepProtocol: String? = nil,
+                margin: Double? = nil, growthThresholdPerH: Double? = nil) {
         self.channel = channel; self.action = action; self.fromMpa = fromMpa; self.toMpa = toMpa; self.steps = steps
         self.dwellS = dwellS; self.returnMpa = returnMpa; self.minMeasurements = minMeasurements; self.measurementTimeoutS = measurementTimeoutS
+        self.direction = direction; self.sweepProtocol = sweepProtocol; self.margin = margin; self.growthThresholdPerH = growthThresholdPerH
     }
 }
 
@@ -792,9 +806,13 @@ public struct SweepProgressInfo: Codable, Sendable, Equatable {
     public var dwellElapsedS: Double?
     public var dwellS: Double
     public var pointsMeasured: Int
-    public init(level: Int, levels: Int, setpointMpa: Double, dwellElapsedS: Double?, dwellS: Double, pointsMeasured: Int) {
+    /// The present level's leg (`down` or `up`), and distinct measurements taken at it so far.
+    public var leg: String?
+    public var measurementsAtLevel: Int?
+    public init(level: Int, levels: Int, setpointMpa: Double, dwellElapsedS: Double?, dwellS: Double, pointsMeasured: Int,
+                leg: String? = nil, measurementsAtLevel: Int? = nil) {
         self.level = level; self.levels = levels; self.setpointMpa = setpointMpa; self.dwellElapsedS = dwellElapsedS
-        self.dwellS = dwellS; self.pointsMeasured = pointsMeasured
+        self.dwellS = dwellS; self.pointsMeasured = pointsMeasured; self.leg = leg; self.measurementsAtLevel = measurementsAtLevel
     }
 }
 
@@ -808,14 +826,98 @@ public struct SweepPointInfo: Codable, Sendable, Equatable {
     public var temperatureC: Double?
     /// Mean absolute current density while the level was measured, mA/cm².
     public var currentDensityMaCm2: Double?
+    /// `down` or `up`.
+    public var leg: String?
+    /// Least-squares slope of the level's resistance against acquisition time, its
+    /// standard error (Ω·cm²/h), and the slope relative to the level's resistance, %/h.
+    public var slopeOhmCm2PerH: Double?
+    public var slopeSeOhmCm2PerH: Double?
+    public var slopePctPerH: Double?
+    /// Dynamic sweeps: the resistance grew at this level.
+    public var grows: Bool?
     public init(setpointMpa: Double, pressureMpa: Double, resistanceOhmCm2: Double, resistanceSd: Double, samples: Int, temperatureC: Double?,
-                currentDensityMaCm2: Double? = nil) {
+                currentDensityMaCm2: Double? = nil, leg: String? = nil, slopeOhmCm2PerH: Double? = nil, slopeSeOhmCm2PerH: Double? = nil,
+                slopePctPerH: Double? = nil, grows: Bool? = nil) {
         self.setpointMpa = setpointMpa; self.pressureMpa = pressureMpa; self.resistanceOhmCm2 = resistanceOhmCm2
         self.resistanceSd = resistanceSd; self.samples = samples; self.temperatureC = temperatureC; self.currentDensityMaCm2 = currentDensityMaCm2
+        self.leg = leg; self.slopeOhmCm2PerH = slopeOhmCm2PerH; self.slopeSeOhmCm2PerH = slopeSeOhmCm2PerH; self.slopePctPerH = slopePctPerH
+        self.grows = grows
     }
 }
 
-/// A finished sweep: the points and the fitted knee R(P) = plateau + rise/(1 + (P/csp)^sharpness).
+/// The margin criterion: the highest pressure below which R exceeds (1 + margin) × the
+/// high-pressure reference.
+public struct SweepMarginInfo: Codable, Sendable, Equatable {
+    public var margin: Double
+    public var referenceOhmCm2: Double
+    public var referenceSeOhmCm2: Double
+    public var thresholdOhmCm2: Double
+    /// Nil: never crossed down to `lowest_pressure_mpa`.
+    public var pressureMpa: Double?
+    /// 95 % interval; `low_mpa` nil: below the swept range.
+    public var lowMpa: Double?
+    public var highMpa: Double?
+    public var lowestPressureMpa: Double
+    public init(margin: Double, referenceOhmCm2: Double, referenceSeOhmCm2: Double, thresholdOhmCm2: Double, pressureMpa: Double?,
+                lowMpa: Double?, highMpa: Double?, lowestPressureMpa: Double) {
+        self.margin = margin; self.referenceOhmCm2 = referenceOhmCm2; self.referenceSeOhmCm2 = referenceSeOhmCm2; self.thresholdOhmCm2 = thresholdOhmCm2
+        self.pressureMpa = pressureMpa; self.lowMpa = lowMpa; self.highMpa = highMpa; self.lowestPressureMpa = lowestPressureMpa
+    }
+}
+
+/// The dynamic protocol's CSP: the lowest level, scanning down, at which R did not grow.
+public struct SweepDynamicInfo: Codable, Sendable, Equatable {
+    public var thresholdPerH: Double
+    /// Nil: R grew already at the highest level.
+    public var cspMpa: Double?
+    /// The next lower level, which grew (the bracket's low end); nil: no level grew.
+    public var grewAtMpa: Double?
+    public var currentDensityMaCm2: Double?
+    public var temperatureC: Double?
+    public init(thresholdPerH: Double, cspMpa: Double?, grewAtMpa: Double?, currentDensityMaCm2: Double?, temperatureC: Double?) {
+        self.thresholdPerH = thresholdPerH; self.cspMpa = cspMpa; self.grewAtMpa = grewAtMpa
+        self.currentDensityMaCm2 = currentDensityMaCm2; self.temperatureC = temperatureC
+    }
+}
+
+/// One leg's criteria.
+public struct SweepLegInfo: Codable, Sendable, Equatable {
+    public var leg: String
+    public var levels: Int
+    public var cspMpa: Double?
+    public var cspLowMpa: Double?
+    public var cspHighMpa: Double?
+    public var p90Mpa: Double?
+    public var p90LowMpa: Double?
+    public var p90HighMpa: Double?
+    public var margin: SweepMarginInfo?
+    public var dynamic: SweepDynamicInfo?
+    public init(leg: String, levels: Int, cspMpa: Double?, cspLowMpa: Double?, cspHighMpa: Double?, p90Mpa: Double?, p90LowMpa: Double?,
+                p90HighMpa: Double?, margin: SweepMarginInfo?, dynamic: SweepDynamicInfo?) {
+        self.leg = leg; self.levels = levels; self.cspMpa = cspMpa; self.cspLowMpa = cspLowMpa; self.cspHighMpa = cspHighMpa
+        self.p90Mpa = p90Mpa; self.p90LowMpa = p90LowMpa; self.p90HighMpa = p90HighMpa; self.margin = margin; self.dynamic = dynamic
+    }
+}
+
+/// Down-then-up sweeps: up leg − down leg.
+public struct SweepHysteresisInfo: Codable, Sendable, Equatable {
+    public var cspShiftMpa: Double?
+    public var cspShiftHalfWidthMpa: Double?
+    public var marginShiftMpa: Double?
+    public var marginShiftHalfWidthMpa: Double?
+    /// Mean (R_up − R_down) / R_down at equal setpoints, and how many.
+    public var meanRelativeResistanceDifference: Double?
+    public var pairs: Int
+    public init(cspShiftMpa: Double?, cspShiftHalfWidthMpa: Double?, marginShiftMpa: Double?, marginShiftHalfWidthMpa: Double?,
+                meanRelativeResistanceDifference: Double?, pairs: Int) {
+        self.cspShiftMpa = cspShiftMpa; self.cspShiftHalfWidthMpa = cspShiftHalfWidthMpa; self.marginShiftMpa = marginShiftMpa
+        self.marginShiftHalfWidthMpa = marginShiftHalfWidthMpa; self.meanRelativeResistanceDifference = meanRelativeResistanceDifference; self.pairs = pairs
+    }
+}
+
+/// A finished sweep: the points and the fitted knee R(P) = plateau + rise/(1 + (P/csp)^sharpness)
+/// of the first leg, the margin pressure, the dynamic CSP, each leg's criteria and the
+/// hysteresis.
 public struct SweepInfo: Codable, Sendable, Equatable {
     /// `done` or `aborted`, and why (or why there is no fit).
     public var status: String
@@ -828,10 +930,36 @@ public struct SweepInfo: Codable, Sendable, Equatable {
     public var riseOhmCm2: Double?
     public var sharpness: Double?
     public var points: [SweepPointInfo]
+    /// 95 % interval of `p90_mpa`.
+    public var p90LowMpa: Double?
+    public var p90HighMpa: Double?
+    /// `down`, `up` or `down_up`; `static` or `dynamic` (wire key `protocol`).
+    public var direction: String?
+    public var sweepProtocol: String?
+    /// Mean |J|, mA/cm², and temperature, °C, over the measured levels.
+    public var currentDensityMaCm2: Double?
+    public var temperatureC: Double?
+    /// The first leg's margin pressure and dynamic CSP.
+    public var margin: SweepMarginInfo?
+    public var dynamic: SweepDynamicInfo?
+    public var legs: [SweepLegInfo]?
+    public var hysteresis: SweepHysteresisInfo?
+    /// The one-line summary the journal shows.
+    public var summary: String?
+    enum CodingKeys: String, CodingKey {
+        case status, note, cspMpa, cspLowMpa, cspHighMpa, p90Mpa, plateauOhmCm2, riseOhmCm2, sharpness, points
+        case p90LowMpa, p90HighMpa, direction, sweepProtocol = "protocol", currentDensityMaCm2, temperatureC, margin, dynamic, legs, hysteresis, summary
+    }
     public init(status: String, note: String?, cspMpa: Double?, cspLowMpa: Double?, cspHighMpa: Double?, p90Mpa: Double?,
-                plateauOhmCm2: Double?, riseOhmCm2: Double?, sharpness: Double?, points: [SweepPointInfo]) {
+                plateauOhmCm2: Double?, riseOhmCm2: Double?, sharpness: Double?, points: [SweepPointInfo],
+                p90LowMpa: Double? = nil, p90HighMpa: Double? = nil, direction: String? = nil, sweepProtocol: String? = nil,
+                currentDensityMaCm2: Double? = nil, temperatureC: Double? = nil, margin: SweepMarginInfo? = nil, dynamic: SweepDynamicInfo? = nil,
+                legs: [SweepLegInfo]? = nil, hysteresis: SweepHysteresisInfo? = nil, summary: String? = nil) {
         self.status = status; self.note = note; self.cspMpa = cspMpa; self.cspLowMpa = cspLowMpa; self.cspHighMpa = cspHighMpa
         self.p90Mpa = p90Mpa; self.plateauOhmCm2 = plateauOhmCm2; self.riseOhmCm2 = riseOhmCm2; self.sharpness = sharpness; self.points = points
+        self.p90LowMpa = p90LowMpa; self.p90HighMpa = p90HighMpa; self.direction = direction; self.sweepProtocol = sweepProtocol
+        self.currentDensityMaCm2 = currentDensityMaCm2; self.temperatureC = temperatureC; self.margin = margin; self.dynamic = dynamic
+        self.legs = legs; self.hysteresis = hysteresis; self.summary = summary
     }
 }
 

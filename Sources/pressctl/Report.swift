@@ -143,7 +143,9 @@ struct Report: ParsableCommand {
                 let curve: ((Double) -> Double)? = f.cspMpa.map { pc in { p in (f.plateauOhmCm2 ?? 0) + (f.riseOhmCm2 ?? 0) / (1 + pow(max(p, 1e-9) / pc, f.sharpness ?? 4)) } }
                 let svg = SVGReport.renderKnee(points: f.points.map { ($0.pressureMpa, $0.resistanceOhmCm2, $0.resistanceSd) }, curve: curve,
                                                csp: f.cspMpa.map { ($0, f.cspLowMpa ?? $0, f.cspHighMpa ?? $0) },
-                                               title: "Critical stack pressure sweep, channel \(ch), \(iso.string(from: Date(timeIntervalSince1970: r.timeUnix)))")
+                                               title: "Critical stack pressure sweep, channel \(ch), \(iso.string(from: Date(timeIntervalSince1970: r.timeUnix)))",
+                                               margin: f.margin.flatMap { m in m.pressureMpa.map { ($0, m.thresholdOhmCm2) } },
+                                               upLeg: Set(f.points.indices.filter { f.points[$0].leg == "up" }))
                 try svg.write(toFile: (output as NSString).deletingLastPathComponent.appendingPathComponentIfAny(name), atomically: true, encoding: .utf8)
                 plot = name
             }
@@ -246,12 +248,61 @@ struct Report: ParsableCommand {
             if let v = f.cspMpa {
                 s += "**CSP \(fixed(v, 2)) MPa** (95 % interval \(fixed(f.cspLowMpa ?? v, 2))–\(fixed(f.cspHighMpa ?? v, 2)) MPa): the middle of the fitted "
                 s += "resistance knee R(P) = \(fixed(f.plateauOhmCm2 ?? 0, 1)) + \(fixed(f.riseOhmCm2 ?? 0, 1)) / (1 + (P/\(fixed(v, 2)))^\(fixed(f.sharpness ?? 0, 1))) Ω·cm²; "
-                s += "90 % of the excess resistance is gone at \(fixed(f.p90Mpa ?? 0, 2)) MPa.\n\n"
+                s += "90 % of the excess resistance is gone at P90 = \(fixed(f.p90Mpa ?? 0, 2)) MPa"
+                if let a = f.p90LowMpa, let b = f.p90HighMpa { s += " (95 % interval \(fixed(a, 2))–\(fixed(b, 2)) MPa)" }
+                s += ".\n\n"
+            }
+            if let m = f.margin {
+                let crit = "the highest pressure below which interfacial resistance exceeds \(fixed(1 + m.margin, 2)) × the high-pressure reference \(fixed(m.referenceOhmCm2, 2)) Ω·cm² (mean of the two highest-pressure levels)"
+                if let p = m.pressureMpa {
+                    s += "**Margin pressure P_m \(fixed(p, 2)) MPa** (95 % interval \(m.lowMpa.map { fixed($0, 2) } ?? "< \(fixed(m.lowestPressureMpa, 2))")–\(fixed(m.highMpa ?? p, 2)) MPa): \(crit)"
+                    s += f.cspMpa == nil ? ". No knee inside the swept range: this is the stated criterion.\n\n" : ".\n\n"
+                } else {
+                    s += "Margin pressure below the swept range: resistance stays within \(fixed(m.margin * 100, 0)) % of the reference \(fixed(m.referenceOhmCm2, 2)) Ω·cm² down to \(fixed(m.lowestPressureMpa, 2)) MPa.\n\n"
+                }
+            }
+            if let d = f.dynamic {
+                let thr = "\(fixed(d.thresholdPerH * 100, 1)) %/h"
+                if let p = d.cspMpa, let g = d.grewAtMpa {
+                    s += "**Dynamic CSP \(fixed(p, 2)) MPa** (bracket \(fixed(g, 2))–\(fixed(p, 2)) MPa): the lowest level, scanning down, at which interfacial resistance did not grow faster than \(thr) while the cell was stripped"
+                    s += (d.currentDensityMaCm2.map { ", at |J| \(fixed($0, 3)) mA/cm²" } ?? "") + ".\n\n"
+                } else if let p = d.cspMpa {
+                    s += "Dynamic CSP at or below \(fixed(p, 2)) MPa: no level grew faster than \(thr).\n\n"
+                } else {
+                    s += "Dynamic CSP above the swept range: resistance grew faster than \(thr) at the highest level.\n\n"
+                }
+            }
+            if f.currentDensityMaCm2 != nil || f.temperatureC != nil {
+                s += "Held at " + [f.currentDensityMaCm2.map { "mean |J| \(fixed($0, 3)) mA/cm²" }, f.temperatureC.map { "\(fixed($0, 1)) °C" }].compactMap { $0 }.joined(separator: ", ")
+                s += " (means over the measured levels; direction \(f.direction ?? "down"), protocol \(f.sweepProtocol ?? "static")).\n\n"
+            }
+            if let legs = f.legs, legs.count > 1 {
+                for l in legs.dropFirst() {
+                    s += "\(l.leg.capitalized) leg: " + (l.cspMpa.map { "knee P_c \(fixed($0, 2)) MPa (95 % \(fixed(l.cspLowMpa ?? $0, 2))–\(fixed(l.cspHighMpa ?? $0, 2)))" } ?? "no knee")
+                    s += (l.margin?.pressureMpa).map { "; P_m \(fixed($0, 2)) MPa" } ?? "; P_m below the swept range"
+                    s += (l.dynamic?.cspMpa).map { "; dynamic CSP \(fixed($0, 2)) MPa" } ?? ""
+                    s += ".\n\n"
+                }
+            }
+            if let h = f.hysteresis {
+                var parts: [String] = []
+                if let d = h.cspShiftMpa { parts.append("P_c up − down \(fixed(d, 2)) ± \(fixed(h.cspShiftHalfWidthMpa ?? .nan, 2)) MPa") }
+                if let d = h.marginShiftMpa { parts.append("P_m up − down \(fixed(d, 2)) ± \(fixed(h.marginShiftHalfWidthMpa ?? .nan, 2)) MPa") }
+                if let m = h.meanRelativeResistanceDifference { parts.append("resistance on the way up \(fixed(m * 100, 1)) % against the way down (mean over \(h.pairs) setpoints)") }
+                s += "Hysteresis: " + (parts.isEmpty ? "not measurable" : parts.joined(separator: "; ")) + ".\n\n"
             }
             if let p = c.plot { s += "![resistance against pressure](\(p))\n\n" }
-            s += "| stack pressure, MPa | interfacial resistance, Ω·cm² | ± sd | samples | T °C |\n|---:|---:|---:|---:|---:|\n"
+            let dyn = f.sweepProtocol == "dynamic"
+            s += "| stack pressure, MPa | interfacial resistance, Ω·cm² | ± sd | samples | mean abs. current density, mA/cm² | T °C | leg |" + (dyn ? " dR/dt %/h | grows |" : "") + "\n"
+            s += "|---:|---:|---:|---:|---:|---:|---|" + (dyn ? "---:|---|" : "") + "\n"
             for p in f.points {
-                s += "| \(fixed(p.pressureMpa, 3)) | \(fixed(p.resistanceOhmCm2, 2)) | \(fixed(p.resistanceSd, 2)) | \(p.samples) | \(p.temperatureC.map { fixed($0, 1) } ?? "—") |\n"
+                s += "| \(fixed(p.pressureMpa, 3)) | \(fixed(p.resistanceOhmCm2, 2)) | \(fixed(p.resistanceSd, 2)) | \(p.samples) | "
+                s += "\(p.currentDensityMaCm2.map { fixed($0, 3) } ?? "—") | \(p.temperatureC.map { fixed($0, 1) } ?? "—") | \(p.leg ?? "down") |"
+                if dyn {
+                    let se = (p.slopeSeOhmCm2PerH ?? .nan) / max(p.resistanceOhmCm2, 1e-12) * 100
+                    s += " \(p.slopePctPerH.map { fixed($0, 2) + " ± " + fixed(se, 2) } ?? "—") | \(p.grows == true ? "yes" : "no") |"
+                }
+                s += "\n"
             }
             s += "\n"
         }

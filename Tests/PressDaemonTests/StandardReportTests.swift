@@ -22,6 +22,12 @@ struct StandardReportTests {
         let last = try #require(st.control?.lastSweep)
         let csp = try #require(last.cspMpa)
         #expect(abs(csp - 3) <= 0.3, "CSP \(csp) for the simulator's knee at 3 MPa")
+        // The criteria beyond the knee reach the wire and pressctl's output.
+        #expect(last.p90LowMpa != nil && last.p90HighMpa != nil && last.direction == "down" && last.sweepProtocol == "static")
+        let pm = try #require(last.margin?.pressureMpa)
+        #expect(pm > csp, "P_m \(pm) above the knee \(csp)")
+        #expect(last.legs?.count == 1 && last.summary?.contains("margin pressure") == true)
+        #expect(sweep.stdout.contains("margin pressure P_m"), "\(sweep.stdout)")
         #expect(st.setpointMpa == 8, "back to the starting pressure")
         #expect(st.chemistryPreset == "sulfide")
         usleep(1_500_000) // the run-log writer stores the sweep
@@ -38,6 +44,7 @@ struct StandardReportTests {
         #expect(md.contains("one load cell: not measurable"))
         #expect(md.contains("## Time in band"))
         #expect(md.contains("**CSP 3.") || md.contains("**CSP 2.") , "\(md)")
+        #expect(md.contains("**Margin pressure P_m ") && md.contains("(95 % interval"), "\(md)")
         #expect(md.contains("| stack pressure, MPa | interfacial resistance, Ω·cm² |"))
         #expect(md.contains("## Faults (0)"))
         #expect(md.contains("overrides the 'sulfide' preset (2.0 MPa) with 0.1 MPa"), "the override warning is in the interventions")

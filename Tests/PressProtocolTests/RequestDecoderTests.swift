@@ -19,6 +19,16 @@ struct RequestDecoderTests {
         if case .success(.hello) = decode(#"{"method":"hello","params":null}"#).result {} else { Issue.record("hello") }
     }
 
+    @Test("sweep: direction, protocol (wire key `protocol`), margin and growth threshold decode; they encode back under the same keys")
+    func sweepCriteria() throws {
+        let r = decode(#"{"method":"sweep","params":{"channel":"A","action":"start","from_mpa":6,"to_mpa":1.5,"direction":"down_up","protocol":"dynamic","margin":0.3,"growth_threshold_per_h":0.1}}"#)
+        guard case .success(.sweep(let p)) = r.result else { Issue.record("not a sweep: \(r.result)"); return }
+        #expect(p.direction == "down_up" && p.sweepProtocol == "dynamic" && p.margin == 0.3 && p.growthThresholdPerH == 0.1)
+        let json = String(decoding: try ControlProtocol.encoder().encode(p), as: UTF8.self)
+        #expect(json.contains(#""protocol":"dynamic""#) && json.contains(#""growth_threshold_per_h":0.1"#) && json.contains(#""direction":"down_up""#), "\(json)")
+        #expect(message(#"{"method":"sweep","params":{"channel":"A","action":"start","sweep_protocol":"dynamic"}}"#).contains("unknown parameter 'sweep_protocol'"))
+    }
+
     @Test("structured errors name the problem")
     func errors() {
         #expect(code("nope") == .parseError)
