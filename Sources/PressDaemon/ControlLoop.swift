@@ -42,8 +42,10 @@ public struct PushedSignals: Sendable, Equatable {
     public var interfacialResistance: Double?
     public var temperature: Double?
     public var current: Double?
-    public init(interfacialResistance: Double? = nil, temperature: Double? = nil, current: Double? = nil) {
+    public var voltage: Double?
+    public init(interfacialResistance: Double? = nil, temperature: Double? = nil, current: Double? = nil, voltage: Double? = nil) {
         self.interfacialResistance = interfacialResistance; self.temperature = temperature; self.current = current
+        self.voltage = voltage
     }
 }
 
@@ -248,7 +250,7 @@ public struct LoopCore {
     private var rawHistory: [[[Double]]]
     static let rawHistoryLength = 100
     /// Per channel: the latest pushed values, stamped with the loop time they arrived.
-    private var pushed: [(resistance: Sample?, temperature: Sample?, current: Sample?)]
+    private var pushed: [(resistance: Sample?, temperature: Sample?, current: Sample?, voltage: Sample?)]
     /// Loop time of the latest tick.
     private var lastNow = 0.0
 
@@ -258,7 +260,7 @@ public struct LoopCore {
         backendStates = channels.map { $0.backend.persistentState() }
         calibrations = channels.map { _ in [] }
         rawHistory = channels.map { _ in [] }
-        pushed = channels.map { _ in (nil, nil, nil) }
+        pushed = channels.map { _ in (nil, nil, nil, nil) }
     }
 
     /// The backend's readings with fresh pushed values in place of its own.
@@ -269,6 +271,7 @@ public struct LoopCore {
         if let s = fresh(pushed[i].resistance) { out.interfacialResistance = s }
         if let s = fresh(pushed[i].temperature) { out.temperature = s }
         if let s = fresh(pushed[i].current) { out.current = s }
+        if let s = fresh(pushed[i].voltage) { out.voltage = s }
         return out
     }
 
@@ -351,6 +354,7 @@ public struct LoopCore {
             if let r = v.interfacialResistance { pushed[i].resistance = Sample(value: r, time: lastNow) }
             if let t = v.temperature { pushed[i].temperature = Sample(value: t, time: lastNow) }
             if let c = v.current { pushed[i].current = Sample(value: c, time: lastNow) }
+            if let u = v.voltage { pushed[i].voltage = Sample(value: u, time: lastNow) }
             return .ok(mode: channels[i].controller.mode)
         case .calibrate(let i, let action):
             switch PressCore.calibrate(calibrations[i], history: rawHistory[i], action: action) {
@@ -383,6 +387,7 @@ public struct LoopCore {
                     pressureMean: w.count > 0 ? w.sum / Double(w.count) : nil, force: state.force, output: state.output,
                     temperature: state.readings.temperature?.value, current: state.readings.current?.value,
                     resistance: state.readings.interfacialResistance?.value, count: w.count))
+                pendingSamples[pendingSamples.count - 1].voltage = state.readings.voltage?.value
                 pendingSamples[pendingSamples.count - 1].nonUniformity = w.uniformityCount > 0 ? w.uniformitySum / Double(w.uniformityCount) : nil
                 windows[i] = LogWindow(start: now)
                 backendStates[i] = channels[i].backend.persistentState()

@@ -19,6 +19,7 @@ enum StatusMapping {
             interfacialResistanceOhmCm2: s.readings.interfacialResistance?.value)
         var st = st0
         st.loadCellForcesN = s.readings.loadCellForces
+        st.voltageV = s.readings.voltage?.value
         st.nonUniformity = nonUniformity(s.readings.loadCellForces)
         st.control = control(s.control, now: s.time, target: s.target)
         st.chemistryPreset = c.preset

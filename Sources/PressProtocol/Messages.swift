@@ -196,9 +196,12 @@ public struct SimInjectParams: Codable, Sendable {
     public var emergencyStop: Bool?
     public var charging: Bool?
     public var forceGain: Double?
+    /// Forces a soft short: a shunt of this many Ω across the cell.
+    public var shortOhm: Double?
     public init(channel: String, forceBiasN: Double? = nil, forceGain: Double? = nil, sensorDisconnected: Bool? = nil, ambientC: Double? = nil,
                 supplyMpa: Double? = nil, currentMa: Double? = nil, cyclePeriodS: Double? = nil, thicknessStepUm: Double? = nil,
-                stallS: Double? = nil, emergencyStop: Bool? = nil, charging: Bool? = nil) {
+                stallS: Double? = nil, emergencyStop: Bool? = nil, charging: Bool? = nil, shortOhm: Double? = nil) {
+        self.shortOhm = shortOhm
         self.channel = channel; self.forceBiasN = forceBiasN; self.sensorDisconnected = sensorDisconnected
         self.ambientC = ambientC; self.supplyMpa = supplyMpa; self.currentMa = currentMa
         self.cyclePeriodS = cyclePeriodS; self.thicknessStepUm = thicknessStepUm
@@ -213,6 +216,7 @@ public struct SimInjectParams: Codable, Sendable {
         ("ambient_c", -50...150, \.ambientC), ("supply_mpa", 0...10, \.supplyMpa),
         ("current_ma", -1e5...1e5, \.currentMa), ("cycle_period_s", 0.1...1e6, \.cyclePeriodS),
         ("thickness_step_um", -1000...1000, \.thicknessStepUm), ("stall_s", 0...60, \.stallS),
+        ("short_ohm", 0.01...1e6, \.shortOhm),
     ]
 
     /// The first parameter outside its bounds, as an error message.
@@ -302,6 +306,8 @@ public struct ChannelStatus: Codable, Sendable, Equatable {
     public var temperatureC: Double?
     public var currentMa: Double?
     public var interfacialResistanceOhmCm2: Double?
+    /// Cell voltage, V.
+    public var voltageV: Double?
     /// Strategy, gains in force, autotune progress and what the adaptive and learned
     /// controllers have learned.
     public var control: ControlInfo?
@@ -865,8 +871,11 @@ public struct PushSignalsParams: Codable, Sendable {
     public var interfacialResistanceOhmCm2: Double?
     public var temperatureC: Double?
     public var currentMa: Double?
-    public init(channel: String, interfacialResistanceOhmCm2: Double? = nil, temperatureC: Double? = nil, currentMa: Double? = nil) {
-        self.channel = channel; self.interfacialResistanceOhmCm2 = interfacialResistanceOhmCm2
+    /// Cell voltage, V.
+    public var voltageV: Double?
+    public init(channel: String, interfacialResistanceOhmCm2: Double? = nil, temperatureC: Double? = nil, currentMa: Double? = nil,
+                voltageV: Double? = nil) {
+        self.channel = channel; self.interfacialResistanceOhmCm2 = interfacialResistanceOhmCm2; self.voltageV = voltageV
         self.temperatureC = temperatureC; self.currentMa = currentMa
     }
 }

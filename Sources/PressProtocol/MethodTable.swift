@@ -62,10 +62,10 @@ public enum MethodTable {
         .row("sweep", .admin, audited: true, ["channel", "action", "from_mpa", "to_mpa", "steps", "dwell_s", "return_mpa"], Command.sweep),
         .row("supervisor", .operator, audited: true, ["channel", "action"], Command.supervisor),
         .row("sweeps", .observer, span, Command.sweeps),
-        .row("push_signals", .operator, ["channel", "interfacial_resistance_ohm_cm2", "temperature_c", "current_ma"], Command.pushSignals),
+        .row("push_signals", .operator, ["channel", "interfacial_resistance_ohm_cm2", "temperature_c", "current_ma", "voltage_v"], Command.pushSignals),
         .row("reload", .admin, audited: true, .reload),
         .row("sim_inject", .admin, audited: true, ["channel", "force_bias_n", "force_gain", "sensor_disconnected", "ambient_c", "supply_mpa",
-                                                  "current_ma", "cycle_period_s", "thickness_step_um", "stall_s", "emergency_stop", "charging"],
+                                                  "current_ma", "cycle_period_s", "thickness_step_um", "stall_s", "emergency_stop", "charging", "short_ohm"],
              Command.simInject),
     ]
 

@@ -43,6 +43,9 @@ public struct SimInjection: Sendable, Equatable {
     public var emergencyStop: Bool?
     /// Drives the cycler's "charging" signal (nil: follows the cycler current).
     public var charging: Bool?
+    /// Forces a soft short now: a shunt of this many Ω across the cell (its voltage
+    /// collapses partially and turns noisy).
+    public var shortOhm: Double?
     public init(forceBias: Double? = nil, sensorDisconnected: Bool? = nil, ambient: Double? = nil, supply: Double? = nil,
                 current: Double? = nil, cyclePeriod: Double? = nil, thicknessStep: Double? = nil,
                 stallSeconds: Double? = nil, emergencyStop: Bool? = nil, charging: Bool? = nil) {
@@ -71,12 +74,26 @@ public final class SimChannel: ChannelBackend {
     private var pendingStall: Double = 0
     private var emergencyStop = false
     private var chargingOverride: Bool?
+    /// Draws of the cell's own randomness (voltage noise, the short's clock), apart from
+    /// `rng` so that adding them left the load cell's noise sequence as it was.
+    private var cellRng: SimRandom
+    /// Cumulative short hazard, and the level at which the short fires (Exp(1) draw).
+    public private(set) var shortHazardIntegral: Double = 0
+    private var shortThreshold: Double
+    /// The soft short's shunt across the cell, Ω (nil: no short), and when it formed.
+    public private(set) var shortShunt: Double?
+    public private(set) var shortSince: Double?
+    /// Cell-voltage measurement noise, V RMS.
+    public var voltageNoise: Double = 0.001
 
     public init(fixture: SimFixture, loadCell: LoadCellModel, cycler: CyclerProfile = .init(),
                 ambient: Double = 25, seed: UInt64 = 1, substep: Double = 0.001) {
         self.fixture = fixture; self.loadCell = loadCell; self.cycler = cycler
         self.ambient = ambient; self.substep = substep
         self.rng = SimRandom(seed: seed)
+        var c = SimRandom(seed: seed ^ 0x5EED_CE11_5407_7000)
+        self.shortThreshold = -log(c.uniform())
+        self.cellRng = c
     }
 
     /// True force on the cell, N (what a perfect sensor would read).
@@ -109,6 +126,8 @@ public final class SimChannel: ChannelBackend {
         d["cycler.current"] = cycler.current
         d["cycler.period"] = cycler.period
         d["ambient"] = ambient
+        d["short.hazard"] = shortHazardIntegral
+        if let r = shortShunt { d["short.shunt"] = r }
         return d
     }
 
@@ -120,6 +139,8 @@ public final class SimChannel: ChannelBackend {
         cycler.current = d["cycler.current"] ?? cycler.current
         cycler.period = d["cycler.period"] ?? cycler.period
         ambient = d["ambient"] ?? ambient
+        shortHazardIntegral = d["short.hazard"] ?? shortHazardIntegral
+        shortShunt = d["short.shunt"] ?? shortShunt
         switch fixture {
         case .spring(var s): s.restore(d); fixture = .spring(s)
         case .pneumatic(var p): p.restore(d); fixture = .pneumatic(p)
@@ -142,7 +163,26 @@ public final class SimChannel: ChannelBackend {
                 fixture = .pneumatic(p)
             }
             loadCell.observe(force: trueForce, now: time, rng: &rng)
+            if shortShunt == nil {
+                // The soft short fires when the integrated hazard reaches its Exp(1) draw.
+                shortHazardIntegral += cell.shortHazardRate * substep
+                if shortHazardIntegral >= shortThreshold { formShort(ohm: cell.p.shortShunt / cell.p.area) }
+            }
         }
+    }
+
+    private func formShort(ohm: Double) {
+        shortShunt = ohm
+        shortSince = time
+    }
+
+    /// The terminal voltage now as a voltmeter reads it, V: the shunt of a short
+    /// flickers from one measurement to the next, and the meter adds its noise.
+    public func measuredVoltage() -> Double {
+        let i = cycler.current(at: time)
+        var shunt = shortShunt
+        if let r = shunt { shunt = r * exp(cell.p.shortFlicker * cellRng.gaussian()) }
+        return cell.voltage(current: i, shunt: shunt) + voltageNoise * cellRng.gaussian()
     }
 
     public func read(now: Double) -> ChannelReadings {
@@ -161,6 +201,7 @@ public final class SimChannel: ChannelBackend {
             temperature: Sample(value: c.temperature, time: time),
             current: Sample(value: cycler.current(at: time), time: time),
             interfacialResistance: Sample(value: r, time: time),
+            voltage: Sample(value: measuredVoltage(), time: time),
             charging: chargingOverride ?? (cycler.current(at: time) > 0),
             emergencyStop: emergencyStop)
     }
@@ -176,6 +217,7 @@ public final class SimChannel: ChannelBackend {
         if let s = j.stallSeconds { pendingStall = s }
         if let e = j.emergencyStop { emergencyStop = e }
         if let c = j.charging { chargingOverride = c }
+        if let r = j.shortOhm { formShort(ohm: r) }
         if let d = j.sensorDisconnected { loadCell.disconnected = d }
         if let a = j.ambient { ambient = a }
         if let i = j.current { cycler.current = i }

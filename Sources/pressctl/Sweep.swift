@@ -84,7 +84,7 @@ struct Supervisor: ParsableCommand {
 /// `pressctl push`: auxiliary measurements from other software.
 struct Push: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Push a channel's interfacial resistance, temperature or current from other software (operator).",
+        abstract: "Push a channel's interfacial resistance, temperature, current or voltage from other software (operator).",
         discussion: """
         For instruments pressd does not read itself (an impedance analyser driven by its own software, a cycler's \
         export): the values are used in place of the channel's own until they are older than the channel's \
@@ -93,11 +93,12 @@ struct Push: ParsableCommand {
     @Option(help: "Interfacial resistance, Ω·cm².") var resistance: Double?
     @Option(help: "Cell temperature, °C.") var temperature: Double?
     @Option(help: "Cell current, mA (charging positive).") var current: Double?
+    @Option(help: "Cell voltage, V.") var voltage: Double?
     @OptionGroup var conn: Connection
     func run() throws {
-        guard resistance != nil || temperature != nil || current != nil else { throw ValidationError("give --resistance, --temperature or --current") }
+        guard resistance != nil || temperature != nil || current != nil || voltage != nil else { throw ValidationError("give --resistance, --temperature, --current or --voltage") }
         let c = try conn.connect()
-        let p = PushSignalsParams(channel: try conn.requireChannel(c), interfacialResistanceOhmCm2: resistance, temperatureC: temperature, currentMa: current)
+        let p = PushSignalsParams(channel: try conn.requireChannel(c), interfacialResistanceOhmCm2: resistance, temperatureC: temperature, currentMa: current, voltageV: voltage)
         let r = call(c, "push_signals", p, as: ActionResult.self)
         conn.json ? printJSON(r) : print("\(r.channel): \(r.state)")
     }
