@@ -132,6 +132,12 @@ public struct CellModel: Sendable, Equatable {
     public internal(set) var currentDensity: Double = 0
     /// Stack pressure of the last step, MPa.
     public internal(set) var pressure: Double = 0
+    /// Joule heat, W, recomputed when the current changes and every 50 steps (the
+    /// resistance moves slowly against the 300 s thermal time constant; this keeps the
+    /// simulator fast).
+    private var jouleHeat: Double = 0
+    private var jouleCurrent: Double = .nan
+    private var jouleAge = 0
 
     public init(parameters: Parameters, temperature: Double = 25) {
         self.p = parameters
@@ -173,7 +179,12 @@ public struct CellModel: Sendable, Equatable {
         }
         // Joule heating against heat transfer: c·A·dT/dt = I²R − h·A·(T − ambient).
         let amps = current / 1000
-        let heat = amps == 0 ? 0 : amps * amps * cellResistance
+        if current != jouleCurrent || jouleAge >= 50 {
+            jouleHeat = amps == 0 ? 0 : amps * amps * cellResistance
+            jouleCurrent = current; jouleAge = 0
+        }
+        jouleAge += 1
+        let heat = jouleHeat
         // Solved as a first-order lag towards the steady state (stable for any step).
         let hA = p.heatTransfer * p.area
         let steady = ambient + heat / hA
