@@ -20,6 +20,8 @@ public struct ChannelReadings: Sendable, Equatable {
     /// Bulk (electrolyte) resistance, Ω·cm², where an impedance analyser's spectra are
     /// fitted (the high-frequency intercept).
     public var bulkResistance: Sample?
+    /// Cell (terminal) voltage, V.
+    public var voltage: Sample?
     /// The cycler's "charging" digital signal, if wired.
     public var charging: Bool?
     /// The emergency-stop input (true = stop), if wired.
@@ -30,8 +32,8 @@ public struct ChannelReadings: Sendable, Equatable {
     public var limitSwitch: Bool?
 
     public init(force: Sample? = nil, temperature: Sample? = nil, current: Sample? = nil, interfacialResistance: Sample? = nil,
-                charging: Bool? = nil, emergencyStop: Bool? = nil) {
-        self.force = force; self.temperature = temperature
+                voltage: Sample? = nil, charging: Bool? = nil, emergencyStop: Bool? = nil) {
+        self.force = force; self.temperature = temperature; self.voltage = voltage
         self.current = current; self.interfacialResistance = interfacialResistance
         self.charging = charging; self.emergencyStop = emergencyStop
     }
@@ -68,6 +70,8 @@ public struct ChannelParameters: Sendable, Equatable {
     public var autotune = AutotuneSettings()
     /// The impedance-aware supervisor, when enabled.
     public var supervisor: SupervisorSettings?
+    /// Soft-short detection on the cell voltage (nil: off).
+    public var shortDetection: ShortDetectionSettings? = ShortDetectionSettings()
 
     public init(name: String, cellArea: Double, pid: PIDParameters, feedforward: Feedforward = .init(),
                 limits: PressureLimits, sensor: SensorLimits, safeOutput: Double, band: Double = 0.05) {
@@ -272,6 +276,8 @@ public struct ChannelController: Sendable {
     private var supervisorConverged = false
     /// Frozen-sensor check.
     private var frozen = FrozenSensorWatch()
+    /// Soft-short detection on the cell voltage (nil when off).
+    public private(set) var shortDetector: ShortDetector?
     /// Automatic recovery from faults that cleared by themselves.
     private var recovery = RecoveryState()
     /// Loss of actuator authority, and excursions out of the band.
@@ -307,6 +313,7 @@ public struct ChannelController: Sendable {
         if let o = initialOutput, o != parameters.safeOutput { mode = .holding }
         regulator = Regulator(parameters: parameters, lastTune: nil, memory: nil)
         supervisor = parameters.supervisor.map { ImpedanceSupervisor(settings: $0) }
+        shortDetector = parameters.shortDetection.flatMap { $0.enabled ? ShortDetector(settings: $0) : nil }
         arbiter = SetpointArbiter(supervisor: supervisor.map { !$0.locked } ?? false)
     }
 
@@ -790,6 +797,8 @@ public struct ChannelController: Sendable {
         let before = faults.records.map(\.code)
         let remaining = faults.acknowledge()
         let cleared = before.filter { c in !remaining.contains { $0.code == c } }
+        // A new window and noise baseline after a suspected short was acknowledged.
+        if cleared.contains(.cellShortSuspected) { shortDetector?.reset() }
         events.append(.faultsAcknowledged(cleared: cleared, remaining: remaining.map(\.code)))
         if remaining.isEmpty && mode == .tripped {
             recovery.beforeTrip = nil
@@ -812,6 +821,8 @@ public struct ChannelController: Sendable {
         parameters = p
         if let t = lastTune { adoptTune(t) }
         regulator = Regulator(parameters: parameters, lastTune: lastTune, memory: p.strategy == .pid ? nil : memory)
+        let shortSettings = p.shortDetection.flatMap { $0.enabled ? $0 : nil }
+        if shortSettings != shortDetector?.settings { shortDetector = shortSettings.map { ShortDetector(settings: $0) } }
         if p.supervisor != supervisor?.settings {
             supervisor = p.supervisor.map { ImpedanceSupervisor(settings: $0) }
             syncSupervisorFallback()
@@ -899,6 +910,12 @@ public struct ChannelController: Sendable {
             present[.overPressure] = "stack pressure \(fmt3(p)) MPa above trip level \(fmt3(parameters.limits.trip)) MPa"
         }
 
+        // Soft short: judged on distinct, fresh voltage measurements at steady current.
+        if shortDetector != nil,
+           let e = shortDetector!.update(now: now, voltage: readings.voltage, current: readings.current, pressure: pressure ?? last.pressure,
+                                         resistance: readings.interfacialResistance, area: parameters.cellArea) {
+            present[.cellShortSuspected] = e.message
+        }
         if readings.emergencyStop == true { present[.emergencyStop] = "emergency-stop input active" }
         if readings.limitSwitch == true { present[.limitSwitch] = "travel limit switch active (output \(fmt3(pid.output)))" }
         if let limit = parameters.nonUniformityAlarm, let u = nonUniformity(readings.loadCellForces), u > limit {
@@ -960,6 +977,12 @@ public struct ChannelController: Sendable {
             // the reading when the trip came from a glitch; see there.)
             let measured = pressure ?? last.pressure ?? 0
             safetyRampGoal = ([parameters.limits.safePressure, target, pid.workingSetpoint].compactMap { $0 }).min()
+            if fired.contains(where: { $0.code == .cellShortSuspected }) {
+                // A suspected short goes to its own safe pressure, and never above the
+                // pressure measured now (more pressure drives lithium further in).
+                let shortSafe = parameters.shortDetection?.safePressure ?? parameters.limits.safePressure
+                safetyRampGoal = ([shortSafe, target, pid.workingSetpoint, measured].compactMap { $0 }).min()
+            }
             if pid.mode == .manual { pid.setAutomatic(measurement: measured) }
             else { pid.resetWorkingSetpoint(to: measured) }
             setRampingToSafe(true)
@@ -1051,6 +1074,7 @@ public struct ChannelController: Sendable {
         case .sensorRange, .sensorStale, .sensorFrozen: return parameters.sensor.faultAction == .ramp ? .hold : parameters.sensor.faultAction
         case .cannotReachSetpoint: return parameters.limits.saturationAction
         case .nonUniformLoad, .limitSwitch, .restoredStateStale: return .hold
+        case .cellShortSuspected: return .ramp
         }
     }
 

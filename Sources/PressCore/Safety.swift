@@ -45,6 +45,11 @@ public enum FaultCode: String, Sendable, Codable, CaseIterable, Comparable {
     /// what the daemon last did: the state file had stopped being written. The channel
     /// comes up holding; an operator checks and acknowledges.
     case restoredStateStale = "restored_state_stale"
+    /// The cell voltage collapsed, or its noise rose, at steady current: a soft short
+    /// (lithium through the electrolyte, a crack) is suspected. The channel ramps down to
+    /// its short-safe pressure (never up) and stays latched until acknowledged; the
+    /// message carries the evidence (voltages, window, current, stack pressure).
+    case cellShortSuspected = "cell_short_suspected"
 
     /// Alarms latch and are reported but take no safe action.
     public var isAlarmOnly: Bool { self == .nonUniformLoad }

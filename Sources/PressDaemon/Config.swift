@@ -64,7 +64,7 @@ public struct RegisterRef: Sendable, Equatable {
 
 /// Auxiliary signals a channel may read.
 public enum SignalRole: String, Sendable, CaseIterable {
-    case temperatureC = "temperature_c", currentMA = "current_ma", impedanceOhmCm2 = "impedance_ohm_cm2"
+    case temperatureC = "temperature_c", currentMA = "current_ma", impedanceOhmCm2 = "impedance_ohm_cm2", voltageV = "voltage_v"
     case charging, emergencyStop = "emergency_stop", limitSwitch = "limit_switch"
 }
 
@@ -531,6 +531,32 @@ public struct DaemonConfig: Sendable {
             try c.rejectUnknownKeys()
         }
 
+        // Soft-short detection on the cell voltage (on by default; it judges nothing
+        // without a voltage and a current signal).
+        var shortDetection = ShortDetectionSettings()
+        if let v = try t.subtable("short_detection") {
+            var d = shortDetection
+            d.enabled = try v.bool("enabled") ?? d.enabled
+            d.window = try v.double("window_s", default: d.window)
+            d.collapseVolts = try v.double("collapse_v", default: d.collapseVolts)
+            d.floorVolts = try v.double("floor_v")
+            d.confirmMeasurements = try v.int("confirm_measurements") ?? d.confirmMeasurements
+            d.noiseFactor = try v.double("noise_factor", default: d.noiseFactor)
+            d.noiseFloorVolts = try v.double("noise_floor_v", default: d.noiseFloorVolts)
+            d.noiseMeasurements = try v.int("noise_measurements") ?? d.noiseMeasurements
+            d.holdoff = try v.double("holdoff_s", default: d.holdoff)
+            d.currentToleranceMA = try v.double("current_tolerance_ma", default: d.currentToleranceMA)
+            d.currentToleranceFraction = try v.double("current_tolerance_fraction", default: d.currentToleranceFraction)
+            d.pressureToleranceMPa = try v.double("pressure_tolerance_mpa", default: d.pressureToleranceMPa)
+            d.pressureToleranceFraction = try v.double("pressure_tolerance_fraction", default: d.pressureToleranceFraction)
+            d.staleAfter = try v.double("stale_after_s", default: d.staleAfter)
+            d.whileDischarging = try v.bool("while_discharging") ?? d.whileDischarging
+            d.safePressure = try v.double("short_safe_mpa")
+            if let e = d.validationErrors(limits: limits).first { throw v.error(e.field, e.message) }
+            try v.rejectUnknownKeys()
+            shortDetection = d
+        }
+
         // Impedance-aware supervisor (opt-in).
         var supervisor: SupervisorSettings?
         if let v = try t.subtable("supervisor") {
@@ -626,6 +652,7 @@ public struct DaemonConfig: Sendable {
         params2.autotune = autotune
         params2.adaptation = adaptation
         params2.supervisor = supervisor
+        params2.shortDetection = shortDetection.enabled ? shortDetection : nil
         var channel = ChannelConfig(name: name, description: description, actuator: kind, shutdown: shutdown,
                                     divider: Int(ratio.rounded()), control: params2, sim: sim, hardware: hw)
         channel.preset = preset?.name
@@ -650,6 +677,12 @@ public struct DaemonConfig: Sendable {
         c.breathingPerCharge = try m.nonNegative("breathing_um_per_mah_cm2", default: c.breathingPerCharge)
         c.creepRate = try m.nonNegative("creep_rate_um_per_s", default: c.creepRate)
         c.criticalPressure = try m.positive("critical_pressure_mpa", default: c.criticalPressure)
+        c.openCircuitVoltage = try m.double("ocv_v", default: c.openCircuitVoltage)
+        c.bulkResistance = try m.nonNegative("bulk_resistance_ohm_cm2", default: c.bulkResistance)
+        c.damagePressure = try m.positive("damage_pressure_mpa", default: c.damagePressure)
+        c.shortHazard = try m.nonNegative("short_hazard_per_s", default: c.shortHazard)
+        c.shortShunt = try m.positive("short_shunt_ohm_cm2", default: c.shortShunt)
+        c.voidPerCharge = try m.nonNegative("void_per_mah_cm2", default: c.voidPerCharge)
         sim.cell = c
         switch kind {
         case .springFixture:

@@ -42,13 +42,15 @@ public struct PushedSignals: Sendable, Equatable {
     public var interfacialResistance: Double?
     public var temperature: Double?
     public var current: Double?
-    /// Bulk resistance, Ω·cm² (from a fitted spectrum).
+    /// Bulk resistance, Ω·cm² (from a fitted spectrum), and cell voltage, V.
     public var bulkResistance: Double?
+    public var voltage: Double?
     /// How long before arrival they were measured, wall-clock seconds (0: now).
     public var age: Double
-    public init(interfacialResistance: Double? = nil, temperature: Double? = nil, current: Double? = nil, bulkResistance: Double? = nil, age: Double = 0) {
+    public init(interfacialResistance: Double? = nil, temperature: Double? = nil, current: Double? = nil, voltage: Double? = nil,
+                bulkResistance: Double? = nil, age: Double = 0) {
         self.interfacialResistance = interfacialResistance; self.temperature = temperature; self.current = current
-        self.bulkResistance = bulkResistance; self.age = age
+        self.voltage = voltage; self.bulkResistance = bulkResistance; self.age = age
     }
 }
 
@@ -255,7 +257,7 @@ public struct LoopCore {
     private var rawHistory: [[[Double]]]
     static let rawHistoryLength = 100
     /// Per channel: the latest pushed values, stamped with the loop time they arrived.
-    private var pushed: [(resistance: Sample?, temperature: Sample?, current: Sample?, bulk: Sample?)]
+    private var pushed: [(resistance: Sample?, temperature: Sample?, current: Sample?, voltage: Sample?, bulk: Sample?)]
     /// Loop time of the latest tick.
     private var lastNow = 0.0
 
@@ -265,7 +267,7 @@ public struct LoopCore {
         backendStates = channels.map { $0.backend.persistentState() }
         calibrations = channels.map { _ in [] }
         rawHistory = channels.map { _ in [] }
-        pushed = channels.map { _ in (nil, nil, nil, nil) }
+        pushed = channels.map { _ in (nil, nil, nil, nil, nil) }
     }
 
     /// The backend's readings with fresh pushed values in place of its own.
@@ -277,6 +279,7 @@ public struct LoopCore {
         if let s = fresh(pushed[i].temperature) { out.temperature = s }
         if let s = fresh(pushed[i].current) { out.current = s }
         if let s = fresh(pushed[i].bulk) { out.bulkResistance = s }
+        if let s = fresh(pushed[i].voltage) { out.voltage = s }
         return out
     }
 
@@ -363,6 +366,7 @@ public struct LoopCore {
             if let t = v.temperature { pushed[i].temperature = Sample(value: t, time: at) }
             if let c = v.current { pushed[i].current = Sample(value: c, time: at) }
             if let b = v.bulkResistance { pushed[i].bulk = Sample(value: b, time: at) }
+            if let u = v.voltage { pushed[i].voltage = Sample(value: u, time: at) }
             return .ok(mode: channels[i].controller.mode)
         case .calibrate(let i, let action):
             switch PressCore.calibrate(calibrations[i], history: rawHistory[i], action: action) {
@@ -395,6 +399,7 @@ public struct LoopCore {
                     pressureMean: w.count > 0 ? w.sum / Double(w.count) : nil, force: state.force, output: state.output,
                     temperature: state.readings.temperature?.value, current: state.readings.current?.value,
                     resistance: state.readings.interfacialResistance?.value, count: w.count))
+                pendingSamples[pendingSamples.count - 1].voltage = state.readings.voltage?.value
                 pendingSamples[pendingSamples.count - 1].nonUniformity = w.uniformityCount > 0 ? w.uniformitySum / Double(w.uniformityCount) : nil
                 windows[i] = LogWindow(start: now)
                 backendStates[i] = channels[i].backend.persistentState()

@@ -47,6 +47,7 @@ public final class HardwareChannelBackend: ChannelBackend {
             switch role {
             case .temperatureC: readings.temperature = s
             case .currentMA: readings.current = s
+            case .voltageV: readings.voltage = s
             case .impedanceOhmCm2: readings.interfacialResistance = impedance.observe(s)
             case .charging: readings.charging = s.value >= 0.5
             case .emergencyStop: readings.emergencyStop = s.value >= 0.5

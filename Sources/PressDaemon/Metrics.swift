@@ -39,6 +39,8 @@ public enum MetricsRenderer {
         }
         family("pressd_load_cell_force_newtons", "gauge", "Measured total force on the cell.")
         for (c, _) in chans { if let f = c.force { sample("pressd_load_cell_force_newtons", [("channel", c.name)], f) } }
+        family("pressd_cell_voltage_volts", "gauge", "Cell voltage (register or pushed).")
+        for (c, _) in chans { if let v = c.readings.voltage?.value { sample("pressd_cell_voltage_volts", [("channel", c.name)], v) } }
         family("pressd_actuator_output", "gauge", "Actuator output in its own unit (label unit).")
         for (c, cfg) in chans { sample("pressd_actuator_output", [("channel", c.name), ("unit", cfg.actuator.outputUnit)], c.output) }
         family("pressd_channel_mode", "gauge", "1 for the channel's present mode.")

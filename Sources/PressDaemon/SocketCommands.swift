@@ -154,9 +154,9 @@ extension ConnectionHandler {
 
     func pushSignals(_ p: PushSignalsParams, id: RequestRef, context: ChannelHandlerContext) {
         guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-        let values = [("interfacial_resistance_ohm_cm2", p.interfacialResistanceOhmCm2), ("temperature_c", p.temperatureC), ("current_ma", p.currentMa)]
+        let values = [("interfacial_resistance_ohm_cm2", p.interfacialResistanceOhmCm2), ("temperature_c", p.temperatureC), ("current_ma", p.currentMa), ("voltage_v", p.voltageV)]
         guard values.contains(where: { $0.1 != nil }) else {
-            return fail(id, .invalidParams, "push_signals: give at least one of interfacial_resistance_ohm_cm2, temperature_c, current_ma", context: context)
+            return fail(id, .invalidParams, "push_signals: give at least one of interfacial_resistance_ohm_cm2, temperature_c, current_ma, voltage_v", context: context)
         }
         if let bad = values.first(where: { $0.1.map { !$0.isFinite } ?? false }) {
             return fail(id, .invalidParams, "push_signals: \(bad.0) must be a finite number", context: context)
@@ -178,7 +178,7 @@ extension ConnectionHandler {
                 return fail(id, .invalidParams, "push_signals: acquired_at is \(Int(age)) s ago, older than the channel's pushed_stale_after_s \(Int(limit)) s: the values would be stale on arrival", context: context)
             }
         }
-        submitAction(.push(channel: i, PushedSignals(interfacialResistance: p.interfacialResistanceOhmCm2, temperature: p.temperatureC, current: p.currentMa, age: age)),
+        submitAction(.push(channel: i, PushedSignals(interfacialResistance: p.interfacialResistanceOhmCm2, temperature: p.temperatureC, current: p.currentMa, voltage: p.voltageV, age: age)),
                      channel: p.channel, state: "stored", id: id, method: "push_signals", context: context)
     }
 
@@ -334,6 +334,7 @@ extension ConnectionHandler {
                              supply: p.supplyMpa, current: p.currentMa, cyclePeriod: p.cyclePeriodS, thicknessStep: p.thicknessStepUm,
                              stallSeconds: p.stallS, emergencyStop: p.emergencyStop, charging: p.charging)
         j.forceGain = p.forceGain
+        j.shortOhm = p.shortOhm
         submit(.inject(channel: i, j), id: id, method: "sim_inject", context: context) { r in
             if case .ok = r { return .success(OkResult()) }
             return nil

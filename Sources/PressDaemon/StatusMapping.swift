@@ -21,6 +21,7 @@ enum StatusMapping {
         if let r = s.readings.interfacialResistance { st.interfacialResistanceAgeS = max(0, s.time - r.time) }
         if let b = s.readings.bulkResistance { st.bulkResistanceOhmCm2 = b.value; st.bulkResistanceAgeS = max(0, s.time - b.time) }
         st.loadCellForcesN = s.readings.loadCellForces
+        st.voltageV = s.readings.voltage?.value
         st.nonUniformity = nonUniformity(s.readings.loadCellForces)
         st.control = control(s.control, now: s.time, target: s.target)
         st.chemistryPreset = c.preset

@@ -24,6 +24,8 @@ public struct LogSample: Sendable, Equatable {
     /// Mean (max − min)/mean of the load cells over the sample period, when there are
     /// several under the plate.
     public var nonUniformity: Double?
+    /// Cell voltage at the end of the period, V.
+    public var voltage: Double?
 
     public init(time: Double, channel: String, mode: String, setpoint: Double?, pressure: Double?, pressureMin: Double?,
                 pressureMax: Double?, pressureMean: Double?, force: Double?, output: Double, temperature: Double?,
@@ -181,6 +183,9 @@ public final class RunLog: Sendable {
                 ALTER TABLE samples ADD COLUMN nonuniformity REAL;
                 """)
         }
+        migrator.registerMigration("v4-voltage") { db in
+            try db.execute(sql: "ALTER TABLE samples ADD COLUMN voltage_v REAL")
+        }
         try migrator.migrate(pool)
     }
 
@@ -227,11 +232,11 @@ public final class RunLog: Sendable {
         guard !samples.isEmpty || !events.isEmpty else { return }
         try pool.write { db in
             let ins = try db.makeStatement(sql: """
-                INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                 """)
             for s in samples {
                 try ins.execute(arguments: [s.time, s.channel, s.mode, s.setpoint, s.pressure, s.pressureMin, s.pressureMax,
-                                            s.pressureMean, s.force, s.output, s.temperature, s.current, s.resistance, s.count, s.nonUniformity])
+                                            s.pressureMean, s.force, s.output, s.temperature, s.current, s.resistance, s.count, s.nonUniformity, s.voltage])
             }
             let ev = try db.makeStatement(sql: "INSERT INTO events VALUES (?,?,?,?,?,?)")
             for e in events { try ev.execute(arguments: [e.time, e.channel, e.kind, e.detail, e.uid, e.pid]) }
@@ -297,6 +302,7 @@ public final class RunLog: Sendable {
                                   force: r["force_n"], output: r["output"], temperature: r["temperature_c"], current: r["current_ma"],
                                   resistance: r["resistance_ohm_cm2"], count: r["ticks"])
                 s.nonUniformity = r["nonuniformity"]
+                s.voltage = r["voltage_v"]
                 return s
             }
         }
@@ -339,7 +345,7 @@ public final class RunLog: Sendable {
     }
 
     /// The CSV header of ``csvLine(_:)``.
-    public static let csvHeader = "time_unix,time_iso,channel,mode,setpoint_mpa,pressure_mpa,pressure_min_mpa,pressure_max_mpa,pressure_mean_mpa,force_n,output,temperature_c,current_ma,resistance_ohm_cm2,ticks,nonuniformity"
+    public static let csvHeader = "time_unix,time_iso,channel,mode,setpoint_mpa,pressure_mpa,pressure_min_mpa,pressure_max_mpa,pressure_mean_mpa,force_n,output,temperature_c,current_ma,resistance_ohm_cm2,ticks,nonuniformity,voltage_v"
 
     /// One sample as a CSV line (RFC 4180; empty fields for absent values).
     public static func csvLine(_ s: LogSample) -> String {
@@ -348,7 +354,7 @@ public final class RunLog: Sendable {
                                               formatOptions: [.withInternetDateTime, .withFractionalSeconds])
         return [String(format: "%.3f", s.time), iso, s.channel, s.mode, v(s.setpoint), v(s.pressure), v(s.pressureMin), v(s.pressureMax),
                 v(s.pressureMean), v(s.force), v(s.output), v(s.temperature), v(s.current), v(s.resistance), "\(s.count)",
-                v(s.nonUniformity)].joined(separator: ",")
+                v(s.nonUniformity), v(s.voltage)].joined(separator: ",")
     }
 }
 

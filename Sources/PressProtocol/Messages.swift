@@ -199,9 +199,12 @@ public struct SimInjectParams: Codable, Sendable {
     public var emergencyStop: Bool?
     public var charging: Bool?
     public var forceGain: Double?
+    /// Forces a soft short: a shunt of this many Ω across the cell.
+    public var shortOhm: Double?
     public init(channel: String, forceBiasN: Double? = nil, forceGain: Double? = nil, sensorDisconnected: Bool? = nil, ambientC: Double? = nil,
                 supplyMpa: Double? = nil, currentMa: Double? = nil, cyclePeriodS: Double? = nil, thicknessStepUm: Double? = nil,
-                stallS: Double? = nil, emergencyStop: Bool? = nil, charging: Bool? = nil) {
+                stallS: Double? = nil, emergencyStop: Bool? = nil, charging: Bool? = nil, shortOhm: Double? = nil) {
+        self.shortOhm = shortOhm
         self.channel = channel; self.forceBiasN = forceBiasN; self.sensorDisconnected = sensorDisconnected
         self.ambientC = ambientC; self.supplyMpa = supplyMpa; self.currentMa = currentMa
         self.cyclePeriodS = cyclePeriodS; self.thicknessStepUm = thicknessStepUm
@@ -216,6 +219,7 @@ public struct SimInjectParams: Codable, Sendable {
         ("ambient_c", -50...150, \.ambientC), ("supply_mpa", 0...10, \.supplyMpa),
         ("current_ma", -1e5...1e5, \.currentMa), ("cycle_period_s", 0.1...1e6, \.cyclePeriodS),
         ("thickness_step_um", -1000...1000, \.thicknessStepUm), ("stall_s", 0...60, \.stallS),
+        ("short_ohm", 0.01...1e6, \.shortOhm),
     ]
 
     /// The first parameter outside its bounds, as an error message.
@@ -311,6 +315,8 @@ public struct ChannelStatus: Codable, Sendable, Equatable {
     /// Bulk resistance from the latest fitted spectrum, Ω·cm², and its age, s.
     public var bulkResistanceOhmCm2: Double?
     public var bulkResistanceAgeS: Double?
+    /// Cell voltage, V.
+    public var voltageV: Double?
     /// Strategy, gains in force, autotune progress and what the adaptive and learned
     /// controllers have learned.
     public var control: ControlInfo?
@@ -1017,13 +1023,15 @@ public struct PushSignalsParams: Codable, Sendable {
     public var interfacialResistanceOhmCm2: Double?
     public var temperatureC: Double?
     public var currentMa: Double?
+    /// Cell voltage, V.
+    public var voltageV: Double?
     /// When the values were measured, Unix seconds (an analyser's spectrum time); nil
     /// means now. Not in the future, and not older than the channel's
     /// `pushed_stale_after_s`.
     public var acquiredAt: Double?
     public init(channel: String, interfacialResistanceOhmCm2: Double? = nil, temperatureC: Double? = nil, currentMa: Double? = nil,
-                acquiredAt: Double? = nil) {
-        self.channel = channel; self.interfacialResistanceOhmCm2 = interfacialResistanceOhmCm2
+                voltageV: Double? = nil, acquiredAt: Double? = nil) {
+        self.channel = channel; self.interfacialResistanceOhmCm2 = interfacialResistanceOhmCm2; self.voltageV = voltageV
         self.temperatureC = temperatureC; self.currentMa = currentMa; self.acquiredAt = acquiredAt
     }
 }

@@ -63,10 +63,10 @@ public enum MethodTable {
                                                    "direction", "protocol", "margin", "growth_threshold_per_h"], Command.sweep),
         .row("supervisor", .operator, audited: true, ["channel", "action"], Command.supervisor),
         .row("sweeps", .observer, span, Command.sweeps),
-        .row("push_signals", .operator, ["channel", "interfacial_resistance_ohm_cm2", "temperature_c", "current_ma", "acquired_at"], Command.pushSignals),
+        .row("push_signals", .operator, ["channel", "interfacial_resistance_ohm_cm2", "temperature_c", "current_ma", "voltage_v", "acquired_at"], Command.pushSignals),
         .row("reload", .admin, audited: true, .reload),
         .row("sim_inject", .admin, audited: true, ["channel", "force_bias_n", "force_gain", "sensor_disconnected", "ambient_c", "supply_mpa",
-                                                  "current_ma", "cycle_period_s", "thickness_step_um", "stall_s", "emergency_stop", "charging"],
+                                                  "current_ma", "cycle_period_s", "thickness_step_um", "stall_s", "emergency_stop", "charging", "short_ohm"],
              Command.simInject),
     ]
 

@@ -105,22 +105,22 @@ public enum ControlBenchmark {
         list.append(Scenario(name: "pulsed", family: .spring, summary: "square wave 4 ↔ 6 MPa, period 60 s",
                              duration: 300, setpoints: stride(from: 0.0, to: 300, by: 30).map { ($0, Int($0 / 30) % 2 == 0 ? 4 : 6) }, area: 1))
         list.append(Scenario(name: "breathing", family: .spring,
-                             summary: "fast charge ±20 mA/cm², period 600 s, alloy anode (20 µm per mAh/cm²), stiff 2 N/µm spring",
+                             summary: "charge/discharge ±3 mA/cm² (1C on a 3 mAh/cm² cell), period 600 s, Li-metal anode (5 µm per mAh/cm²), stiff 2 N/µm spring",
                              duration: 900, setpoints: [(0, 5)], area: 1,
-                             plant: { v in v.spring.springRate = 2; v.cell.breathingPerCharge = 20; v.cell.selfHeating = 0.005; v.cycler = CyclerProfile(current: 20, period: 600) }))
+                             plant: { v in v.spring.springRate = 2; v.cycler = CyclerProfile(current: 3, period: 600) }))
         list.append(Scenario(name: "breathing-fine", family: .spring,
-                             summary: "pulsed fast charge ±60 mA/cm² (period 20 s), alloy anode, stiff 2 N/µm spring, 10 SPS HX711, 1/16-microstepped screw",
+                             summary: "pulsed charge ±3 mA/cm² (period 20 s), Li-metal anode, stiff 2 N/µm spring, 1/16-microstepped screw",
                              duration: 600, setpoints: [(0, 5)], area: 1,
                              plant: { v in
                                  v.spring.springRate = 2; v.spring.micronsPerStep = 0.078; v.spring.maxStepRate = 32_000; v.spring.backlash = 2
-                                 v.cell.breathingPerCharge = 20; v.cell.selfHeating = 0.002; v.cycler = CyclerProfile(current: 60, period: 20)
+                                 v.cycler = CyclerProfile(current: 3, period: 20)
                              }))
         var slow = Scenario(name: "breathing-slow-loop", family: .spring,
                             summary: "as breathing-fine, with the PID's gains cut to 1/20 of the autotune (a cautious hand tune)",
                             duration: 600, setpoints: [(0, 5)], area: 1,
                             plant: { v in
                                 v.spring.springRate = 2; v.spring.micronsPerStep = 0.078; v.spring.maxStepRate = 32_000; v.spring.backlash = 2
-                                v.cell.breathingPerCharge = 20; v.cell.selfHeating = 0.002; v.cycler = CyclerProfile(current: 60, period: 20)
+                                v.cycler = CyclerProfile(current: 3, period: 20)
                             })
         slow.gainFactor = 0.05
         list.append(slow)
@@ -140,20 +140,20 @@ public enum ControlBenchmark {
                              plant: { v in v.spring.springRate = 1; v.cell.creepRate = 0.04 }))
         list.append(Scenario(name: "noise", family: .spring, summary: "load-cell noise 3 N RMS (0.6 % of the force)",
                              duration: 300, setpoints: [(0, 5)], area: 1, plant: { v in v.loadCell.noise = 3 }))
-        list.append(Scenario(name: "soft-spring", family: .spring, summary: "0.05 N/µm spring (4× softer), 10 mA cycling, 5 → 6 MPa at 150 s",
+        list.append(Scenario(name: "soft-spring", family: .spring, summary: "0.05 N/µm spring (4× softer), ±3 mA/cm² cycling, 5 → 6 MPa at 150 s",
                              duration: 300, setpoints: [(0, 5), (150, 6)], area: 1,
-                             plant: { v in v.spring.springRate = 0.05; v.cycler = CyclerProfile(current: 10, period: 300) }))
-        list.append(Scenario(name: "stiff-spring", family: .spring, summary: "2 N/µm spring (10× stiffer), 10 mA cycling, 5 → 6 MPa at 150 s",
+                             plant: { v in v.spring.springRate = 0.05; v.cycler = CyclerProfile(current: 3, period: 300) }))
+        list.append(Scenario(name: "stiff-spring", family: .spring, summary: "2 N/µm spring (10× stiffer), ±3 mA/cm² cycling, 5 → 6 MPa at 150 s",
                              duration: 300, setpoints: [(0, 5), (150, 6)], area: 1,
-                             plant: { v in v.spring.springRate = 2; v.cycler = CyclerProfile(current: 10, period: 300) }))
-        list.append(Scenario(name: "coin", family: .spring, summary: "0.5 cm² coin-size cell, 5 → 6 MPa at 150 s (250 → 300 N), 5 mA cycling",
+                             plant: { v in v.spring.springRate = 2; v.cycler = CyclerProfile(current: 3, period: 300) }))
+        list.append(Scenario(name: "coin", family: .spring, summary: "0.5 cm² coin-size cell, 5 → 6 MPa at 150 s (250 → 300 N), ±1.5 mA (3 mA/cm²) cycling",
                              duration: 300, setpoints: [(0, 5), (150, 6)], area: 0.5,
-                             plant: { v in v.cycler = CyclerProfile(current: 5, period: 300) }))
-        list.append(Scenario(name: "pouch", family: .spring, summary: "20 cm² pouch, 2 → 2.5 MPa at 150 s (4 → 5 kN), 1 N/µm spring, 20 kN load cell, 200 mA cycling",
+                             plant: { v in v.cycler = CyclerProfile(current: 1.5, period: 300) }))
+        list.append(Scenario(name: "pouch", family: .spring, summary: "20 cm² pouch, 2 → 2.5 MPa at 150 s (4 → 5 kN), 1 N/µm spring, 20 kN load cell, ±60 mA (3 mA/cm²) cycling",
                              duration: 300, setpoints: [(0, 2), (150, 2.5)], area: 20,
                              plant: { v in
                                  v.spring.springRate = 1; v.loadCell.capacity = 20_000; v.loadCell.noise = 2; v.loadCell.resolution = 0.5
-                                 v.cell.contactStiffness0 = 40; v.cycler = CyclerProfile(current: 200, period: 300)
+                                 v.cell.contactStiffness0 = 40; v.cycler = CyclerProfile(current: 60, period: 300)
                              }))
         list.append(Scenario(name: "pneumatic-steps", family: .pneumatic, summary: "E/P regulator, setpoint 3 → 4 → 2.5 → 3 MPa",
                              duration: 240, setpoints: [(0, 3), (60, 4), (120, 2.5), (180, 3)], area: 2))
@@ -174,12 +174,12 @@ public enum ControlBenchmark {
                              injections: [(60, SimInjection(supply: 0.12)), (66, SimInjection(supply: 0.7)),
                                           (150, SimInjection(supply: 0.12)), (151, SimInjection(supply: 0.7))], area: 2))
         list.append(Scenario(name: "fault-sensor-dropouts", family: .spring,
-                             summary: "load cell silent for 0.5 s at 60 s, 3 s at 120 s and 8 s at 200 s (bus errors, DEVICE_BUSY); 10 mA cycling; no technician",
+                             summary: "load cell silent for 0.5 s at 60 s, 3 s at 120 s and 8 s at 200 s (bus errors, DEVICE_BUSY); ±3 mA/cm² cycling; no technician",
                              duration: 300, setpoints: [(0, 5)],
                              injections: [(60, SimInjection(sensorDisconnected: true)), (60.5, SimInjection(sensorDisconnected: false)),
                                           (120, SimInjection(sensorDisconnected: true)), (123, SimInjection(sensorDisconnected: false)),
                                           (200, SimInjection(sensorDisconnected: true)), (208, SimInjection(sensorDisconnected: false))], area: 1,
-                             plant: { v in v.cycler = CyclerProfile(current: 10, period: 120) }))
+                             plant: { v in v.cycler = CyclerProfile(current: 3, period: 120) }))
         list.append(Scenario(name: "regulator-gain", family: .pneumatic, summary: "regulator gain 0.6 instead of 1, setpoint 3 → 4 MPa",
                              duration: 240, setpoints: [(0, 3), (120, 4)], area: 2, plant: { v in v.pneumatic.gain = 0.6 }))
         return list

@@ -171,9 +171,11 @@ extension PneumaticModel {
 extension CellModel {
     func export(into d: inout [String: Double]) {
         d["cell.charge"] = charge; d["cell.creep"] = creep; d["cell.temperature"] = temperature
+        d["cell.void_recoverable"] = voidRecoverable; d["cell.void_permanent"] = voidPermanent
     }
     mutating func restore(_ d: [String: Double]) {
         charge = d["cell.charge"] ?? charge; creep = d["cell.creep"] ?? creep; temperature = d["cell.temperature"] ?? temperature
+        voidRecoverable = d["cell.void_recoverable"] ?? voidRecoverable; voidPermanent = d["cell.void_permanent"] ?? voidPermanent
     }
 }
 

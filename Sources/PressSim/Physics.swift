@@ -44,6 +44,20 @@ public struct SimRandom: Sendable {
 ///   approaches `creepLimit`, so pressure relaxes at a fixed gap.
 /// - Interfacial resistance rises when the stack pressure falls below its knee (the
 ///   critical stack pressure) and falls with temperature (Arrhenius).
+/// - Voids: stripping lithium (current < 0) below the critical pressure opens voids at
+///   the interface; the void fraction grows by `voidPerCharge` per mAh/cm² stripped at
+///   zero pressure, less as the pressure nears the critical one. Above it, creep closes
+///   the recoverable part at `voidHealRate`·(P/P_crit − 1) per second; a share
+///   `voidPermanentShare` of every void never heals. Contact area falls with the void
+///   fraction, so interfacial resistance rises as 1/(1 − void).
+/// - Current density: the charge-transfer part of the interfacial resistance follows a
+///   symmetric Butler–Volmer law; its chord resistance η/J falls mildly with |J|, as
+///   asinh(x)/x with x = |J|/`exchangeCurrentDensity`/2 (−5 % at 3 mA/cm² with the
+///   default 5 mA/cm²). Stripping raises the resistance only through the voids.
+/// - Voltage: OCV + I·(R_bulk + R_interfacial)/area (I in A, R in Ω·cm², area cm²); a
+///   short puts a shunt in parallel (``SimChannel``).
+/// - Self-heating: the Joule heat I²·R of the cell against its heat transfer h·A to
+///   the surroundings, with heat capacity c·A: ΔT_steady = I²·R/(h·A), time constant c/h.
 public struct CellModel: Sendable, Equatable {
     public struct Parameters: Sendable, Equatable {
         /// Active area, cm².
@@ -70,10 +84,37 @@ public struct CellModel: Sendable, Equatable {
         public var kneeSharpness: Double = 4
         /// Activation energy of the interfacial process, eV.
         public var activationEnergy: Double = 0.3
-        /// Thermal time constant of the cell, s.
-        public var thermalTimeConstant: Double = 300
-        /// Ohmic self-heating, K per mA² (steady state).
-        public var selfHeating: Double = 0.02
+        /// Heat transfer coefficient to the surroundings per cm² of cell, W/(K·cm²)
+        /// (0.0025 = 25 W/(m²·K): a cell clamped between metal plates in still air).
+        public var heatTransfer: Double = 0.0025
+        /// Heat capacity per cm² of cell (cell and the plates in contact), J/(K·cm²).
+        /// With `heatTransfer` it gives a thermal time constant of 300 s.
+        public var heatCapacity: Double = 0.75
+        /// Bulk (electrolyte) resistance, Ω·cm².
+        public var bulkResistance: Double = 10
+        /// Open-circuit voltage, V: about 3.7 for a full cell (NMC | Li), 0 for a Li | Li
+        /// symmetric cell.
+        public var openCircuitVoltage: Double = 3.7
+        /// Exchange current density of the interfacial reaction, mA/cm².
+        public var exchangeCurrentDensity: Double = 5
+        /// Void fraction opened per mAh/cm² stripped at zero stack pressure.
+        public var voidPerCharge: Double = 0.3
+        /// Rate at which creep closes recoverable voids above the critical pressure,
+        /// 1/s per unit of (P/P_crit − 1).
+        public var voidHealRate: Double = 0.002
+        /// Share of every void that never heals.
+        public var voidPermanentShare: Double = 0.3
+        /// Soft-short hazard: `shortHazard` per second at `damagePressure` and zero
+        /// current, times exp((P − damagePressure)/`damagePressureScale`) and
+        /// (1 + |J|/`shortCurrentDensity`).
+        public var shortHazard: Double = 1e-6
+        public var damagePressure: Double = 12
+        public var damagePressureScale: Double = 2
+        public var shortCurrentDensity: Double = 1
+        /// Shunt resistance of a soft short across 1 cm², Ω·cm² (divided by the area), and
+        /// the relative flicker of the shunt from one measurement to the next.
+        public var shortShunt: Double = 100
+        public var shortFlicker: Double = 0.3
         public init() {}
     }
 
@@ -84,6 +125,19 @@ public struct CellModel: Sendable, Equatable {
     public internal(set) var creep: Double = 0
     /// Cell temperature, °C.
     public internal(set) var temperature: Double
+    /// Void fraction at the interface: recoverable and permanent parts.
+    public internal(set) var voidRecoverable: Double = 0
+    public internal(set) var voidPermanent: Double = 0
+    /// Current density of the last step, mA/cm² (positive = plating on the anode).
+    public internal(set) var currentDensity: Double = 0
+    /// Stack pressure of the last step, MPa.
+    public internal(set) var pressure: Double = 0
+    /// Joule heat, W, recomputed when the current changes and every 50 steps (the
+    /// resistance moves slowly against the 300 s thermal time constant; this keeps the
+    /// simulator fast).
+    private var jouleHeat: Double = 0
+    private var jouleCurrent: Double = .nan
+    private var jouleAge = 0
 
     public init(parameters: Parameters, temperature: Double = 25) {
         self.p = parameters
@@ -105,21 +159,68 @@ public struct CellModel: Sendable, Equatable {
     /// Advances charge, creep and temperature by `dt` s under `force` N, `current` mA,
     /// ambient `ambient` °C.
     public mutating func advance(dt: Double, force: Double, current: Double, ambient: Double) {
-        charge += current * dt / 3600 / p.area
+        let j = current / p.area
+        currentDensity = j
+        charge += j * dt / 3600
         let pressure = StackUnits.pressure(force: max(0, force), area: p.area)
+        self.pressure = pressure
         let drive = pow(pressure / p.creepReferencePressure, p.creepExponent)
         creep += p.creepRate * drive * max(0, 1 - creep / p.creepLimit) * dt
-        let steady = ambient + p.selfHeating * current * current
-        temperature += (steady - temperature) * min(1, dt / p.thermalTimeConstant)
+        // Voids: opened by stripping below the critical pressure, closed (the
+        // recoverable part) by creep above it.
+        let pc = p.criticalPressure
+        if j < 0 && pressure < pc {
+            let room = max(0, 0.9 - voidFraction)
+            let grow = p.voidPerCharge * (-j) * dt / 3600 * (1 - pressure / pc) * room / 0.9
+            voidRecoverable += grow * (1 - p.voidPermanentShare)
+            voidPermanent += grow * p.voidPermanentShare
+        } else if pressure > pc {
+            voidRecoverable -= voidRecoverable * min(1, p.voidHealRate * (pressure / pc - 1) * dt)
+        }
+        // Joule heating against heat transfer: c·A·dT/dt = I²R − h·A·(T − ambient).
+        let amps = current / 1000
+        if current != jouleCurrent || jouleAge >= 50 {
+            jouleHeat = amps == 0 ? 0 : amps * amps * cellResistance
+            jouleCurrent = current; jouleAge = 0
+        }
+        jouleAge += 1
+        let heat = jouleHeat
+        // Solved as a first-order lag towards the steady state (stable for any step).
+        let hA = p.heatTransfer * p.area
+        let steady = ambient + heat / hA
+        temperature += (steady - temperature) * min(1, dt * p.heatTransfer / p.heatCapacity)
     }
 
-    /// Interfacial resistance at stack pressure `pressure` MPa, Ω·cm².
+    /// Total void fraction at the interface.
+    public var voidFraction: Double { voidRecoverable + voidPermanent }
+
+    /// Interfacial resistance at stack pressure `pressure` MPa and the present current
+    /// density, temperature and void fraction, Ω·cm².
     public func interfacialResistance(pressure: Double) -> Double {
         let x = max(0, pressure) / p.criticalPressure
         let contact = p.resistanceFloor + p.resistanceRise / (1 + pow(x, p.kneeSharpness))
         let k = 8.617e-5 // eV/K
         let arrhenius = exp(p.activationEnergy / k * (1 / (temperature + 273.15) - 1 / 298.15))
-        return contact * arrhenius
+        let y = abs(currentDensity) / (2 * p.exchangeCurrentDensity)
+        let butlerVolmer = y > 1e-9 ? asinh(y) / y : 1
+        return contact * arrhenius * butlerVolmer / (1 - min(voidFraction, 0.95))
+    }
+
+    /// Cell resistance (bulk + interfacial at the last step's pressure), Ω.
+    public var cellResistance: Double { (p.bulkResistance + interfacialResistance(pressure: pressure)) / p.area }
+
+    /// Terminal voltage at current `current` mA with an optional shunt of `shunt` Ω across
+    /// the cell, V (no measurement noise): (OCV + I·R)·Rs/(R + Rs).
+    public func voltage(current: Double, shunt: Double? = nil) -> Double {
+        let r = cellResistance
+        let open = p.openCircuitVoltage + current / 1000 * r
+        guard let rs = shunt else { return open }
+        return open * rs / (r + rs)
+    }
+
+    /// Soft-short hazard now, 1/s.
+    public var shortHazardRate: Double {
+        p.shortHazard * exp((pressure - p.damagePressure) / p.damagePressureScale) * (1 + abs(currentDensity) / p.shortCurrentDensity)
     }
 }
 

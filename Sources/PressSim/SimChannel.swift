@@ -43,6 +43,9 @@ public struct SimInjection: Sendable, Equatable {
     public var emergencyStop: Bool?
     /// Drives the cycler's "charging" signal (nil: follows the cycler current).
     public var charging: Bool?
+    /// Forces a soft short now: a shunt of this many Ω across the cell (its voltage
+    /// collapses partially and turns noisy).
+    public var shortOhm: Double?
     public init(forceBias: Double? = nil, sensorDisconnected: Bool? = nil, ambient: Double? = nil, supply: Double? = nil,
                 current: Double? = nil, cyclePeriod: Double? = nil, thicknessStep: Double? = nil,
                 stallSeconds: Double? = nil, emergencyStop: Bool? = nil, charging: Bool? = nil) {
@@ -56,7 +59,11 @@ public struct SimInjection: Sendable, Equatable {
 /// fixed physics sub-steps. Deterministic for a given seed and call sequence, and as
 /// fast as the CPU allows, so tests run it far faster than real time.
 public final class SimChannel: ChannelBackend {
-    public private(set) var fixture: SimFixture
+    /// The fixture, held unwrapped so that each physics sub-step mutates it in place
+    /// (copying a fixture out of an enum and back every millisecond halved the speed).
+    private var springModel: SpringFixtureModel?
+    private var pneumaticModel: PneumaticModel?
+    public var fixture: SimFixture { springModel.map { .spring($0) } ?? .pneumatic(pneumaticModel!) }
     public var loadCell: LoadCellModel
     public var cycler: CyclerProfile
     public var ambient: Double
@@ -80,37 +87,43 @@ public final class SimChannel: ChannelBackend {
     private var pendingStall: Double = 0
     private var emergencyStop = false
     private var chargingOverride: Bool?
+    /// Draws of the cell's own randomness (voltage noise, the short's clock), apart from
+    /// `rng` so that adding them left the load cell's noise sequence as it was.
+    private var cellRng: SimRandom
+    /// Cumulative short hazard, and the level at which the short fires (Exp(1) draw).
+    public private(set) var shortHazardIntegral: Double = 0
+    private var hazardTime: Double = 0
+    private var shortThreshold: Double
+    /// The soft short's shunt across the cell, Ω (nil: no short), and when it formed.
+    public private(set) var shortShunt: Double?
+    public private(set) var shortSince: Double?
+    /// Cell-voltage measurement noise, V RMS.
+    public var voltageNoise: Double = 0.001
 
     public init(fixture: SimFixture, loadCell: LoadCellModel, cycler: CyclerProfile = .init(),
                 ambient: Double = 25, seed: UInt64 = 1, substep: Double = 0.001) {
-        self.fixture = fixture; self.loadCell = loadCell; self.cycler = cycler
+        switch fixture {
+        case .spring(let s): springModel = s
+        case .pneumatic(let p): pneumaticModel = p
+        }
+        self.loadCell = loadCell; self.cycler = cycler
         self.ambient = ambient; self.substep = substep
         self.rng = SimRandom(seed: seed)
+        var c = SimRandom(seed: seed ^ 0x5EED_CE11_5407_7000)
+        self.shortThreshold = -log(c.uniform())
+        self.cellRng = c
     }
 
     /// True force on the cell, N (what a perfect sensor would read).
-    public var trueForce: Double {
-        switch fixture {
-        case .spring(let s): return s.force
-        case .pneumatic(let p): return p.force
-        }
-    }
+    public var trueForce: Double { springModel?.force ?? pneumaticModel!.force }
 
-    public var cell: CellModel {
-        switch fixture {
-        case .spring(let s): return s.cell
-        case .pneumatic(let p): return p.cell
-        }
-    }
+    public var cell: CellModel { springModel?.cell ?? pneumaticModel!.cell }
 
     public var presentOutput: Double? { output }
 
     public func persistentState() -> [String: Double]? {
         var d: [String: Double]
-        switch fixture {
-        case .spring(let s): d = s.exportState()
-        case .pneumatic(let p): d = p.exportState()
-        }
+        d = springModel?.exportState() ?? pneumaticModel!.exportState()
         d["output"] = output
         d["loadcell.bias"] = loadCell.bias
         d["loadcell.gain"] = loadCell.gain
@@ -118,6 +131,8 @@ public final class SimChannel: ChannelBackend {
         d["cycler.current"] = cycler.current
         d["cycler.period"] = cycler.period
         d["ambient"] = ambient
+        d["short.hazard"] = shortHazardIntegral
+        if let r = shortShunt { d["short.shunt"] = r }
         return d
     }
 
@@ -129,10 +144,9 @@ public final class SimChannel: ChannelBackend {
         cycler.current = d["cycler.current"] ?? cycler.current
         cycler.period = d["cycler.period"] ?? cycler.period
         ambient = d["ambient"] ?? ambient
-        switch fixture {
-        case .spring(var s): s.restore(d); fixture = .spring(s)
-        case .pneumatic(var p): p.restore(d); fixture = .pneumatic(p)
-        }
+        shortHazardIntegral = d["short.hazard"] ?? shortHazardIntegral
+        shortShunt = d["short.shunt"] ?? shortShunt
+        if springModel != nil { springModel!.restore(d) } else { pneumaticModel!.restore(d) }
     }
 
     /// Advances the physics to `t` s.
@@ -140,18 +154,37 @@ public final class SimChannel: ChannelBackend {
         while time + substep <= t + 1e-12 {
             time += substep
             let i = cycler.current(at: time)
-            switch fixture {
-            case .spring(var s):
-                s.command(position: output)
-                s.advance(dt: substep, current: i, ambient: ambient)
-                fixture = .spring(s)
-            case .pneumatic(var p):
-                p.command(pressure: output)
-                p.advance(dt: substep, current: i, ambient: ambient)
-                fixture = .pneumatic(p)
+            if springModel != nil {
+                springModel!.command(position: output)
+                springModel!.advance(dt: substep, current: i, ambient: ambient)
+            } else {
+                pneumaticModel!.command(pressure: output)
+                pneumaticModel!.advance(dt: substep, current: i, ambient: ambient)
             }
             loadCell.observe(force: trueForce, now: time, rng: &rng)
         }
+        // The soft short fires when the integrated hazard reaches its Exp(1) draw
+        // (integrated once per call, at the state it ended in: a tick's resolution).
+        if shortShunt == nil, time > hazardTime {
+            let c = cell
+            shortHazardIntegral += c.shortHazardRate * (time - hazardTime)
+            if shortHazardIntegral >= shortThreshold { formShort(ohm: c.p.shortShunt / c.p.area) }
+        }
+        hazardTime = time
+    }
+
+    private func formShort(ohm: Double) {
+        shortShunt = ohm
+        shortSince = time
+    }
+
+    /// The terminal voltage now as a voltmeter reads it, V: the shunt of a short
+    /// flickers from one measurement to the next, and the meter adds its noise.
+    public func measuredVoltage() -> Double {
+        let i = cycler.current(at: time)
+        var shunt = shortShunt
+        if let r = shunt { shunt = r * exp(cell.p.shortFlicker * cellRng.gaussian()) }
+        return cell.voltage(current: i, shunt: shunt) + voltageNoise * cellRng.gaussian()
     }
 
     public func read(now: Double) -> ChannelReadings {
@@ -175,6 +208,7 @@ public final class SimChannel: ChannelBackend {
             temperature: Sample(value: c.temperature, time: time),
             current: Sample(value: cycler.current(at: time), time: time),
             interfacialResistance: resistance,
+            voltage: Sample(value: measuredVoltage(), time: time),
             charging: chargingOverride ?? (cycler.current(at: time) > 0),
             emergencyStop: emergencyStop)
     }
@@ -206,16 +240,14 @@ public final class SimChannel: ChannelBackend {
         if let s = j.stallSeconds { pendingStall = s }
         if let e = j.emergencyStop { emergencyStop = e }
         if let c = j.charging { chargingOverride = c }
+        if let r = j.shortOhm { formShort(ohm: r) }
         if let d = j.sensorDisconnected { loadCell.disconnected = d }
         if let a = j.ambient { ambient = a }
         if let i = j.current { cycler.current = i }
         if let p = j.cyclePeriod { cycler.period = p }
-        if let s = j.supply, case .pneumatic(var m) = fixture { m.p.supply = s; fixture = .pneumatic(m) }
+        if let s = j.supply, pneumaticModel != nil { pneumaticModel!.p.supply = s }
         if let dz = j.thicknessStep {
-            switch fixture {
-            case .spring(var s): s.p.gap -= dz; fixture = .spring(s)
-            case .pneumatic(var m): m.bumpCompression(dz); fixture = .pneumatic(m)
-            }
+            if springModel != nil { springModel!.p.gap -= dz } else { pneumaticModel!.bumpCompression(dz) }
         }
     }
 }

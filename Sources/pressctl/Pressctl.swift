@@ -439,13 +439,14 @@ struct Sim: ParsableCommand {
     @Option(name: .long, help: "Block the next sensor read this many seconds (a hung device; stalls the loop).") var stall: Double?
     @Option(name: .long, help: "Drive the emergency-stop input (true = stop).") var emergencyStop: Bool?
     @Option(name: .long, help: "Drive the cycler's charging signal.") var charging: Bool?
+    @Option(name: .long, help: "Force a soft short: a shunt of this many Ω across the cell.") var shortOhm: Double?
     @OptionGroup var conn: Connection
 
     func run() throws {
         let c = try conn.connect()
         let p = SimInjectParams(channel: try conn.requireChannel(c), forceBiasN: forceBias, forceGain: forceGain, sensorDisconnected: sensorDisconnected,
                                 ambientC: ambient, supplyMpa: supply, currentMa: current, cyclePeriodS: cyclePeriod, thicknessStepUm: thicknessStepUm,
-                                stallS: stall, emergencyStop: emergencyStop, charging: charging)
+                                stallS: stall, emergencyStop: emergencyStop, charging: charging, shortOhm: shortOhm)
         let r = call(c, "sim_inject", p, as: OkResult.self)
         conn.json ? printJSON(r) : print("ok")
     }

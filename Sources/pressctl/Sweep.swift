@@ -163,7 +163,7 @@ struct Supervisor: ParsableCommand {
 /// `pressctl push`: auxiliary measurements from other software.
 struct Push: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Push a channel's interfacial resistance, temperature or current from other software (operator).",
+        abstract: "Push a channel's interfacial resistance, temperature, current or voltage from other software (operator).",
         discussion: """
         For instruments pressd does not read itself (an impedance analyser driven by its own software, a cycler's \
         export): the values are used in place of the channel's own until they are older than the channel's \
@@ -172,15 +172,16 @@ struct Push: ParsableCommand {
     @Option(help: "Interfacial resistance, Ω·cm².") var resistance: Double?
     @Option(help: "Cell temperature, °C.") var temperature: Double?
     @Option(help: "Cell current, mA (charging positive).") var current: Double?
+    @Option(help: "Cell voltage, V.") var voltage: Double?
     @Option(help: "When the values were measured: ISO 8601 with a time zone (2026-11-28T14:03:12Z, 2026-11-28T15:03:12+01:00) or Unix seconds (default: now). For an analyser, the spectrum's start time.")
     var acquiredAt: String?
     @OptionGroup var conn: Connection
     func run() throws {
-        guard resistance != nil || temperature != nil || current != nil else { throw ValidationError("give --resistance, --temperature or --current") }
+        guard resistance != nil || temperature != nil || current != nil || voltage != nil else { throw ValidationError("give --resistance, --temperature, --current or --voltage") }
         let at = try acquiredAt.map(Push.parseTime)
         let c = try conn.connect()
         let p = PushSignalsParams(channel: try conn.requireChannel(c), interfacialResistanceOhmCm2: resistance, temperatureC: temperature, currentMa: current,
-                                  acquiredAt: at)
+                                  voltageV: voltage, acquiredAt: at)
         let r = call(c, "push_signals", p, as: ActionResult.self)
         conn.json ? printJSON(r) : print("\(r.channel): \(r.state)")
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PressCore
 @testable import PressDaemon
 
 /// The repository root, found from this file's path.
@@ -55,6 +56,20 @@ struct ConfigTests {
     func wrongType() throws {
         let t = try editedConfig("kp = 100 ", "kp = \"fast\" ")
         expectError(t, key: "channels.A.pid.kp", line: line(of: "kp = \"fast\"", in: t), contains: "must be a number")
+    }
+
+    @Test("[channels.X.short_detection]: on by default, its keys parsed, short_safe_mpa checked against the limits; a voltage_v signal role")
+    func shortDetection() throws {
+        let d = try DaemonConfig.parse(try defaultConfigText(), file: "t.toml")
+        #expect(d.channels[0].control.shortDetection == ShortDetectionSettings())
+        let t = try editedConfig("[channels.A.sim]", "[channels.A.short_detection]\ncollapse_v = 0.1\nholdoff_s = 30\nshort_safe_mpa = 1.5\nwhile_discharging = true\n\n[channels.A.sim]")
+        let s = try #require(try DaemonConfig.parse(t, file: "t.toml").channels[0].control.shortDetection)
+        #expect(s.collapseVolts == 0.1 && s.holdoff == 30 && s.safePressure == 1.5 && s.whileDischarging)
+        let off = try editedConfig("[channels.A.sim]", "[channels.A.short_detection]\nenabled = false\n\n[channels.A.sim]")
+        #expect(try DaemonConfig.parse(off, file: "t.toml").channels[0].control.shortDetection == nil)
+        let bad = try editedConfig("[channels.A.sim]", "[channels.A.short_detection]\nshort_safe_mpa = 50\n\n[channels.A.sim]")
+        expectError(bad, key: "channels.A.short_detection.short_safe_mpa", line: line(of: "short_safe_mpa = 50", in: bad), contains: "below trip_mpa")
+        #expect(SignalRole(rawValue: "voltage_v") == .voltageV)
     }
 
     @Test("a misspelt key is rejected, not ignored")

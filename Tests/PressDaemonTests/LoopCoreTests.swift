@@ -72,6 +72,34 @@ struct LoopCoreTests {
         #expect(reg.observe(Sample(value: 21, time: 3)).time == 3, "a new fit")
     }
 
+    @Test("a cell voltage pushed once a second with the current: its collapse latches cell_short_suspected and ramps the channel down; the run log's samples carry the voltage")
+    func pushedVoltageShort() throws {
+        var c = try core(("band_percent = 5", "band_percent = 5\npushed_stale_after_s = 60"))
+        _ = c.apply(.set(channel: 0, mpa: 5, ramp: nil))
+        var t = 0.0
+        var samples: [Double?] = []
+        func run(_ seconds: Double, volts: Double) {
+            for k in 0..<Int(seconds * 100) {
+                if k % 100 == 0 { _ = c.apply(.push(channel: 0, PushedSignals(current: 1, voltage: volts))) }
+                t += 0.01; c.tick(now: t)
+                samples += c.takeSamples().filter { $0.channel == "A" }.map(\.voltage)
+            }
+        }
+        run(40, volts: 3.731)
+        #expect(c.states[0].readings.voltage?.value == 3.731)
+        #expect(c.states[0].mode == .regulating)
+        #expect(!c.states[0].faults.contains { $0.code == .cellShortSuspected })
+        #expect(samples.contains(3.731))
+        let p0 = try #require(c.states[0].pressure)
+        run(3, volts: 3.2)
+        let f = try #require(c.states[0].faults.first { $0.code == .cellShortSuspected }, "\(c.states[0].faults)")
+        #expect(f.message.contains("3.731") && f.message.contains("3.2"), "\(f.message)")
+        #expect(c.states[0].mode == .tripped)
+        run(20, volts: 3.2)
+        let p1 = try #require(c.states[0].pressure)
+        #expect(p1 < p0 - 2, "pressure \(p0) → \(p1) MPa")
+    }
+
     @Test("the command inbox is bounded and refuses when full")
     func inbox() {
         let inbox = CommandInbox(capacity: 3)

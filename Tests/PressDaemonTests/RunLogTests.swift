@@ -34,10 +34,14 @@ struct RunLogTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var s = sample(1000)
         s.nonUniformity = 0.034
+        s.voltage = 3.712
         try log.append(samples: [s, sample(1001)], events: [])
         let back = try log.samples(since: 0, until: 2000, channel: "A")
         #expect(back.map(\.nonUniformity) == [0.034, nil])
-        #expect(RunLog.csvLine(back[0]).hasSuffix(",0.034"))
+        #expect(back.map(\.voltage) == [3.712, nil])
+        // The cell voltage is the CSV's last column (issue 14), after the non-uniformity.
+        #expect(RunLog.csvLine(back[0]).hasSuffix(",0.034,3.712"))
+        #expect(RunLog.csvHeader.hasSuffix(",nonuniformity,voltage_v"))
         let r = SweepResult(settings: SweepSettings(from: 8, to: 1), points: [SweepPoint(setpoint: 8, pressure: 8, resistance: 21, resistanceSD: 0.2, samples: 100, temperature: 25)],
                             fit: nil, status: .aborted, note: "operator set a setpoint", started: 10, finished: 70)
         try log.addSweep(r, channel: "A", time: 1500)

@@ -27,11 +27,11 @@ struct ControlBenchmarkTests {
         // "Not worse": within 2 % of the fixed PID's IAE (seed-to-seed spread of these
         // scenarios is larger than that; see docs/performance.md).
         #expect(r[.learned]!.iae <= 1.02 * r[.fixed]!.iae, "\(name): learned IAE \(r[.learned]!.iae) vs fixed \(r[.fixed]!.iae)")
-        if name == "breathing-slow-loop" {
-            // Where feedback is slow enough for breathing to show, the learned
-            // feedforward takes a real share of the error away.
-            #expect(r[.learned]!.iae <= 0.85 * r[.fixed]!.iae)
-        }
+        // (Until issue 14 breathing-slow-loop also asserted learned IAE ≤ 0.85 × fixed: that
+        // rested on ±60 mA/cm² pulses with 20 µm per mAh/cm², a breathing no cell survives.
+        // At a realistic ±3 mA/cm² and 5 µm per mAh/cm² the breathing is 0.04 µm per pulse,
+        // below the load cell's noise, and there is nothing for the feedforward to learn; its
+        // benefit on predictable breathing is tested in ChannelLearningTests.)
     }
 
     @Test("a supply too low for the setpoint is reported as saturation, without windup or overshoot when it returns")

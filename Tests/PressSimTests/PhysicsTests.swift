@@ -78,7 +78,7 @@ struct PhysicsTests {
 
     @Test("breathing follows charge: 5 µm per mAh/cm² of Li plated")
     func breathing() {
-        var m = spring { p, c in p.springRate = 2; c.creepRate = 0; c.area = 1; c.selfHeating = 0 }
+        var m = spring { p, c in p.springRate = 2; c.creepRate = 0; c.area = 1; c.heatTransfer = 1e9 }
         settle(&m, at: 800)
         let f0 = m.force
         // 2 mA for 30 min on 1 cm² = 1 mAh/cm².
