@@ -295,9 +295,11 @@ struct Watch: ParsableCommand {
 
     func run() throws {
         let c = try conn.connect()
-        // A chart needs a terminal; piped, the plain lines (no screen-clearing codes).
-        let plot = self.plot && isatty(STDOUT_FILENO) == 1
-        if self.plot && !plot { FileHandle.standardError.write(Data("pressctl: standard output is not a terminal: plain lines instead of --plot\n".utf8)) }
+        // A live chart needs a terminal. Piped, plain lines — or, with an explicit
+        // --size, one chart after another without screen-clearing codes.
+        let terminal = isatty(STDOUT_FILENO) == 1
+        let plot = self.plot && (terminal || size != nil)
+        if self.plot && !plot { FileHandle.standardError.write(Data("pressctl: standard output is not a terminal: plain lines instead of --plot (give --size to print charts)\n".utf8)) }
         let span = Watch.seconds(window) ?? 120
         let clock = DateFormatter()
         clock.dateFormat = "HH:mm:ss.SS"
@@ -326,7 +328,7 @@ struct Watch: ParsableCommand {
                 let title = "\(ch.name) \(ch.mode)  \(f(ch.pressureMpa)) / \(f(ch.setpointMpa)) MPa  \(ch.inBand ? "in band" : "OUT OF BAND")"
                     + (ch.faults.isEmpty ? "" : "  FAULT " + ch.faults.map(\.code).joined(separator: ","))
                 let lines = TerminalPlot.render(history, width: cols, height: rows - 1, title: title)
-                print("\u{1B}[H\u{1B}[2J" + lines.joined(separator: "\n"))
+                print((terminal ? "\u{1B}[H\u{1B}[2J" : "\n") + lines.joined(separator: "\n"))
                 fflush(nil)
                 continue
             }

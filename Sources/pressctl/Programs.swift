@@ -140,7 +140,7 @@ struct Log: ParsableCommand {
 
         func run() throws {
             let s = try parseTime(since), u = try parseTime(until)
-            guard u > s else { throw ValidationError("--until must be after --since") }
+            if stateDir != nil, !(u > s) { throw ValidationError("--until must be after --since") }
             let offline = try stateDir.map(OfflineLog.open)
             let c = offline == nil ? try conn.connect() : nil
             var sink: FileHandle = .standardOutput
