@@ -125,7 +125,13 @@ struct StandardReportTests {
         defer { d.cleanup() }
         let c = try d.client()
         _ = try c.call("set", SetParams(channel: "A", value: 8, unit: "MPa"), as: SetResult.self)
+        // The reply comes as the command is applied; the snapshot status reads is the
+        // next tick's.
         var st = try #require(try c.status().channels.first { $0.name == "A" }?.control?.supervisor)
+        for _ in 0..<20 where !st.locked {
+            usleep(50_000)
+            st = try #require(try c.status().channels.first { $0.name == "A" }?.control?.supervisor)
+        }
         #expect(st.locked && (st.lockReason ?? "").contains("operator set a setpoint"))
         let un = try runProcess(binDir + "/pressctl", ["supervisor", "unlock", "-c", "A", "--socket", d.socket])
         #expect(un.status == 0, "\(un.stderr)")
