@@ -202,7 +202,7 @@ public struct RelayAutotuner: Sendable, Equatable, Codable {
         if phase.finished { return output }
         if started == nil { started = now; phaseStart = now }
         guard now - started! <= settings.timeout else {
-            return fail("no regular oscillation within \(Int(settings.timeout)) s (phase \(phase.name)); gains unchanged")
+            return fail("no regular oscillation within \(fmt0(settings.timeout)) s (phase \(phase.name)); gains unchanged")
         }
         if pressure > ceiling + 0.5 * settings.maxExcursion || pressure < floor - 0.5 * settings.maxExcursion {
             return fail("pressure \(fmt3(pressure)) MPa left the allowed excursion \(fmt3(floor))…\(fmt3(ceiling)) MPa; gains unchanged")

@@ -542,7 +542,7 @@ public struct ChannelController: Sendable {
         sweep = CSPSweep(settings: s)
         applyTarget(s.from, ramp: nil)
         let path = s.direction == .downUp ? "\(fmt3(s.from)) → \(fmt3(s.to)) → \(fmt3(s.from)) MPa" : "\(fmt3(s.from)) → \(fmt3(s.to)) MPa"
-        events.append(.sweep(state: .started, detail: "\(path) in \(s.levels.count) levels, \(Int(s.dwell)) s each"
+        events.append(.sweep(state: .started, detail: "\(path) in \(s.levels.count) levels, \(fmt0(s.dwell)) s each"
                                  + (s.sweepProtocol == .dynamic ? ", dynamic (growth > \(fmt3(s.growthThresholdPerHour * 100)) %/h)" : "")))
         handedOver(grant.handover)
     }
@@ -933,7 +933,7 @@ public struct ChannelController: Sendable {
             else if pid.lastTerms.saturated { saturation.since = saturation.since ?? now }
             else { saturation.since = nil }
             if let since = saturation.since, now - since >= parameters.limits.saturationTimeout {
-                present[.cannotReachSetpoint] = "pressure \(fmt3(p)) MPa, setpoint \(fmt3(t)) MPa: output at its limit (\(fmt3(pid.output))) for \(Int(now - since)) s"
+                present[.cannotReachSetpoint] = "pressure \(fmt3(p)) MPa, setpoint \(fmt3(t)) MPa: output at its limit (\(fmt3(pid.output))) for \(fmt0(now - since)) s"
             }
         } else if mode != .tripped {
             saturation.since = nil

@@ -137,18 +137,18 @@ public struct SweepSettings: Sendable, Equatable, Codable {
         if !(min(from, to) >= limits.minSetpoint) { e.append((lowKey, "must be ≥ the channel's min_mpa \(limits.minSetpoint)")) }
         if !(max(from, to) <= limits.maxSetpoint) { e.append((highKey, "must be ≤ the channel's max_mpa \(limits.maxSetpoint)")) }
         if !(steps >= 6 && steps <= 100) { e.append(("steps", "must be 6…100 (the knee fit needs at least 6 levels)")) }
-        if !(dwell > 0) { e.append(("dwell_s", "must be > 0")) }
+        if !(dwell > 0 && dwell <= 7 * 86_400) { e.append(("dwell_s", "must be > 0 and ≤ 604800 (a week)")) }
         if !(measureFraction > 0 && measureFraction <= 1) { e.append(("measure_fraction", "must be in (0, 1]")) }
         if !(minMeasurements >= 1 && minMeasurements <= 1000) { e.append(("min_measurements", "must be 1…1000")) }
         if !(measurementTimeout >= 0 && measurementTimeout <= 86_400) { e.append(("measurement_timeout_s", "must be 0…86400")) }
-        if !(settleTimeout > 0) { e.append(("settle_timeout_s", "must be > 0")) }
+        if !(settleTimeout > 0 && settleTimeout <= 86_400) { e.append(("settle_timeout_s", "must be > 0 and ≤ 86400")) }
         if !(runawayFactor > 1) { e.append(("runaway_factor", "must be > 1")) }
         if let r = returnTo, !(r >= limits.minSetpoint && r <= limits.maxSetpoint) { e.append(("return_mpa", "must be within the channel's limits")) }
         if !(margin > 0 && margin <= 10) { e.append(("margin", "must be in (0, 10] (a fraction: 0.2 = 20 %)")) }
         if !(growthThresholdPerHour > 0 && growthThresholdPerHour <= 100) { e.append(("growth_threshold_per_h", "must be in (0, 100] (a fraction per hour: 0.05 = 5 %/h)")) }
         if sweepProtocol == .dynamic {
             if !(dwell >= Self.dynamicMinDwell) {
-                e.append(("dwell_s", "must be ≥ \(Int(Self.dynamicMinDwell)) for a dynamic sweep (a growth rate needs time; minutes to hours in practice)"))
+                e.append(("dwell_s", "must be ≥ \(fmt0(Self.dynamicMinDwell)) for a dynamic sweep (a growth rate needs time; minutes to hours in practice)"))
             }
             if !(minMeasurements >= Self.dynamicMinMeasurements) {
                 e.append(("min_measurements", "must be ≥ \(Self.dynamicMinMeasurements) for a dynamic sweep (a growth rate is a slope)"))
@@ -652,7 +652,7 @@ public struct CSPSweep: Sendable, Equatable, Codable {
         guard let reached = reachedAt else {
             if inBand { reachedAt = now; sumP = 0; nP = 0; resetResistance(); sumT = 0; nT = 0; sumJ = 0; nJ = 0 }
             else if now - soughtSince! > settings.settleTimeout {
-                finish(now: now, status: .aborted, note: "level \(fmt3(setpoint)) MPa not reached within \(Int(settings.settleTimeout)) s")
+                finish(now: now, status: .aborted, note: "level \(fmt3(setpoint)) MPa not reached within \(fmt0(settings.settleTimeout)) s")
             }
             return
         }
@@ -679,7 +679,7 @@ public struct CSPSweep: Sendable, Equatable, Codable {
             guard t >= settings.dwell + settings.measurementTimeout else { return }
             return finish(now: now, status: .aborted,
                           note: "level \(fmt3(setpoint)) MPa: \(rN) of \(settings.minMeasurements) resistance measurements acquired after it settled, "
-                              + "within \(Int(settings.dwell + settings.measurementTimeout)) s (is the analyser running?)")
+                              + "within \(fmt0(settings.dwell + settings.measurementTimeout)) s (is the analyser running?)")
         }
         let mean = rMean
         let sd = rN > 1 ? (rM2 / Double(rN - 1)).squareRoot() : 0

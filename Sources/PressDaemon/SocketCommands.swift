@@ -161,8 +161,14 @@ extension ConnectionHandler {
         if let bad = values.first(where: { $0.1.map { !$0.isFinite } ?? false }) {
             return fail(id, .invalidParams, "push_signals: \(bad.0) must be a finite number", context: context)
         }
-        if let r = p.interfacialResistanceOhmCm2, r <= 0 {
-            return fail(id, .invalidParams, "push_signals: interfacial_resistance_ohm_cm2 must be > 0 (got \(r))", context: context)
+        if let r = p.interfacialResistanceOhmCm2, !(r > 0 && r <= 1e7) {
+            return fail(id, .invalidParams, "push_signals: interfacial_resistance_ohm_cm2 must be > 0 and ≤ 1e7 Ω·cm² (got \(r))", context: context)
+        }
+        // Physically possible values only: a typo's 1e300 is refused, not stored.
+        for (key, v, lo, hi) in [("temperature_c", p.temperatureC, -273.15, 1000.0), ("current_ma", p.currentMa, -1e6, 1e6), ("voltage_v", p.voltageV, -1000.0, 1000.0)] {
+            if let v, !(v >= lo && v <= hi) {
+                return fail(id, .invalidParams, "push_signals: \(key) must be within \(lo)…\(hi) (got \(v))", context: context)
+            }
         }
         // The acquisition time as an age, so that the loop places it on its own clock.
         var age = 0.0
@@ -170,12 +176,12 @@ extension ConnectionHandler {
             let now = Date().timeIntervalSince1970
             guard at.isFinite else { return fail(id, .invalidParams, "push_signals: acquired_at must be a finite number of Unix seconds", context: context) }
             guard at <= now + 5 else {
-                return fail(id, .invalidParams, "push_signals: acquired_at \(at) is \(Int(at - now)) s in the future (check the sending machine's clock)", context: context)
+                return fail(id, .invalidParams, "push_signals: acquired_at \(at) is \(fmt0(at - now)) s in the future (check the sending machine's clock)", context: context)
             }
             age = max(0, now - at)
             let limit = ctx.channels[i].pushedStaleAfter
             guard age <= limit else {
-                return fail(id, .invalidParams, "push_signals: acquired_at is \(Int(age)) s ago, older than the channel's pushed_stale_after_s \(Int(limit)) s: the values would be stale on arrival", context: context)
+                return fail(id, .invalidParams, "push_signals: acquired_at is \(fmt0(age)) s ago, older than the channel's pushed_stale_after_s \(fmt0(limit)) s: the values would be stale on arrival", context: context)
             }
         }
         submitAction(.push(channel: i, PushedSignals(interfacialResistance: p.interfacialResistanceOhmCm2, temperature: p.temperatureC, current: p.currentMa, voltage: p.voltageV, age: age)),

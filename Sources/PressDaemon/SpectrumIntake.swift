@@ -51,7 +51,7 @@ final class SpectrumIntake: @unchecked Sendable {
         guard channels.indices.contains(i), let spec = channels[i].spectra else { return }
         let c = channels[i]
         let name = (path as NSString).lastPathComponent
-        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path), (attrs[.type] as? FileAttributeType) == .typeRegular else { return }
+        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path) else { return }
         let size = (attrs[.size] as? NSNumber)?.intValue ?? 0
         let mtime = (attrs[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
         let fresh = lock.withLock { () -> Bool in
@@ -65,6 +65,12 @@ final class SpectrumIntake: @unchecked Sendable {
             let msg = "spectrum \(name) rejected: \(why)"
             logger.warning("\(msg)", metadata: ["channel": "\(c.name)", "file": "\(path)"])
             record(RunLogEvent(time: Date().timeIntervalSince1970, channel: c.name, kind: "impedance", detail: msg))
+        }
+        // Only regular files (lstat: a symbolic link is not followed, a FIFO or device
+        // is never opened).
+        if let type = attrs[.type] as? FileAttributeType, type != .typeRegular {
+            return reject(type == .typeSymbolicLink ? "is a symbolic link; only regular files are read (copy the spectrum instead)"
+                                                    : "is not a regular file (\(type.rawValue)); only regular files are read")
         }
         guard size <= Self.maxFileBytes else { return reject("\(size) bytes is too large for a spectrum (limit \(Self.maxFileBytes >> 20) MiB)") }
         guard let data = FileManager.default.contents(atPath: path) else { return reject("cannot be read by the pressd user (check its permissions)") }
@@ -84,14 +90,14 @@ final class SpectrumIntake: @unchecked Sendable {
         let timeSource = spectrum.acquiredAt != nil ? "from the file" : "the file's modification time"
         let now = Date().timeIntervalSince1970
         let age = now - acquired
-        guard age >= -5 else { return reject("acquired \(Self.iso(acquired)) (\(timeSource)), \(Int(-age)) s in the future: check the analyser PC's clock and time_zone") }
+        guard age >= -5 else { return reject("acquired \(Self.iso(acquired)) (\(timeSource)), \(fmt0(-age)) s in the future: check the analyser PC's clock and time_zone") }
         let r = analysis.areaSpecific(areaCM2: c.control.cellArea)
         var detail = "spectrum \(name) (\(spectrum.source.rawValue), \(spectrum.count) points, acquired \(Self.iso(acquired)) \(timeSource)): "
             + "R_int \(fmt3(r.interfacial)) ± \(fmt3(r.interfacialError)) Ω·cm², R_b \(fmt3(r.bulk)) ± \(fmt3(r.bulkError)) Ω·cm², "
             + "CPE α \(fmt3(analysis.cpeAlpha))" + (analysis.warburgSigma != nil ? ", Warburg tail" : "")
             + ", Kramers–Kronig residual \(fmt3(analysis.kramersKronig.maxResidual * 100)) %"
         if age > c.pushedStaleAfter {
-            detail += "; not used: \(Int(age)) s old, beyond pushed_stale_after_s \(Int(c.pushedStaleAfter)) s"
+            detail += "; not used: \(fmt0(age)) s old, beyond pushed_stale_after_s \(fmt0(c.pushedStaleAfter)) s"
         } else {
             let push = PushedSignals(interfacialResistance: r.interfacial, bulkResistance: r.bulk, age: max(0, age))
             if !loop.inbox.offer(PendingCommand(.push(channel: i, push)) { _ in }) { detail += "; not used: the loop's command queue is full" }

@@ -94,10 +94,27 @@ public final class DirectoryWatcher: @unchecked Sendable {
         return found.sorted { $0.0 < $1.0 }.map { ($0.1, $0.2) }
     }
 
+    /// Directories whose watch the kernel dropped (deleted, unmounted), retried every
+    /// few seconds: an SMB share that comes back is watched again.
+    private var lost: [Directory] = []
+    private var lastRetry = Date.distantPast
+
+    private func rewatchLost() {
+        guard !lost.isEmpty, Date().timeIntervalSince(lastRetry) >= 5 else { return }
+        lastRetry = Date()
+        lost.removeAll { d in
+            let wd = inotify_add_watch(fd, d.path, UInt32(IN_CLOSE_WRITE | IN_MOVED_TO))
+            guard wd >= 0 else { return false }
+            watches[wd] = d
+            return true
+        }
+    }
+
     private func run() {
         defer { done.signal() }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while !isStopping {
+            rewatchLost()
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let r = poll(&p, 1, 200)
             if r <= 0 { continue }
@@ -112,6 +129,7 @@ public final class DirectoryWatcher: @unchecked Sendable {
                 let nameStart = offset + MemoryLayout<inotify_event>.size
                 let nameBytes = buffer[nameStart..<min(n, nameStart + len)].prefix { $0 != 0 }
                 offset = nameStart + len
+                if mask & UInt32(IN_IGNORED) != 0, let d = watches.removeValue(forKey: wd) { lost.append(d); continue }
                 guard mask & UInt32(IN_ISDIR) == 0, let d = watches[wd], !nameBytes.isEmpty else { continue }
                 let name = String(decoding: nameBytes, as: UTF8.self)
                 if name.hasPrefix(".") { continue } // a writer's temporary file

@@ -58,12 +58,15 @@ struct SpectrumIntakeTests {
         try "not a spectrum at all\n1,2\n".write(toFile: spectra + "/broken.csv", atomically: false, encoding: .utf8)
         try SpectrumFiles.publish(SpectrumFiles.csv(bulk: 6, interfacial: 25, acquiredAt: Date().addingTimeInterval(-2 * 86400)), dir: spectra, name: "old.csv")
         try SpectrumFiles.publish(SpectrumFiles.csv(bulk: 6, interfacial: 25, acquiredAt: Date().addingTimeInterval(3600)), dir: spectra, name: "future.csv")
+        // A symbolic link is not followed (moved in, so that the watch sees it).
+        try FileManager.default.createSymbolicLink(atPath: spectra + "/.link", withDestinationPath: "/etc/passwd")
+        try FileManager.default.moveItem(atPath: spectra + "/.link", toPath: spectra + "/link.csv")
         var events: [LogEventInfo] = []
         let end2 = Date().addingTimeInterval(10)
         while Date() < end2 {
             events = try c.call("log_events", LogExportParams(since: 0, until: Date().timeIntervalSince1970 + 86400, channel: "B"), as: LogEventsResult.self)
                 .events.filter { $0.kind == "impedance" }
-            if events.count >= 4 { break }
+            if events.count >= 5 { break }
             usleep(200_000)
         }
         let text = events.map(\.detail).joined(separator: "\n")
@@ -71,6 +74,7 @@ struct SpectrumIntakeTests {
         #expect(events.contains { $0.detail.hasPrefix("spectrum broken.csv rejected:") }, "\(text)")
         #expect(events.contains { $0.detail.hasPrefix("spectrum old.csv") && $0.detail.contains("not used") && $0.detail.contains("pushed_stale_after_s") }, "\(text)")
         #expect(events.contains { $0.detail.hasPrefix("spectrum future.csv rejected:") && $0.detail.contains("future") }, "\(text)")
+        #expect(events.contains { $0.detail.hasPrefix("spectrum link.csv rejected:") && $0.detail.contains("symbolic link") }, "\(text)")
         #expect(!events.contains { $0.detail.contains(".b_001.csv.part") }, "a writer's temporary file is not taken")
         // None of them replaced the good value.
         let after = try #require(try c.status().channels.first { $0.name == "B" })
@@ -130,7 +134,9 @@ struct SpectrumSweepIntegrationTests {
             if ctl?.sweep == nil, let r = ctl?.lastSweep { result = r; break }
         }
         let r = try #require(result, "the sweep did not finish within 3 h of plant time")
-        #expect(r.status == "done", "\(r.note ?? "")")
+        let faults = try c.call("log_events", LogExportParams(since: 0, until: Date().timeIntervalSince1970 + 86400 * 30, channel: "A"), as: LogEventsResult.self)
+            .events.filter { $0.kind == "fault" }.map(\.detail)
+        #expect(r.status == "done", "\(r.note ?? "") \(faults)")
         let csp = try #require(r.cspMpa, "\(r.note ?? "no fit")")
         #expect(abs(csp - 3) <= 0.3, "CSP \(csp) MPa from spectrum files, knee at 3")
         for p in r.points {

@@ -101,6 +101,16 @@ struct StandardReportTests {
         let v = try runProcess(binDir + "/pressctl", ["--version"])
         let statusVersion = try c.status().version
         #expect(v.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == c.hello?.version && c.hello?.version == statusVersion, "pressctl \(v.stdout) vs hello \(c.hello?.version ?? "-")")
+        // Absurd numbers are refused by name and never crash the daemon (a 1e300 once
+        // trapped converting to Int for the message).
+        for params in [#""acquired_at": 1e300, "interfacial_resistance_ohm_cm2": 30"#, #""acquired_at": -1e300, "interfacial_resistance_ohm_cm2": 30"#,
+                       #""interfacial_resistance_ohm_cm2": 1e308"#, #""voltage_v": 1e300"#] {
+            let r = try c.rawCall(#"{"id": 11, "method": "push_signals", "params": {"channel": "B", "# + params + "}}")
+            #expect(r.errorCode == "invalid_params", "\(params): \(r)")
+        }
+        let sweepHuge = try c.rawCall(#"{"id": 12, "method": "sweep", "params": {"channel": "B", "action": "start", "from_mpa": 6, "to_mpa": 1, "dwell_s": 1e300}}"#)
+        #expect(sweepHuge.errorCode != nil, "\(sweepHuge)")
+        #expect(try c.status().channels.count == 2, "still running")
         // A unit in the wrong case over the socket: refused, the unit meant named.
         let wrong = try c.rawCall(#"{"id": 9, "method": "set", "params": {"channel": "B", "value": 5, "unit": "mPa"}}"#)
         #expect(wrong.errorCode == "invalid_params" && (wrong.errorMessage ?? "").contains("did you mean MPa?"), "\(wrong)")
