@@ -25,8 +25,11 @@ final class SpectrumIntake: @unchecked Sendable {
     /// twice (an SMB copy) is analysed once.
     private var seen: [String: (Int, Double)] = [:]
     private let lock = NSLock()
-    /// Larger files are not spectra.
-    static let maxFileBytes = 20 << 20
+    /// Larger files are not spectra (a 200-point EC-Lab export with every column is
+    /// about 100 kB), nor are spectra with more points: the fit's cost grows with them
+    /// and one file must not hold up the next for minutes.
+    static let maxFileBytes = 4 << 20
+    static let maxPoints = 2000
 
     init?(live: LiveConfig, loop: ControlLoop, logger: Logger, record: @escaping @Sendable (RunLogEvent) -> Void) {
         let dirs = live.current.channels.enumerated().compactMap { i, c in c.spectra.map { DirectoryWatcher.Directory(path: $0.directory, tag: i) } }
@@ -39,7 +42,18 @@ final class SpectrumIntake: @unchecked Sendable {
     /// (younger than the channel's `pushed_stale_after_s`) are taken first.
     func start() throws(DirectoryWatchError) {
         let within = live.current.channels.filter { $0.spectra != nil }.map(\.pushedStaleAfter).max() ?? 0
-        try watcher.start(existingWithin: within)
+        let names = live.current.channels.map(\.name)
+        let name: @Sendable (DirectoryWatcher.Directory) -> String = { d in names.indices.contains(d.tag) ? names[d.tag] : "?" }
+        let (logger, record) = (self.logger, self.record)
+        watcher.onWatched = { d in
+            logger.notice("impedance spectra of channel \(name(d)) watched at last", metadata: ["directory": "\(d.path)"])
+            record(RunLogEvent(time: Date().timeIntervalSince1970, channel: name(d), kind: "impedance", detail: "spectra directory \(d.path) watched"))
+        }
+        let failed = try watcher.start(existingWithin: within)
+        for (d, e) in failed {
+            logger.error("impedance spectra of channel \(name(d)) not watched: \(e)")
+            record(RunLogEvent(time: Date().timeIntervalSince1970, channel: name(d), kind: "impedance", detail: "spectra directory not watched: \(e)"))
+        }
         logger.info("watching for impedance spectra", metadata: ["directories": "\(watcher.directories.map(\.path).joined(separator: ", "))"])
     }
 
@@ -77,6 +91,7 @@ final class SpectrumIntake: @unchecked Sendable {
         let zone = spec.timeZone.flatMap(TimeZone.init(identifier:)) ?? .current
         let spectrum: Spectrum
         do throws(SpectrumParseError) { spectrum = try SpectrumReader.parse(data: data, fileName: name, timeZone: zone) } catch { return reject("\(error)") }
+        guard spectrum.count <= Self.maxPoints else { return reject("\(spectrum.count) points; a spectrum has at most \(Self.maxPoints) (is this a time series?)") }
         var options = AnalysisOptions()
         options.maximumInterfacialRelativeError = spec.maxRelativeError
         options.requireKramersKronig = spec.requireKramersKronig

@@ -39,24 +39,29 @@ public final class DirectoryWatcher: @unchecked Sendable {
         self.directories = directories; self.handler = handler
     }
 
-    /// Opens the watches (every directory must exist and be readable) and starts the
-    /// thread. Files already in a directory whose modification time is within
-    /// `existingWithin` seconds of now are offered first, oldest first, so a restart
-    /// does not lose the latest spectrum.
-    public func start(existingWithin: Double = 0) throws(DirectoryWatchError) {
+    /// Opens the watches and starts the thread. A directory that cannot be watched (it
+    /// does not exist yet, a share not mounted) does not stop the others: it is returned
+    /// with the reason, and tried again every few seconds by the thread. Files already in
+    /// a directory whose modification time is within `existingWithin` seconds of now are
+    /// offered first, oldest first, so a restart does not lose the latest spectrum.
+    /// Throws only when inotify itself is unavailable.
+    @discardableResult
+    public func start(existingWithin: Double = 0) throws(DirectoryWatchError) -> [(Directory, DirectoryWatchError)] {
         fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard fd >= 0 else { throw DirectoryWatchError(path: "inotify", reason: String(cString: strerror(errno))) }
+        var failed: [(Directory, DirectoryWatchError)] = []
         for d in directories {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: d.path, isDirectory: &isDir), isDir.boolValue else {
-                close(fd); fd = -1
-                throw DirectoryWatchError(path: d.path, reason: "is not a directory (create it, readable by the pressd user)")
+                failed.append((d, DirectoryWatchError(path: d.path, reason: "is not a directory (create it, readable by the pressd user); watched as soon as it exists")))
+                lost.append(d)
+                continue
             }
             let wd = inotify_add_watch(fd, d.path, UInt32(IN_CLOSE_WRITE | IN_MOVED_TO))
             guard wd >= 0 else {
-                let e = String(cString: strerror(errno))
-                close(fd); fd = -1
-                throw DirectoryWatchError(path: d.path, reason: "cannot be watched: \(e)")
+                failed.append((d, DirectoryWatchError(path: d.path, reason: "cannot be watched: \(String(cString: strerror(errno))); tried again every 5 s")))
+                lost.append(d)
+                continue
             }
             watches[wd] = d
         }
@@ -68,7 +73,12 @@ public final class DirectoryWatcher: @unchecked Sendable {
         t.name = "pressd-spectra"
         thread = t
         t.start()
+        return failed
     }
+
+    /// Called on the watcher's thread when a directory that could not be watched is
+    /// watched at last.
+    public var onWatched: (@Sendable (Directory) -> Void)?
 
     /// Stops the thread and closes the watches; returns when the thread has ended.
     public func stop() {
@@ -106,6 +116,7 @@ public final class DirectoryWatcher: @unchecked Sendable {
             let wd = inotify_add_watch(fd, d.path, UInt32(IN_CLOSE_WRITE | IN_MOVED_TO))
             guard wd >= 0 else { return false }
             watches[wd] = d
+            onWatched?(d)
             return true
         }
     }

@@ -35,7 +35,11 @@ struct SpectrumIntakeTests {
         let spectra = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-eis-\(UUID().uuidString.prefix(6))").path
         try FileManager.default.createDirectory(atPath: spectra, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: spectra) }
-        let d = try DaemonProcess(configEdits: [("[channels.B.sim]", "[channels.B.impedance]\nspectra_dir = \"\(spectra)\"\n\n[channels.B.sim]")], timeScale: 5)
+        // A's directory does not exist yet (a share not mounted): B is watched all the same.
+        let missing = spectra + "-A"
+        defer { try? FileManager.default.removeItem(atPath: missing) }
+        let d = try DaemonProcess(configEdits: [("[channels.B.sim]", "[channels.B.impedance]\nspectra_dir = \"\(spectra)\"\n\n[channels.B.sim]"),
+                                                ("[channels.A.sim]", "[channels.A.impedance]\nspectra_dir = \"\(missing)\"\n\n[channels.A.sim]")], timeScale: 5)
         defer { d.cleanup() }
         let c = try d.client()
         // B's cell is 2 cm²: 20 Ω of interfacial resistance is 40 Ω·cm².
@@ -58,6 +62,10 @@ struct SpectrumIntakeTests {
         try "not a spectrum at all\n1,2\n".write(toFile: spectra + "/broken.csv", atomically: false, encoding: .utf8)
         try SpectrumFiles.publish(SpectrumFiles.csv(bulk: 6, interfacial: 25, acquiredAt: Date().addingTimeInterval(-2 * 86400)), dir: spectra, name: "old.csv")
         try SpectrumFiles.publish(SpectrumFiles.csv(bulk: 6, interfacial: 25, acquiredAt: Date().addingTimeInterval(3600)), dir: spectra, name: "future.csv")
+        // A time series, not a spectrum: refused by its point count, at once.
+        var long = "frequency,Zreal,Zimag\n"
+        for k in 0..<3000 { long += "\(1e6 / Double(k + 1)),\(10 + Double(k) * 0.01),-\(1 + Double(k % 7))\n" }
+        try SpectrumFiles.publish(long, dir: spectra, name: "long.csv")
         // A symbolic link is not followed (moved in, so that the watch sees it).
         try FileManager.default.createSymbolicLink(atPath: spectra + "/.link", withDestinationPath: "/etc/passwd")
         try FileManager.default.moveItem(atPath: spectra + "/.link", toPath: spectra + "/link.csv")
@@ -66,7 +74,7 @@ struct SpectrumIntakeTests {
         while Date() < end2 {
             events = try c.call("log_events", LogExportParams(since: 0, until: Date().timeIntervalSince1970 + 86400, channel: "B"), as: LogEventsResult.self)
                 .events.filter { $0.kind == "impedance" }
-            if events.count >= 5 { break }
+            if events.count >= 6 { break }
             usleep(200_000)
         }
         let text = events.map(\.detail).joined(separator: "\n")
@@ -75,10 +83,27 @@ struct SpectrumIntakeTests {
         #expect(events.contains { $0.detail.hasPrefix("spectrum old.csv") && $0.detail.contains("not used") && $0.detail.contains("pushed_stale_after_s") }, "\(text)")
         #expect(events.contains { $0.detail.hasPrefix("spectrum future.csv rejected:") && $0.detail.contains("future") }, "\(text)")
         #expect(events.contains { $0.detail.hasPrefix("spectrum link.csv rejected:") && $0.detail.contains("symbolic link") }, "\(text)")
+        #expect(events.contains { $0.detail.hasPrefix("spectrum long.csv rejected: 3000 points") }, "\(text)")
         #expect(!events.contains { $0.detail.contains(".b_001.csv.part") }, "a writer's temporary file is not taken")
         // None of them replaced the good value.
         let after = try #require(try c.status().channels.first { $0.name == "B" })
         #expect(abs((after.interfacialResistanceOhmCm2 ?? 0) - 40) < 0.8)
+
+        // A's directory appears: watched within seconds, its spectra used.
+        let aEvents = try c.call("log_events", LogExportParams(since: 0, until: Date().timeIntervalSince1970 + 86400, channel: "A"), as: LogEventsResult.self).events
+        #expect(aEvents.contains { $0.channel == "A" && $0.kind == "impedance" && $0.detail.contains("not watched") }, "\(aEvents.map(\.detail))")
+        try FileManager.default.createDirectory(atPath: missing, withIntermediateDirectories: true)
+        var aR: Double?
+        let end3 = Date().addingTimeInterval(20)
+        while Date() < end3 {
+            if (try? c.status().channels.first { $0.name == "A" }?.bulkResistanceOhmCm2) ?? nil == nil {
+                try? SpectrumFiles.publish(SpectrumFiles.csv(bulk: 5, interfacial: 33, acquiredAt: Date().addingTimeInterval(-5)), dir: missing, name: "a_\(Int(Date().timeIntervalSince1970 * 10)).csv")
+            }
+            aR = try c.status().channels.first { $0.name == "A" }?.bulkResistanceOhmCm2
+            if aR != nil { break }
+            usleep(1_000_000)
+        }
+        #expect(abs((aR ?? 0) - 5) < 0.3, "A's spectra used once its directory exists: R_b \(aR ?? .nan)")
     }
 }
 
