@@ -910,8 +910,11 @@ public struct ChannelController: Sendable {
             present[.overPressure] = "stack pressure \(fmt3(p)) MPa above trip level \(fmt3(parameters.limits.trip)) MPa"
         }
 
-        // Soft short: judged on distinct, fresh voltage measurements at steady current.
-        if shortDetector != nil,
+        // Soft short: judged on distinct, fresh voltage measurements at steady current —
+        // not again once suspected (the first evidence is the one that matters, and a
+        // flickering short must not fire a fault every few ticks) until acknowledged,
+        // and not on a released channel.
+        if shortDetector != nil, mode != .released, !faults.records.contains(where: { $0.code == .cellShortSuspected }),
            let e = shortDetector!.update(now: now, voltage: readings.voltage, current: readings.current, pressure: pressure ?? last.pressure,
                                          resistance: readings.interfacialResistance, area: parameters.cellArea) {
             present[.cellShortSuspected] = e.message

@@ -168,6 +168,16 @@ struct SimShortTests {
         #expect(abs(r.end - 1.5) <= 0.15, "\(actuator): ends at \(r.end) MPa, not at short_safe_mpa 1.5")
         let msg = loop.controller.faults.records.first { $0.code == .cellShortSuspected }?.message ?? ""
         #expect(msg.contains("mA") && msg.contains("MPa"), "\(msg)")
+        // The short stays (a flickering shunt): one fault, its first evidence kept, not a
+        // new one every few ticks while the channel sits at its safe pressure.
+        _ = loop.controller.drainEvents()
+        loop.run(for: 120)
+        let refired = loop.controller.drainEvents().filter { (e: ChannelEvent) -> Bool in
+            if case .faultRaised(let f, _) = e { return f.code == .cellShortSuspected }
+            return false
+        }
+        #expect(refired.isEmpty, "\(actuator): \(refired.count) more cell_short_suspected events while latched")
+        #expect(loop.controller.faults.records.first { $0.code == .cellShortSuspected }?.message == msg, "the evidence at detection is kept")
     }
 
     @Test("at high stack pressure and current density the hazard model shorts the cell; the channel finds it within 2 s and releases")
