@@ -149,7 +149,7 @@ struct SpectrumSweepIntegrationTests {
         analyser.start()
         defer { stop.store(true) }
         usleep(UInt32(150 / scale * 1e6)) // at 6 MPa with the first spectrum in
-        _ = try c.call("sweep", SweepParams(channel: "A", action: .start, fromMpa: 6, toMpa: 1.5, steps: 7, dwellS: 60, minMeasurements: 2),
+        _ = try c.call("sweep", SweepParams(channel: "A", action: .start, fromMpa: 6, toMpa: 1.8, steps: 7, dwellS: 60, minMeasurements: 2),
                        as: ActionResult.self)
         var result: SweepInfo?
         let end = Date().addingTimeInterval(3 * 3600 / scale)
