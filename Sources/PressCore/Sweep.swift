@@ -420,9 +420,17 @@ public struct MarginPressure: Sendable, Equatable, Codable {
     public var high: Double?
     /// The lowest level's pressure, MPa (what "below the swept range" means).
     public var lowestPressure: Double
+    /// False when a level had a single measurement: its spread is unknown, so there is
+    /// no interval (`low` and `high` are nil). Nil in records written before.
+    public var intervalAvailable: Bool?
 
     public var summary: String {
         let crit = "R > \(fmt3(1 + margin)) × the high-pressure \(fmt3(reference)) Ω·cm²"
+        if intervalAvailable == false {
+            let none = "no 95 % interval: a level has a single measurement (use --min-measurements 2 or more)"
+            guard let p = pressure else { return "margin pressure below the swept range (\(crit) nowhere down to \(fmt3(lowestPressure)) MPa; \(none))" }
+            return "margin pressure \(fmt3(p)) MPa (\(crit); \(none))"
+        }
         guard let p = pressure else {
             return "margin pressure below the swept range (\(crit) nowhere down to \(fmt3(lowestPressure)) MPa"
                 + (high.map { "; 95 % up to \(fmt3($0)) MPa" } ?? "") + ")"
@@ -453,9 +461,14 @@ public struct MarginPressure: Sendable, Equatable, Codable {
         let est = crossing(pts.map(\.resistance), th)
         let pess = crossing(pts.map { $0.resistance + t($0) * $0.resistanceSE }, (1 + margin) * (ref - tRef * refSE))
         let opt = crossing(pts.map { $0.resistance - t($0) * $0.resistanceSE }, (1 + margin) * (ref + tRef * refSE))
+        // One measurement at a level: its standard error is unknown, not zero.
+        if pts.contains(where: { $0.samples < 2 }) {
+            return MarginPressure(margin: margin, reference: ref, referenceSE: refSE, threshold: th, pressure: est,
+                                  low: nil, high: nil, lowestPressure: pts.last!.pressure, intervalAvailable: false)
+        }
         return MarginPressure(margin: margin, reference: ref, referenceSE: refSE, threshold: th, pressure: est,
                               low: opt.map { o in est.map { min(o, $0) } ?? o }, high: pess.map { q in est.map { max(q, $0) } ?? q },
-                              lowestPressure: pts.last!.pressure)
+                              lowestPressure: pts.last!.pressure, intervalAvailable: true)
     }
 }
 

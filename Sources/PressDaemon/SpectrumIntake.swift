@@ -107,7 +107,14 @@ final class SpectrumIntake: @unchecked Sendable {
         let age = now - acquired
         guard age >= -5 else { return reject("acquired \(Self.iso(acquired)) (\(timeSource)), \(fmt0(-age)) s in the future: check the analyser PC's clock and time_zone") }
         let r = analysis.areaSpecific(areaCM2: c.control.cellArea)
-        var detail = "spectrum \(name) (\(spectrum.source.rawValue), \(spectrum.count) points, acquired \(Self.iso(acquired)) \(timeSource)): "
+        let format: String
+        switch spectrum.source {
+        case .bioLogicMPT: format = "EC-Lab mpt"
+        case .gamryDTA: format = "Gamry DTA"
+        case .csv: format = "csv"
+        case .synthetic: format = "synthetic"
+        }
+        var detail = "spectrum \(name) (\(format), \(spectrum.count) points, acquired \(Self.iso(acquired)) \(timeSource)): "
             + "R_int \(fmt3(r.interfacial)) ± \(fmt3(r.interfacialError)) Ω·cm², R_b \(fmt3(r.bulk)) ± \(fmt3(r.bulkError)) Ω·cm², "
             + "CPE α \(fmt3(analysis.cpeAlpha))" + (analysis.warburgSigma != nil ? ", Warburg tail" : "")
             + ", Kramers–Kronig residual \(fmt3(analysis.kramersKronig.maxResidual * 100)) %"

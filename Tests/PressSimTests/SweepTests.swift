@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import PressCore
 @testable import PressSim
@@ -157,5 +158,19 @@ struct SweepTests {
         #expect(r.note?.contains("resistance measurements acquired after it settled") == true, "\(r.note ?? "")")
         #expect(l.now < 1100 + 120 + 300 + 600, "gave up within dwell + timeout of the last level: \(l.now)")
         #expect(l.controller.target == 8, "back to the starting pressure")
+    }
+
+    @Test("one measurement per level: the margin pressure has no interval (its spread is unknown), rather than a zero-width one")
+    func singleMeasurementInterval() throws {
+        let ps = [6.0, 5.25, 4.5, 3.75, 3.0, 2.25, 1.5]
+        func pts(_ n: Int) -> [SweepPoint] {
+            ps.map { p in SweepPoint(setpoint: p, pressure: p, resistance: 10 + 30 * pow(p, -1.5), resistanceSD: n > 1 ? 0.2 : 0, samples: n, temperature: nil) }
+        }
+        let one = try #require(MarginPressure.find(pts(1), margin: 0.2))
+        #expect(one.pressure != nil && one.low == nil && one.high == nil && one.intervalAvailable == false)
+        #expect(one.summary.contains("no 95 % interval"), "\(one.summary)")
+        let three = try #require(MarginPressure.find(pts(3), margin: 0.2))
+        #expect(three.intervalAvailable == true && three.low != nil && three.high != nil)
+        #expect(three.low! < three.pressure! && three.pressure! < three.high!, "\(three.summary)")
     }
 }
