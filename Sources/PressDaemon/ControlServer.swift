@@ -66,6 +66,9 @@ struct LineFrameDecoder: ByteToMessageDecoder {
 /// What the server needs to know about the daemon.
 public struct ServerContext: Sendable {
     public var version: String
+    /// Loop seconds per wall-clock second (above 1 on a fast simulated rig): ages given
+    /// in wall-clock time are this many times longer on the loop's clock.
+    public var timeScale: Double = 1
     public var backend: BackendKind
     /// The channels' configuration in force now (limits, autotune settings): read at
     /// each request, so a reload is seen by the next one.

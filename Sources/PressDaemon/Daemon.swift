@@ -156,6 +156,7 @@ public final class Daemon: @unchecked Sendable {
         var ctx = ServerContext(version: Self.version, backend: config.backend, channels: config.channels, startNanos: startNanos,
                                 runLog: runLog, audit: audit)
         ctx.access = config.access
+        ctx.timeScale = config.timeScale
         ctx.store = { s in writer?.enqueue(s) }
         let devicePollers = pollers
         ctx.deviceHealth = { devicePollers.map { $0.snapshotHealth() } }

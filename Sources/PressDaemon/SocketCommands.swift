@@ -180,8 +180,10 @@ extension ConnectionHandler {
             }
             age = max(0, now - at)
             let limit = ctx.channels[i].pushedStaleAfter
-            guard age <= limit else {
-                return fail(id, .invalidParams, "push_signals: acquired_at is \(fmt0(age)) s ago, older than the channel's pushed_stale_after_s \(fmt0(limit)) s: the values would be stale on arrival", context: context)
+            // Staleness is judged on the loop's clock, as the loop will judge it.
+            guard age * ctx.timeScale <= limit else {
+                let scaled = ctx.timeScale == 1 ? "" : " (\(fmt0(age * ctx.timeScale)) s of loop time at time_scale \(ctx.timeScale))"
+                return fail(id, .invalidParams, "push_signals: acquired_at is \(fmt0(age)) s ago\(scaled), older than the channel's pushed_stale_after_s \(fmt0(limit)) s: the values would be stale on arrival", context: context)
             }
         }
         submitAction(.push(channel: i, PushedSignals(interfacialResistance: p.interfacialResistanceOhmCm2, temperature: p.temperatureC, current: p.currentMa, voltage: p.voltageV, age: age)),

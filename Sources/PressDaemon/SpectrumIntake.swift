@@ -118,7 +118,8 @@ final class SpectrumIntake: @unchecked Sendable {
             + "R_int \(fmt3(r.interfacial)) ± \(fmt3(r.interfacialError)) Ω·cm², R_b \(fmt3(r.bulk)) ± \(fmt3(r.bulkError)) Ω·cm², "
             + "CPE α \(fmt3(analysis.cpeAlpha))" + (analysis.warburgSigma != nil ? ", Warburg tail" : "")
             + ", Kramers–Kronig residual \(fmt3(analysis.kramersKronig.maxResidual * 100)) %"
-        if age > c.pushedStaleAfter {
+        // Stale as the loop will judge it: on its clock (time_scale on a fast simulated rig).
+        if age * live.current.timeScale > c.pushedStaleAfter {
             detail += "; not used: \(fmt0(age)) s old, beyond pushed_stale_after_s \(fmt0(c.pushedStaleAfter)) s"
         } else {
             let push = PushedSignals(interfacialResistance: r.interfacial, bulkResistance: r.bulk, age: max(0, age))
