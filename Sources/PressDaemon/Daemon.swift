@@ -274,9 +274,9 @@ struct SpectrumService: Service {
                 try intake.start()
                 break
             } catch {
-                daemon.logger.error("impedance spectra not watched (trying again in 60 s): \(error)")
+                daemon.logger.error("impedance spectra not watched: inotify unavailable (trying again in 60 s): \(error)")
                 daemon.writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "impedance", detail: "spectra not watched: \(error)"))
-                try? await Task.sleep(for: .seconds(60))
+                for _ in 0..<60 where !Task.isShuttingDownGracefully { try? await Task.sleep(for: .seconds(1)) }
             }
         }
         try? await gracefulShutdown()
