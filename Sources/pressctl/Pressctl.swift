@@ -115,7 +115,17 @@ struct Pressctl: ParsableCommand {
                                                   + " (commands: \(names.joined(separator: ", ")))\n").utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
-        Self.main(args)
+        do {
+            var command = try parseAsRoot(args)
+            try command.run()
+        } catch {
+            // With --json a usage error is JSON on standard output too, like a refusal.
+            if args.contains("--json"), !(error is ExitCode), !(error is CleanExit) {
+                let body = ["error": ["code": "usage", "message": message(for: error)]]
+                if let data = try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]) { print(String(decoding: data, as: UTF8.self)) }
+            }
+            exit(withError: error)
+        }
     }
 }
 
@@ -430,14 +440,15 @@ struct Sim: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inject a disturbance into the simulated rig (simulator backend only).",
         discussion: "For training and tests: e.g. 'pressctl sim --channel A --thickness-step-um 40' swells the cell by 40 µm at once.")
-    @Option(name: .long, help: "Add this bias to the load-cell reading, N.") var forceBias: Double?
+    // `.unconditional`: a negative value (`--force-bias -20`) is a value, not an option.
+    @Option(name: .long, parsing: .unconditional, help: "Add this bias to the load-cell reading, N.") var forceBias: Double?
     @Option(name: .long, help: "Load-cell sensitivity error: reading = force × gain + bias.") var forceGain: Double?
     @Option(name: .long, help: "Disconnect (true) or reconnect (false) the load cell.") var sensorDisconnected: Bool?
-    @Option(name: .long, help: "Ambient temperature, °C.") var ambient: Double?
+    @Option(name: .long, parsing: .unconditional, help: "Ambient temperature, °C.") var ambient: Double?
     @Option(name: .long, help: "Pneumatic supply pressure, MPa.") var supply: Double?
-    @Option(name: .long, help: "Cycler current, mA.") var current: Double?
+    @Option(name: .long, parsing: .unconditional, help: "Cycler current, mA.") var current: Double?
     @Option(name: .long, help: "Cycler period (charge + discharge), s; 0 = constant current.") var cyclePeriod: Double?
-    @Option(name: .long, help: "Sudden cell thickness change, µm.") var thicknessStepUm: Double?
+    @Option(name: .long, parsing: .unconditional, help: "Sudden cell thickness change, µm.") var thicknessStepUm: Double?
     @Option(name: .long, help: "Block the next sensor read this many seconds (a hung device; stalls the loop).") var stall: Double?
     @Option(name: .long, help: "Drive the emergency-stop input (true = stop).") var emergencyStop: Bool?
     @Option(name: .long, help: "Drive the cycler's charging signal.") var charging: Bool?

@@ -169,10 +169,11 @@ struct Push: ParsableCommand {
         export): the values are used in place of the channel's own until they are older than the channel's \
         pushed_stale_after_s (default 900 s). Example, after each EIS fit: pressctl push -c A --resistance 23.4
         """)
-    @Option(help: "Interfacial resistance, Ω·cm².") var resistance: Double?
-    @Option(help: "Cell temperature, °C.") var temperature: Double?
-    @Option(help: "Cell current, mA (charging positive).") var current: Double?
-    @Option(help: "Cell voltage, V.") var voltage: Double?
+    // `.unconditional`: a negative value (`--current -2.5`) is a value, not an option.
+    @Option(parsing: .unconditional, help: "Interfacial resistance, Ω·cm².") var resistance: Double?
+    @Option(parsing: .unconditional, help: "Cell temperature, °C.") var temperature: Double?
+    @Option(parsing: .unconditional, help: "Cell current, mA (charging positive).") var current: Double?
+    @Option(parsing: .unconditional, help: "Cell voltage, V.") var voltage: Double?
     @Option(help: "When the values were measured: ISO 8601 with a time zone (2026-11-28T14:03:12Z, 2026-11-28T15:03:12+01:00) or Unix seconds (default: now). For an analyser, the spectrum's start time.")
     var acquiredAt: String?
     @OptionGroup var conn: Connection

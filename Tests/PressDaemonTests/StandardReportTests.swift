@@ -95,6 +95,12 @@ struct StandardReportTests {
         #expect(refusedJSON.status == 1, "\(refusedJSON.stderr)")
         let obj = try JSONSerialization.jsonObject(with: Data(refusedJSON.stdout.utf8)) as? [String: [String: String]]
         #expect(obj?["error"]?["code"] == "out_of_range" && obj?["error"]?["message"]?.contains("99") == true, "\(refusedJSON.stdout)")
+        let usageJSON = try runProcess(binDir + "/pressctl", ["--json", "set", "5mpa", "-c", "B", "--socket", d.socket])
+        let usage = try JSONSerialization.jsonObject(with: Data(usageJSON.stdout.utf8)) as? [String: [String: String]]
+        #expect(usageJSON.status == 64 && usage?["error"]?["code"] == "usage" && usage?["error"]?["message"]?.contains("did you mean MPa?") == true, "\(usageJSON.stdout)")
+        // A negative value is a value, refused by the daemon with the parameter named.
+        let negative = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--resistance", "-5", "--socket", d.socket])
+        #expect(negative.status == 1 && negative.stderr.contains("interfacial_resistance_ohm_cm2 must be > 0"), "\(negative.stderr)")
         let exportJSON = try runProcess(binDir + "/pressctl", ["log", "export", "--json", "--socket", d.socket])
         #expect(exportJSON.status == 64 && exportJSON.stderr.contains("CSV only"), "\(exportJSON.stderr)")
         // One version: pressctl's, pressd's hello and status agree.
