@@ -102,7 +102,8 @@ public struct ResistanceMap: Sendable, Equatable, Codable {
     /// Bins with at least `minimum` measurements.
     public func measured(minimum: Int) -> [Bin] { bins.filter { $0.count >= max(1, minimum) } }
     /// The lowest mean resistance among levels with `minimum` measurements, Ω·cm².
-    public func minimum(measurements minimum: Int) -> Double? { measured(minimum: minimum).map(\.mean).min() }
+    /// Called every tick by the supervisor: no allocation.
+    public func minimum(measurements minimum: Int) -> Double? { bins.lazy.filter { $0.count >= max(1, minimum) }.map(\.mean).min() }
 
     /// The knee fitted to the measured levels, when there are enough of them.
     public func fit(minimum: Int) -> KneeFit? {

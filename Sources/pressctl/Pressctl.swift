@@ -292,16 +292,11 @@ struct Watch: ParsableCommand {
     @OptionGroup var conn: Connection
 
     func validate() throws {
-        guard Watch.seconds(window) != nil else { throw ValidationError("--window '\(window)' is not a duration: write e.g. 90s, 10m or 2h") }
+        guard let s = Watch.seconds(window), s > 0 else { throw ValidationError("--window '\(window)' is not a duration: write e.g. 90s, 10m or 2h") }
     }
 
-    /// `90s`, `10m`, `2h`, `1d` or plain seconds.
-    static func seconds(_ text: String) -> Double? {
-        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-        if let last = text.last, let k = units[last], let v = Double(text.dropLast()), v > 0 { return v * k }
-        if let v = Double(text), v > 0 { return v }
-        return nil
-    }
+    /// `90s`, `10m`, `2h`, `1d` (see `parseDuration`) or plain seconds.
+    static func seconds(_ text: String) -> Double? { parseDuration(text) ?? Double(text) }
 
     func run() throws {
         let c = try conn.connect()

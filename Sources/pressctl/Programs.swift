@@ -67,14 +67,17 @@ struct Program: ParsableCommand {
 
 /// Parses a time for `log export`: ISO 8601 (`2026-11-25T08:00:00Z`), unix seconds,
 /// `now`, or a time ago (`2h`, `30m`, `1d`, `90s`; a leading `-` is allowed).
+/// A duration with its unit: `90s`, `10m`, `2h`, `1d`; nil otherwise.
+func parseDuration(_ text: String) -> Double? {
+    guard let unit = text.last, let scale = ["s": 1.0, "m": 60, "h": 3600, "d": 86_400][unit],
+          let n = Double(text.dropLast()), n.isFinite, n >= 0 else { return nil }
+    return n * scale
+}
+
 func parseTime(_ text: String, now: Date = Date()) throws -> Double {
     if text == "now" { return now.timeIntervalSince1970 }
-    if let v = Double(text) { return v }
-    let ago = text.hasPrefix("-") ? String(text.dropFirst()) : text
-    if let unit = ago.last, let n = Double(ago.dropLast()) {
-        let scale: Double? = ["s": 1, "m": 60, "h": 3600, "d": 86400][unit]
-        if let scale { return now.timeIntervalSince1970 - n * scale }
-    }
+    if let v = Double(text), v.isFinite { return v }
+    if let ago = parseDuration(text.hasPrefix("-") ? String(text.dropFirst()) : text) { return now.timeIntervalSince1970 - ago }
     let iso = ISO8601DateFormatter()
     for opts: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withInternetDateTime, .withFractionalSeconds], [.withFullDate]] {
         iso.formatOptions = opts

@@ -174,12 +174,15 @@ struct Push: ParsableCommand {
     @Option(parsing: .unconditional, help: "Cell temperature, °C.") var temperature: Double?
     @Option(parsing: .unconditional, help: "Cell current, mA (charging positive).") var current: Double?
     @Option(parsing: .unconditional, help: "Cell voltage, V.") var voltage: Double?
-    @Option(help: "When the values were measured: ISO 8601 with a time zone (2026-11-28T14:03:12Z, 2026-11-28T15:03:12+01:00) or Unix seconds (default: now). For an analyser, the spectrum's start time.")
+    @Option(help: "When the values were measured: ISO 8601 (2026-11-28T14:03:12Z, 2026-11-28T15:03:12+01:00), Unix seconds, or a time ago (90s, 5m); default now. For an analyser, the spectrum's start time.")
     var acquiredAt: String?
     @OptionGroup var conn: Connection
-    func run() throws {
+    func validate() throws {
         guard resistance != nil || temperature != nil || current != nil || voltage != nil else { throw ValidationError("give --resistance, --temperature, --current or --voltage") }
-        let at = try acquiredAt.map(Push.parseTime)
+        _ = try acquiredAt.map(Push.acquiredTime)
+    }
+    func run() throws {
+        let at = try acquiredAt.map(Push.acquiredTime)
         let c = try conn.connect()
         let p = PushSignalsParams(channel: try conn.requireChannel(c), interfacialResistanceOhmCm2: resistance, temperatureC: temperature, currentMa: current,
                                   voltageV: voltage, acquiredAt: at)
@@ -189,14 +192,9 @@ struct Push: ParsableCommand {
 }
 
 extension Push {
-    /// `--acquired-at`: ISO 8601 with a zone (fractional seconds allowed) or Unix seconds.
-    static func parseTime(_ text: String) throws -> Double {
-        if let v = Double(text), v.isFinite { return v }
-        let iso = ISO8601DateFormatter()
-        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = iso.date(from: text) { return d.timeIntervalSince1970 }
-        iso.formatOptions = [.withInternetDateTime]
-        if let d = iso.date(from: text) { return d.timeIntervalSince1970 }
-        throw ValidationError("--acquired-at '\(text)' is not a time: give ISO 8601 with a time zone (2026-11-28T14:03:12Z) or Unix seconds")
+    /// `--acquired-at`: any time `log events --since` takes (ISO 8601, Unix seconds,
+    /// now, or a time ago such as 90s), named in the error.
+    static func acquiredTime(_ text: String) throws -> Double {
+        do { return try parseTime(text) } catch { throw ValidationError("--acquired-at: \(error)") }
     }
 }
