@@ -709,7 +709,10 @@ public struct ChannelController: Sendable {
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
         let grant = try take(.program)
         for owner in grant.ended { stop(owner, reason: "program \(p.name) started") }
-        program = ProgramRunner(program: p, startSetpoint: target ?? last.pressure)
+        // A ramp step starts where the pressure is: on a regulating channel its
+        // setpoint; otherwise (released, holding) the measured pressure, since an old
+        // setpoint still stored would let a ramp to it "finish" at once.
+        program = ProgramRunner(program: p, startSetpoint: mode == .regulating ? (target ?? last.pressure) : (last.pressure ?? target))
         events.append(.programState(name: p.name, state: .started, detail: "\(p.steps.count) steps"))
         events.append(.programStep(name: p.name, index: 0, step: p.steps[0].name))
         handedOver(grant.handover)
@@ -718,7 +721,7 @@ public struct ChannelController: Sendable {
     public mutating func pauseProgram() throws(CommandRejection) {
         guard var r = program, r.state == .running else { throw .noProgram("no running program to pause") }
         r.pause(); program = r
-        events.append(.programState(name: r.program.name, state: .paused, detail: "step \(r.index)"))
+        events.append(.programState(name: r.program.name, state: .paused, detail: "step \(r.index + 1)"))
     }
 
     /// Resumes a paused program; on the next tick the channel regulates at the program's
@@ -727,14 +730,14 @@ public struct ChannelController: Sendable {
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
         guard var r = program, r.state == .paused else { throw .noProgram("no paused program to resume") }
         r.resume(); program = r
-        events.append(.programState(name: r.program.name, state: .resumed, detail: "step \(r.index)"))
+        events.append(.programState(name: r.program.name, state: .resumed, detail: "step \(r.index + 1)"))
     }
 
     /// Stops the program; the channel keeps regulating at the present setpoint.
     public mutating func stopProgram() throws(CommandRejection) {
         guard let r = program else { throw .noProgram("no program loaded") }
         program = nil
-        events.append(.programState(name: r.program.name, state: .stopped, detail: "step \(r.index)"))
+        events.append(.programState(name: r.program.name, state: .stopped, detail: "step \(r.index + 1)"))
         ended(.program)
     }
 

@@ -500,7 +500,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         case .rejected(.noProgram(let m)):
             return .failure(ErrorBody(.noProgram, "\(method): \(m)"))
         case .rejected(.invalidProgram(let step, let m)):
-            return .failure(ErrorBody(.invalidProgram, "\(method): steps[\(step)]: \(m)"))
+            return .failure(ErrorBody(.invalidProgram, "\(method): step \(step + 1): \(m)"))
         case .rejected(.unsafe(let m)):
             return .failure(ErrorBody(.refused, "\(method): \(m)"))
         default:
@@ -556,6 +556,6 @@ final class Once: @unchecked Sendable {
 
 /// A program runner as the wire shows it.
 func programInfo(_ r: ProgramRunner) -> ProgramInfo {
-    ProgramInfo(name: r.program.name, state: r.state.rawValue, step: r.index, steps: r.program.steps.count,
+    ProgramInfo(name: r.program.name, state: r.state.rawValue, step: r.index + 1, steps: r.program.steps.count,
                 stepType: r.currentStep?.name, stepElapsedS: r.elapsed, setpointMpa: r.setpoint)
 }

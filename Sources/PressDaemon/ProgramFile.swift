@@ -1,7 +1,8 @@
 import PressCore
 
 /// Reads a pressure program from TOML (see docs/programs.md). Errors name the source,
-/// the line and the key (`steps[2].period_s`).
+/// the line, the step and the key (`step 3: period_s`). Steps are numbered from 1, the
+/// way `program status`, the run log and `to_step` number them.
 public enum ProgramFile {
     public static func parse(_ text: String, source: String) throws(ConfigError) -> PressureProgram {
         let root = try parseTOML(text, file: source)
@@ -9,7 +10,8 @@ public enum ProgramFile {
         var steps: [ProgramStep] = []
         let tables = try root.tables("steps")
         guard !tables.isEmpty else { throw root.error("steps", "a program needs at least one [[steps]] table") }
-        for t in tables {
+        for (i, t) in tables.enumerated() {
+          do throws(ConfigError) {
             guard let type = try t.string("type") else { throw t.error("type", "is required (set, ramp, hold, square, sine, press_release, wait_input, loop)") }
             let step: ProgramStep
             switch type {
@@ -36,12 +38,23 @@ public enum ProgramFile {
                 step = .waitInput(input: input, state: try t.bool("state") ?? true, timeout: try t.double("timeout_s"))
             case "loop":
                 guard let to = try t.int("to_step"), let n = try t.int("count") else { throw t.error(nil, "loop needs to_step and count") }
-                step = .loop(toStep: to, count: n)
+                guard to >= 1, to <= i else { throw t.error("to_step", "must be the number of an earlier step (1…\(i)), found \(to)") }
+                step = .loop(toStep: to - 1, count: n)
             default:
                 throw t.error("type", "'\(type)' is not a step type (set, ramp, hold, square, sine, press_release, wait_input, loop)")
             }
             try t.rejectUnknownKeys()
             steps.append(step)
+          } catch {
+            // `steps[2].period_s` → `step 3: period_s` (the line is already found).
+            var e = error
+            let prefix = "steps[\(i)]"
+            if let k = e.key, k.hasPrefix(prefix) {
+                let rest = k.dropFirst(prefix.count).drop { $0 == "." }
+                e.key = "step \(i + 1)" + (rest.isEmpty ? "" : ": " + rest)
+            }
+            throw e
+          }
         }
         try root.rejectUnknownKeys()
         return PressureProgram(name: name, steps: steps)

@@ -36,8 +36,8 @@ func format(_ e: LoopEvent) -> FormattedEvent {
         md["setpoint_mpa"] = "\(target)"
         return FormattedEvent(kind: "setpoint", detail: "\(target) MPa, ramp \(ramp.map { "\($0) MPa/s" } ?? "step")", level: .info, metadata: md)
     case .programStep(let name, let index, let step):
-        md["program"] = "\(name)"; md["step"] = "\(index)"
-        return FormattedEvent(kind: "program", detail: "\(name): step \(index) (\(step))", level: .info, metadata: md)
+        md["program"] = "\(name)"; md["step"] = "\(index + 1)"
+        return FormattedEvent(kind: "program", detail: "\(name): step \(index + 1) (\(step))", level: .info, metadata: md)
     case .programState(let name, let state, let detail):
         md["program"] = "\(name)"; md["state"] = "\(state)"
         return FormattedEvent(kind: "program", detail: "\(name) \(state)\(detail.isEmpty ? "" : ": " + detail)", level: .notice, metadata: md)

@@ -104,7 +104,7 @@ extension ConnectionHandler {
             case .program(let runner): return .success(ProgramResult(channel: name, program: runner.map(programInfo)))
             case .rejected(.invalidProgram(let step, let message)):
                 let line = locator.line(of: "steps[\(step)]").map { ":\($0)" } ?? ""
-                return .failure(ErrorBody(.invalidProgram, "program_start: \(source)\(line): steps[\(step)]: \(message)"))
+                return .failure(ErrorBody(.invalidProgram, "program_start: \(source)\(line): step \(step + 1): \(message)"))
             default: return nil
             }
         }

@@ -12,7 +12,7 @@ struct Program: ParsableCommand {
     static func show(_ r: ProgramResult, json: Bool) {
         if json { return printJSON(r) }
         guard let p = r.program else { return print("\(r.channel): no program") }
-        print("\(r.channel): \(p.name) \(p.state), step \(p.step + 1)/\(p.steps) (\(p.stepType ?? "-")) for \(Int(p.stepElapsedS)) s, setpoint \(f(p.setpointMpa)) MPa")
+        print("\(r.channel): \(p.name) \(p.state), step \(p.step)/\(p.steps) (\(p.stepType ?? "-")) for \(Int(p.stepElapsedS)) s, setpoint \(f(p.setpointMpa)) MPa")
     }
 
     struct Start: ParsableCommand {
