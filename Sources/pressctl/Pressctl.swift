@@ -58,10 +58,7 @@ func fail(_ error: ClientError) -> Never {
         }
         let message: String
         if case .remote(let e) = error { message = e.message } else { message = "\(error)" }
-        let body = ["error": ["code": code, "message": message]]
-        if let data = try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]) {
-            print(String(decoding: data, as: UTF8.self))
-        }
+        print(JSONOutput.error(code: code, message: message))
     }
     switch error {
     case .notRunning, .pathTooLong, .io, .permissionDenied, .untrustedDirectory: Foundation.exit(Exit.notRunning.rawValue)
@@ -74,10 +71,9 @@ func call<P: Encodable, R: Codable>(_ c: ControlClient, _ method: String, _ para
     do { return try c.call(method, params, as: R.self) } catch { fail(error) }
 }
 
+/// Prints `v` as `--json` output: `{"ok": v}`, numbers rounded (see `JSONOutput`).
 func printJSON<T: Encodable>(_ v: T) {
-    let e = ControlProtocol.encoder()
-    e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-    print(String(decoding: try! e.encode(v), as: UTF8.self))
+    print(JSONOutput.ok(v))
 }
 
 func f(_ v: Double?, _ digits: Int = 3) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "—" }
@@ -121,8 +117,7 @@ struct Pressctl: ParsableCommand {
         } catch {
             // With --json a usage error is JSON on standard output too, like a refusal.
             if args.contains("--json"), !(error is ExitCode), !(error is CleanExit) {
-                let body = ["error": ["code": "usage", "message": message(for: error)]]
-                if let data = try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]) { print(String(decoding: data, as: UTF8.self)) }
+                print(JSONOutput.error(code: "usage", message: message(for: error)))
             }
             exit(withError: error)
         }
@@ -320,8 +315,8 @@ struct Watch: ParsableCommand {
             do { e = try c.nextEvent() } catch { fail(error) }
             n += 1
             if conn.json {
-                let enc = ControlProtocol.encoder()
-                print(String(decoding: try! enc.encode(e), as: UTF8.self))
+                // JSON lines: one envelope per update.
+                print(JSONOutput.ok(e, pretty: false))
                 fflush(nil)
                 continue
             }

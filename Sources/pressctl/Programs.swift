@@ -3,6 +3,9 @@ import PressLog
 import Foundation
 import PressProtocol
 
+/// `program status --json`: the programs of every channel, an object like every answer.
+struct ProgramList: Encodable { var programs: [ProgramResult] }
+
 struct Program: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run pressure programs: steps, ramps, holds, pulsed and sine pressure, waits on the cycler.",
@@ -59,7 +62,7 @@ struct Program: ParsableCommand {
         func run() throws {
             let c = try conn.connect()
             let list = call(c, "program_status", OptionalChannelParams(channel: conn.channel), as: [ProgramResult].self)
-            if conn.json { return printJSON(list) }
+            if conn.json { return printJSON(ProgramList(programs: list)) }
             list.forEach { Program.show($0, json: false) }
         }
     }

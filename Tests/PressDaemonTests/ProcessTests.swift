@@ -102,7 +102,7 @@ struct ProcessTests {
         #expect(try run("pressctl", ["set", "99MPa", "-c", "B"], env: env).status == 1)
         usleep(3_000_000) // 15 s of plant time
         let st = try run("pressctl", ["status", "--json"], env: env)
-        let status = try ControlProtocol.decoder().decode(StatusResult.self, from: Data(st.stdout.utf8))
+        let status = try ControlProtocol.decoder().decode(OkEnvelope<StatusResult>.self, from: Data(st.stdout.utf8)).ok
         #expect(status.channels.allSatisfy { $0.mode == "regulating" && $0.inBand })
         let table = try run("pressctl", ["status"], env: env)
         #expect(table.stdout.contains("regulating"))
@@ -209,3 +209,6 @@ struct CalibrateProcessTests {
         #expect(bad.stderr.contains("put the known load on the cell"))
     }
 }
+
+/// What `pressctl --json` prints for an answer: `{"ok": ANSWER}`.
+struct OkEnvelope<T: Decodable>: Decodable { var ok: T }

@@ -307,7 +307,8 @@ def status_json(c, user="tech"):
     r = c.run([PRESSCTL, "status", "--json"], user=user, timeout=20)
     if r.returncode != 0:
         raise CheckFailed(f"pressctl status --json as {user} exited {r.returncode}: {r.stderr.strip()}")
-    return json.loads(r.stdout)
+    # pressctl --json answers in one envelope: {"ok": ANSWER} or {"error": {...}}.
+    return json.loads(r.stdout)["ok"]
 
 
 def channel(st, name):
