@@ -696,7 +696,7 @@ public struct ChannelController: Sendable {
         target = mpa
         if mode != .regulating {
             pid.setAutomatic(measurement: last.pressure ?? 0, feedforward: totalFeedforward(mpa))
-            changeMode(.regulating, reason: "setpoint \(mpa) MPa")
+            changeMode(.regulating, reason: "setpoint \(fmt3(mpa)) MPa")
         }
     }
 
@@ -894,7 +894,7 @@ public struct ChannelController: Sendable {
                 present[.sensorStale] = "force sample is \(Int((age * 1000).rounded())) ms old (limit \(Int((s.staleAfter * 1000).rounded())) ms)"
             }
             if !f.value.isFinite || f.value < s.minForce || f.value > s.maxForce {
-                present[.sensorRange] = "force \(f.value) N outside plausible range \(s.minForce)…\(s.maxForce) N"
+                present[.sensorRange] = "force \(fmt3(f.value)) N outside plausible range \(fmt3(s.minForce))…\(fmt3(s.maxForce)) N"
             } else if !last.stale {
                 pressure = parameters.pressure(fromForce: f.value)
             }

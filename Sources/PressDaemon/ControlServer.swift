@@ -490,7 +490,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     static func genericError<R>(_ answer: LoopReply, method: String) -> Result<R, ErrorBody> {
         switch answer {
         case .rejected(.outOfRange(let v, let lo, let hi)):
-            return .failure(ErrorBody(.outOfRange, "\(method): \(v) MPa is outside \(lo)…\(hi) MPa"))
+            return .failure(ErrorBody(.outOfRange, "\(method): \(fmt3(v)) MPa is outside \(lo)…\(hi) MPa"))
         case .rejected(.faultLatched(let codes)):
             return .failure(ErrorBody(.faultLatched, "\(method): refused while faults are latched (\(codes.map(\.rawValue).joined(separator: ", "))); clear the cause and acknowledge with 'ack'"))
         case .rejected(.invalidRamp(let r)):

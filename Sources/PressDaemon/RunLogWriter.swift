@@ -34,7 +34,7 @@ func format(_ e: LoopEvent) -> FormattedEvent {
         return FormattedEvent(kind: "ack", detail: "cleared [\(cleared.map(\.rawValue).joined(separator: ", "))], remaining [\(remaining.map(\.rawValue).joined(separator: ", "))]", level: .notice, metadata: md)
     case .setpointChanged(let target, let ramp):
         md["setpoint_mpa"] = "\(target)"
-        return FormattedEvent(kind: "setpoint", detail: "\(target) MPa, ramp \(ramp.map { "\($0) MPa/s" } ?? "step")", level: .info, metadata: md)
+        return FormattedEvent(kind: "setpoint", detail: "\(fmt3(target)) MPa, ramp \(ramp.map { "\(fmt3($0)) MPa/s" } ?? "step")", level: .info, metadata: md)
     case .programStep(let name, let index, let step):
         md["program"] = "\(name)"; md["step"] = "\(index + 1)"
         return FormattedEvent(kind: "program", detail: "\(name): step \(index + 1) (\(step))", level: .info, metadata: md)

@@ -55,7 +55,7 @@ public enum Role: Int, Sendable, Comparable, CaseIterable, CustomStringConvertib
     case observer = 0
     /// Setpoints, programs, acknowledgements, run metadata.
     case `operator` = 1
-    /// Reload, simulator injection, autotune and calibration.
+    /// Reload, simulator injection, calibration, autotune and sweeps.
     case admin = 2
 
     public static func < (a: Role, b: Role) -> Bool { a.rawValue < b.rawValue }
