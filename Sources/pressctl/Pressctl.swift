@@ -14,10 +14,11 @@ enum Exit {
 }
 
 struct Connection: ParsableArguments {
-    @Option(name: .long, help: "Control socket path (default: $PRESSD_SOCKET, else /run/pressd/pressd.sock when /run/pressd exists, else $XDG_RUNTIME_DIR/pressd/pressd.sock or /tmp/pressd-UID/pressd.sock).")
+    @Option(name: .long, help: "Control socket path (default: $PRESSD_SOCKET, else /run/pressd/pressd.sock when /run/pressd exists, else $XDG_RUNTIME_DIR/pressd/pressd.sock or /tmp/pressd-UID/pressd.sock).",
+            completion: .file())
     var socket: String?
 
-    @Option(name: .shortAndLong, help: "Channel name.")
+    @Option(name: .shortAndLong, help: "Channel name.", completion: Completions.channels)
     var channel: String?
 
     @Flag(name: .long, help: "Print the daemon's JSON answer instead of a table.")
@@ -219,7 +220,7 @@ struct SetCommand: ParsableCommand {
         commandName: "set",
         abstract: "Regulate a channel to a stack pressure (or force).",
         discussion: "VALUE takes a unit, spelt exactly (case-sensitive: mPa would be a millipascal): MPa, kPa, Pa, bar, psi, or N / kN (converted through the channel's cell area). Examples: 5MPa, 50bar, 500N.")
-    @Argument(help: "Target with unit, e.g. 5MPa.") var value: String
+    @Argument(help: "Target with unit, e.g. 5MPa.", completion: Completions.quantity) var value: String
     @Option(name: .long, help: "Ramp rate for this change, MPa/s (default: the channel's configured ramp).") var ramp: Double?
     @OptionGroup var conn: Connection
 
@@ -391,7 +392,7 @@ struct Calibrate: ParsableCommand {
     }
 
     struct Span: ParsableCommand {
-        @Option(help: "The known load now on the cell: 500N, 1.2kN, or a pressure (5MPa) through the cell area.") var known: String
+        @Option(help: "The known load now on the cell: 500N, 1.2kN, or a pressure (5MPa) through the cell area.", completion: Completions.quantity) var known: String
         @Option(help: "Span only this load cell (0-based).") var cell: Int?
         @OptionGroup var conn: Connection
         func validate() throws {

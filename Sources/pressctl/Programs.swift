@@ -20,7 +20,7 @@ struct Program: ParsableCommand {
 
     struct Start: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Load a program file and start it on a channel.")
-        @Argument(help: "Program file (TOML).") var file: String
+        @Argument(help: "Program file (TOML).", completion: .file(extensions: ["toml"])) var file: String
         @OptionGroup var conn: Connection
         func run() throws {
             let text: String
@@ -97,8 +97,8 @@ struct Log: ParsableCommand {
             abstract: "List logged events: setpoints, modes, faults, acknowledgements, program steps, requests (with uid).")
         @Option(help: "Start: ISO 8601, unix seconds, now, or a time ago (2h, 30m, 1d).") var since: String = "1h"
         @Option(help: "End (exclusive), same forms.") var until: String = "now"
-        @Option(help: ArgumentHelp("Only events of this kind: \(EventKinds.all.joined(separator: ", ")).", valueName: "kind")) var kind: String?
-        @Option(help: ArgumentHelp("Read the run log in this state directory directly, without a daemon (read-only; safe beside a running pressd).", valueName: "dir"))
+        @Option(help: ArgumentHelp("Only events of this kind: \(EventKinds.all.joined(separator: ", ")).", valueName: "kind"), completion: Completions.eventKinds) var kind: String?
+        @Option(help: ArgumentHelp("Read the run log in this state directory directly, without a daemon (read-only; safe beside a running pressd).", valueName: "dir"), completion: .directory)
         var stateDir: String?
         @OptionGroup var conn: Connection
 
@@ -135,8 +135,8 @@ struct Log: ParsableCommand {
         @Option(help: "Start: ISO 8601, unix seconds, now, or a time ago (2h, 30m, 1d).") var since: String = "1h"
         @Option(help: "End (exclusive), same forms.") var until: String = "now"
         @Flag(help: "CSV output (the only format today; accepted for clarity).") var csv = false
-        @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
-        @Option(help: ArgumentHelp("Read the run log in this state directory directly, without a daemon (read-only; safe beside a running pressd).", valueName: "dir"))
+        @Option(name: .shortAndLong, help: "Write to this file instead of standard output.", completion: .file(extensions: ["csv"])) var output: String?
+        @Option(help: ArgumentHelp("Read the run log in this state directory directly, without a daemon (read-only; safe beside a running pressd).", valueName: "dir"), completion: .directory)
         var stateDir: String?
         @OptionGroup var conn: Connection
 

@@ -13,7 +13,7 @@ struct Tune: ParsableCommand {
         measured) replace the configured ones and are kept across restarts; on failure nothing changes and the \
         reason is printed. Exit status 1 when it fails or is refused.
         """)
-    @Option(help: "Tuning rule: ziegler-nichols, tyreus-luyben, simc or amigo (default: the channel's configured rule).") var rule: String?
+    @Option(help: "Tuning rule: ziegler-nichols, tyreus-luyben, simc or amigo (default: the channel's configured rule).", completion: Completions.tuneRules) var rule: String?
     @Option(help: "Largest pressure deviation the experiment may cause, MPa.") var excursion: Double?
     @Option(help: "Oscillation periods to average.") var cycles: Int?
     @Option(help: "Give up after this many seconds.") var timeout: Double?
