@@ -19,6 +19,9 @@ extension ConnectionHandler {
         var result = StatusResult(version: ctx.version, backend: ctx.backend.rawValue, uptimeS: uptime,
                                   loop: StatusMapping.loop(snap.stats),
                                   channels: StatusMapping.channels(snap, configs: ctx.channels, only: p.channel.map { [$0] }))
+        let now = Date().timeIntervalSince1970
+        result.timeUnix = now
+        result.startedUnix = now - uptime
         let health = ctx.deviceHealth()
         if !health.isEmpty {
             result.devices = health.map { h in

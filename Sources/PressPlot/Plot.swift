@@ -30,30 +30,51 @@ func yRange(_ pts: [TracePoint], band: Double) -> (Double, Double) {
     return (lo - pad, hi + pad)
 }
 
-/// A live terminal chart: pressure (`●`), setpoint (`─`) and the ±band (`┄`), newest
-/// on the right, with a y axis in MPa.
+/// A live terminal chart: pressure (`●`, a vertical run `│` where it moved within one
+/// column), setpoint (`─`) and the ±band (`┄`), newest on the right, with a y axis in
+/// MPa and a time axis. The setpoint's row is also marked `◀` at the right edge, so
+/// that it stays visible where the pressure sits on it.
 public enum TerminalPlot {
-    /// Renders `points` into `height` rows of `width` columns (axis included).
-    public static func render(_ points: [TracePoint], width: Int, height: Int, band: Double = 0.05, title: String = "") -> [String] {
+    /// Renders `points` into `height` rows of `width` columns (axes included).
+    /// `window`: the time span shown, s, ending at the newest point; every point in it
+    /// is drawn, binned by time into columns (nil: the points' own span).
+    public static func render(_ points: [TracePoint], width: Int, height: Int, band: Double = 0.05, title: String = "",
+                              window: Double? = nil) -> [String] {
         let axis = 8
-        let cols = Swift.max(10, width - axis)
-        let rows = Swift.max(4, height - 2)
-        let pts = Array(points.suffix(cols))
+        let cols = Swift.max(10, width - axis - 1)
+        // Title, two axis lines.
+        let rows = Swift.max(4, height - (title.isEmpty ? 2 : 3))
+        let end = points.last?.time ?? 0
+        let span = Swift.max(1e-9, window ?? (end - (points.first?.time ?? end)))
+        let start = end - span
+        let pts = points.filter { $0.time >= start - 1e-9 }
         let (lo, hi) = yRange(pts, band: band)
-        func row(_ v: Double) -> Int { Int(((hi - v) / (hi - lo) * Double(rows - 1)).rounded()) }
-        var grid = Array(repeating: Array(repeating: Character(" "), count: cols), count: rows)
-        for (x, p) in pts.enumerated() {
-            if let s = p.setpoint {
-                for (v, ch) in [(s * (1 + band), Character("┄")), (s * (1 - band), Character("┄")), (s, Character("─"))] {
-                    let r = row(v)
-                    if (0..<rows).contains(r) { grid[r][x] = ch }
-                }
-            }
+        func row(_ v: Double) -> Int { Swift.min(rows - 1, Swift.max(0, Int(((hi - v) / (hi - lo) * Double(rows - 1)).rounded()))) }
+        func inRange(_ v: Double) -> Int? { let r = Int(((hi - v) / (hi - lo) * Double(rows - 1)).rounded()); return (0..<rows).contains(r) ? r : nil }
+        // Bin by time: each column holds the pressure range and the last setpoint.
+        var pLo = [Double?](repeating: nil, count: cols), pHi = [Double?](repeating: nil, count: cols), sp = [Double?](repeating: nil, count: cols)
+        for p in pts {
+            let x = Swift.min(cols - 1, Swift.max(0, Int((p.time - start) / span * Double(cols))))
+            if let s = p.setpoint { sp[x] = s }
             if let v = p.pressure {
-                let r = Swift.min(rows - 1, Swift.max(0, row(v)))
-                grid[r][x] = "●"
+                pLo[x] = Swift.min(pLo[x] ?? v, p.min ?? v, v)
+                pHi[x] = Swift.max(pHi[x] ?? v, p.max ?? v, v)
             }
         }
+        var grid = Array(repeating: Array(repeating: Character(" "), count: cols + 1), count: rows)
+        for x in 0..<cols {
+            if let s = sp[x] {
+                for (v, ch) in [(s * (1 + band), Character("┄")), (s * (1 - band), Character("┄")), (s, Character("─"))] {
+                    if let r = inRange(v) { grid[r][x] = ch }
+                }
+            }
+            if let a = pLo[x], let b = pHi[x] {
+                let top = row(b), bottom = row(a)
+                for r in top...bottom { grid[r][x] = "│" }
+                grid[row((a + b) / 2)][x] = "●"
+            }
+        }
+        if let s = pts.last(where: { $0.setpoint != nil })?.setpoint, let r = inRange(s) { grid[r][cols] = "◀" }
         var out: [String] = []
         if !title.isEmpty { out.append(title) }
         for r in 0..<rows {
@@ -61,9 +82,17 @@ public enum TerminalPlot {
             let label = r % Swift.max(1, rows / 4) == 0 || r == rows - 1 ? fixed(v, 3).leftPad(axis - 2) + " ┤" : String(repeating: " ", count: axis - 1) + "│"
             out.append(label + String(grid[r]))
         }
-        let span = (pts.last?.time ?? 0) - (pts.first?.time ?? 0)
-        out.append(String(repeating: " ", count: axis - 1) + "└" + String(repeating: "─", count: cols) + " \(fixed(span, 1)) s")
+        let left = "−" + durationLabel(span)
+        out.append(String(repeating: " ", count: axis - 1) + "└" + String(repeating: "─", count: cols) + " now")
+        out.append(String(repeating: " ", count: axis) + left)
         return out
+    }
+
+    /// `90 s`, `10 min`, `2 h`: a span as the time axis shows it.
+    static func durationLabel(_ s: Double) -> String {
+        if s < 120 { return "\(Int(s.rounded())) s" }
+        if s < 7200 { return "\(Int((s / 60).rounded())) min" }
+        return "\(Int((s / 3600).rounded())) h"
     }
 }
 

@@ -401,6 +401,10 @@ public struct StatusResult: Codable, Sendable {
     public var storage: [StorageInfo]?
     /// Daemon-level alarms in words (e.g. the run log not writing).
     public var alarms: [String]?
+    /// Wall-clock time of this answer and of the daemon's start, Unix s (the channels'
+    /// `time_s` is loop time since start, for differences only).
+    public var timeUnix: Double?
+    public var startedUnix: Double?
     public init(version: String, backend: String, uptimeS: Double, loop: LoopInfo, channels: [ChannelStatus]) {
         self.version = version; self.backend = backend; self.uptimeS = uptimeS; self.loop = loop; self.channels = channels
     }

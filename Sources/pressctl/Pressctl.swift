@@ -105,7 +105,7 @@ struct Pressctl: ParsableCommand {
     /// 5MPa`), and answers an unknown subcommand with the nearest one.
     static func main() {
         let names = configuration.subcommands.map { $0._commandName } + ["help"]
-        let args = CommandLineOrder.leadingOptionsMoved(Array(CommandLine.arguments.dropFirst()))
+        let args = CommandLineOrder.negativeValueAsArgument(CommandLineOrder.leadingOptionsMoved(Array(CommandLine.arguments.dropFirst())))
         if let word = args.first, !word.hasPrefix("-"), !names.contains(word) {
             let near = names.map { ($0, CommandLineOrder.distance($0, word)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
             FileHandle.standardError.write(Data(("pressctl: unknown command '\(word)'" + (near.map { "; did you mean '\($0)'?" } ?? "")
@@ -149,6 +149,23 @@ enum CommandLineOrder {
         return rest
     }
 
+    /// `set -1MPa`: a value that starts with a minus sign would be read as an option
+    /// ("Missing expected argument"); it is moved behind `--` so that `set` sees it and
+    /// explains why a negative pressure is refused.
+    static func negativeValueAsArgument(_ args: [String]) -> [String] {
+        guard args.first == "set", !args.contains("--") else { return args }
+        let takesValue: Set<String> = ["--ramp", "--socket", "--channel", "-c"]
+        for i in 1..<args.count where args[i].count > 1 && args[i].hasPrefix("-") {
+            let second = args[i][args[i].index(after: args[i].startIndex)]
+            guard second.isNumber || second == "." else { continue }
+            if takesValue.contains(args[i - 1]) { continue }
+            var out = args
+            let value = out.remove(at: i)
+            return out + ["--", value]
+        }
+        return args
+    }
+
     /// Levenshtein distance, for "did you mean".
     static func distance(_ a: String, _ b: String) -> Int {
         let a = Array(a), b = Array(b)
@@ -174,7 +191,7 @@ struct Status: ParsableCommand {
         let s = call(c, "status", OptionalChannelParams(channel: conn.channel), as: StatusResult.self)
         if conn.json { return printJSON(s) }
         let l = s.loop
-        let since = Date().addingTimeInterval(-s.uptimeS)
+        let since = s.startedUnix.map { Date(timeIntervalSince1970: $0) } ?? Date().addingTimeInterval(-s.uptimeS)
         let df = DateFormatter(); df.dateFormat = "yyyy-MM-dd HH:mm"
         print("pressd \(s.version) (\(s.backend))  up \(humanDuration(s.uptimeS)) (since \(df.string(from: since)))  loop \(f(l.rateHz, 0)) Hz ×\(f(l.timeScale, 1))  ticks \(l.ticks)  overruns \(l.overruns)  jitter max \(f(l.maxJitterUs, 0)) µs")
         for a in s.alarms ?? [] { print("ALARM: \(a)") }
@@ -226,7 +243,11 @@ struct SetCommand: ParsableCommand {
 
     /// The unit is checked here, so that an error prints this command's usage line.
     func validate() throws {
-        do { _ = try Quantity(parsing: value) } catch { throw ValidationError("\(error)") }
+        let q: Quantity
+        do { q = try Quantity(parsing: value) } catch { throw ValidationError("\(error)") }
+        if q.value < 0 {
+            throw ValidationError("'\(value)' is negative: a stack pressure or force pushes on the cell, so it is ≥ 0; to take the load off, use 'pressctl release'")
+        }
     }
 
     func run() throws {
@@ -328,7 +349,7 @@ struct Watch: ParsableCommand {
                 if history.count > 20_000 { history.removeFirst(history.count - 20_000) }
                 let title = "\(ch.name) \(ch.mode)  \(f(ch.pressureMpa)) / \(f(ch.setpointMpa)) MPa  \(ch.inBand ? "in band" : "OUT OF BAND")"
                     + (ch.faults.isEmpty ? "" : "  FAULT " + ch.faults.map(\.code).joined(separator: ","))
-                let lines = TerminalPlot.render(history, width: cols, height: rows - 1, title: title)
+                let lines = TerminalPlot.render(history, width: cols, height: rows - 1, title: title, window: span)
                 print((terminal ? "\u{1B}[H\u{1B}[2J" : "\n") + lines.joined(separator: "\n"))
                 fflush(nil)
                 continue

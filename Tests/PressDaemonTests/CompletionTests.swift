@@ -46,3 +46,21 @@ struct CompletionTests {
         #expect(none.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty && Date().timeIntervalSince(start) < 10)
     }
 }
+
+/// Found by a tester: `pressctl set -1MPa` said "Missing expected argument" (the value
+/// was taken for an option).
+@Suite("pressctl explains a negative value")
+struct NegativeValueTests {
+    @Test("set -1MPa: exit 64, the value named and why it is refused, before any connection", arguments: [["set", "-1MPa", "-c", "A"], ["set", "-c", "A", "-0.5kN"], ["-c", "A", "set", "-2bar"]])
+    func negative(_ args: [String]) throws {
+        let r = try runProcess(binDir + "/pressctl", args + ["--socket", "/nonexistent/pressd.sock"])
+        #expect(r.status == 64, "\(r.stderr)")
+        #expect(r.stderr.contains("is negative") && r.stderr.contains("pressctl release") && r.stderr.contains("Usage: pressctl set"), "\(r.stderr)")
+    }
+
+    @Test("a negative ramp is still the ramp's value, refused by name")
+    func negativeRamp() throws {
+        let r = try runProcess(binDir + "/pressctl", ["set", "5MPa", "--ramp", "-1", "-c", "A", "--socket", "/nonexistent/pressd.sock"])
+        #expect(r.status != 0 && !r.stderr.contains("is negative: a stack pressure"), "\(r.stderr)")
+    }
+}

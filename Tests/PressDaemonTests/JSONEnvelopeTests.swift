@@ -44,6 +44,11 @@ struct JSONEnvelopeTests {
             }
         }
         #expect(sawMpa > 10, "the check saw \(sawMpa) pressures")
+        // status carries wall-clock times (found: only loop seconds since start).
+        let st = try JSONSerialization.jsonObject(with: Data(try pressctl(["status"]).stdout.utf8)) as? [String: [String: Any]]
+        let now = Date().timeIntervalSince1970
+        let t = try #require(st?["ok"]?["time_unix"] as? Double), started = try #require(st?["ok"]?["started_unix"] as? Double)
+        #expect(abs(t - now) < 5 && started <= t && t - started < 60, "time_unix \(t), started_unix \(started), now \(now)")
         // Streams: one envelope per line.
         let w = try pressctl(["watch", "--count", "3", "--rate", "10"])
         let lines = w.stdout.split(separator: "\n")

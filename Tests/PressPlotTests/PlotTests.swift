@@ -36,17 +36,35 @@ struct PlotTests {
         #expect(s.modes["tripped"] == 10)
     }
 
-    @Test("terminal plot: fixed size, pressure marks on the setpoint row when in band")
+    @Test("terminal plot: fixed size, pressure marks on the setpoint row when in band, the setpoint still marked")
     func terminal() {
         let pts = (0..<50).map { TracePoint(time: Double($0), pressure: 5, setpoint: 5) }
         let lines = TerminalPlot.render(pts, width: 60, height: 20, title: "A")
         #expect(lines.count == 20)
         #expect(lines[0] == "A")
-        let body = lines.dropFirst().dropLast()
+        let body = lines.dropFirst().dropLast(2)
         let rowWithDots = body.filter { $0.contains("●") }
         #expect(rowWithDots.count == 1)
+        // Found by a tester: the marker hid the setpoint line. Its row is marked at the edge.
+        #expect(rowWithDots.first?.hasSuffix("◀") == true, "\(rowWithDots)")
         #expect(body.filter { $0.contains("┄") }.count == 2) // the two band edges
-        #expect(lines.last!.hasSuffix("49.0 s"))
+        #expect(lines.last!.contains("−49 s"))
+    }
+
+    /// Found by a tester: `watch --plot` kept only the last screen-width of points, about
+    /// 15 s at 5 Hz, whatever the window.
+    @Test("terminal plot: a 10 min window at 5 Hz shows all ten minutes, an early excursion included")
+    func window() {
+        var pts = (0..<3000).map { TracePoint(time: Double($0) * 0.2, pressure: 5, setpoint: 5) }
+        for i in 100..<110 { pts[i].pressure = 7 }   // 20 s in: 9.5 min before the end
+        let lines = TerminalPlot.render(pts, width: 80, height: 20, window: 600)
+        let top = lines.first { $0.contains("●") && !$0.hasSuffix("◀") }
+        #expect(top != nil, "the excursion at 20 s is on the chart: \(lines.joined(separator: "\n"))")
+        if let top, let dot = top.firstIndex(of: "●") {
+            let col = top.distance(from: top.startIndex, to: dot) - 8
+            #expect(col >= 0 && col < 5, "near the left edge, column \(col)")
+        }
+        #expect(lines.last!.contains("−10 min"))
     }
 
     @Test("SVG report: band, setpoint, envelope and pressure are drawn; text is escaped")
