@@ -40,6 +40,10 @@ public struct DeviceConfig: Sendable {
     public var timeout: Double
     public var retries: Int
     public var pollRate: Double
+    /// Seconds between read-backs of the actuator registers, and between re-writes of an
+    /// unchanged output (0: every cycle). See ``ModbusPoller``.
+    public var readbackInterval: Double = 1
+    public var rewriteInterval: Double = 1
 }
 
 /// What a quantity read from a register means.
@@ -326,9 +330,16 @@ public struct DaemonConfig: Sendable {
         }
         let unit = try t.int("unit") ?? 1
         guard (0...247).contains(unit) else { throw t.error("unit", "must be 0…247") }
-        let d = DeviceConfig(name: name, transport: transport, unit: unit,
+        var d = DeviceConfig(name: name, transport: transport, unit: unit,
                              timeout: try t.positive("timeout_ms", default: 200) / 1000,
                              retries: try t.int("retries") ?? 1, pollRate: try t.positive("poll_hz", default: 50))
+        func interval(_ key: String) throws(ConfigError) -> Double? {
+            guard let v = try t.double(key) else { return nil }
+            guard v.isFinite, v >= 0, v <= 60 else { throw t.error(key, "must be 0…60 s (0: every cycle), found \(v)") }
+            return v
+        }
+        if let v = try interval("readback_interval_s") { d.readbackInterval = v }
+        if let v = try interval("rewrite_interval_s") { d.rewriteInterval = v }
         try t.rejectUnknownKeys()
         return d
     }

@@ -44,25 +44,30 @@ public enum RigBuilder {
 }
 
 extension RigBuilder {
-    /// Pollers for every configured device, reading every signal the channels name
-    /// (actuators too, for read-back), and one backend per channel. `lines` opens a
+    /// Pollers for every configured device, reading every signal the channels name each
+    /// cycle, and the actuators' registers as read-backs (at start, every second, after
+    /// an error), and one backend per channel. `lines` opens a
     /// GPIO chip (tests pass simulated lines).
     public static func hardware(_ config: DaemonConfig, clock: @escaping @Sendable () -> Double,
                                 lines: (String) throws(GPIOError) -> LineProvider = { name throws(GPIOError) in try GPIOChip(name) })
         throws(GPIOError) -> (LoopCore, [ModbusPoller], [GPIODevicePoller]) {
         var signals: [String: [ModbusSignal]] = [:]
+        var readbacks: [String: [ModbusSignal]] = [:]
         for c in config.channels {
             let hw = c.hardware
-            for r in hw.loadCells.map(\.ref) + hw.signals.map(\.ref) + (hw.actuator.map { [$0] } ?? []) {
+            for r in hw.loadCells.map(\.ref) + hw.signals.map(\.ref) {
                 signals[r.device, default: []].append(r.signal)
             }
+            if let a = hw.actuator { readbacks[a.device, default: []].append(a.signal) }
         }
         var pollers: [String: ModbusPoller] = [:]
         var gpio: [String: GPIODevicePoller] = [:]
         for d in config.devices {
             if let t = d.transport {
                 pollers[d.name] = ModbusPoller(name: d.name, transport: t, defaultUnit: d.unit, timeout: d.timeout,
-                                               retries: d.retries, pollRate: d.pollRate, readSignals: signals[d.name] ?? [], clock: clock)
+                                               retries: d.retries, pollRate: d.pollRate, readSignals: signals[d.name] ?? [],
+                                               readbackSignals: readbacks[d.name] ?? [], readbackInterval: d.readbackInterval,
+                                               rewriteInterval: d.rewriteInterval, clock: clock)
             } else if let chip = d.gpioChip {
                 let hx = config.channels.flatMap { $0.hardware.hx711s.filter { $0.device == d.name }.map(\.input) }
                 let ins = config.channels.flatMap { $0.hardware.gpioSignals.filter { $0.device == d.name }.map { (id: $0.id, spec: $0.spec) } }

@@ -97,6 +97,10 @@ public struct ModbusHealth: Sendable, Equatable {
     public var resyncs: UInt64 = 0
     public var lastError: String?
     public var lastErrorTime: Double?
+    /// Writes not sent because the register already holds that value (see
+    /// ``ModbusPoller``), and read-backs of the output registers.
+    public var unchangedWritesSkipped: UInt64 = 0
+    public var readbacks: UInt64 = 0
 }
 
 /// Polls one Modbus connection (a TCP device or gateway, or an RS-485 bus with several
@@ -115,6 +119,14 @@ public struct ModbusHealth: Sendable, Equatable {
 /// over before the port reopens), reset by the next successful request. Readers get the
 /// last good value with its monotonic timestamp, the time the request that read it was
 /// sent, so staleness is judged by the channel.
+///
+/// Output registers cost one request each only when it matters: a write whose register
+/// value (after encoding) equals the last one written is not sent, unless
+/// `rewriteInterval` has passed since (a periodic re-assertion); and the output
+/// registers (`readbackSignals`) are read back at start, every `readbackInterval`, and
+/// after any error or reconnect, not every cycle. Between read-backs the cache holds the
+/// value last written. A read-back that differs from what was written (a module reset
+/// behind a gateway) makes the next write go out at once.
 public final class ModbusPoller: @unchecked Sendable {
     public let name: String
     public let transport: ModbusTransport
@@ -124,6 +136,14 @@ public final class ModbusPoller: @unchecked Sendable {
     public let period: Double
     private let readSignals: [ModbusSignal]
     private let blocks: [ReadBlock]
+    private let readbackSignals: [ModbusSignal]
+    private let readbackBlocks: [ReadBlock]
+    public let readbackInterval: Double
+    public let rewriteInterval: Double
+    /// Poller thread only: the words last written per signal and when; when the next
+    /// read-back is due.
+    private var lastWritten: [String: (words: [UInt16], time: Double)] = [:]
+    private var readbackDue = -Double.infinity
     private let values = Mutex<[String: Sample]>([:])
     private let pendingWrites = Mutex<[String: (ModbusSignal, Double)]>([:])
     private let health: Mutex<ModbusHealth>
@@ -144,15 +164,20 @@ public final class ModbusPoller: @unchecked Sendable {
     public static let maxBackoff = 5.0
 
     public init(name: String, transport: ModbusTransport, defaultUnit: Int = 1, timeout: Double = 0.2, retries: Int = 1,
-                pollRate: Double = 50, readSignals: [ModbusSignal], clock: @escaping @Sendable () -> Double) {
+                pollRate: Double = 50, readSignals: [ModbusSignal], readbackSignals: [ModbusSignal] = [],
+                readbackInterval: Double = 1, rewriteInterval: Double = 1, clock: @escaping @Sendable () -> Double) {
         self.name = name; self.transport = transport; self.defaultUnit = defaultUnit; self.timeout = timeout
         self.retries = retries; self.period = 1 / pollRate; self.readSignals = readSignals
         self.blocks = planReads(readSignals)
+        let regular = Set(readSignals.map(\.id))
+        self.readbackSignals = readbackSignals.filter { !regular.contains($0.id) }
+        self.readbackBlocks = planReads(self.readbackSignals)
+        self.readbackInterval = readbackInterval; self.rewriteInterval = rewriteInterval
         self.clock = clock
         self.health = Mutex(ModbusHealth(name: name, endpoint: transport.description, connected: false, reads: 0, writes: 0, errors: 0))
     }
 
-    /// Reads per cycle (the batching result).
+    /// Reads per cycle (the batching result), read-backs not counted.
     public var readsPerCycle: Int { blocks.count }
 
     /// The latest value of a signal and when it was read (monotonic loop time: when the
@@ -184,6 +209,7 @@ public final class ModbusPoller: @unchecked Sendable {
     private func recordError(_ error: ModbusError) {
         let now = clock()
         let message = error.description
+        readbackDue = -Double.infinity
         health.withLock { h in
             h.errors += 1
             if case .exception = error.kind { h.exceptions += 1 }
@@ -202,6 +228,8 @@ public final class ModbusPoller: @unchecked Sendable {
                 if rs485 { conn?.enableRS485() }
             }
             health.withLock { $0.connected = true }
+            readbackDue = -Double.infinity
+            lastWritten.removeAll()
             return true
         } catch {
             recordError(error)
@@ -222,6 +250,7 @@ public final class ModbusPoller: @unchecked Sendable {
     private func resync() {
         conn?.close()
         conn = nil
+        lastWritten.removeAll()
         health.withLock { $0.connected = false; $0.resyncs += 1 }
         scheduleReconnect()
     }
@@ -267,16 +296,10 @@ public final class ModbusPoller: @unchecked Sendable {
                 next = clock()
             }
             flushWrites()
-            for b in blocks {
-                guard let (words, sent) = attempt({ c throws(ModbusError) in try c.read(unit: b.unit, table: b.table, address: b.start, count: b.count) }) else { continue }
-                var fresh: [String: Sample] = [:]
-                for s in readSignals where s.unit == b.unit && s.table == b.table && s.address >= b.start && s.address + s.count <= b.start + b.count {
-                    let slice = words[(s.address - b.start)..<(s.address - b.start + s.count)]
-                    let v = s.table.isBit ? (slice.first == 0 ? 0.0 : 1.0) * s.codec.scale + s.codec.offset : s.codec.decode(slice)
-                    fresh[s.id] = Sample(value: v, time: sent)
-                }
-                values.withLock { v in v.merge(fresh) { $1 } }
-                health.withLock { $0.reads += 1 }
+            read(blocks, readSignals)
+            if !readbackBlocks.isEmpty, clock() >= readbackDue {
+                readbackDue = clock() + readbackInterval
+                read(readbackBlocks, readbackSignals, readback: true)
             }
             next += period
             if next > clock() { sleep(until: next) } else { next = clock() }
@@ -286,9 +309,31 @@ public final class ModbusPoller: @unchecked Sendable {
         done.signal()
     }
 
+    /// Reads `blocks` and caches the `signals` in them. A read-back that differs from the
+    /// value last written forgets that write, so the next one goes out.
+    private func read(_ blocks: [ReadBlock], _ signals: [ModbusSignal], readback: Bool = false) {
+        for b in blocks {
+            guard let (words, sent) = attempt({ c throws(ModbusError) in try c.read(unit: b.unit, table: b.table, address: b.start, count: b.count) }) else { continue }
+            var fresh: [String: Sample] = [:]
+            for s in signals where s.unit == b.unit && s.table == b.table && s.address >= b.start && s.address + s.count <= b.start + b.count {
+                let slice = Array(words[(s.address - b.start)..<(s.address - b.start + s.count)])
+                let v = s.table.isBit ? (slice.first == 0 ? 0.0 : 1.0) * s.codec.scale + s.codec.offset : s.codec.decode(slice[...])
+                fresh[s.id] = Sample(value: v, time: sent)
+                if readback, let w = lastWritten[s.id], w.words != (s.table.isBit ? [slice.first == 0 ? 0 : 1] : slice) { lastWritten[s.id] = nil }
+            }
+            values.withLock { v in v.merge(fresh) { $1 } }
+            health.withLock { $0.reads += 1; if readback { $0.readbacks += 1 } }
+        }
+    }
+
     private func flushWrites() {
         let writes = pendingWrites.withLock { w -> [(ModbusSignal, Double)] in defer { w.removeAll() }; return Array(w.values) }
         for (s, v) in writes {
+            let words: [UInt16] = s.table.isBit ? [v >= 0.5 ? 1 : 0] : s.codec.encode(v)
+            if let w = lastWritten[s.id], w.words == words, clock() - w.time < rewriteInterval {
+                health.withLock { $0.unchangedWritesSkipped += 1 }
+                continue
+            }
             let ok: (Void, Double)? = attempt { c throws(ModbusError) in
                 switch s.table {
                 case .holding: try c.writeRegisters(unit: s.unit, address: s.address, values: s.codec.encode(v))
@@ -298,8 +343,16 @@ public final class ModbusPoller: @unchecked Sendable {
                                       reason: "\(s.table.rawValue) is read-only", kind: .request)
                 }
             }
-            if ok != nil { health.withLock { $0.writes += 1 } }
-            else { pendingWrites.withLock { w in if w[s.id] == nil { w[s.id] = (s, v) } } } // retry next cycle
+            if let (_, sent) = ok {
+                health.withLock { $0.writes += 1 }
+                lastWritten[s.id] = (words, sent)
+                // The register now holds what was written: the cache says so until the
+                // next read-back.
+                if readbackSignals.contains(where: { $0.id == s.id }) {
+                    let held = s.table.isBit ? Double(words[0]) * s.codec.scale + s.codec.offset : s.codec.decode(words[...])
+                    values.withLock { $0[s.id] = Sample(value: held, time: sent) }
+                }
+            } else { pendingWrites.withLock { w in if w[s.id] == nil { w[s.id] = (s, v) } } } // retry next cycle
         }
     }
 }

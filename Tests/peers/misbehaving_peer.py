@@ -38,7 +38,8 @@ Control: one command per line on stdin, each acknowledged by one JSON line on st
   KIND SECONDS     misbehave for SECONDS from now          (busy 2)
   KIND xCOUNT      misbehave on the next COUNT replies     (garbage x1)
   normal           stop misbehaving
-  stats            counters: connections, requests, good replies, misbehaviours
+  stats            counters: connections, requests, good replies, misbehaviours, and
+                   requests answered per function code (fc3, fc4, fc6, fc16, ...)
 --schedule "START:KIND:SECONDS,..." does the same at fixed times (seconds after start);
 --random SEED makes a random schedule over --span seconds: windows of --window MIN:MAX
 seconds (0.1:10) separated by quiet gaps of --gap MIN:MAX seconds (1:6), the kinds
@@ -129,6 +130,9 @@ class Peer:
 
     def answer(self, pdu, invert=False):
         """The reply PDU to a request PDU (function code first)."""
+        if pdu:
+            key = f"fc{pdu[0]}"
+            self.stats[key] = self.stats.get(key, 0) + 1
         fc = pdu[0]
         def exc(code):
             return bytes([fc | 0x80, code])
