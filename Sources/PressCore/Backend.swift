@@ -16,9 +16,14 @@ public protocol ChannelBackend: AnyObject {
     func persistentState() -> [String: Double]?
     /// Restores what ``persistentState()`` returned, before the first tick.
     func restore(_ state: [String: Double])
+    /// Called after every tick with the channel's published state: a backend may copy
+    /// values out (the hardware backend mirrors pressure and setpoint to a cycler's
+    /// registers). Must not block.
+    func mirror(_ state: ChannelState, now: Double)
 }
 
 extension ChannelBackend {
     public func persistentState() -> [String: Double]? { nil }
     public func restore(_ state: [String: Double]) {}
+    public func mirror(_ state: ChannelState, now: Double) {}
 }

@@ -88,6 +88,23 @@ public struct HardwareChannelConfig: Sendable {
     public var stepper: (device: String, output: StepperOutput)?
     /// Inlet/exhaust valves on a GPIO device (output −1…1).
     public var valves: (device: String, output: ValvePairOutput)?
+    /// Registers the channel's pressure, setpoint or force is copied to (a cycler's
+    /// analog input or auxiliary channel), `[[channels.X.mirror]]`.
+    public var mirrors: [RegisterMirror] = []
+}
+
+/// One `[[channels.X.mirror]]`: a value of the channel written to a register at `rate`.
+public struct RegisterMirror: Sendable {
+    public enum Quantity: String, Sendable, CaseIterable {
+        case pressureMPa = "pressure_mpa", setpointMPa = "setpoint_mpa", forceN = "force_n"
+    }
+    public var quantity: Quantity
+    public var ref: RegisterRef
+    /// Writes per second.
+    public var rate: Double
+    /// Written when the value is unknown (no valid force reading); nil: the register
+    /// keeps its last value. A setpoint reads 0 while the channel is not regulating.
+    public var invalidValue: Double?
 }
 
 /// Plant parameters of a simulated channel.
@@ -381,6 +398,7 @@ public struct DaemonConfig: Sendable {
         let band = try t.positive("band_percent", default: 5) / 100
         let pushedStale = try t.positive("pushed_stale_after_s", default: 900)
         let rate = try t.positive("loop_rate_hz", default: loopRate)
+        let rate0 = rate
         let ratio = loopRate / rate
         guard ratio >= 1, abs(ratio - ratio.rounded()) < 1e-9 else {
             throw t.error("loop_rate_hz", "must divide the daemon's loop_rate_hz (\(loopRate)) by a whole number")
@@ -630,6 +648,16 @@ public struct DaemonConfig: Sendable {
                     hw.signals.append((role, try parseRegister(g, id: "\(name).signals[\(i)]", devices: devices, defaultTable: .input)))
                 }
                 try g.rejectUnknownKeys()
+            }
+            for (i, m) in try t.tables("mirror").enumerated() {
+                guard m.has("quantity") else { throw m.error("quantity", "is required (\(RegisterMirror.Quantity.allCases.map(\.rawValue).joined(separator: ", ")))") }
+                let quantity = try m.choice("quantity", default: RegisterMirror.Quantity.pressureMPa)
+                let ref = try parseRegister(m, id: "\(name).mirror[\(i)]", devices: devices, defaultTable: .holding)
+                guard ref.signal.table == .holding else { throw m.error("table", "a mirror is written: holding") }
+                let rate = try m.positive("rate_hz", default: 10)
+                guard rate <= rate0 else { throw m.error("rate_hz", "must be ≤ the channel's loop rate (\(rate0) Hz)") }
+                hw.mirrors.append(RegisterMirror(quantity: quantity, ref: ref, rate: rate, invalidValue: try m.double("invalid_value")))
+                try m.rejectUnknownKeys()
             }
         }
 

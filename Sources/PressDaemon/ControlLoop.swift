@@ -1,4 +1,5 @@
 import Foundation
+import PressDrivers
 import PressCore
 import PressLog
 import PressSim
@@ -390,6 +391,7 @@ public struct LoopCore {
                 pendingEvents.append(LoopEvent(time: now, channel: channels[i].settings.name, event: e))
             }
             let state = channels[i].controller.state
+            channels[i].backend.mirror(state, now: now)
             windows[i].add(state.pressure, nonUniformity: nonUniformity(state.readings.loadCellForces))
             if now - windows[i].start >= logPeriod - 1e-9 {
                 let w = windows[i]
@@ -529,7 +531,7 @@ public final class ControlLoop: @unchecked Sendable {
         // Prime: one tick so readers never see "no snapshot".
         core.tick(now: t0)
         publish(now: t0)
-        let t = Thread { [self] in run() }
+        let t = Thread { [self] in nameThreadForOS("pressd-control"); run() }
         t.name = "pressd-control"
         t.stackSize = 1 << 20
         thread = t

@@ -14,9 +14,12 @@ public final class HardwareChannelBackend: ChannelBackend {
     /// An analyser's result register holds its value until the next fit: its
     /// measurement time is the poll at which the value changed, not every poll.
     private var impedance = MeasurementRegister()
+    /// Loop time of each mirror's next write.
+    private var mirrorDue: [Double]
 
     init(config: ChannelConfig, pollers: [String: ModbusPoller], gpio: [String: GPIODevicePoller] = [:]) {
         self.config = config; self.pollers = pollers; self.gpio = gpio
+        self.mirrorDue = config.hardware.mirrors.map { _ in -Double.infinity }
     }
 
     private func sample(_ r: RegisterRef) -> Sample? { pollers[r.device]?.value(r.signal.id) }
@@ -62,6 +65,23 @@ public final class HardwareChannelBackend: ChannelBackend {
         if let (dev, v) = config.hardware.valves { gpio[dev]?.setValves(v.id, command: output); return }
         guard let a = config.hardware.actuator else { return }
         pollers[a.device]?.write(a.signal, output)
+    }
+
+    /// Copies the channel's pressure, setpoint or force to its mirror registers, each at
+    /// its rate (queued for the device's poller: never I/O here).
+    public func mirror(_ state: ChannelState, now: Double) {
+        for (i, m) in config.hardware.mirrors.enumerated() where now >= mirrorDue[i] {
+            let next = (mirrorDue[i].isFinite ? mirrorDue[i] : now) + 1 / m.rate
+            mirrorDue[i] = next > now ? next : now + 1 / m.rate
+            let value: Double?
+            switch m.quantity {
+            case .pressureMPa: value = state.pressure
+            case .forceN: value = state.stale ? nil : state.force
+            case .setpointMPa: value = state.mode == .regulating ? (state.target ?? 0) : 0
+            }
+            guard let v = value ?? m.invalidValue else { continue }
+            pollers[m.ref.device]?.write(m.ref.signal, v)
+        }
     }
 
     /// The actuator's register read back (holding registers and coils are readable),

@@ -1,4 +1,5 @@
 import Foundation
+import PressDrivers
 import Logging
 import Synchronization
 #if canImport(Glibc)
@@ -138,7 +139,7 @@ public final class PeerAcceptor: @unchecked Sendable {
     public var refusedConnections: Int { refusedCount.load(ordering: .relaxed) }
 
     public func start() {
-        let t = Thread { [self] in runLoop(); done.signal() }
+        let t = Thread { [self] in nameThreadForOS("pressd-accept"); runLoop(); done.signal() }
         t.name = "pressd-accept"
         thread = t
         t.start()

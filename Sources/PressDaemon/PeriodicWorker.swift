@@ -1,4 +1,5 @@
 import Foundation
+import PressDrivers
 import Synchronization
 
 /// A thread of its own that runs `body` every `interval` seconds, and once more when
@@ -18,7 +19,7 @@ final class PeriodicWorker: @unchecked Sendable {
     }
 
     func start() {
-        let t = Thread { [self] in
+        let t = Thread { [self] in nameThreadForOS(name);
             while !stopFlag.load(ordering: .acquiring) {
                 Thread.sleep(forTimeInterval: interval)
                 body()

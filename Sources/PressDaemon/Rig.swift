@@ -59,6 +59,7 @@ extension RigBuilder {
                 signals[r.device, default: []].append(r.signal)
             }
             if let a = hw.actuator { readbacks[a.device, default: []].append(a.signal) }
+            for m in hw.mirrors { readbacks[m.ref.device, default: []].append(m.ref.signal) }
         }
         var pollers: [String: ModbusPoller] = [:]
         var gpio: [String: GPIODevicePoller] = [:]

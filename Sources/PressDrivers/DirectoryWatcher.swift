@@ -66,7 +66,7 @@ public final class DirectoryWatcher: @unchecked Sendable {
             watches[wd] = d
         }
         let existing = existingWithin > 0 ? recentFiles(within: existingWithin) : []
-        let t = Thread { [self] in
+        let t = Thread { [self] in nameThreadForOS("pressd-spectra");
             for (tag, path) in existing { handler(tag, path) }
             run()
         }

@@ -137,7 +137,7 @@ public final class GPIODevicePoller: @unchecked Sendable {
         }
         // The lines now belong to the device threads; nothing else touches them.
         let owned = Owned((adcs, ins))
-        let sensorThread = Thread { [self] in
+        let sensorThread = Thread { [self] in nameThreadForOS("pressd-gpio-\(name)");
             let (adcs, ins) = owned.value
             while !stopFlag.load(ordering: .acquiring) {
                 for (h, adc) in adcs {
@@ -163,7 +163,8 @@ public final class GPIODevicePoller: @unchecked Sendable {
         threads.append(sensorThread)
         for pair in drivers {
             let ownedPair = Owned(pair)
-            let t = Thread { [self] in
+            let threadName = "pressd-stepper-\(pair.0.id)"
+            let t = Thread { [self] in nameThreadForOS(threadName);
                 let (s, d) = ownedPair.value
                 let sliceSteps = max(1, Int(s.maxRate * 0.02))
                 while !stopFlag.load(ordering: .acquiring) {
@@ -194,7 +195,7 @@ public final class GPIODevicePoller: @unchecked Sendable {
         for v in valves {
             let lines = Owned((try provider.request(v.inlet, output: true, consumer: consumer),
                                try provider.request(v.exhaust, output: true, consumer: consumer)))
-            let t = Thread { [self] in
+            let t = Thread { [self] in nameThreadForOS("pressd-valves-\(v.id)");
                 let (inlet, exhaust) = lines.value
                 while !stopFlag.load(ordering: .acquiring) {
                     let cmd = min(max(targets.withLock { $0[v.id] } ?? 0, -1), 1)

@@ -1,4 +1,5 @@
 import CModbus
+import CGPIOD
 import Foundation
 import PressCore
 import Synchronization
@@ -192,7 +193,7 @@ public final class ModbusPoller: @unchecked Sendable {
     }
 
     public func start() {
-        let t = Thread { [self] in run() }
+        let t = Thread { [self] in nameThreadForOS("pressd-modbus-\(name)"); run() }
         t.name = "pressd-modbus-\(name)"
         thread = t
         t.start()
@@ -355,4 +356,11 @@ public final class ModbusPoller: @unchecked Sendable {
             } else { pendingWrites.withLock { w in if w[s.id] == nil { w[s.id] = (s, v) } } } // retry next cycle
         }
     }
+}
+
+/// Names the calling thread at the OS level, so that `top -H`, `ps -L`, gdb and
+/// `/proc/PID/task/*/comm` show `pressd-control`, `pressd-modbus-NAME`, … (Foundation's
+/// `Thread.name` does not reach the OS on Linux). Linux keeps 15 bytes of it.
+public func nameThreadForOS(_ name: String) {
+    _ = pressd_set_thread_name(String(decoding: name.utf8.prefix(15), as: UTF8.self))
 }

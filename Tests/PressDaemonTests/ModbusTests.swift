@@ -240,3 +240,77 @@ func hardwareConfig(transport: ModbusTransport) throws -> String {
 }
 
 final class LineBox: @unchecked Sendable { var line = Data() }
+
+/// Issue 17: labs correlate pressure with voltage in the cycler's own data file, so
+/// pressd copies each channel's pressure (and setpoint) to a register the cycler reads.
+/// Checked by reading the peer's registers with pymodbus, not with pressd's driver.
+@Suite("Modbus: pressure mirrored to a cycler's register", .serialized)
+struct RegisterMirrorTests {
+    /// Holding registers `address`… of `unit` on the peer, read by an independent client.
+    func peerRegisters(port: Int, unit: Int, address: Int, count: Int) throws -> [Int] {
+        let script = """
+        from pymodbus.client import ModbusTcpClient
+        c = ModbusTcpClient("127.0.0.1", port=\(port)); c.connect()
+        print(" ".join(map(str, c.read_holding_registers(\(address), \(count), slave=\(unit)).registers)))
+        """
+        let r = try runProcess(ModbusPeer.python, ["-c", script])
+        return r.stdout.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+    }
+
+    @Test("pressure and setpoint reach holding registers 5 and 6 of the output module at 10 Hz, scaled; the setpoint reads 0 once released")
+    func mirrors() throws {
+        let peer = try ModbusPeer(mode: "plant")
+        let port = try #require(peer.port)
+        var config = try hardwareConfig(transport: peer.transport)
+        config += """
+
+        [[channels.B.mirror]]
+        quantity = "pressure_mpa"
+        device = "gateway"
+        unit = 2
+        address = 5
+        scale = 0.001            # MPa per count
+        rate_hz = 10
+
+        [[channels.B.mirror]]
+        quantity = "setpoint_mpa"
+        device = "gateway"
+        unit = 2
+        address = 6
+        scale = 0.001
+
+        """
+        let d = try DaemonProcess(configEdits: [], timeScale: 1, configOverride: config)
+        defer { d.cleanup(); peer.stop() }
+        let c = try d.client()
+        _ = try c.call("set", SetParams(channel: "B", value: 4, unit: "MPa"), as: SetResult.self)
+        usleep(7_000_000)
+        var worst = 0.0
+        for _ in 0..<5 {
+            let p = try #require(try c.status().channels[0].pressureMpa)
+            let regs = try peerRegisters(port: port, unit: 2, address: 5, count: 2)
+            try #require(regs.count == 2, "read \(regs)")
+            worst = max(worst, abs(Double(regs[0]) * 0.001 - p))
+            #expect(regs[1] == 4000, "setpoint register \(regs[1]) for 4 MPa")
+            usleep(300_000)
+        }
+        // 0.3 N noise and 0.1 s between writes: within 0.05 MPa of the pressure read.
+        #expect(worst < 0.05, "mirrored pressure differs by up to \(worst) MPa")
+        _ = try c.call("release", ChannelParams(channel: "B"), as: ModeResult.self)
+        usleep(1_000_000)
+        let after = try peerRegisters(port: port, unit: 2, address: 5, count: 2)
+        #expect(after.count == 2 && after[1] == 0, "setpoint register after release: \(after)")
+        #expect(try c.status().devices?.first?.errors == 0)
+    }
+
+    @Test("a mirror on an input register, or faster than the loop, is refused with its key and line")
+    func configErrors() throws {
+        let base = try hardwareConfig(transport: .tcp(host: "127.0.0.1", port: 1502)) + "\n[[channels.B.mirror]]\nquantity = \"pressure_mpa\"\ndevice = \"gateway\"\naddress = 5\n"
+        let text = base + "table = \"input\"\n"
+        do { _ = try DaemonConfig.parse(text, file: "m.toml"); Issue.record("an input-register mirror was accepted") }
+        catch { #expect(error.key == "channels.B.mirror[0].table" && error.line != nil, "\(error)") }
+        let fast = base + "rate_hz = 500\n"
+        do { _ = try DaemonConfig.parse(fast, file: "m.toml"); Issue.record("a 500 Hz mirror was accepted") }
+        catch { #expect(error.key == "channels.B.mirror[0].rate_hz", "\(error)") }
+    }
+}
