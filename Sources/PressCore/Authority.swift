@@ -9,12 +9,19 @@
 /// Authority counts as lost, below the band, when for ``evidenceTime`` either
 /// - the output has been held at its upper limit (also on the way to a new setpoint), or
 /// - once the pressure had settled at the present target, the output has risen by what
-///   the plant model says should have raised the pressure by twice the band, and the
-///   pressure rose by less than a quarter of that.
+///   the plant model says should have raised the pressure by twice the band (and at
+///   least by the actuator's play), and the pressure rose by less than a quarter of
+///   that. At a low setpoint twice the band is a few newtons, less than a cylinder's
+///   stiction, which the output must first climb through: that is play, not lost
+///   authority.
 ///
 /// While it is lost, the output is capped at what the setpoint needs — the mean output
 /// that last held the band at this setpoint, or else the static feedforward model —
-/// plus half the band's worth of margin. A returning supply then brings the pressure
+/// plus half the band's worth of margin. While the shortfall is within the actuator's
+/// play (the pressure stuck just below the band, as a cylinder's stiction leaves it),
+/// the margin is the play instead: a cap below it could never break the piston free,
+/// and friction takes the excess back when it moves. A supply that is gone leaves a
+/// shortfall far beyond the play, and the small margin. A returning supply then brings the pressure
 /// back to the setpoint, not past it. Authority is back when the pressure is in the band
 /// again (or the target changes).
 public struct AuthorityMonitor: Sendable {
@@ -35,6 +42,8 @@ public struct AuthorityMonitor: Sendable {
     public private(set) var ceiling: Double?
     /// Why authority was judged lost (for the event).
     public private(set) var reason: String?
+    /// What the setpoint needs, when the cap was set.
+    private var capBase: Double?
 
     public init() {}
 
@@ -50,7 +59,7 @@ public struct AuthorityMonitor: Sendable {
     ///   - modelOutput: the model's output for `target` (nil: unknown).
     public mutating func update(now: Double, dt: Double, target: Double, pressure: Double, band: Double,
                                 output: Double, atUpperLimit: Bool, modelGain: Double?, modelOutput: Double?,
-                                outputMax: Double, settled: Bool = true) -> Change? {
+                                outputMax: Double, play: Double = 0, settled: Bool = true) -> Change? {
         if let h = holding, h.target != target { holding = nil }
         let low = pressure < target * (1 - band)
         let inBand = abs(pressure - target) <= band * target
@@ -66,7 +75,12 @@ public struct AuthorityMonitor: Sendable {
             }
             return nil
         }
-        guard ceiling == nil else { return nil }
+        if ceiling != nil {
+            if let needed = capBase, let g = modelGain {
+                ceiling = min(needed + (target - pressure <= play ? max(0.5 * band * target, 2 * play) : 0.5 * band * target) * g, outputMax)
+            }
+            return nil
+        }
         let ref = reference ?? (output, pressure)
         reference = ref
         var evidence: String?
@@ -78,7 +92,7 @@ public struct AuthorityMonitor: Sendable {
             // Only after the pressure has settled at this target: on the way there a
             // screw closing its gap to the stack moves without effect, rightly.
             let expected = (output - ref.output) / g
-            if expected > 2 * band * target && pressure - ref.pressure < 0.25 * expected {
+            if expected > max(2 * band * target, play) && pressure - ref.pressure < 0.25 * expected {
                 evidence = "output moved \(fmt3(output - ref.output)) (≈ \(fmt3(expected)) MPa by the model), the pressure \(fmt3(pressure - ref.pressure)) MPa"
                 needs = Self.noEffectTime
             }
@@ -90,14 +104,15 @@ public struct AuthorityMonitor: Sendable {
         let needed = holding?.output ?? modelOutput
         guard let needed else { return nil }
         let gain = modelGain ?? 0
-        let cap = min(needed + 0.5 * band * target * gain, outputMax)
+        let cap = min(needed + (target - pressure <= play ? max(0.5 * band * target, 2 * play) : 0.5 * band * target) * gain, outputMax)
+        capBase = needed
         ceiling = cap
         reason = evidence
         return .lost(ceiling: cap, reason: evidence)
     }
 
     /// Forget everything (a new target, leaving regulation).
-    public mutating func reset() { reference = nil; evidenceSince = nil; ceiling = nil; reason = nil }
+    public mutating func reset() { reference = nil; evidenceSince = nil; ceiling = nil; reason = nil; capBase = nil }
 }
 
 /// One time the regulated pressure left its band: when, how far, and the likely cause.

@@ -72,6 +72,11 @@ public struct ChannelParameters: Sendable, Equatable {
     public var supervisor: SupervisorSettings?
     /// Soft-short detection on the cell voltage (nil: off).
     public var shortDetection: ShortDetectionSettings? = ShortDetectionSettings()
+    /// The actuator's play as a stack pressure, MPa: what the output must move through
+    /// before the pressure answers (a cylinder's stiction and a regulator's hysteresis
+    /// over the cell area). The authority monitor neither mistakes it for lost authority
+    /// nor caps the output below it. 0: none known.
+    public var actuatorPlay: Double = 0
 
     public init(name: String, cellArea: Double, pid: PIDParameters, feedforward: Feedforward = .init(),
                 limits: PressureLimits, sensor: SensorLimits, safeOutput: Double, band: Double = 0.05) {
@@ -1059,7 +1064,8 @@ public struct ChannelController: Sendable {
         let change = authority.update(now: now, dt: dt, target: target, pressure: pressure, band: parameters.band,
                                       output: pid.output, atUpperLimit: pid.lastTerms.saturated && pid.lastTerms.unlimited > pid.output,
                                       modelGain: gain > 0 ? gain : nil, modelOutput: gain > 0 ? ff : nil,
-                                      outputMax: parameters.pid.outputMax, settled: excursions.settledTarget == target)
+                                      outputMax: parameters.pid.outputMax, play: parameters.actuatorPlay,
+                                      settled: excursions.settledTarget == target)
         switch change {
         case .lost(let cap, let why)?:
             if excursions.open != nil, excursions.open!.kind == .disturbance { excursions.open!.kind = .saturation }

@@ -65,7 +65,7 @@ public enum SimPresets {
     /// Controller parameters matching ``pneumaticChannel(area:seed:)``.
     public static func pneumaticController(area: Double = 2) -> ChannelParameters {
         let k = StackUnits.pressure(force: 3117, area: area)
-        return ChannelParameters(
+        var p = ChannelParameters(
             name: "B", cellArea: area,
             pid: PIDParameters(kp: 0.02, ki: 0.3, kd: 0, derivativeFilterTime: 0.05,
                                outputMin: 0, outputMax: 0.9, outputRateLimit: 1.0, setpointRampRate: 1),
@@ -73,5 +73,9 @@ public enum SimPresets {
             limits: PressureLimits(minSetpoint: 0.1, maxSetpoint: 9, trip: 10),
             sensor: SensorLimits(minForce: -100, maxForce: 5000, staleAfter: 0.25),
             safeOutput: 0)
+        // The cylinder's 30 N of stiction and the regulator's 0.003 MPa of hysteresis
+        // (PneumaticModel's defaults) over the cell area.
+        p.actuatorPlay = StackUnits.pressure(force: 30 + 0.003 * 3117, area: area)
+        return p
     }
 }

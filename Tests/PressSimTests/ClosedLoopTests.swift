@@ -208,3 +208,45 @@ struct SafeActionTests {
         #expect(loop.controller.mode == .tripped)
     }
 }
+
+/// Found in a sweep and on the simulated rig: on the pneumatic channel, a step down to
+/// 0.5 MPa undershot into the cylinder's stiction; the output had to climb through the
+/// friction before the piston moved, the authority monitor took that for "the pressure
+/// does not answer the output", capped the output below what breaks the stiction, and
+/// `cannot_reach_setpoint` tripped the channel 30 s later. Low setpoints are where the
+/// polymer, hydride and silicon-anode windows are.
+@Suite("Low setpoints on both fixtures")
+struct LowSetpointTests {
+    /// Where the fixture's friction allows it (the spring fixture everywhere, the
+    /// cylinder from 1 MPa: its 30 N of stiction is 0.15 MPa on the 2 cm² cell, three
+    /// times the whole ±5 % band at 0.5 MPa), the pressure is in band 90 % of the time;
+    /// below that the cylinder hunts around the setpoint (stick–slip), centred on it.
+    @Test("steps down through 2, 1.5, 1, 0.5 (spring also 0.3) MPa and back up to 1 MPa: never tripped; in band 20–40 s after each step where friction allows, centred on the setpoint below",
+          arguments: [("spring", UInt64(3)), ("spring", 4), ("pneumatic", 3), ("pneumatic", 4), ("pneumatic", 5)])
+    func lowSteps(_ actuator: String, _ seed: UInt64) throws {
+        let (sim, params) = simPlant(actuator, seed: seed)
+        var loop = ClosedLoop(controller: ChannelController(parameters: params, initialOutput: sim.presentOutput), backend: sim)
+        loop.run(for: 1)
+        try loop.controller.setTarget(3)
+        loop.run(for: 20)
+        // The cylinder's floor: 0.5 MPa (100 N on the cell) is about 2.5 × its play;
+        // at 0.3 MPa its stiction and return spring (70 N) are the same size as the load.
+        let floor = actuator == "pneumatic" ? 0.5 : params.limits.minSetpoint
+        for target in [2.0, 1.5, 1.0, 0.5, 0.3, 1.0] where target >= floor {
+            try loop.controller.setTarget(target)
+            var inBand = 0, n = 0, sum = 0.0
+            loop.run(for: 40) { s in
+                n += 1
+                if n > 2000, let p = s.pressure { sum += p; if abs(p - target) <= 0.05 * target { inBand += 1 } }
+            }
+            let what = "\(actuator) seed \(seed), \(target) MPa"
+            #expect(loop.controller.mode == .regulating, "\(what): \(loop.controller.mode), faults \(loop.controller.faults.records.map { "\($0.code): \($0.message)" })")
+            guard loop.controller.mode == .regulating else { return }
+            if actuator == "spring" || target >= 1 {
+                #expect(Double(inBand) / Double(n - 2000) > 0.6, "\(what): in band \(inBand) of \(n - 2000) ticks 20–40 s after the step")
+            }
+            let mean = sum / Double(n - 2000)
+            #expect(abs(mean - target) <= 0.05 * target, "\(what): mean \(mean) MPa 20–40 s after the step")
+        }
+    }
+}
