@@ -520,6 +520,10 @@ public final class ControlLoop: @unchecked Sendable {
     /// Loop time (s since start, scaled) for a monotonic instant.
     func loopTime(_ nanos: UInt64) -> Double { Double(nanos &- startNanos) / 1e9 * timeScale }
 
+    /// The run log's time now (epoch + loop time): with `timeScale` > 1 it runs ahead of
+    /// the wall clock, which stamps request events.
+    public func logTimeNow() -> Double { epoch + loopTime(monotonicNanos()) }
+
     /// Starts the thread. The first snapshot is published before this returns.
     public func start() {
         let t0 = loopTime(monotonicNanos())

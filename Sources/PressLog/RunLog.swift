@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import PressCore
+import PressProtocol
 
 /// One logged sample of a channel: the state at the end of a logging period plus the
 /// minimum, maximum and mean of the fast loop's pressure over that period.
@@ -118,6 +119,8 @@ public struct RunMetadata: Sendable, Equatable, Codable {
     public var operatorNote: String?
     /// Fabrication (densification) pressure, MPa: not the stack pressure.
     public var preparationPressureMpa: Double?
+    /// Preparation steps: component, pressure, hold time and temperature of each.
+    public var preparation: [PreparationStepInfo]?
     public init(cellId: String? = nil, chemistry: String? = nil, operatorNote: String? = nil, preparationPressureMpa: Double? = nil) {
         self.cellId = cellId; self.chemistry = chemistry; self.operatorNote = operatorNote; self.preparationPressureMpa = preparationPressureMpa
     }
