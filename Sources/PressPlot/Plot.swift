@@ -174,6 +174,15 @@ public func roundTicks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {
     return out
 }
 
+/// Ticks every `step` from `lo` (already on the grid) to `hi`.
+func ticks(_ lo: Double, _ hi: Double, step: Double) -> [Double] {
+    guard step > 0, hi >= lo else { return [lo] }
+    var out: [Double] = []
+    var k = (lo / step).rounded()
+    while k * step <= hi + step * 1e-9 { out.append(abs(k * step) < step * 1e-9 ? 0 : k * step); k += 1 }
+    return out
+}
+
 /// A tick label with as many decimals as the step needs.
 public func tickLabel(_ v: Double, step: Double) -> String {
     var d = 0, s = step
@@ -209,7 +218,7 @@ public enum SVGReport {
         let yt = roundTicks(lo0, hi0)
         let yStep = yt.count > 1 ? yt[1] - yt[0] : 1
         let lo = Swift.min(lo0, (lo0 / yStep).rounded(.down) * yStep), hi = Swift.max(hi0, (hi0 / yStep).rounded(.up) * yStep)
-        let yTicks = roundTicks(lo, hi)
+        let yTicks = ticks(lo, hi, step: yStep)
         let span = t1 - t0
         let (unit, scale) = span >= 7200 ? ("h", 3600.0) : span >= 120 ? ("min", 60.0) : ("s", 1.0)
         let xt = roundTicks(0, span / scale)
@@ -257,6 +266,47 @@ public enum SVGReport {
         return svg + "</svg>\n"
     }
 
+    /// Several pressure traces on one figure (a comparison of channels or run logs):
+    /// each source's logged pressure against its own run time (from its first sample),
+    /// one colour each with a legend, on round 1-2-5 ticks.
+    public static func renderComparison(_ series: [(label: String, points: [(Double, Double)])], title: String,
+                                        width: Int = 960, height: Int = 440) -> String {
+        let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
+        let legendRows = series.count
+        let ml = 70.0, mr = 20.0, mt = 40.0, mb = 50.0 + Double(legendRows) * 14
+        let totalHeight = height + legendRows * 14
+        let w = Double(width) - ml - mr, h = Double(totalHeight) - mt - mb
+        let spans = series.map { s in (s.points.last?.0 ?? 0) - (s.points.first?.0 ?? 0) }
+        let span = Swift.max(spans.max() ?? 1, 1e-9)
+        let values = series.flatMap { $0.points.map(\.1) }
+        let lo0 = Swift.min(0, values.min() ?? 0), hi0 = Swift.max(values.max() ?? 1, 1e-9) * 1.05
+        let yt0 = roundTicks(lo0, hi0), yStep = yt0.count > 1 ? yt0[1] - yt0[0] : 1
+        let lo = (lo0 / yStep).rounded(.down) * yStep, hi = (hi0 / yStep).rounded(.up) * yStep
+        let (unit, scale) = span >= 7200 ? ("h", 3600.0) : span >= 120 ? ("min", 60.0) : ("s", 1.0)
+        let xt = roundTicks(0, span / scale), xStep = xt.count > 1 ? xt[1] - xt[0] : 1
+        func x(_ t: Double) -> Double { ml + t / span * w }
+        func y(_ v: Double) -> Double { mt + (hi - v) / (hi - lo) * h }
+        var svg = """
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(totalHeight)" font-family="sans-serif" font-size="12">
+        <rect width="100%" height="100%" fill="white"/>
+        <text x="\(ml)" y="24" font-size="15">\(escape(title))</text>
+
+        """
+        for v in ticks(lo, hi, step: yStep) { svg += "<line x1=\"\(ml)\" y1=\"\(fixed(y(v), 1))\" x2=\"\(ml + w)\" y2=\"\(fixed(y(v), 1))\" stroke=\"#eee\"/>\n" }
+        for (i, s) in series.enumerated() where s.points.count > 1 {
+            let t0 = s.points[0].0
+            let pts = s.points.map { "\(fixed(x($0.0 - t0), 1)),\(fixed(y($0.1), 1))" }.joined(separator: " ")
+            svg += "<polyline class=\"series\" points=\"\(pts)\" fill=\"none\" stroke=\"\(palette[i % palette.count])\" stroke-width=\"1.2\"/>\n"
+        }
+        svg += axes(ml: ml, mt: mt, w: w, h: h, height: height, yLabel: "stack pressure, MPa", xLabel: "run time from each source's first sample, \(unit)",
+                    yTicks: ticks(lo, hi, step: yStep).map { (y($0), tickLabel($0, step: yStep)) },
+                    xTicks: xt.map { (x($0 * scale), tickLabel($0, step: xStep)) })
+        for (i, s) in series.enumerated() {
+            svg += "<text x=\"\(ml)\" y=\"\(height + i * 14)\" font-size=\"11\" fill=\"\(palette[i % palette.count])\">— \(escape(s.label))</text>\n"
+        }
+        return svg + "</svg>\n"
+    }
+
     /// `YYYY-MM-DDTHH:MM:SS` of a unix time (no Foundation).
     static func isoSeconds(_ t: Double) -> String {
         var tt = time_t(t.rounded(.down))
@@ -280,7 +330,7 @@ public enum SVGReport {
         let p0 = 0.0, p1 = ((Swift.max(ps.max() ?? 1, 1e-9) * 1.05) / pStep).rounded(.up) * pStep
         let rt0 = roundTicks(Swift.min(0, rs.min() ?? 0), Swift.max(rs.max() ?? 1, 1e-9) * 1.1), rStep = rt0.count > 1 ? rt0[1] - rt0[0] : 1
         let r0 = (Swift.min(0, rs.min() ?? 0) / rStep).rounded(.down) * rStep, r1 = ((Swift.max(rs.max() ?? 1, 1e-9) * 1.1) / rStep).rounded(.up) * rStep
-        let pt = roundTicks(p0, p1), rt = roundTicks(r0, r1)
+        let pt = ticks(p0, p1, step: pStep), rt = ticks(r0, r1, step: rStep)
         func x(_ p: Double) -> Double { ml + (p - p0) / (p1 - p0) * w }
         func y(_ r: Double) -> Double { mt + (r1 - r) / (r1 - r0) * h }
         var svg = """

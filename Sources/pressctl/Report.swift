@@ -311,8 +311,9 @@ struct StandardReport: Codable {
         }
     }
 
-    /// Builds the report from its data; writes the CSP plots beside `output`.
-    init(_ d: ReportData, settle: Double, output: String, source: String) throws {
+    /// Builds the report from its data; writes the CSP plots beside `output` (none
+    /// when `writePlots` is false).
+    init(_ d: ReportData, settle: Double, output: String, source: String, writePlots: Bool = true) throws {
         let ch = d.channel
         let pts = d.rows.map(\.point)
         let stem = (output as NSString).lastPathComponent
@@ -325,7 +326,7 @@ struct StandardReport: Codable {
         var csp: [CSP] = []
         for (i, r) in d.sweeps.enumerated() {
             var plot: String?
-            if !r.sweep.points.isEmpty {
+            if writePlots, !r.sweep.points.isEmpty {
                 let name = "\(stem)-csp-\(i + 1).svg"
                 let f = r.sweep
                 let curve: ((Double) -> Double)? = f.cspMpa.map { pc in { p in (f.plateauOhmCm2 ?? 0) + (f.riseOhmCm2 ?? 0) / (1 + pow(max(p, 1e-9) / pc, f.sharpness ?? 4)) } }
@@ -398,7 +399,8 @@ struct Report: ParsableCommand {
         and every excursion; temperature and current density; the critical stack pressure of every sweep with its \
         current density; faults and interventions in words, with user names. Writes STEM.md, STEM.json, STEM.svg \
         and STEM-csp-N.svg. With --state-dir it reads the run log directly, without a daemon (read-only, safe \
-        beside a running pressd, like journalctl -D).
+        beside a running pressd, like journalctl -D). 'pressctl compare' puts several channels or run logs in one \
+        table and one figure.
         """)
     @Option(help: "Start: ISO 8601, unix seconds, now, or a time ago (2h, 30m, 1d).") var since = "1h"
     @Option(help: "End (exclusive), same forms.") var until = "now"
@@ -633,6 +635,115 @@ struct Report: ParsableCommand {
             return "- \(when(e.timeUnix)) \(e.kind): " + (who.map { "**\(mdText($0))** " } ?? "") + mdText(e.text)
         }.joined(separator: "\n") + "\n"
         return s
+    }
+}
+
+extension Report {
+    /// Several channels or run logs side by side: one table, one figure (`pressctl compare`).
+    struct Compare: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "compare",
+            abstract: "Compare channels or run logs: one table (setpoint, time in band, mean, sd, excursions, faults, CSP, |J|, T) and one figure.",
+            discussion: """
+            Each SOURCE is CHANNEL (from the daemon, or from --state-dir when given) or DIR:CHANNEL (the run log in state \
+            directory DIR, read-only). Statistics are the standard report's (regulating time only). Writes STEM.md, \
+            STEM.json and STEM.svg (every source's pressure against run time, on round ticks).
+            """)
+        @Argument(help: ArgumentHelp("CHANNEL or DIR:CHANNEL, two or more.", valueName: "source")) var sources: [String]
+        @Option(help: "Start: ISO 8601, unix seconds, now, or a time ago (2h, 30m, 1d).") var since = "1h"
+        @Option(help: "End (exclusive), same forms.") var until = "now"
+        @Option(name: .shortAndLong, help: "Output file stem: writes STEM.md, STEM.json, STEM.svg.") var output = "pressure-comparison"
+        @Option(help: "Seconds after a setpoint change that count as settling, not as time in band.") var settle = 10.0
+        @Option(help: ArgumentHelp("Read sources without DIR: from this state directory instead of the daemon.", valueName: "dir")) var stateDir: String?
+        @Option(name: .long, help: "Control socket path (as for the other commands).") var socket: String?
+        @Flag(name: .long, help: "Print the comparison's JSON.") var json = false
+
+        func validate() throws {
+            guard !sources.isEmpty else { throw ValidationError("name at least one SOURCE (CHANNEL or DIR:CHANNEL)") }
+            for s in sources where s.hasSuffix(":") || s.isEmpty { throw ValidationError("'\(s)' is not CHANNEL or DIR:CHANNEL") }
+        }
+
+        /// One compared source.
+        struct Row: Codable {
+            var source: String
+            var channel: String
+            var cellId: String?
+            var chemistry: String?
+            var preset: String?
+            var fixture: String?
+            var areaCm2: Double?
+            var setpointsMpa: [Double]
+            var regulatingSeconds: Double
+            var within5: Double
+            var pressureMeanMpa: Double?
+            var errorSdMpa: Double?
+            var worstError: Double?
+            var excursions: Int
+            var faults: Int
+            var cspMpa: [Double]
+            var currentDensityMeanMaCm2: Double?
+            var temperatureMeanC: Double?
+        }
+
+        func run() throws {
+            let s = try parseTime(since), u = try parseTime(until)
+            guard u > s else { throw ValidationError("--until must be after --since") }
+            var client: ControlClient?
+            var logs: [String: RunLog] = [:]
+            var rows: [Row] = []
+            var series: [(label: String, points: [(Double, Double)])] = []
+            for src in sources {
+                var dir = stateDir, ch = src
+                if let colon = src.lastIndex(of: ":") { dir = String(src[..<colon]); ch = String(src[src.index(after: colon)...]) }
+                let data: ReportData
+                if let dir {
+                    if logs[dir] == nil { logs[dir] = try OfflineLog.open(dir) }
+                    data = try ReportData.offline(logs[dir]!, channel: ch, since: s, until: u)
+                } else {
+                    if client == nil {
+                        var conn = try Connection.parse(socket.map { ["--socket", $0] } ?? [])
+                        conn.channel = ch
+                        client = try conn.connect()
+                    }
+                    data = ReportData.online(client!, channel: ch, since: s, until: u)
+                }
+                let r = try StandardReport(data, settle: settle, output: output, source: dir == nil ? "daemon" : "state-dir", writePlots: false)
+                let t = r.timeInBand
+                rows.append(Row(source: src, channel: ch, cellId: r.cell.cellId, chemistry: r.cell.chemistry, preset: r.cell.chemistryPreset,
+                                fixture: r.fixture.actuator, areaCm2: r.cell.cellAreaCm2, setpointsMpa: r.pressures.stackSetpoints.map(\.setpointMpa),
+                                regulatingSeconds: t.regulatingSeconds, within5: t.within5, pressureMeanMpa: t.pressureMean, errorSdMpa: t.errorSd,
+                                worstError: t.worstError, excursions: r.excursions.count, faults: r.faults.count,
+                                cspMpa: r.criticalStackPressure.compactMap(\.sweep.cspMpa),
+                                currentDensityMeanMaCm2: r.conditions.currentDensityMaCm2?.mean, temperatureMeanC: r.conditions.temperatureC?.mean))
+                series.append((src, data.rows.compactMap { row in row.point.pressure.map { (row.point.time, $0) } }))
+            }
+            let iso = ISO8601DateFormatter()
+            let title = "pressd comparison: \(iso.string(from: Date(timeIntervalSince1970: s))) – \(iso.string(from: Date(timeIntervalSince1970: u)))"
+            let stem = (output as NSString).lastPathComponent
+            try SVGReport.renderComparison(series, title: title).write(toFile: output + ".svg", atomically: true, encoding: .utf8)
+            try Self.markdown(rows, title: title, svg: stem + ".svg").write(toFile: output + ".md", atomically: true, encoding: .utf8)
+            let enc = JSONEncoder()
+            enc.keyEncodingStrategy = .convertToSnakeCase
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(rows).write(to: URL(fileURLWithPath: output + ".json"))
+            if json { return printJSON(rows) }
+            print("\(output).md, .json, .svg: \(rows.count) sources")
+        }
+
+        static func markdown(_ rows: [Row], title: String, svg: String) -> String {
+            func o(_ v: Double?, _ d: Int) -> String { v.map { fixed($0, d) } ?? "—" }
+            var s = "# Pressure comparison\n\n\(mdText(title))\n\n![pressure of every source](\(svg))\n\n"
+            s += "Statistics over regulating time only (as in the standard report): settling, released, tripped, held and injected-reading samples left out.\n\n"
+            s += "| source | cell | chemistry | preset | fixture | area, cm² | setpoints, MPa | regulating | in band ±5 % | mean, MPa | sd of error, MPa | worst error | excursions | faults | CSP, MPa | mean \\|J\\|, mA/cm² | mean T, °C |\n"
+            s += "|---|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n"
+            for r in rows {
+                s += "| \(mdCell(r.source)) | \(r.cellId.map(mdCell) ?? "—") | \(r.chemistry.map(mdCell) ?? "—") | \(r.preset.map(mdCell) ?? "—") | \(r.fixture.map(mdCell) ?? "—") | "
+                s += "\(o(r.areaCm2, 2)) | \(r.setpointsMpa.isEmpty ? "—" : r.setpointsMpa.map { fixed($0, 3) }.joined(separator: ", ")) | \(fixed(r.regulatingSeconds, 0)) s | "
+                s += "\(fixed(r.within5 * 100, 2)) % | \(o(r.pressureMeanMpa, 3)) | \(o(r.errorSdMpa, 3)) | \(r.worstError.map { fixed($0 * 100, 2) + " %" } ?? "—") | "
+                s += "\(r.excursions) | \(r.faults) | \(r.cspMpa.isEmpty ? "—" : r.cspMpa.map { fixed($0, 2) }.joined(separator: ", ")) | \(o(r.currentDensityMeanMaCm2, 3)) | \(o(r.temperatureMeanC, 1)) |\n"
+            }
+            return s
+        }
     }
 }
 

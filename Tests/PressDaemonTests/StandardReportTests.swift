@@ -205,6 +205,23 @@ struct StandardReportTests {
         #expect(yLabels.count >= 3 && Self.isRound125(yLabels), "y ticks \(yLabels)")
         #expect(svg.contains("run time, s") || svg.contains("run time, min"))
 
+        // The comparison: both channels in one table and one figure, its numbers the reports'.
+        let cmp = try runProcess(binDir + "/pressctl", ["compare", state + ":A", state + ":B", "--since", "1h", "--until", until, "-o", d.dir + "/cmp"])
+        #expect(cmp.status == 0, "\(cmp.stderr)")
+        let cmpMd = try String(contentsOfFile: d.dir + "/cmp.md", encoding: .utf8)
+        try? cmpMd.write(toFile: "/work/notes/issue15-comparison-sample.md", atomically: true, encoding: .utf8)
+        let tableRows = cmpMd.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| source") }
+        #expect(tableRows.count == 2 && cmpMd.components(separatedBy: "| source |").count == 2, "one table, two rows: \(cmpMd)")
+        let cmpJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: d.dir + "/cmp.json"))) as! [[String: Any]]
+        #expect(cmpJSON.map { $0["channel"] as? String } == ["A", "B"])
+        #expect(cmpJSON[1]["pressure_mean_mpa"] as? Double == tib["pressure_mean"] as? Double, "B's mean as in its report")
+        #expect(cmpJSON[1]["within5"] as? Double == tib["within5"] as? Double)
+        #expect(cmpJSON[1]["faults"] as? Int == faults.count)
+        #expect((cmpJSON[0]["csp_mpa"] as? [Double])?.count == 1, "A's CSP in the table")
+        #expect(tableRows[0].contains("| Li\\|Li6PS5Cl\\|NMC811 |") && tableRows[1].contains("| pneumatic |"), "\(tableRows)")
+        let cmpSvg = try String(contentsOfFile: d.dir + "/cmp.svg", encoding: .utf8)
+        #expect(cmpSvg.components(separatedBy: "class=\"series\"").count == 3, "one figure, a trace per source")
+
         // Every key of the report's JSON is documented in docs/pressctl.md.
         let doc = try String(contentsOfFile: repoRoot + "/docs/pressctl.md", encoding: .utf8)
         for (k, v) in jB {
