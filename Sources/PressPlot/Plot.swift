@@ -148,7 +148,7 @@ public struct WindowSummary: Sendable, Equatable, Codable {
         pressureMin = n > 0 ? lo : nil
         pressureMax = n > 0 ? hi : nil
         pressureMean = n > 0 ? sum / Double(n) : nil
-        errorSd = n > 1 ? ((errSq - errSum * errSum / Double(n)) / Double(n - 1)).squareRoot() : nil
+        errorSd = n > 1 ? Swift.max(0, (errSq - errSum * errSum / Double(n)) / Double(n - 1)).squareRoot() : nil
         worstError = reg > 0 ? worst : nil
         trippedSamples = modes["tripped"] ?? 0
         self.modes = modes

@@ -109,7 +109,7 @@ struct Log: ParsableCommand {
             var r: LogEventsResult
             if let stateDir {
                 let all = try OfflineLog.open(stateDir).events(since: try parseTime(since), until: try parseTime(until), channel: conn.channel)
-                r = LogEventsResult(events: all.prefix(10_000).map { LogEventInfo(timeUnix: $0.time, channel: $0.channel, kind: $0.kind, detail: $0.detail, uid: $0.uid, pid: $0.pid) },
+                r = LogEventsResult(events: all.prefix(10_000).map(LogEventInfo.init),
                                     truncated: all.count > 10_000)
             } else {
                 let c = try conn.connect()
