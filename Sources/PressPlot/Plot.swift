@@ -155,6 +155,27 @@ public struct WindowSummary: Sendable, Equatable, Codable {
     }
 }
 
+/// One load cell's part of the total force over a window.
+public struct LoadCellShare: Sendable, Equatable, Codable {
+    /// Mean force of the cell, N.
+    public var meanForceN: Double
+    /// Its mean force ÷ the sum of the cells' mean forces.
+    public var share: Double
+}
+
+/// Per-load-cell mean force and share of the total, from one force array per sample
+/// (samples with another cell count than the last are left out). Empty when there is
+/// at most one cell.
+public func loadCellShares(_ forces: [[Double]]) -> [LoadCellShare] {
+    guard let n = forces.last?.count, n > 1 else { return [] }
+    let use = forces.filter { $0.count == n }
+    var sums = Array(repeating: 0.0, count: n)
+    for f in use { for k in 0..<n { sums[k] += f[k] } }
+    let means = sums.map { $0 / Double(use.count) }
+    let total = means.reduce(0, +)
+    return means.map { LoadCellShare(meanForceN: $0, share: total != 0 ? $0 / total : 0) }
+}
+
 /// Round axis ticks: steps of 1, 2 or 5 × 10ⁿ covering `lo…hi` with about `count`
 /// ticks, as a lab would draw them (0, 2, 4, 6 — never 22.05 / 17.43).
 public func roundTicks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {

@@ -12,6 +12,8 @@ struct CSVSample {
     var resistance: Double?
     var temperature: Double?
     var current: Double?
+    /// Per-load-cell mean forces, N (several cells under the plate).
+    var loadCellForces: [Double]? = nil
 }
 
 /// Parses the run log's CSV into samples.
@@ -22,7 +24,7 @@ func csvSamples(_ csv: String) -> [CSVSample] {
         guard f.count >= 15, let t = Double(f[0]) else { continue }
         out.append(CSVSample(channel: f[2], point: TracePoint(time: t, pressure: Double(f[5]), setpoint: Double(f[4]), min: Double(f[6]), max: Double(f[7]), mode: f[3]),
                              nonUniformity: f.count > 15 ? Double(f[15]) : nil, resistance: Double(f[13]),
-                             temperature: Double(f[11]), current: Double(f[12])))
+                             temperature: Double(f[11]), current: Double(f[12]), loadCellForces: f.count > 17 ? RunLog.forces(f[17]) : nil))
     }
     return out
 }
@@ -240,7 +242,11 @@ struct StandardReport: Codable {
         var nonUniformityMean: Double?
         var nonUniformityMax: Double?
         var nonUniformAlarms: Int
+        /// Each load cell's mean force and share of the total over regulating time
+        /// (several cells only).
+        var perLoadCell: [PerLoadCell]
     }
+    struct PerLoadCell: Codable { var id: String; var meanForceN: Double; var share: Double }
     struct Interval: Codable { var from: Double; var until: Double; var reason: String }
     struct Range3: Codable { var min: Double; var mean: Double; var max: Double; var samples: Int }
     struct Conditions: Codable {
@@ -358,7 +364,11 @@ struct StandardReport: Codable {
                             loadCellRangeN: desc?.loadCellRangeN.isFinite == true ? desc?.loadCellRangeN : nil,
                             nonUniformityMean: uniform.isEmpty ? nil : uniform.reduce(0, +) / Double(uniform.count),
                             nonUniformityMax: uniform.max(),
-                            nonUniformAlarms: d.events.filter { $0.kind == "fault" && $0.detail.hasPrefix("non_uniform_load") }.count)
+                            nonUniformAlarms: d.events.filter { $0.kind == "fault" && $0.detail.hasPrefix("non_uniform_load") }.count,
+                            perLoadCell: loadCellShares(d.rows.filter { r in r.point.mode == "regulating" && !excluded.contains { $0.from...$0.until ~= r.point.time } }
+                                                            .compactMap(\.loadCellForces)).enumerated().map { k, v in
+                                                                PerLoadCell(id: k < cells.count ? cells[k] : "load cell \(k + 1)", meanForceN: v.meanForceN, share: v.share)
+                                                            })
         timeInBand = WindowSummary(pts, band: (desc?.bandPercent ?? 5) / 100, settle: settle, excluding: excluded.map { $0.from...$0.until })
         excludedIntervals = excluded
         conditions = .init(temperatureC: range(d.rows.compactMap(\.temperature)),
@@ -502,6 +512,7 @@ struct Report: ParsableCommand {
         | method | \(mdCell(m.method)) |
         | area the pressure refers to | \(m.areaCm2.map { "\(num($0)) cm² (active cell area)" } ?? "—") |
         | load cells | \(m.loadCellIds.isEmpty ? "—" : m.loadCellIds.map(mdCell).joined(separator: ", "))\(m.loadCellRangeN.map { " (range \(num($0)) N each)" } ?? "") |
+        | per load cell: mean force and share of the total (regulating time) | \(m.perLoadCell.isEmpty ? "—" : m.perLoadCell.map { "\(mdCell($0.id)) \(fixed($0.meanForceN, 1)) N (\(fixed($0.share * 100, 1)) %)" }.joined(separator: "; ")) |
         | non-uniformity (max − min)/mean across the load cells, mean / largest | \(uniformity) |
         | `non_uniform_load` alarms | \(m.nonUniformAlarms) |
 

@@ -87,4 +87,14 @@ struct PlotTests {
         #expect(svg.contains("run time, s"))
         #expect(svg.contains(">5.0</text>") && svg.contains(">5.5</text>"), "y ticks every 0.5 MPa")
     }
+
+    @Test("per-load-cell shares: mean force of each cell and its part of the total")
+    func shares() {
+        // A sample with another cell count (a cell dropped out) is left out.
+        let s = loadCellShares([[120], [100, 300], [140, 260]])
+        #expect(s == [LoadCellShare(meanForceN: 120, share: 0.3), LoadCellShare(meanForceN: 280, share: 0.7)])
+        let t = loadCellShares([[100, 300], [140, 260]])
+        #expect(t.map(\.meanForceN) == [120, 280] && t.map(\.share) == [0.3, 0.7])
+        #expect(loadCellShares([[500], [510]]).isEmpty, "one cell: no split")
+    }
 }
