@@ -639,7 +639,12 @@ struct Report: ParsableCommand {
         if x.count > 0 {
             s += "\(fixed(x.timeOutOfBandS, 1)) s out of band in all; longest \(fixed(x.longestS, 1)) s; worst \(fixed(x.worstAbsErrorMpa, 3)) MPa from the setpoint.\n\n"
         }
-        s += x.events.isEmpty ? "None.\n" : x.events.prefix(300).map { "- \(when($0.timeUnix)) \($0.kind): \(mdText($0.detail))" }.joined(separator: "\n") + "\n"
+        func injected(_ t: Double) -> Bool { r.excludedIntervals.contains { $0.from <= t && t <= $0.until } }
+        let duringInjection = x.events.filter { $0.kind == "excursion" && injected($0.timeUnix) }.count
+        if duringInjection > 0 { s += "\(duringInjection) of them ended during an injected reading (the logged pressure there is not the cell's).\n\n" }
+        s += x.events.isEmpty ? "None.\n" : x.events.prefix(300).map {
+            "- \(when($0.timeUnix)) \($0.kind): \(mdText($0.detail))" + ($0.kind == "excursion" && injected($0.timeUnix) ? " *(during an injected reading)*" : "")
+        }.joined(separator: "\n") + "\n"
         s += "\n## Interventions (\(r.interventions.count))\n\n"
         s += r.interventions.isEmpty ? "None.\n" : r.interventions.prefix(300).map { e in
             let who = e.user.map { "\($0) (uid \(e.uid!))" } ?? e.uid.map { "uid \($0)" }

@@ -191,6 +191,7 @@ struct StandardReportTests {
         #expect(!faults.isEmpty && mdB.contains("## Faults (\(faults.count))"))
         let xs = jB["excursions"] as! [String: Any]
         #expect((xs["count"] as? Int ?? 0) >= 1 && mdB.contains("out of band for "), "\(mdB)")
+        #expect(mdB.contains("*(during an injected reading)*"), "the trip's excursion is marked as an injected reading: \(mdB)")
         let me = "**\(NSUserName()) (uid \(getuid()))**"
         #expect(mdB.contains("request: \(me) set the stack-pressure setpoint to 6 MPa"), "\(mdB)")
         #expect(mdB.contains("request: \(me) inject into the simulated rig: air supply (MPa) 0.3"), "\(mdB)")
