@@ -650,7 +650,7 @@ public struct DaemonConfig: Sendable {
         try t.rejectUnknownKeys()
 
         try checkCapacity(t, l: l, s: s, a: a, name: name, area: area, limits: limits, sensor: sensor, kind: kind, outMax: outMax,
-                          sim: hardware ? nil : sim, preset: preset, warnings: &warnings)
+                          sim: hardware ? nil : sim, preset: preset, warnings: &warnings, pid: p, feedforward: ff)
 
         let params = ChannelParameters(name: name, cellArea: area, pid: pid, feedforward: ff, limits: limits,
                                        sensor: sensor, safeOutput: safe, band: band)
@@ -675,16 +675,20 @@ public struct DaemonConfig: Sendable {
     ///   refused with an error naming the trip (or preset), the sensor range and the area.
     /// - The actuator must reach the highest setpoint's force (max × area): on the
     ///   simulator, spring rate × (travel − gap) or air supply × bore area − return
-    ///   spring. A shortfall is a warning naming the keys (the channel still holds lower
-    ///   setpoints; `cannot_reach_setpoint` catches the rest).
+    ///   spring; on hardware, from the plant's nominal gain when it is configured:
+    ///   (output_max − feedforward_offset) ÷ feedforward_gain MPa. A shortfall is a
+    ///   warning naming the keys (the channel still holds lower setpoints;
+    ///   `cannot_reach_setpoint` catches the rest).
     static func checkCapacity(_ t: TableReader, l: TableReader, s: TableReader, a: TableReader, name: String, area: Double,
                               limits: PressureLimits, sensor: SensorLimits, kind: ActuatorKind, outMax: Double,
-                              sim: SimChannelConfig?, preset: ChemistryPreset?, warnings: inout [String]) throws(ConfigError) {
+                              sim: SimChannelConfig?, preset: ChemistryPreset?, warnings: inout [String],
+                              pid: TableReader? = nil, feedforward: Feedforward = .init()) throws(ConfigError) {
         func at(_ r: TableReader, _ key: String) -> String {
             let e = r.error(key, "")
             return (e.key ?? key) + (e.line.map { " (line \($0))" } ?? "")
         }
         func n(_ v: Double) -> String { fixed(v) }
+        func g(_ v: Double) -> String { String(format: "%g", v) }
         let tripForce = StackUnits.force(pressure: limits.trip, area: area)
         if tripForce > sensor.maxForce {
             let tripKey = l.has("trip_mpa") || preset == nil ? "trip_mpa" : "preset"
@@ -693,7 +697,17 @@ public struct DaemonConfig: Sendable {
                 + "(\(at(s, "range_n")), \(at(t, "cell_area_cm2"))): the trip could never be measured. "
                 + "Use a load cell of at least \(n(tripForce)) N, a smaller cell area (≤ \(n(sensor.maxForce / (limits.trip * 100))) cm²) or a lower trip_mpa (≤ \(n(sensor.maxForce / (area * 100))) MPa)")
         }
-        guard let sim else { return }
+        let maxKey = l.has("max_mpa") || preset == nil ? "max_mpa" : "preset"
+        guard let sim else {
+            // Hardware: the plant's nominal gain (output per MPa), when configured.
+            guard let pid, feedforward.gain > 0 else { return }
+            let reachMpa = (outMax - feedforward.offset) / feedforward.gain
+            if reachMpa < limits.maxSetpoint {
+                warnings.append(l.error(maxKey, "max \(n(limits.maxSetpoint)) MPa is beyond what the actuator reaches by its nominal gain: (output_max \(g(outMax)) − feedforward_offset \(g(feedforward.offset))) ÷ feedforward_gain \(g(feedforward.gain)) = \(n(reachMpa)) MPa ("
+                                        + [at(a, "output_max"), at(pid, "feedforward_gain"), at(pid, "feedforward_offset")].joined(separator: ", ") + ")").description)
+            }
+            return
+        }
         let maxForce = StackUnits.force(pressure: limits.maxSetpoint, area: area)
         let reach: Double, how: String, keys: [String]
         switch kind {
@@ -710,7 +724,7 @@ public struct DaemonConfig: Sendable {
             keys = ["sim.supply_mpa", "sim.bore_area_mm2", "sim.return_spring_n"].map { at(t, $0) } + [at(a, "output_max")]
         }
         if reach < maxForce {
-            warnings.append(l.error(l.has("max_mpa") || preset == nil ? "max_mpa" : "preset",
+            warnings.append(l.error(maxKey,
                                     "max \(n(limits.maxSetpoint)) MPa on \(n(area)) cm² needs \(n(maxForce)) N; the actuator reaches \(n(reach)) N (\(how); "
                                     + keys.joined(separator: ", ") + "): setpoints above \(n(reach / (area * 100))) MPa cannot be held").description)
         }

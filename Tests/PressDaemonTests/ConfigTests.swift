@@ -149,6 +149,16 @@ struct ConfigTests {
         #expect(w.hasPrefix("t.toml:\(line(of: "max_mpa = 9.0", in: t)!): channels.B.limits.max_mpa: max 9 MPa on 2 cm² needs 1800 N; the actuator reaches 1206.8 N"), "\(w)")
         #expect(w.contains("channels.B.sim.supply_mpa (line \(line(of: "supply_mpa = 0.4", in: t)!))") && w.contains("channels.B.sim.bore_area_mm2"), "\(w)")
         #expect(w.contains("setpoints above 6.034 MPa cannot be held"), "\(w)")
+        // Hardware: from the nominal gain; the shipped examples pass clean.
+        for f in ["modbus-rtu-bus", "modbus-tcp-pneumatic", "rpi-hx711-stepper"] {
+            #expect(try DaemonConfig.load(path: repoRoot + "/config/examples/\(f).toml").warnings.isEmpty, "\(f)")
+        }
+        let hwText = try String(contentsOfFile: repoRoot + "/config/examples/modbus-tcp-pneumatic.toml", encoding: .utf8)
+            .replacingOccurrences(of: "output_max = 0.7          # the air supply", with: "output_max = 0.5")
+        let hw = try DaemonConfig.parse(hwText, file: "hw.toml")
+        // (0.5 − 0.0128) ÷ 0.0642 = 7.589 MPa < 9.
+        #expect(hw.warnings.count == 1 && hw.warnings[0].contains("max 9 MPa is beyond what the actuator reaches by its nominal gain: (output_max 0.5 − feedforward_offset 0.0128) ÷ feedforward_gain 0.0642 = 7.589 MPa"), "\(hw.warnings)")
+        #expect(hw.warnings.first?.contains("output_max (line \(line(of: "output_max = 0.5", in: hwText)!))") == true, "\(hw.warnings)")
         let spring = try editedConfig("gap_um = 500", "gap_um = 500\ntravel_um = 5000")
         let s = try DaemonConfig.parse(spring, file: "t.toml")
         #expect(s.warnings.count == 1 && s.warnings[0].contains("the actuator reaches 900 N (spring rate 0.2 N/µm × (travel 5000 µm − gap 500 µm)"), "\(s.warnings)")
