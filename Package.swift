@@ -38,7 +38,7 @@ let package = Package(
 
         // Durable run log and persisted channel state (SQLite, WAL).
         .target(name: "PressLog", dependencies: [
-            "PressCore",
+            "PressCore", "PressProtocol",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
 

@@ -455,10 +455,15 @@ public struct DaemonConfig: Sendable {
         // warned about (the warning names the preset's value).
         var preset: ChemistryPreset?
         if let p = try l.string("preset") {
-            guard let found = ChemistryPreset.named(p) else {
-                throw l.error("preset", "'\(p)' is not a chemistry preset (\(ChemistryPreset.all.map(\.name).joined(separator: ", ")))")
+            guard let found = ChemistryPreset.resolve(p) else {
+                throw l.error("preset", "'\(p)' is not a chemistry preset (electrolyte/anode: \(ChemistryPreset.all.map(\.name).joined(separator: ", ")))")
             }
-            preset = found
+            preset = found.preset
+            if let legacy = found.legacy {
+                let others = ChemistryPreset.all.filter { $0.family == found.preset.family && $0 != found.preset }.map(\.name)
+                warnings.append(l.error("preset", "'\(legacy)' is an old preset name, replaced by '\(found.preset.name)' (\(found.preset.minMpa)–\(found.preset.maxMpa) MPa, trip \(found.preset.tripMpa) MPa)"
+                    + (others.isEmpty ? "" : "; for another anode use \(others.map { "'\($0)'" }.joined(separator: ", "))") + ": write preset = \"\(found.preset.name)\"").description)
+            }
         }
         func limit(_ key: String, _ presetValue: Double?) throws(ConfigError) -> Double {
             if let v = try l.double(key) {
@@ -683,6 +688,9 @@ public struct DaemonConfig: Sendable {
         }
         try t.rejectUnknownKeys()
 
+        try checkCapacity(t, l: l, s: s, a: a, name: name, area: area, limits: limits, sensor: sensor, kind: kind, outMax: outMax,
+                          sim: hardware ? nil : sim, preset: preset, warnings: &warnings, pid: p, feedforward: ff)
+
         let params = ChannelParameters(name: name, cellArea: area, pid: pid, feedforward: ff, limits: limits,
                                        sensor: sensor, safeOutput: safe, band: band)
         var params2 = params
@@ -698,6 +706,73 @@ public struct DaemonConfig: Sendable {
         channel.pushedStaleAfter = pushedStale
         channel.spectra = spectra
         return channel
+    }
+
+    /// Capacity checks at load: can the channel do what its limits promise?
+    ///
+    /// - The load cell must read the trip force (trip × area): a trip it cannot see is
+    ///   refused with an error naming the trip (or preset), the sensor range and the area.
+    /// - The actuator must reach the highest setpoint's force (max × area): on the
+    ///   simulator, spring rate × (travel − gap) or air supply × bore area − return
+    ///   spring; on hardware, from the plant's nominal gain when it is configured:
+    ///   (output_max − feedforward_offset) ÷ feedforward_gain MPa. A shortfall is a
+    ///   warning naming the keys (the channel still holds lower setpoints;
+    ///   `cannot_reach_setpoint` catches the rest).
+    static func checkCapacity(_ t: TableReader, l: TableReader, s: TableReader, a: TableReader, name: String, area: Double,
+                              limits: PressureLimits, sensor: SensorLimits, kind: ActuatorKind, outMax: Double,
+                              sim: SimChannelConfig?, preset: ChemistryPreset?, warnings: inout [String],
+                              pid: TableReader? = nil, feedforward: Feedforward = .init()) throws(ConfigError) {
+        func at(_ r: TableReader, _ key: String) -> String {
+            let e = r.error(key, "")
+            return (e.key ?? key) + (e.line.map { " (line \($0))" } ?? "")
+        }
+        func n(_ v: Double) -> String { fixed(v) }
+        func g(_ v: Double) -> String { String(format: "%g", v) }
+        let tripForce = StackUnits.force(pressure: limits.trip, area: area)
+        if tripForce > sensor.maxForce {
+            let tripKey = l.has("trip_mpa") || preset == nil ? "trip_mpa" : "preset"
+            let origin = tripKey == "preset" ? " (from the '\(preset!.name)' preset)" : ""
+            throw l.error(tripKey, "trip \(n(limits.trip)) MPa\(origin) on \(n(area)) cm² is \(n(tripForce)) N, beyond the load cell's \(n(sensor.maxForce)) N "
+                + "(\(at(s, "range_n")), \(at(t, "cell_area_cm2"))): the trip could never be measured. "
+                + "Use a load cell of at least \(n(tripForce)) N, a smaller cell area (≤ \(n(sensor.maxForce / (limits.trip * 100))) cm²) or a lower trip_mpa (≤ \(n(sensor.maxForce / (area * 100))) MPa)")
+        }
+        let maxKey = l.has("max_mpa") || preset == nil ? "max_mpa" : "preset"
+        guard let sim else {
+            // Hardware: the plant's nominal gain (output per MPa), when configured.
+            guard let pid, feedforward.gain > 0 else { return }
+            let reachMpa = (outMax - feedforward.offset) / feedforward.gain
+            if reachMpa < limits.maxSetpoint {
+                warnings.append(l.error(maxKey, "max \(n(limits.maxSetpoint)) MPa is beyond what the actuator reaches by its nominal gain: (output_max \(g(outMax)) − feedforward_offset \(g(feedforward.offset))) ÷ feedforward_gain \(g(feedforward.gain)) = \(n(reachMpa)) MPa ("
+                                        + [at(a, "output_max"), at(pid, "feedforward_gain"), at(pid, "feedforward_offset")].joined(separator: ", ") + ")").description)
+            }
+            return
+        }
+        let maxForce = StackUnits.force(pressure: limits.maxSetpoint, area: area)
+        let reach: Double, how: String, keys: [String]
+        switch kind {
+        case .springFixture:
+            let sp = sim.spring
+            reach = sp.springRate * (min(sp.travel, outMax) - sp.gap)
+            how = "spring rate \(n(sp.springRate)) N/µm × (travel \(n(min(sp.travel, outMax))) µm − gap \(n(sp.gap)) µm)"
+            keys = ["sim.spring_rate_n_per_um", "sim.travel_um", "sim.gap_um"].map { at(t, $0) } + [at(a, "output_max")]
+        case .pneumatic:
+            let pn = sim.pneumatic
+            let air = min(pn.supply, outMax * pn.gain)
+            reach = air * pn.boreArea - pn.returnSpring
+            how = "air \(n(air)) MPa × bore \(n(pn.boreArea)) mm² − return spring \(n(pn.returnSpring)) N"
+            keys = ["sim.supply_mpa", "sim.bore_area_mm2", "sim.return_spring_n"].map { at(t, $0) } + [at(a, "output_max")]
+        }
+        if reach < maxForce {
+            warnings.append(l.error(maxKey,
+                                    "max \(n(limits.maxSetpoint)) MPa on \(n(area)) cm² needs \(n(maxForce)) N; the actuator reaches \(n(reach)) N (\(how); "
+                                    + keys.joined(separator: ", ") + "): setpoints above \(n(reach / (area * 100))) MPa cannot be held").description)
+        }
+    }
+
+    /// A number without trailing zeros, for messages.
+    static func fixed(_ v: Double) -> String {
+        let r = (v * 1000).rounded() / 1000
+        return r == r.rounded() && abs(r) < 1e12 ? String(Int(r)) : String(r)
     }
 
     static func parseSim(_ m: TableReader, kind: ActuatorKind, into sim: inout SimChannelConfig) throws(ConfigError) {

@@ -227,8 +227,16 @@ struct LogWindow {
     var max = -Double.infinity
     var uniformitySum = 0.0
     var uniformityCount = 0
-    mutating func add(_ p: Double?, nonUniformity u: Double? = nil) {
+    /// Per-load-cell force sums (several cells under the plate).
+    var forceSums: [Double] = []
+    var forceCount = 0
+    mutating func add(_ p: Double?, nonUniformity u: Double? = nil, forces: [Double]? = nil) {
         if let u { uniformitySum += u; uniformityCount += 1 }
+        if let f = forces, !f.isEmpty {
+            if forceSums.count != f.count { forceSums = Array(repeating: 0, count: f.count); forceCount = 0 }
+            for k in f.indices { forceSums[k] += f[k] }
+            forceCount += 1
+        }
         guard let p else { return }
         count += 1; sum += p
         if p < min { min = p }
@@ -392,7 +400,7 @@ public struct LoopCore {
             }
             let state = channels[i].controller.state
             channels[i].backend.mirror(state, now: now)
-            windows[i].add(state.pressure, nonUniformity: nonUniformity(state.readings.loadCellForces))
+            windows[i].add(state.pressure, nonUniformity: nonUniformity(state.readings.loadCellForces), forces: state.readings.loadCellForces)
             if now - windows[i].start >= logPeriod - 1e-9 {
                 let w = windows[i]
                 pendingSamples.append(LogSample(
@@ -403,6 +411,7 @@ public struct LoopCore {
                     resistance: state.readings.interfacialResistance?.value, count: w.count))
                 pendingSamples[pendingSamples.count - 1].voltage = state.readings.voltage?.value
                 pendingSamples[pendingSamples.count - 1].nonUniformity = w.uniformityCount > 0 ? w.uniformitySum / Double(w.uniformityCount) : nil
+                pendingSamples[pendingSamples.count - 1].loadCellForces = w.forceCount > 0 ? w.forceSums.map { $0 / Double(w.forceCount) } : nil
                 windows[i] = LogWindow(start: now)
                 backendStates[i] = channels[i].backend.persistentState()
             }
@@ -521,6 +530,10 @@ public final class ControlLoop: @unchecked Sendable {
 
     /// Loop time (s since start, scaled) for a monotonic instant.
     func loopTime(_ nanos: UInt64) -> Double { Double(nanos &- startNanos) / 1e9 * timeScale }
+
+    /// The run log's time now (epoch + loop time): with `timeScale` > 1 it runs ahead of
+    /// the wall clock, which stamps request events.
+    public func logTimeNow() -> Double { epoch + loopTime(monotonicNanos()) }
 
     /// Starts the thread. The first snapshot is published before this returns.
     public func start() {

@@ -258,6 +258,10 @@ public final class Daemon: @unchecked Sendable {
             logger.warning("configuration: \(w)")
             writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "config", detail: "warning: \(w)"))
         }
+        for c in new.channels {
+            writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: c.name, kind: "config",
+                                        detail: StatusMapping.descriptorDetail(c, backend: new.backend, loop: loop)))
+        }
         return .success("configuration reloaded from \(configPath)" + (new.warnings.isEmpty ? "" : "; warnings: " + new.warnings.joined(separator: "; ")))
     }
 }
@@ -346,6 +350,10 @@ struct LoopService: Service {
         for w in daemon.config.warnings {
             daemon.logger.warning("configuration: \(w)")
             daemon.writer?.enqueue(RunLogEvent(time: daemon.loop.epoch, channel: "", kind: "config", detail: "warning: \(w)"))
+        }
+        for c in daemon.config.channels {
+            daemon.writer?.enqueue(RunLogEvent(time: daemon.loop.epoch, channel: c.name, kind: "config",
+                                               detail: StatusMapping.descriptorDetail(c, backend: daemon.config.backend, loop: daemon.loop)))
         }
         try? await Task.sleep(for: .milliseconds(50))
         if let e = daemon.loop.realtimeError { daemon.logger.warning("real-time scheduling not available; running with normal priority", metadata: ["error": "\(e)"]) }

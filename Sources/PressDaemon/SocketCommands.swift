@@ -207,9 +207,14 @@ extension ConnectionHandler {
         guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
         guard let log = ctx.runLog else { return fail(id, .unavailable, "run_set: the run log is disabled", context: context) }
         let m = p.metadata
+        for (i, s) in (m.preparation ?? []).enumerated() {
+            guard !s.component.isEmpty, s.pressureMpa.isFinite, s.pressureMpa > 0, s.holdS.map({ $0.isFinite && $0 >= 0 }) ?? true,
+                  s.temperatureC.map({ $0.isFinite && $0 > -273.15 }) ?? true else {
+                return fail(id, .invalidParams, "run_set: metadata.preparation[\(i)] needs a component, pressure_mpa > 0, hold_s ≥ 0 and a real temperature_c", context: context)
+            }
+        }
         offload(id, "run_set", context: context) {
-            try log.setMetadata(RunMetadata(cellId: m.cellId, chemistry: m.chemistry, operatorNote: m.operatorNote,
-                                            preparationPressureMpa: m.preparationPressureMpa), channel: p.channel, time: Date().timeIntervalSince1970)
+            try log.setMetadata(RunMetadata(m), channel: p.channel, time: Date().timeIntervalSince1970)
             return RunResult(channel: p.channel, metadata: m)
         }
     }
@@ -219,8 +224,7 @@ extension ConnectionHandler {
         guard let log = ctx.runLog else { return fail(id, .unavailable, "run_get: the run log is disabled", context: context) }
         offload(id, "run_get", context: context) {
             let m = try log.metadata(channel: p.channel)
-            return RunResult(channel: p.channel, metadata: RunMetadataInfo(cellId: m?.cellId, chemistry: m?.chemistry,
-                                                                          operatorNote: m?.operatorNote, preparationPressureMpa: m?.preparationPressureMpa))
+            return RunResult(channel: p.channel, metadata: RunMetadataInfo(m))
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import PressCore
 import PressProtocol
 
@@ -81,33 +82,38 @@ enum StatusMapping {
         return info
     }
 
-    static func sweep(_ r: SweepResult) -> SweepInfo {
-        func margin(_ m: MarginPressure?) -> SweepMarginInfo? {
-            m.map { SweepMarginInfo(margin: $0.margin, referenceOhmCm2: $0.reference, referenceSeOhmCm2: $0.referenceSE, thresholdOhmCm2: $0.threshold,
-                                    pressureMpa: $0.pressure, lowMpa: $0.low, highMpa: $0.high, lowestPressureMpa: $0.lowestPressure) }
+    static func sweep(_ r: SweepResult) -> SweepInfo { SweepInfo(r) }
+
+    /// What a channel is (fixture, area, load cells, limits), for the run log.
+    static func descriptor(_ c: ChannelConfig, backend: BackendKind, clock: (scale: Double, wall: Double, log: Double)? = nil) -> ChannelDescriptor {
+        let applied: String
+        switch c.actuator {
+        case .springFixture:
+            applied = "spring: a stepper-driven screw compresses a calibrated spring in series with the cell (spring fixture)"
+        case .pneumatic:
+            applied = c.hardware.valves != nil
+                ? "pneumatic: a cylinder fed through inlet/exhaust solenoid valves"
+                : "pneumatic: a cylinder fed by an electro-pneumatic regulator"
         }
-        func dynamic(_ d: DynamicCSP?) -> SweepDynamicInfo? {
-            d.map { SweepDynamicInfo(thresholdPerH: $0.threshold, cspMpa: $0.pressure, grewAtMpa: $0.grewAt, currentDensityMaCm2: $0.currentDensity,
-                                     temperatureC: $0.temperature) }
-        }
-        return SweepInfo(status: r.status.rawValue, note: r.note, cspMpa: r.fit?.csp, cspLowMpa: r.fit?.cspLow, cspHighMpa: r.fit?.cspHigh,
-                  p90Mpa: r.fit?.p90, plateauOhmCm2: r.fit?.plateau, riseOhmCm2: r.fit?.rise, sharpness: r.fit?.sharpness,
-                  points: r.points.map { SweepPointInfo(setpointMpa: $0.setpoint, pressureMpa: $0.pressure, resistanceOhmCm2: $0.resistance,
-                                                        resistanceSd: $0.resistanceSD, samples: $0.samples, temperatureC: $0.temperature,
-                                                        currentDensityMaCm2: $0.currentDensity, leg: $0.leg?.rawValue,
-                                                        slopeOhmCm2PerH: $0.slope, slopeSeOhmCm2PerH: $0.slopeSE,
-                                                        slopePctPerH: $0.relativeSlope.map { $0 * 100 }, grows: $0.grows) },
-                  p90LowMpa: r.fit?.p90Low, p90HighMpa: r.fit?.p90High, direction: r.settings.direction.rawValue,
-                  sweepProtocol: r.settings.sweepProtocol.rawValue, currentDensityMaCm2: r.currentDensity, temperatureC: r.temperature,
-                  margin: margin(r.margin), dynamic: dynamic(r.dynamic),
-                  legs: r.legs?.map { l in
-                      SweepLegInfo(leg: l.leg.rawValue, levels: l.levels, cspMpa: l.fit?.csp, cspLowMpa: l.fit?.cspLow, cspHighMpa: l.fit?.cspHigh,
-                                   p90Mpa: l.fit?.p90, p90LowMpa: l.fit?.p90Low, p90HighMpa: l.fit?.p90High, margin: margin(l.margin), dynamic: dynamic(l.dynamic))
-                  },
-                  hysteresis: r.hysteresis.map { SweepHysteresisInfo(cspShiftMpa: $0.cspShift, cspShiftHalfWidthMpa: $0.cspShiftHalfWidth,
-                                                                     marginShiftMpa: $0.marginShift, marginShiftHalfWidthMpa: $0.marginShiftHalfWidth,
-                                                                     meanRelativeResistanceDifference: $0.meanRelativeResistanceDifference, pairs: $0.pairs) },
-                  summary: r.summary)
+        var cells = c.hardware.loadCells.map(\.ref.signal.id) + c.hardware.hx711s.map(\.input.id)
+        if backend == .simulator { cells = ["\(c.name).load_cells[0] (simulated)"] }
+        let l = c.control.limits
+        var d = ChannelDescriptor(channel: c.name, description: c.description, actuator: c.actuator.rawValue, pressureApplied: applied,
+                                 backend: backend.rawValue, cellAreaCm2: c.control.cellArea, loadCells: cells,
+                                 loadCellRangeN: c.control.sensor.maxForce,
+                                 limits: LimitsInfo(minMpa: l.minSetpoint, maxMpa: l.maxSetpoint, tripMpa: l.trip),
+                                 preset: c.preset, bandPercent: c.control.band * 100)
+        if let clock { d.timeScale = clock.scale; d.clockWall = clock.wall; d.clockLog = clock.log }
+        return d
+    }
+
+    /// The descriptor as a run-log `config` event's detail.
+    static func descriptorDetail(_ c: ChannelConfig, backend: BackendKind, loop: ControlLoop) -> String {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let json = (try? e.encode(descriptor(c, backend: backend, clock: (loop.timeScale, Date().timeIntervalSince1970, loop.logTimeNow())))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return ChannelDescriptor.prefix + json
     }
 
     static func loop(_ s: LoopStats) -> LoopInfo {

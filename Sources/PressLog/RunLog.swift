@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import PressCore
+import PressProtocol
 
 /// One logged sample of a channel: the state at the end of a logging period plus the
 /// minimum, maximum and mean of the fast loop's pressure over that period.
@@ -26,6 +27,9 @@ public struct LogSample: Sendable, Equatable {
     public var nonUniformity: Double?
     /// Cell voltage at the end of the period, V.
     public var voltage: Double?
+    /// Mean force of each load cell under the plate over the period, N, when there are
+    /// several (they add up to `force`).
+    public var loadCellForces: [Double]?
 
     public init(time: Double, channel: String, mode: String, setpoint: Double?, pressure: Double?, pressureMin: Double?,
                 pressureMax: Double?, pressureMean: Double?, force: Double?, output: Double, temperature: Double?,
@@ -118,6 +122,8 @@ public struct RunMetadata: Sendable, Equatable, Codable {
     public var operatorNote: String?
     /// Fabrication (densification) pressure, MPa: not the stack pressure.
     public var preparationPressureMpa: Double?
+    /// Preparation steps: component, pressure, hold time and temperature of each.
+    public var preparation: [PreparationStepInfo]?
     public init(cellId: String? = nil, chemistry: String? = nil, operatorNote: String? = nil, preparationPressureMpa: Double? = nil) {
         self.cellId = cellId; self.chemistry = chemistry; self.operatorNote = operatorNote; self.preparationPressureMpa = preparationPressureMpa
     }
@@ -186,6 +192,9 @@ public final class RunLog: Sendable {
         migrator.registerMigration("v4-voltage") { db in
             try db.execute(sql: "ALTER TABLE samples ADD COLUMN voltage_v REAL")
         }
+        migrator.registerMigration("v5-load-cell-forces") { db in
+            try db.execute(sql: "ALTER TABLE samples ADD COLUMN load_cell_forces_n TEXT")
+        }
         try migrator.migrate(pool)
     }
 
@@ -232,11 +241,12 @@ public final class RunLog: Sendable {
         guard !samples.isEmpty || !events.isEmpty else { return }
         try pool.write { db in
             let ins = try db.makeStatement(sql: """
-                INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                 """)
             for s in samples {
                 try ins.execute(arguments: [s.time, s.channel, s.mode, s.setpoint, s.pressure, s.pressureMin, s.pressureMax,
-                                            s.pressureMean, s.force, s.output, s.temperature, s.current, s.resistance, s.count, s.nonUniformity, s.voltage])
+                                            s.pressureMean, s.force, s.output, s.temperature, s.current, s.resistance, s.count, s.nonUniformity, s.voltage,
+                                            Self.forcesText(s.loadCellForces)])
             }
             let ev = try db.makeStatement(sql: "INSERT INTO events VALUES (?,?,?,?,?,?)")
             for e in events { try ev.execute(arguments: [e.time, e.channel, e.kind, e.detail, e.uid, e.pid]) }
@@ -303,6 +313,7 @@ public final class RunLog: Sendable {
                                   resistance: r["resistance_ohm_cm2"], count: r["ticks"])
                 s.nonUniformity = r["nonuniformity"]
                 s.voltage = r["voltage_v"]
+                s.loadCellForces = Self.forces(r["load_cell_forces_n"])
                 return s
             }
         }
@@ -344,8 +355,17 @@ public final class RunLog: Sendable {
         try pool.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "no answer" }
     }
 
+    /// Load-cell forces as stored and exported: `;`-separated N (no comma, so one CSV field).
+    public static func forcesText(_ f: [Double]?) -> String? { f.map { $0.map { String(format: "%.6g", $0) }.joined(separator: ";") } }
+    /// The inverse of ``forcesText(_:)``.
+    public static func forces(_ text: String?) -> [Double]? {
+        guard let text, !text.isEmpty else { return nil }
+        let v = text.split(separator: ";").compactMap { Double($0) }
+        return v.isEmpty ? nil : v
+    }
+
     /// The CSV header of ``csvLine(_:)``.
-    public static let csvHeader = "time_unix,time_iso,channel,mode,setpoint_mpa,pressure_mpa,pressure_min_mpa,pressure_max_mpa,pressure_mean_mpa,force_n,output,temperature_c,current_ma,resistance_ohm_cm2,ticks,nonuniformity,voltage_v"
+    public static let csvHeader = "time_unix,time_iso,channel,mode,setpoint_mpa,pressure_mpa,pressure_min_mpa,pressure_max_mpa,pressure_mean_mpa,force_n,output,temperature_c,current_ma,resistance_ohm_cm2,ticks,nonuniformity,voltage_v,load_cell_forces_n"
 
     /// One sample as a CSV line (RFC 4180; empty fields for absent values).
     public static func csvLine(_ s: LogSample) -> String {
@@ -354,7 +374,7 @@ public final class RunLog: Sendable {
                                               formatOptions: [.withInternetDateTime, .withFractionalSeconds])
         return [String(format: "%.3f", s.time), iso, s.channel, s.mode, v(s.setpoint), v(s.pressure), v(s.pressureMin), v(s.pressureMax),
                 v(s.pressureMean), v(s.force), v(s.output), v(s.temperature), v(s.current), v(s.resistance), "\(s.count)",
-                v(s.nonUniformity), v(s.voltage)].joined(separator: ",")
+                v(s.nonUniformity), v(s.voltage), forcesText(s.loadCellForces) ?? ""].joined(separator: ",")
     }
 }
 

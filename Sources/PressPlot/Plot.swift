@@ -97,49 +97,69 @@ public enum TerminalPlot {
 }
 
 /// Statistics of a window of samples, as the standard pressure report gives them.
+///
+/// The stack-pressure statistics (band fractions, worst error, min/mean/max) are over
+/// **regulating time only**: samples while regulating with a setpoint, after settling,
+/// and outside the `excluding` intervals (injected, i.e. falsified, readings). Released,
+/// tripped, held and settling samples are counted per mode but never enter them.
 public struct WindowSummary: Sendable, Equatable, Codable {
     public var start: Double
     public var end: Double
     public var samples: Int
-    /// Samples while regulating with a setpoint.
+    /// Samples while regulating with a setpoint, after settling, not excluded: the
+    /// samples every statistic below is over.
     public var regulatingSamples: Int
     /// Regulating samples within `settle` seconds of a setpoint change: reported, but
     /// left out of the band statistics.
     public var settlingSamples: Int
+    /// Regulating samples inside an excluded interval (an injected reading).
+    public var excludedSamples: Int
     public var settleSeconds: Double
     /// Fraction of the regulating samples (after settling) within ±5 % / ±1 % of their setpoint.
     public var within5: Double
     public var within1: Double
+    /// Time of those samples, s (each sample stands for the time to the next one).
+    public var regulatingSeconds: Double
+    /// Time in band (±5 %) of regulating time, s.
+    public var secondsWithin5: Double
     /// Fraction of regulating samples whose fast-loop envelope stayed within ±5 %.
     public var envelopeWithin5: Double?
+    /// Logged pressure over the regulating samples, MPa.
     public var pressureMin: Double?
     public var pressureMax: Double?
     public var pressureMean: Double?
+    /// Standard deviation of (pressure − setpoint) over the regulating samples, MPa.
+    public var errorSd: Double?
     /// Largest |pressure − setpoint| / setpoint while regulating.
     public var worstError: Double?
     public var trippedSamples: Int
     public var modes: [String: Int]
 
-    public init(_ pts: [TracePoint], band: Double = 0.05, settle: Double = 10) {
+    public init(_ pts: [TracePoint], band: Double = 0.05, settle: Double = 10, excluding: [ClosedRange<Double>] = []) {
         settleSeconds = settle
         start = pts.first?.time ?? 0
         end = pts.last?.time ?? 0
         samples = pts.count
-        var reg = 0, in5 = 0, in1 = 0, env5 = 0, envN = 0, settling = 0
+        var reg = 0, in5 = 0, in1 = 0, env5 = 0, envN = 0, settling = 0, excluded = 0
         var lastSetpoint: Double?, changedAt = -Double.infinity
         var lo = Double.infinity, hi = -Double.infinity, sum = 0.0, n = 0
-        var worst = 0.0
+        var errSum = 0.0, errSq = 0.0
+        var worst = 0.0, regTime = 0.0, inTime = 0.0
         var modes: [String: Int] = [:]
-        for p in pts {
+        for (i, p) in pts.enumerated() {
             modes[p.mode, default: 0] += 1
-            if let v = p.pressure { lo = Swift.min(lo, v); hi = Swift.max(hi, v); sum += v; n += 1 }
             if p.setpoint != lastSetpoint || p.mode != "regulating" { changedAt = p.time; lastSetpoint = p.setpoint }
             guard p.mode == "regulating", let s = p.setpoint, s > 0, let v = p.pressure else { continue }
             if p.time - changedAt < settle { settling += 1; continue }
+            if excluding.contains(where: { $0.contains(p.time) }) { excluded += 1; continue }
             reg += 1
+            let dt = i + 1 < pts.count ? pts[i + 1].time - p.time : 0
+            regTime += dt
+            lo = Swift.min(lo, v); hi = Swift.max(hi, v); sum += v; n += 1
+            errSum += v - s; errSq += (v - s) * (v - s)
             let e = abs(v - s) / s
             worst = Swift.max(worst, e)
-            if e <= band { in5 += 1 }
+            if e <= band { in5 += 1; inTime += dt }
             if e <= 0.01 { in1 += 1 }
             if let a = p.min, let b = p.max {
                 envN += 1
@@ -148,37 +168,123 @@ public struct WindowSummary: Sendable, Equatable, Codable {
         }
         regulatingSamples = reg
         settlingSamples = settling
+        excludedSamples = excluded
+        regulatingSeconds = regTime
+        secondsWithin5 = inTime
         within5 = reg > 0 ? Double(in5) / Double(reg) : 0
         within1 = reg > 0 ? Double(in1) / Double(reg) : 0
         envelopeWithin5 = envN > 0 ? Double(env5) / Double(envN) : nil
         pressureMin = n > 0 ? lo : nil
         pressureMax = n > 0 ? hi : nil
         pressureMean = n > 0 ? sum / Double(n) : nil
+        errorSd = n > 1 ? Swift.max(0, (errSq - errSum * errSum / Double(n)) / Double(n - 1)).squareRoot() : nil
         worstError = reg > 0 ? worst : nil
         trippedSamples = modes["tripped"] ?? 0
         self.modes = modes
     }
 }
 
+/// One load cell's part of the total force over a window.
+public struct LoadCellShare: Sendable, Equatable, Codable {
+    /// Mean force of the cell, N.
+    public var meanForceN: Double
+    /// Its mean force ÷ the sum of the cells' mean forces.
+    public var share: Double
+}
+
+/// Per-load-cell mean force and share of the total, from one force array per sample
+/// (samples with another cell count than the last are left out). Empty when there is
+/// at most one cell.
+public func loadCellShares(_ forces: [[Double]]) -> [LoadCellShare] {
+    guard let n = forces.last?.count, n > 1 else { return [] }
+    let use = forces.filter { $0.count == n }
+    var sums = Array(repeating: 0.0, count: n)
+    for f in use { for k in 0..<n { sums[k] += f[k] } }
+    let means = sums.map { $0 / Double(use.count) }
+    let total = means.reduce(0, +)
+    return means.map { LoadCellShare(meanForceN: $0, share: total != 0 ? $0 / total : 0) }
+}
+
+/// Round axis ticks: steps of 1, 2 or 5 × 10ⁿ covering `lo…hi` with about `count`
+/// ticks, as a lab would draw them (0, 2, 4, 6 — never 22.05 / 17.43).
+public func roundTicks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {
+    guard lo.isFinite, hi.isFinite, hi > lo else { return [lo] }
+    let raw = (hi - lo) / Double(Swift.max(1, count))
+    var mag = 1.0
+    while mag * 10 <= raw { mag *= 10 }
+    while mag > raw { mag /= 10 }
+    let step = [1.0, 2, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? 10 * mag
+    var out: [Double] = []
+    var k = (lo / step).rounded(.up)
+    while k * step <= hi + step * 1e-9 {
+        let v = k * step
+        out.append(abs(v) < step * 1e-9 ? 0 : v)
+        k += 1
+    }
+    return out
+}
+
+/// Ticks every `step` from `lo` (already on the grid) to `hi`.
+func ticks(_ lo: Double, _ hi: Double, step: Double) -> [Double] {
+    guard step > 0, hi >= lo else { return [lo] }
+    var out: [Double] = []
+    var k = (lo / step).rounded()
+    while k * step <= hi + step * 1e-9 { out.append(abs(k * step) < step * 1e-9 ? 0 : k * step); k += 1 }
+    return out
+}
+
+/// A tick label with as many decimals as the step needs.
+public func tickLabel(_ v: Double, step: Double) -> String {
+    var d = 0, s = step
+    while s < 1 - 1e-9 && d < 6 { s *= 10; d += 1 }
+    return fixed(v, d)
+}
+
+/// Something that happened during a window, marked on the pressure figure.
+public struct PlotEvent: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable { case fault, injection, excursion, setpoint, intervention }
+    public var time: Double
+    public var kind: Kind
+    public var label: String
+    public init(time: Double, kind: Kind, label: String) { self.time = time; self.kind = kind; self.label = label }
+}
+
 /// An SVG chart of a window: the ±band around the setpoint (shaded), the setpoint
 /// (dashed), the fast loop's min–max envelope (light) and the logged pressure.
 public enum SVGReport {
-    public static func render(_ pts: [TracePoint], title: String, band: Double = 0.05, width: Int = 960, height: Int = 420) -> String {
-        let ml = 70.0, mr = 20.0, mt = 40.0, mb = 50.0
-        let w = Double(width) - ml - mr, h = Double(height) - mt - mb
+    ///
+    /// Axes have round 1-2-5 ticks; time is run time from the first sample in s, min
+    /// or h (whichever reads best), and `events` (faults, injections, excursions,
+    /// setpoint changes, interventions) are marked where they happened: a coloured
+    /// vertical line each (`class="event-KIND"`), numbered, with the list below the plot.
+    public static func render(_ pts: [TracePoint], title: String, band: Double = 0.05, events: [PlotEvent] = [],
+                              width: Int = 960, height: Int = 420) -> String {
+        let legendRows = events.isEmpty ? 0 : Swift.min(events.count, 12)
+        let ml = 70.0, mr = 20.0, mt = 40.0, mb = 50.0 + Double(legendRows) * 14
+        let totalHeight = height + legendRows * 14
+        let w = Double(width) - ml - mr, h = Double(totalHeight) - mt - mb
         let t0 = pts.first?.time ?? 0, t1 = Swift.max(t0 + 1e-9, pts.last?.time ?? 1)
-        let (lo, hi) = yRange(pts, band: band)
+        let (lo0, hi0) = yRange(pts, band: band)
+        let yt = roundTicks(lo0, hi0)
+        let yStep = yt.count > 1 ? yt[1] - yt[0] : 1
+        let lo = Swift.min(lo0, (lo0 / yStep).rounded(.down) * yStep), hi = Swift.max(hi0, (hi0 / yStep).rounded(.up) * yStep)
+        let yTicks = ticks(lo, hi, step: yStep)
+        let span = t1 - t0
+        let (unit, scale) = span >= 7200 ? ("h", 3600.0) : span >= 120 ? ("min", 60.0) : ("s", 1.0)
+        let xt = roundTicks(0, span / scale)
+        let xStep = xt.count > 1 ? xt[1] - xt[0] : 1
         func x(_ t: Double) -> Double { ml + (t - t0) / (t1 - t0) * w }
         func y(_ v: Double) -> Double { mt + (hi - v) / (hi - lo) * h }
         func path(_ values: [(Double, Double)]) -> String {
             values.map { "\(fixed(x($0.0), 1)),\(fixed(y($0.1), 1))" }.joined(separator: " ")
         }
         var svg = """
-        <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" font-family="sans-serif" font-size="12">
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(totalHeight)" font-family="sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>
         <text x="\(ml)" y="24" font-size="15">\(escape(title))</text>
 
         """
+        for v in yTicks { svg += "<line x1=\"\(ml)\" y1=\"\(fixed(y(v), 1))\" x2=\"\(ml + w)\" y2=\"\(fixed(y(v), 1))\" stroke=\"#eee\"/>\n" }
         // Band: one polygon per run of points with a setpoint.
         var runs: [[TracePoint]] = [[]]
         for p in pts { if p.setpoint != nil && p.mode == "regulating" { runs[runs.count - 1].append(p) } else if !runs[runs.count - 1].isEmpty { runs.append([]) } }
@@ -193,11 +299,71 @@ public enum SVGReport {
         }
         let pp = pts.compactMap { p in p.pressure.map { (p.time, $0) } }
         if pp.count > 1 { svg += "<polyline points=\"\(path(pp))\" fill=\"none\" stroke=\"#1f4e9c\" stroke-width=\"1.5\"/>\n" }
-        svg += axes(ml: ml, mt: mt, w: w, h: h, height: height, yLabel: "stack pressure, MPa", xLabel: "time from the first sample",
-                    yTicks: (0...5).map { i in let v = lo + Double(i) / 5 * (hi - lo); return (y(v), fixed(v, 2)) },
-                    xTicks: (0...5).map { i in let t = t0 + Double(i) / 5 * (t1 - t0); return (x(t), fixed(t - t0, 0) + " s") })
+        let colours: [PlotEvent.Kind: String] = [.fault: "#d62728", .injection: "#9467bd", .excursion: "#ff7f0e", .setpoint: "#2ca02c", .intervention: "#7f7f7f"]
+        for (i, e) in events.enumerated() where e.time >= t0 && e.time <= t1 {
+            let c = colours[e.kind] ?? "#000"
+            svg += "<line class=\"event-\(e.kind.rawValue)\" x1=\"\(fixed(x(e.time), 1))\" y1=\"\(mt)\" x2=\"\(fixed(x(e.time), 1))\" y2=\"\(fixed(mt + h, 1))\" stroke=\"\(c)\" stroke-dasharray=\"3 2\"><title>\(escape(e.label))</title></line>\n"
+            svg += "<text x=\"\(fixed(x(e.time) + 2, 1))\" y=\"\(fixed(mt + 10 + Double(i % 4) * 11, 1))\" fill=\"\(c)\" font-size=\"10\">\(i + 1)</text>\n"
+        }
+        svg += axes(ml: ml, mt: mt, w: w, h: h, height: height, yLabel: "stack pressure, MPa", xLabel: "run time, \(unit) (0 = \(isoSeconds(t0)) UTC)",
+                    yTicks: yTicks.map { (y($0), tickLabel($0, step: yStep)) },
+                    xTicks: xt.map { (x(t0 + $0 * scale), tickLabel($0, step: xStep)) })
         svg += "<text x=\"\(fixed(ml + w - 4, 1))\" y=\"\(fixed(mt + 14, 1))\" text-anchor=\"end\" fill=\"#555\">blue: pressure (shaded: loop min–max) · green dashed: setpoint, shaded: ±\(Int((band * 100).rounded())) %</text>\n"
+        for (i, e) in events.prefix(legendRows).enumerated() {
+            let more = i == legendRows - 1 && events.count > legendRows ? " (and \(events.count - legendRows) more: see the report)" : ""
+            svg += "<text x=\"\(ml)\" y=\"\(height + i * 14)\" font-size=\"11\" fill=\"\(colours[e.kind] ?? "#000")\">\(i + 1) \(e.kind.rawValue) at \(fixed((e.time - t0) / scale, xStep < 1 ? 2 : 1)) \(unit): \(escape(String(e.label.prefix(110))))\(more)</text>\n"
+        }
         return svg + "</svg>\n"
+    }
+
+    /// Several pressure traces on one figure (a comparison of channels or run logs):
+    /// each source's logged pressure against its own run time (from its first sample),
+    /// one colour each with a legend, on round 1-2-5 ticks.
+    public static func renderComparison(_ series: [(label: String, points: [(Double, Double)])], title: String,
+                                        width: Int = 960, height: Int = 440) -> String {
+        let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
+        let legendRows = series.count
+        let ml = 70.0, mr = 20.0, mt = 40.0, mb = 50.0 + Double(legendRows) * 14
+        let totalHeight = height + legendRows * 14
+        let w = Double(width) - ml - mr, h = Double(totalHeight) - mt - mb
+        let spans = series.map { s in (s.points.last?.0 ?? 0) - (s.points.first?.0 ?? 0) }
+        let span = Swift.max(spans.max() ?? 1, 1e-9)
+        let values = series.flatMap { $0.points.map(\.1) }
+        let lo0 = Swift.min(0, values.min() ?? 0), hi0 = Swift.max(values.max() ?? 1, 1e-9) * 1.05
+        let yt0 = roundTicks(lo0, hi0), yStep = yt0.count > 1 ? yt0[1] - yt0[0] : 1
+        let lo = (lo0 / yStep).rounded(.down) * yStep, hi = (hi0 / yStep).rounded(.up) * yStep
+        let (unit, scale) = span >= 7200 ? ("h", 3600.0) : span >= 120 ? ("min", 60.0) : ("s", 1.0)
+        let xt = roundTicks(0, span / scale), xStep = xt.count > 1 ? xt[1] - xt[0] : 1
+        func x(_ t: Double) -> Double { ml + t / span * w }
+        func y(_ v: Double) -> Double { mt + (hi - v) / (hi - lo) * h }
+        var svg = """
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(totalHeight)" font-family="sans-serif" font-size="12">
+        <rect width="100%" height="100%" fill="white"/>
+        <text x="\(ml)" y="24" font-size="15">\(escape(title))</text>
+
+        """
+        for v in ticks(lo, hi, step: yStep) { svg += "<line x1=\"\(ml)\" y1=\"\(fixed(y(v), 1))\" x2=\"\(ml + w)\" y2=\"\(fixed(y(v), 1))\" stroke=\"#eee\"/>\n" }
+        for (i, s) in series.enumerated() where s.points.count > 1 {
+            let t0 = s.points[0].0
+            let pts = s.points.map { "\(fixed(x($0.0 - t0), 1)),\(fixed(y($0.1), 1))" }.joined(separator: " ")
+            svg += "<polyline class=\"series\" points=\"\(pts)\" fill=\"none\" stroke=\"\(palette[i % palette.count])\" stroke-width=\"1.2\"/>\n"
+        }
+        svg += axes(ml: ml, mt: mt, w: w, h: h, height: height, yLabel: "stack pressure, MPa", xLabel: "run time from each source's first sample, \(unit)",
+                    yTicks: ticks(lo, hi, step: yStep).map { (y($0), tickLabel($0, step: yStep)) },
+                    xTicks: xt.map { (x($0 * scale), tickLabel($0, step: xStep)) })
+        for (i, s) in series.enumerated() {
+            svg += "<text x=\"\(ml)\" y=\"\(height + i * 14)\" font-size=\"11\" fill=\"\(palette[i % palette.count])\">— \(escape(s.label))</text>\n"
+        }
+        return svg + "</svg>\n"
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS` of a unix time (no Foundation).
+    static func isoSeconds(_ t: Double) -> String {
+        var tt = time_t(t.rounded(.down))
+        var tmv = tm()
+        gmtime_r(&tt, &tmv)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(tmv.tm_year + 1900)-\(two(tmv.tm_mon + 1))-\(two(tmv.tm_mday))T\(two(tmv.tm_hour)):\(two(tmv.tm_min)):\(two(tmv.tm_sec))"
     }
 
     /// Interfacial resistance against stack pressure from a critical-stack-pressure
@@ -209,8 +375,12 @@ public enum SVGReport {
         let ml = 70.0, mr = 20.0, mt = 40.0, mb = 50.0
         let w = Double(width) - ml - mr, h = Double(height) - mt - mb
         let ps = points.map(\.pressure), rs = points.map { $0.resistance + $0.sd } + points.map { $0.resistance - $0.sd }
-        let p0 = 0.0, p1 = Swift.max(ps.max() ?? 1, 1e-9) * 1.05
-        let r0 = Swift.min(0, rs.min() ?? 0), r1 = Swift.max(rs.max() ?? 1, 1e-9) * 1.1
+        // Round 1-2-5 ticks, the axes ending on a tick.
+        let pt0 = roundTicks(0, Swift.max(ps.max() ?? 1, 1e-9) * 1.05), pStep = pt0.count > 1 ? pt0[1] - pt0[0] : 1
+        let p0 = 0.0, p1 = ((Swift.max(ps.max() ?? 1, 1e-9) * 1.05) / pStep).rounded(.up) * pStep
+        let rt0 = roundTicks(Swift.min(0, rs.min() ?? 0), Swift.max(rs.max() ?? 1, 1e-9) * 1.1), rStep = rt0.count > 1 ? rt0[1] - rt0[0] : 1
+        let r0 = (Swift.min(0, rs.min() ?? 0) / rStep).rounded(.down) * rStep, r1 = ((Swift.max(rs.max() ?? 1, 1e-9) * 1.1) / rStep).rounded(.up) * rStep
+        let pt = ticks(p0, p1, step: pStep), rt = ticks(r0, r1, step: rStep)
         func x(_ p: Double) -> Double { ml + (p - p0) / (p1 - p0) * w }
         func y(_ r: Double) -> Double { mt + (r1 - r) / (r1 - r0) * h }
         var svg = """
@@ -243,8 +413,8 @@ public enum SVGReport {
         }
         if !upLeg.isEmpty { svg += "<text x=\"\(fixed(ml + w - 4, 1))\" y=\"\(fixed(mt + 14, 1))\" text-anchor=\"end\" fill=\"#9e4fbf\">up leg</text>\n" }
         svg += axes(ml: ml, mt: mt, w: w, h: h, height: height, yLabel: "interfacial resistance, Ω·cm²", xLabel: "stack pressure, MPa",
-                    yTicks: (0...5).map { i in let r = r0 + Double(i) / 5 * (r1 - r0); return (y(r), fixed(r, 0)) },
-                    xTicks: (0...5).map { i in let p = p0 + Double(i) / 5 * (p1 - p0); return (x(p), fixed(p, 1)) })
+                    yTicks: rt.map { (y($0), tickLabel($0, step: rStep)) },
+                    xTicks: pt.map { (x($0), tickLabel($0, step: pStep)) })
         return svg + "</svg>\n"
     }
 

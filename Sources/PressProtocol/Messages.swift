@@ -539,8 +539,67 @@ public struct RunMetadataInfo: Codable, Sendable, Equatable {
     public var operatorNote: String?
     /// Fabrication pressure, MPa: kept apart from the stack pressure pressd regulates.
     public var preparationPressureMpa: Double?
-    public init(cellId: String? = nil, chemistry: String? = nil, operatorNote: String? = nil, preparationPressureMpa: Double? = nil) {
+    /// Preparation (fabrication) steps, each with its component, pressure, hold time
+    /// and temperature: kept apart from stack pressure, as the reporting standard asks.
+    public var preparation: [PreparationStepInfo]?
+    public init(cellId: String? = nil, chemistry: String? = nil, operatorNote: String? = nil, preparationPressureMpa: Double? = nil,
+                preparation: [PreparationStepInfo]? = nil) {
         self.cellId = cellId; self.chemistry = chemistry; self.operatorNote = operatorNote; self.preparationPressureMpa = preparationPressureMpa
+        self.preparation = preparation
+    }
+}
+
+/// One preparation (fabrication) step: pressing a component before the cell is assembled.
+public struct PreparationStepInfo: Codable, Sendable, Equatable {
+    /// What was pressed, e.g. "Li6PS5Cl separator", "NMC811 composite cathode", "full stack".
+    public var component: String
+    public var pressureMpa: Double
+    /// How long the pressure was held, s.
+    public var holdS: Double?
+    public var temperatureC: Double?
+    public init(component: String, pressureMpa: Double, holdS: Double? = nil, temperatureC: Double? = nil) {
+        self.component = component; self.pressureMpa = pressureMpa; self.holdS = holdS; self.temperatureC = temperatureC
+    }
+}
+
+/// What a channel is, as logged in the run log (a `config` event "channel descriptor
+/// {json}") at start and on reload, so that a report read from the run log alone (`pressctl
+/// report --state-dir`) knows the fixture, the area and the load cells.
+public struct ChannelDescriptor: Codable, Sendable, Equatable {
+    public static let prefix = "channel descriptor "
+    public var channel: String
+    public var description: String
+    /// `spring-fixture` or `pneumatic`.
+    public var actuator: String
+    /// How pressure is applied, in words (spring / pneumatic / constant-volume).
+    public var pressureApplied: String
+    /// `simulator` or `hardware`.
+    public var backend: String
+    /// Active cell area the pressure refers to, cm².
+    public var cellAreaCm2: Double
+    /// The load cells under the plate (signal ids), whose forces add to the total.
+    public var loadCells: [String]
+    /// Upper end of the load cell's range, N.
+    public var loadCellRangeN: Double
+    public var limits: LimitsInfo
+    public var preset: String?
+    public var bandPercent: Double
+    /// The run log's clock against the wall clock: samples and loop events are stamped
+    /// in log time, requests in wall time; with a simulator `time_scale` > 1 they part.
+    /// log time = `clock_log` + (wall time − `clock_wall`) × `time_scale`.
+    public var timeScale: Double?
+    public var clockWall: Double?
+    public var clockLog: Double?
+    /// A wall-clock time (a request event's) on the run log's clock.
+    public func logTime(wall t: Double) -> Double {
+        guard let s = timeScale, s != 1, let w = clockWall, let l = clockLog else { return t }
+        return l + (t - w) * s
+    }
+    public init(channel: String, description: String, actuator: String, pressureApplied: String, backend: String, cellAreaCm2: Double,
+                loadCells: [String], loadCellRangeN: Double, limits: LimitsInfo, preset: String?, bandPercent: Double) {
+        self.channel = channel; self.description = description; self.actuator = actuator; self.pressureApplied = pressureApplied
+        self.backend = backend; self.cellAreaCm2 = cellAreaCm2; self.loadCells = loadCells; self.loadCellRangeN = loadCellRangeN
+        self.limits = limits; self.preset = preset; self.bandPercent = bandPercent
     }
 }
 

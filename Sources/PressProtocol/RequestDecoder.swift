@@ -71,7 +71,7 @@ public struct RequestDecoder: Sendable {
 
     /// Parameter keys each method accepts (snake_case, as on the wire); from ``MethodTable``.
     public static let parameterKeys: [String: Set<String>] = MethodTable.byName.mapValues(\.parameters)
-    static let metadataKeys: Set<String> = ["cell_id", "chemistry", "operator_note", "preparation_pressure_mpa"]
+    static let metadataKeys: Set<String> = ["cell_id", "chemistry", "operator_note", "preparation_pressure_mpa", "preparation"]
 
     /// The role a method needs; from ``MethodTable`` (unknown methods: operator, never reached).
     public static func role(for method: String) -> Role { MethodTable.byName[method]?.role ?? .operator }

@@ -98,7 +98,7 @@ struct Pressctl: ParsableCommand {
         commandName: "pressctl",
         abstract: "Watch and steer pressd, the stack-pressure control daemon.",
         version: ControlProtocol.release,
-        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Calibrate.self, Tune.self, Sweep.self, Supervisor.self, Push.self, Reload.self, Sim.self],
+        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Report.Compare.self, Calibrate.self, Tune.self, Sweep.self, Supervisor.self, Push.self, Reload.self, Sim.self],
         defaultSubcommand: Status.self)
 
     /// Accepts the common options before the subcommand too (`pressctl --socket P set

@@ -112,7 +112,7 @@ struct Log: ParsableCommand {
             var r: LogEventsResult
             if let stateDir {
                 let all = try OfflineLog.open(stateDir).events(since: try parseTime(since), until: try parseTime(until), channel: conn.channel)
-                r = LogEventsResult(events: all.prefix(10_000).map { LogEventInfo(timeUnix: $0.time, channel: $0.channel, kind: $0.kind, detail: $0.detail, uid: $0.uid, pid: $0.pid) },
+                r = LogEventsResult(events: all.prefix(10_000).map(LogEventInfo.init),
                                     truncated: all.count > 10_000)
             } else {
                 let c = try conn.connect()
@@ -193,10 +193,31 @@ struct Run: ParsableCommand {
         @Option(help: "Electrolyte family or full chemistry, e.g. sulfide / Li|Li6PS5Cl|NMC811.") var chemistry: String?
         @Option(help: "Free-text operator note.") var note: String?
         @Option(help: "Preparation (fabrication) pressure, MPa: not the stack pressure.") var preparationPressure: Double?
+        @Option(help: ArgumentHelp("A preparation step, repeatable: COMPONENT,PRESSURE_MPA[,HOLD_S[,TEMP_C]], e.g. \"Li6PS5Cl separator,375,300,25\".",
+                                   valueName: "step"))
+        var preparation: [String] = []
         @OptionGroup var conn: Connection
+
+        /// Parses COMPONENT,PRESSURE_MPA[,HOLD_S[,TEMP_C]] (the component may itself hold commas: numbers are read from the right).
+        static func step(_ text: String) throws -> PreparationStepInfo {
+            var parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            var numbers: [Double] = []
+            while parts.count > 1, numbers.count < 3, let v = Double(parts.last!) { numbers.insert(v, at: 0); parts.removeLast() }
+            let component = parts.joined(separator: ",")
+            guard !component.isEmpty, let p = numbers.first, p > 0 else {
+                throw ValidationError("--preparation '\(text)': expected COMPONENT,PRESSURE_MPA[,HOLD_S[,TEMP_C]], e.g. \"Li6PS5Cl separator,375,300,25\"")
+            }
+            if numbers.count > 1, numbers[1] < 0 { throw ValidationError("--preparation '\(text)': the hold time must be ≥ 0 s") }
+            return PreparationStepInfo(component: component, pressureMpa: p, holdS: numbers.count > 1 ? numbers[1] : nil, temperatureC: numbers.count > 2 ? numbers[2] : nil)
+        }
+
+        func validate() throws { _ = try preparation.map(Self.step) }
+
         func run() throws {
             let c = try conn.connect()
-            let m = RunMetadataInfo(cellId: cellId, chemistry: chemistry, operatorNote: note, preparationPressureMpa: preparationPressure)
+            var m = RunMetadataInfo(cellId: cellId, chemistry: chemistry, operatorNote: note, preparationPressureMpa: preparationPressure)
+            let steps = try preparation.map(Self.step)
+            m.preparation = steps.isEmpty ? nil : steps
             let r = call(c, "run_set", RunSetParams(channel: try conn.requireChannel(c), metadata: m), as: RunResult.self)
             conn.json ? printJSON(r) : print("\(r.channel): recorded")
         }
@@ -212,6 +233,9 @@ struct Run: ParsableCommand {
             let m = r.metadata
             print("\(r.channel): cell \(m.cellId ?? "—"), chemistry \(m.chemistry ?? "—"), preparation pressure \(m.preparationPressureMpa.map { "\($0) MPa" } ?? "—")")
             if let n = m.operatorNote { print("  note: \(n)") }
+            for p in m.preparation ?? [] {
+                print("  preparation: \(p.component) at \(p.pressureMpa) MPa" + (p.holdS.map { " for \($0) s" } ?? "") + (p.temperatureC.map { " at \($0) °C" } ?? ""))
+            }
         }
     }
 }

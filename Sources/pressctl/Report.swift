@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PressLog
 import PressPlot
 import PressProtocol
 
@@ -9,6 +10,10 @@ struct CSVSample {
     var point: TracePoint
     var nonUniformity: Double?
     var resistance: Double?
+    var temperature: Double?
+    var current: Double?
+    /// Per-load-cell mean forces, N (several cells under the plate).
+    var loadCellForces: [Double]? = nil
 }
 
 /// Parses the run log's CSV into samples.
@@ -18,13 +23,185 @@ func csvSamples(_ csv: String) -> [CSVSample] {
         let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         guard f.count >= 15, let t = Double(f[0]) else { continue }
         out.append(CSVSample(channel: f[2], point: TracePoint(time: t, pressure: Double(f[5]), setpoint: Double(f[4]), min: Double(f[6]), max: Double(f[7]), mode: f[3]),
-                             nonUniformity: f.count > 15 ? Double(f[15]) : nil, resistance: Double(f[13])))
+                             nonUniformity: f.count > 15 ? Double(f[15]) : nil, resistance: Double(f[13]),
+                             temperature: Double(f[11]), current: Double(f[12]), loadCellForces: f.count > 17 ? RunLog.forces(f[17]) : nil))
     }
     return out
 }
 
+/// Everything a report is built from, read either from the daemon (`log_export`,
+/// `log_events`, `run_get`, `sweeps`, `status`) or, with `--state-dir`, from the run
+/// log itself (read-only, through the same reader as `log export --state-dir`).
+struct ReportData {
+    var channel: String
+    var since: Double
+    var until: Double
+    var rows: [CSVSample]
+    var events: [LogEventInfo]
+    var metadata: RunMetadataInfo
+    var sweeps: [SweepRecordInfo]
+    var descriptor: ChannelDescriptor?
+    /// The daemon's live status (online only): supervisor and controller state.
+    var status: ChannelStatus?
+
+    /// From a running daemon.
+    static func online(_ c: ControlClient, channel ch: String, since s: Double, until u: Double) -> ReportData {
+        var csv = ""
+        _ = exportCSV(c, since: s, until: u, channel: ch) { csv += $0 }
+        let events = call(c, "log_events", LogExportParams(since: s, until: u, channel: ch), as: LogEventsResult.self).events
+        let meta = call(c, "run_get", ChannelParams(channel: ch), as: RunResult.self).metadata
+        let status = call(c, "status", OptionalChannelParams(channel: ch), as: StatusResult.self).channels.first
+        let sweeps = call(c, "sweeps", LogExportParams(since: s, until: u, channel: ch), as: SweepsResult.self).sweeps
+        var d = descriptor(in: events, channel: ch)
+        if d == nil, let st = status {
+            // Started before the window: the live configuration describes the channel.
+            d = ChannelDescriptor(channel: ch, description: "", actuator: st.actuator, pressureApplied: st.actuator == "pneumatic" ? "pneumatic" : "spring",
+                                  backend: "", cellAreaCm2: st.cellAreaCm2, loadCells: (0..<(st.loadCellForcesN?.count ?? 1)).map { "\(ch).load_cells[\($0)]" },
+                                  loadCellRangeN: .nan, limits: st.limits, preset: st.chemistryPreset, bandPercent: 5)
+        }
+        return ReportData(channel: ch, since: s, until: u, rows: csvSamples(csv), events: onLogClock(events, d), metadata: meta, sweeps: sweeps, descriptor: d, status: status)
+    }
+
+    /// From a state directory's run log, without a daemon (read-only; safe beside a
+    /// running writer).
+    static func offline(_ log: RunLog, channel ch: String, since s: Double, until u: Double) throws -> ReportData {
+        var csv = ""
+        _ = try OfflineLog.exportCSV(log, since: s, until: u, channel: ch) { csv += $0 }
+        let events = try log.events(since: s, until: u, channel: ch).map(LogEventInfo.init)
+        // The channel's descriptor: the last one logged before the window ends.
+        var d = descriptor(in: events, channel: ch)
+        if d == nil { d = descriptor(in: try log.events(since: 0, until: u, channel: ch).filter { $0.kind == "config" }.map(LogEventInfo.init), channel: ch) }
+        let sweeps = try log.sweeps(since: s, until: u, channel: ch).map { SweepRecordInfo(timeUnix: $0.time, channel: $0.channel, sweep: SweepInfo($0.result)) }
+        return ReportData(channel: ch, since: s, until: u, rows: csvSamples(csv), events: onLogClock(events, d), metadata: RunMetadataInfo(try log.metadata(channel: ch)) as RunMetadataInfo,
+                          sweeps: sweeps, descriptor: d, status: nil)
+    }
+
+    /// Request events (stamped by the wall clock) put on the run log's clock, where the
+    /// samples and the loop's events are, and everything sorted by time again.
+    static func onLogClock(_ events: [LogEventInfo], _ d: ChannelDescriptor?) -> [LogEventInfo] {
+        guard let d else { return events }
+        return events.map { e in
+            var e = e
+            if e.kind == "request" { e.timeUnix = d.logTime(wall: e.timeUnix) }
+            return e
+        }.sorted { $0.timeUnix < $1.timeUnix }
+    }
+
+    /// The last `config` event "channel descriptor {json}" of `channel` in `events`.
+    static func descriptor(in events: [LogEventInfo], channel: String) -> ChannelDescriptor? {
+        let dec = JSONDecoder()
+        dec.keyDecodingStrategy = .convertFromSnakeCase
+        for e in events.reversed() where e.kind == "config" && e.channel == channel && e.detail.hasPrefix(ChannelDescriptor.prefix) {
+            if let d = try? dec.decode(ChannelDescriptor.self, from: Data(e.detail.dropFirst(ChannelDescriptor.prefix.count).utf8)) { return d }
+        }
+        return nil
+    }
+}
+
+/// Intervals whose readings were injected (simulator `sim_inject` of a force bias, a
+/// gain error or a disconnected sensor): the logged pressure there is not the cell's,
+/// so the statistics leave them out.
+func injectedIntervals(_ events: [LogEventInfo], until: Double) -> [StandardReport.Interval] {
+    var out: [StandardReport.Interval] = []
+    var start: Double?
+    var what: [String: String] = [:]
+    for e in events where e.kind == "request" {
+        guard !e.detail.hasPrefix("REFUSED"), !e.detail.hasPrefix("TIMEOUT"), let req = requestJSON(e.detail), req.method == "sim_inject" else { continue }
+        let p = req.params
+        if let b = p["force_bias_n"] as? Double { what["force_bias_n"] = b != 0 ? "force bias \(fixed(b, 1)) N" : nil }
+        if let g = p["force_gain"] as? Double { what["force_gain"] = g != 1 ? "load-cell gain \(fixed(g, 3))" : nil }
+        if let d = p["sensor_disconnected"] as? Bool { what["sensor_disconnected"] = d ? "sensor disconnected" : nil }
+        if !what.isEmpty, start == nil { start = e.timeUnix }
+        if what.isEmpty, let s0 = start {
+            out.append(.init(from: s0, until: e.timeUnix, reason: "injected reading"))
+            start = nil
+        }
+    }
+    if let s0 = start { out.append(.init(from: s0, until: until, reason: "injected reading (not reset in the window)")) }
+    return out
+}
+
+/// A request event's JSON (`{"id", "method", "params"}`), after any REFUSED/TIMEOUT prefix.
+func requestJSON(_ detail: String) -> (method: String, params: [String: Any])? {
+    guard let i = detail.firstIndex(of: "{"),
+          let obj = try? JSONSerialization.jsonObject(with: Data(detail[i...].utf8)) as? [String: Any],
+          let m = obj["method"] as? String else { return nil }
+    return (m, obj["params"] as? [String: Any] ?? [:])
+}
+
+/// The login name of a uid on this machine, if it has one.
+func userName(_ uid: Int) -> String? {
+    guard let pw = getpwuid(uid_t(uid)), let n = pw.pointee.pw_name else { return nil }
+    return String(cString: n)
+}
+
+/// An audited request in words: what was asked ("set the stack-pressure setpoint to 8 MPa").
+func describeRequest(_ detail: String) -> String {
+    var prefix = ""
+    if detail.hasPrefix("REFUSED") || detail.hasPrefix("TIMEOUT") {
+        let head = detail[..<(detail.firstIndex(of: "{") ?? detail.endIndex)].trimmingCharacters(in: .whitespaces)
+        prefix = head.hasPrefix("REFUSED") ? "was refused (" + head.dropFirst("REFUSED".count).trimmingCharacters(in: CharacterSet(charactersIn: " ()")) + ") when trying to " : "timed out trying to "
+    }
+    guard let (m, p) = requestJSON(detail) else { return detail }
+    func num(_ k: String) -> String? { (p[k] as? Double).map { v in v == v.rounded() && abs(v) < 1e9 ? String(Int(v)) : String(v) } }
+    func str(_ k: String) -> String? { p[k] as? String }
+    let text: String
+    switch m {
+    case "set":
+        text = "set the stack-pressure setpoint to \(num("value") ?? "?") \(str("unit") ?? "MPa")" + (num("ramp_mpa_per_s").map { ", ramping at \($0) MPa/s" } ?? "")
+    case "hold": text = "hold the channel at its present pressure"
+    case "release": text = "release the pressure (actuator to its safe output)"
+    case "ack": text = "acknowledge the latched faults"
+    case "run_set":
+        let md = p["metadata"] as? [String: Any] ?? [:]
+        let parts = [(md["cell_id"] as? String).map { "cell \($0)" }, (md["chemistry"] as? String).map { "chemistry \($0)" },
+                     (md["preparation_pressure_mpa"] as? Double).map { "preparation pressure \($0) MPa" },
+                     (md["preparation"] as? [Any]).map { "\($0.count) preparation step(s)" }].compactMap { $0 }
+        text = "record the cell under test" + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", "))
+    case "sweep":
+        if str("action") == "start" || str("action") == nil {
+            text = "start a critical-stack-pressure sweep from \(num("from_mpa") ?? "?") to \(num("to_mpa") ?? "?") MPa" + (num("steps").map { " in \($0) steps" } ?? "")
+                + (num("dwell_s").map { ", \($0) s each" } ?? "")
+        } else { text = "\(str("action") ?? "") the sweep" }
+    case "tune": text = "\(str("action") ?? "start") an autotune" + (str("rule").map { " (\($0))" } ?? "")
+    case "supervisor": text = "\(str("action") ?? "change") the impedance-aware supervisor"
+    case "program_start": text = "start a pressure program"
+    case "program_pause", "program_resume", "program_stop": text = "\(m.dropFirst("program_".count)) the pressure program"
+    case "calibrate": text = "calibrate the load cell (\(str("action") ?? "?"))"
+    case "reload": text = "reload the configuration"
+    case "sim_inject":
+        let names = ["force_bias_n": "load-cell force bias (N)", "force_gain": "load-cell gain", "sensor_disconnected": "sensor disconnected",
+                     "ambient_c": "ambient (°C)", "supply_mpa": "air supply (MPa)", "current_ma": "cycler current (mA)", "cycle_period_s": "cycle period (s)",
+                     "thickness_step_um": "cell thickness step (µm)", "stall_s": "sensor stall (s)", "emergency_stop": "emergency stop",
+                     "charging": "charging", "short_ohm": "soft short (Ω)"]
+        let keys = p.keys.filter { $0 != "channel" }.sorted()
+        text = "inject into the simulated rig: " + keys.map { k in "\(names[k] ?? k) \(num(k) ?? (p[k] as? Bool).map { $0 ? "on" : "off" } ?? "?")" }.joined(separator: ", ")
+    default:
+        text = m + (p.isEmpty ? "" : " (" + p.keys.sorted().map { "\($0) \(p[$0]!)" }.joined(separator: ", ") + ")")
+    }
+    return prefix + text
+}
+
+/// Markdown text: escapes what Markdown would otherwise interpret (`\ * _ ` < > [ ] #`)
+/// and turns line breaks into spaces.
+func mdText(_ s: String) -> String {
+    var out = ""
+    for ch in s {
+        switch ch {
+        case "\\", "*", "_", "`", "<", ">", "[", "]", "#": out += "\\" + String(ch)
+        case "\n", "\r": out += " "
+        default: out.append(ch)
+        }
+    }
+    return out
+}
+
+/// A Markdown table cell: `mdText` and `|` escaped, so `Li|Li6PS5Cl|NMC811` stays one cell.
+func mdCell(_ s: String) -> String { mdText(s).replacingOccurrences(of: "|", with: "\\|") }
+
 /// The standard pressure report of a channel and a time window, as JSON (`STEM.json`)
-/// and the data behind the Markdown (`STEM.md`) and the plots.
+/// and the data behind the Markdown (`STEM.md`) and the plots. Documented field by
+/// field in docs/pressctl.md ("Report JSON").
 struct StandardReport: Codable {
     struct Cell: Codable {
         var cellId: String?
@@ -33,8 +210,18 @@ struct StandardReport: Codable {
         var operatorNote: String?
         var cellAreaCm2: Double?
     }
+    struct Fixture: Codable {
+        /// `spring-fixture` or `pneumatic`.
+        var actuator: String?
+        /// How pressure is applied, in words (spring / pneumatic / constant-volume).
+        var pressureApplied: String?
+        var description: String?
+        var backend: String?
+    }
     struct Pressures: Codable {
-        /// Fabrication pressure (from `pressctl run set`), never mixed with stack pressure.
+        /// Preparation (fabrication) steps, never mixed with stack pressure.
+        var preparation: [PreparationStepInfo]
+        /// The single preparation pressure of `pressctl run set --preparation-pressure`.
         var preparationPressureMpa: Double?
         /// Stack-pressure setpoints regulated in the window and the time at each, s.
         var stackSetpoints: [SetpointTime]
@@ -44,31 +231,66 @@ struct StandardReport: Codable {
     struct Measurement: Codable {
         /// How the pressure was obtained.
         var method: String
+        /// The load cells under the plate (signal ids).
+        var loadCellIds: [String]
         var loadCells: Int?
+        /// The area the pressure refers to: the active cell area, cm².
+        var areaCm2: Double?
+        var loadCellRangeN: Double?
         /// Mean and largest (max − min)/mean of the load cells over the window, when
         /// there are several; and `non_uniform_load` alarms raised.
         var nonUniformityMean: Double?
         var nonUniformityMax: Double?
         var nonUniformAlarms: Int
+        /// Each load cell's mean force and share of the total over regulating time
+        /// (several cells only).
+        var perLoadCell: [PerLoadCell]
+    }
+    struct PerLoadCell: Codable { var id: String; var meanForceN: Double; var share: Double }
+    struct Interval: Codable { var from: Double; var until: Double; var reason: String }
+    struct Range3: Codable { var min: Double; var mean: Double; var max: Double; var samples: Int }
+    struct Conditions: Codable {
+        /// Cell temperature over the window, °C.
+        var temperatureC: Range3?
+        /// |current| / active area over the window, mA/cm².
+        var currentDensityMaCm2: Range3?
     }
     struct CSP: Codable {
         var timeUnix: Double
         var sweep: SweepInfo
         var plot: String?
     }
+    struct Intervention: Codable {
+        var timeUnix: Double
+        var kind: String
+        var uid: Int?
+        /// Login name of the uid on the machine that wrote the report.
+        var user: String?
+        /// What was done, in words.
+        var text: String
+        /// The logged record (the raw request for `request` events).
+        var detail: String
+    }
     var channel: String
     var since: Double
     var until: Double
+    /// `daemon` (over the socket) or `state-dir` (read from the run log directly).
+    var source: String
     var cell: Cell
+    var fixture: Fixture
     var pressures: Pressures
     var measurement: Measurement
+    /// Stack-pressure statistics over regulating time only (see WindowSummary).
     var timeInBand: WindowSummary
+    /// Intervals left out of the statistics (injected readings).
+    var excludedIntervals: [Interval]
+    var conditions: Conditions
     var criticalStackPressure: [CSP]
     var supervisor: SupervisorInfo?
     var control: ControlInfo?
     var faults: [LogEventInfo]
     var excursions: Excursions
-    var interventions: [LogEventInfo]
+    var interventions: [Intervention]
 
     /// Every time the settled, regulated pressure left its band in the window, from the
     /// run log's `excursion` events, with the recoveries and losses of authority.
@@ -94,56 +316,30 @@ struct StandardReport: Codable {
             worstAbsErrorMpa = x.compactMap { number(after: "worst ", in: $0.detail).map(abs) }.max() ?? 0
         }
     }
-}
 
-struct Report: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Write the standard pressure report of a time window: Markdown, JSON and SVG plots.",
-        discussion: """
-        Following the field's proposed reporting standard: preparation and stack pressure kept apart; where the \
-        pressure was measured and how uniform it was across load cells; time in band (±5 %, ±1 %); the critical \
-        stack pressure of every sweep in the window (with its 95 % interval and a resistance–pressure plot); faults \
-        and interventions (who, when). Writes STEM.md, STEM.json, STEM.svg and STEM-csp-N.svg.
-        """)
-    @Option(help: "Start: ISO 8601, unix seconds, now, or a time ago (2h, 30m, 1d).") var since = "1h"
-    @Option(help: "End (exclusive), same forms.") var until = "now"
-    @Option(name: .shortAndLong, help: "Output file stem: writes STEM.md, STEM.json, STEM.svg (and STEM-csp-N.svg).") var output = "pressure-report"
-    @Option(help: "Seconds after a setpoint change that count as settling, not as time in band.") var settle = 10.0
-    @OptionGroup var conn: Connection
-
-    func run() throws {
-        let s = try parseTime(since), u = try parseTime(until)
-        let c = try conn.connect()
-        let ch = try conn.requireChannel(c)
-        var csv = ""
-        _ = exportCSV(c, since: s, until: u, channel: ch) { csv += $0 }
-        let rows = csvSamples(csv)
-        let pts = rows.map(\.point)
-        let events = call(c, "log_events", LogExportParams(since: s, until: u, channel: ch), as: LogEventsResult.self).events
-        let meta = call(c, "run_get", ChannelParams(channel: ch), as: RunResult.self).metadata
-        let status = call(c, "status", OptionalChannelParams(channel: ch), as: StatusResult.self).channels.first
-        let sweeps = call(c, "sweeps", LogExportParams(since: s, until: u, channel: ch), as: SweepsResult.self).sweeps
+    /// Builds the report from its data; writes the CSP plots beside `output` (none
+    /// when `writePlots` is false).
+    init(_ d: ReportData, settle: Double, output: String, source: String, writePlots: Bool = true) throws {
+        let ch = d.channel
+        let pts = d.rows.map(\.point)
         let stem = (output as NSString).lastPathComponent
         let iso = ISO8601DateFormatter()
-        let title = "pressd channel \(ch): \(iso.string(from: Date(timeIntervalSince1970: s))) – \(iso.string(from: Date(timeIntervalSince1970: u)))"
-
-        // Stack setpoints and the time regulated at each.
         var held: [Double: Double] = [:]
         for (a, b) in zip(pts, pts.dropFirst()) where a.mode == "regulating" {
             if let sp = a.setpoint { held[(sp * 1000).rounded() / 1000, default: 0] += b.time - a.time }
         }
-        let uniform = rows.compactMap(\.nonUniformity)
-        let loadCells = status?.loadCellForcesN?.count ?? 1
-        var csp: [StandardReport.CSP] = []
-        for (i, r) in sweeps.enumerated() {
+        let uniform = d.rows.compactMap(\.nonUniformity)
+        var csp: [CSP] = []
+        for (i, r) in d.sweeps.enumerated() {
             var plot: String?
-            if !r.sweep.points.isEmpty {
+            if writePlots, !r.sweep.points.isEmpty {
                 let name = "\(stem)-csp-\(i + 1).svg"
                 let f = r.sweep
                 let curve: ((Double) -> Double)? = f.cspMpa.map { pc in { p in (f.plateauOhmCm2 ?? 0) + (f.riseOhmCm2 ?? 0) / (1 + pow(max(p, 1e-9) / pc, f.sharpness ?? 4)) } }
                 let svg = SVGReport.renderKnee(points: f.points.map { ($0.pressureMpa, $0.resistanceOhmCm2, $0.resistanceSd) }, curve: curve,
                                                csp: f.cspMpa.map { ($0, f.cspLowMpa ?? $0, f.cspHighMpa ?? $0) },
-                                               title: "Critical stack pressure sweep, channel \(ch), \(iso.string(from: Date(timeIntervalSince1970: r.timeUnix)))",
+                                               title: "Critical stack pressure sweep, channel \(ch), \(iso.string(from: Date(timeIntervalSince1970: r.timeUnix)))"
+                                                   + (f.currentDensityMaCm2.map { ", |J| \(fixed($0, 3)) mA/cm²" } ?? ""),
                                                margin: f.margin.flatMap { m in m.pressureMpa.map { ($0, m.thresholdOhmCm2) } },
                                                upLeg: Set(f.points.indices.filter { f.points[$0].leg == "up" }))
                 try svg.write(toFile: (output as NSString).deletingLastPathComponent.appendingPathComponentIfAny(name), atomically: true, encoding: .utf8)
@@ -151,96 +347,214 @@ struct Report: ParsableCommand {
             }
             csp.append(.init(timeUnix: r.timeUnix, sweep: r.sweep, plot: plot))
         }
-        let report = StandardReport(
-            channel: ch, since: s, until: u,
-            cell: .init(cellId: meta.cellId, chemistry: meta.chemistry, chemistryPreset: status?.chemistryPreset, operatorNote: meta.operatorNote,
-                        cellAreaCm2: status?.cellAreaCm2),
-            pressures: .init(preparationPressureMpa: meta.preparationPressureMpa,
-                             stackSetpoints: held.sorted { $0.key < $1.key }.map { .init(setpointMpa: $0.key, seconds: $0.value) },
-                             limits: status?.limits),
-            measurement: .init(method: status.map { "total force of \(loadCells) load cell\(loadCells == 1 ? "" : "s") under the plate ÷ active cell area (\($0.cellAreaCm2) cm²), \($0.actuator) channel" } ?? "—",
-                               loadCells: status == nil ? nil : loadCells,
-                               nonUniformityMean: uniform.isEmpty ? nil : uniform.reduce(0, +) / Double(uniform.count),
-                               nonUniformityMax: uniform.max(),
-                               nonUniformAlarms: events.filter { $0.kind == "fault" && $0.detail.hasPrefix("non_uniform_load") }.count),
-            timeInBand: WindowSummary(pts, settle: settle), criticalStackPressure: csp,
-            supervisor: status?.control?.supervisor, control: status?.control,
-            faults: events.filter { $0.kind == "fault" },
-            excursions: StandardReport.Excursions(events.filter { ["excursion", "recovery", "authority"].contains($0.kind) }),
-            interventions: events.filter { ["request", "ack", "program", "autotune", "sweep", "supervisor", "config"].contains($0.kind) })
+        let desc = d.descriptor
+        let area = desc?.cellAreaCm2 ?? d.status?.cellAreaCm2
+        let excluded = injectedIntervals(d.events, until: d.until)
+        func range(_ v: [Double]) -> Range3? { v.isEmpty ? nil : Range3(min: v.min()!, mean: v.reduce(0, +) / Double(v.count), max: v.max()!, samples: v.count) }
+        let cells = desc?.loadCells ?? []
+        channel = ch; since = d.since; until = d.until; self.source = source
+        cell = .init(cellId: d.metadata.cellId, chemistry: d.metadata.chemistry, chemistryPreset: desc?.preset ?? d.status?.chemistryPreset,
+                     operatorNote: d.metadata.operatorNote, cellAreaCm2: area)
+        fixture = .init(actuator: desc?.actuator ?? d.status?.actuator, pressureApplied: desc?.pressureApplied, description: desc?.description, backend: desc?.backend)
+        pressures = .init(preparation: d.metadata.preparation ?? [], preparationPressureMpa: d.metadata.preparationPressureMpa,
+                          stackSetpoints: held.sorted { $0.key < $1.key }.map { .init(setpointMpa: $0.key, seconds: $0.value) },
+                          limits: desc?.limits ?? d.status?.limits)
+        measurement = .init(method: area.map { "total force of \(max(cells.count, 1)) load cell\(cells.count > 1 ? "s" : "") under the plate, in series with the cell stack, ÷ the active cell area (\(fixed($0, 3)) cm²)" } ?? "—",
+                            loadCellIds: cells, loadCells: cells.isEmpty ? nil : cells.count, areaCm2: area,
+                            loadCellRangeN: desc?.loadCellRangeN.isFinite == true ? desc?.loadCellRangeN : nil,
+                            nonUniformityMean: uniform.isEmpty ? nil : uniform.reduce(0, +) / Double(uniform.count),
+                            nonUniformityMax: uniform.max(),
+                            nonUniformAlarms: d.events.filter { $0.kind == "fault" && $0.detail.hasPrefix("non_uniform_load") }.count,
+                            perLoadCell: loadCellShares(d.rows.filter { r in r.point.mode == "regulating" && !excluded.contains { $0.from...$0.until ~= r.point.time } }
+                                                            .compactMap(\.loadCellForces)).enumerated().map { k, v in
+                                                                PerLoadCell(id: k < cells.count ? cells[k] : "load cell \(k + 1)", meanForceN: v.meanForceN, share: v.share)
+                                                            })
+        timeInBand = WindowSummary(pts, band: (desc?.bandPercent ?? 5) / 100, settle: settle, excluding: excluded.map { $0.from...$0.until })
+        excludedIntervals = excluded
+        conditions = .init(temperatureC: range(d.rows.compactMap(\.temperature)),
+                           currentDensityMaCm2: area.flatMap { a in range(d.rows.compactMap(\.current).map { abs($0) / a }) })
+        criticalStackPressure = csp
+        supervisor = d.status?.control?.supervisor
+        control = d.status?.control
+        faults = d.events.filter { $0.kind == "fault" }
+        excursions = Excursions(d.events.filter { ["excursion", "recovery", "authority"].contains($0.kind) })
+        interventions = d.events.filter { ["request", "ack", "program", "autotune", "sweep", "supervisor", "config"].contains($0.kind) && !$0.detail.hasPrefix(ChannelDescriptor.prefix) }
+            .map { e in
+                Intervention(timeUnix: e.timeUnix, kind: e.kind, uid: e.uid, user: e.uid.flatMap(userName),
+                             text: e.kind == "request" ? describeRequest(e.detail) : e.detail, detail: e.detail)
+            }
+    }
 
-        try SVGReport.render(pts, title: title).write(toFile: output + ".svg", atomically: true, encoding: .utf8)
+    /// What the pressure figure marks: faults, injections, excursions, setpoint changes
+    /// and the other interventions, where they happened.
+    var plotEvents: [PlotEvent] {
+        var out: [PlotEvent] = faults.map { PlotEvent(time: $0.timeUnix, kind: .fault, label: $0.detail) }
+        out += excursions.events.filter { $0.kind == "excursion" }.map { PlotEvent(time: $0.timeUnix, kind: .excursion, label: $0.detail) }
+        for i in interventions where i.kind == "request" {
+            let kind: PlotEvent.Kind = i.text.hasPrefix("inject") ? .injection : i.text.hasPrefix("set the stack-pressure setpoint") ? .setpoint : .intervention
+            if i.text.hasPrefix("record the cell") || i.text.contains("refused") { continue }
+            out.append(PlotEvent(time: i.timeUnix, kind: kind, label: (i.user ?? i.uid.map { "uid \($0)" } ?? "") + ": " + i.text))
+        }
+        return out.sorted { $0.time < $1.time }
+    }
+}
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the standard pressure report of a time window: Markdown, JSON and SVG plots.",
+        discussion: """
+        Following the field's proposed reporting standard: preparation (component, pressure, hold time, temperature) \
+        and stack pressure kept apart; the fixture and how pressure is applied; where the pressure was measured, \
+        over which area and how uniform it was; stack-pressure statistics over regulating time only, time in band \
+        and every excursion; temperature and current density; the critical stack pressure of every sweep with its \
+        current density; faults and interventions in words, with user names. Writes STEM.md, STEM.json, STEM.svg \
+        and STEM-csp-N.svg. With --state-dir it reads the run log directly, without a daemon (read-only, safe \
+        beside a running pressd, like journalctl -D). 'pressctl compare' puts several channels or run logs in one \
+        table and one figure.
+        """)
+    @Option(help: "Start: ISO 8601, unix seconds, now, or a time ago (2h, 30m, 1d).") var since = "1h"
+    @Option(help: "End (exclusive), same forms.") var until = "now"
+    @Option(name: .shortAndLong, help: "Output file stem: writes STEM.md, STEM.json, STEM.svg (and STEM-csp-N.svg).") var output = "pressure-report"
+    @Option(help: "Seconds after a setpoint change that count as settling, not as time in band.") var settle = 10.0
+    @Option(help: ArgumentHelp("Read the run log in this state directory directly, without a daemon (read-only; safe beside a running pressd). Needs --channel.", valueName: "dir"))
+    var stateDir: String?
+    @OptionGroup var conn: Connection
+
+    func run() throws {
+        let s = try parseTime(since), u = try parseTime(until)
+        guard u > s else { throw ValidationError("--until must be after --since") }
+        let data: ReportData
+        if let stateDir {
+            guard let ch = conn.channel else { throw ValidationError("--state-dir needs --channel (the run log holds every channel)") }
+            data = try ReportData.offline(OfflineLog.open(stateDir), channel: ch, since: s, until: u)
+        } else {
+            let c = try conn.connect()
+            data = ReportData.online(c, channel: try conn.requireChannel(c), since: s, until: u)
+        }
+        let report = try StandardReport(data, settle: settle, output: output, source: stateDir == nil ? "daemon" : "state-dir")
+        let iso = ISO8601DateFormatter()
+        let title = "pressd channel \(data.channel): \(iso.string(from: Date(timeIntervalSince1970: s))) – \(iso.string(from: Date(timeIntervalSince1970: u)))"
+        let stem = (output as NSString).lastPathComponent
+        try SVGReport.render(data.rows.map(\.point), title: title, band: (data.descriptor?.bandPercent ?? 5) / 100, events: report.plotEvents)
+            .write(toFile: output + ".svg", atomically: true, encoding: .utf8)
         try Report.markdown(report, title: title, svg: stem + ".svg").write(toFile: output + ".md", atomically: true, encoding: .utf8)
         let enc = JSONEncoder()
         enc.keyEncodingStrategy = .convertToSnakeCase
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         try enc.encode(report).write(to: URL(fileURLWithPath: output + ".json"))
         if conn.json { return printJSON(report) }
-        print("\(output).md, .json, .svg\(csp.isEmpty ? "" : " and \(csp.count) CSP plot(s)"): \(report.timeInBand.samples) samples, "
+        print("\(output).md, .json, .svg\(report.criticalStackPressure.isEmpty ? "" : " and \(report.criticalStackPressure.count) CSP plot(s)"): \(report.timeInBand.samples) samples, "
               + "\(fixed(report.timeInBand.within5 * 100, 2)) % of steady regulating samples within ±5 %")
     }
 
     static func markdown(_ r: StandardReport, title: String, svg: String) -> String {
         func pct(_ v: Double) -> String { fixed(v * 100, 2) + " %" }
         func mpa(_ v: Double?) -> String { v.map { fixed($0, 3) + " MPa" } ?? "—" }
+        func num(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e9 ? String(Int(v)) : String(v) }
         func when(_ t: Double) -> String { ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: t)) }
+        func duration(_ s: Double) -> String { s >= 3600 ? fixed(s / 3600, 2) + " h" : s >= 120 ? fixed(s / 60, 1) + " min" : fixed(s, 0) + " s" }
         let sum = r.timeInBand
-        let uniformity = (r.measurement.loadCells ?? 1) > 1
-            ? "\(r.measurement.nonUniformityMean.map(pct) ?? "—") / \(r.measurement.nonUniformityMax.map(pct) ?? "—")"
-            : "one load cell: not measurable"
+        let m = r.measurement
+        let uniformity = (m.loadCells ?? 1) > 1
+            ? "\(m.nonUniformityMean.map(pct) ?? "—") / \(m.nonUniformityMax.map(pct) ?? "—")"
+            : "one load cell: not measurable (a single cell cannot show tilt)"
         let setpoints = r.pressures.stackSetpoints.isEmpty ? "none regulated in the window"
             : r.pressures.stackSetpoints.map { "\(fixed($0.setpointMpa, 3)) MPa for \(fixed($0.seconds, 0)) s" }.joined(separator: "; ")
         var s = """
-        # Pressure report: channel \(r.channel)
+        # Pressure report: channel \(mdText(r.channel))
 
-        \(title)
+        \(mdText(title)) (read from \(r.source == "daemon" ? "the daemon" : "the run log in a state directory, without a daemon"))
 
         ![pressure](\(svg))
 
-        ## Cell and pressures
+        ## Cell
+
+        | | |
+        |---|---|
+        | cell id | \(r.cell.cellId.map(mdCell) ?? "—") |
+        | chemistry | \(r.cell.chemistry.map(mdCell) ?? "—")\(r.cell.chemistryPreset.map { " (limits from the `\($0)` preset)" } ?? "") |
+        | active cell area (the area the pressure refers to) | \(r.cell.cellAreaCm2.map { "\(num($0)) cm²" } ?? "—") |
+        | operator note | \(r.cell.operatorNote.map(mdCell) ?? "—") |
+
+        ## Preparation pressure (fabrication, before assembly)
 
         Preparation (fabrication) pressure and stack pressure are different quantities and are
         reported apart.
 
+
+        """
+        if r.pressures.preparation.isEmpty {
+            s += r.pressures.preparationPressureMpa.map { "One preparation pressure was recorded: \(num($0)) MPa (component, hold time and temperature not recorded; `pressctl run set --preparation`).\n" }
+                ?? "Not recorded (`pressctl run set --preparation COMPONENT,MPA,HOLD_S,TEMP_C`).\n"
+        } else {
+            s += "| component | pressure | hold time | temperature |\n|---|---:|---:|---:|\n"
+            for p in r.pressures.preparation {
+                s += "| \(mdCell(p.component)) | \(num(p.pressureMpa)) MPa | \(p.holdS.map { duration($0) } ?? "—") | \(p.temperatureC.map { "\(num($0)) °C" } ?? "—") |\n"
+            }
+        }
+        let fx = r.fixture
+        s += """
+
+        ## Stack pressure (held by pressd during operation)
+
         | | |
         |---|---|
-        | cell id | \(r.cell.cellId ?? "—") |
-        | chemistry | \(r.cell.chemistry ?? "—")\(r.cell.chemistryPreset.map { " (limits from the `\($0)` preset)" } ?? "") |
-        | preparation (fabrication) pressure | \(r.pressures.preparationPressureMpa.map { "\($0) MPa" } ?? "not recorded") |
+        | fixture | \(fx.actuator.map { mdCell($0) } ?? "—")\(fx.description.flatMap { $0.isEmpty ? nil : " (\(mdCell($0)))" } ?? "") |
+        | how pressure is applied | \(fx.pressureApplied.map(mdCell) ?? "—") |
         | stack pressure setpoints (regulated by pressd) | \(setpoints) |
-        | channel limits | \(r.pressures.limits.map { "setpoints \($0.minMpa)–\($0.maxMpa) MPa, trip at \($0.tripMpa) MPa" } ?? "—") |
-        | active cell area | \(r.cell.cellAreaCm2.map { "\($0) cm²" } ?? "—") |
-        | operator note | \(r.cell.operatorNote ?? "—") |
+        | channel limits | \(r.pressures.limits.map { "setpoints \(num($0.minMpa))–\(num($0.maxMpa)) MPa, trip at \(num($0.tripMpa)) MPa" } ?? "—") |
 
-        ## Where pressure was measured, and how uniform it was
+        ## Where pressure was measured, over which area, and how uniform it was
 
         | | |
         |---|---|
-        | method | \(r.measurement.method) |
-        | load cells | \(r.measurement.loadCells.map(String.init) ?? "—") |
-        | non-uniformity (max − min)/mean, mean / largest | \(uniformity) |
-        | `non_uniform_load` alarms | \(r.measurement.nonUniformAlarms) |
+        | method | \(mdCell(m.method)) |
+        | area the pressure refers to | \(m.areaCm2.map { "\(num($0)) cm² (active cell area)" } ?? "—") |
+        | load cells | \(m.loadCellIds.isEmpty ? "—" : m.loadCellIds.map(mdCell).joined(separator: ", "))\(m.loadCellRangeN.map { " (range \(num($0)) N each)" } ?? "") |
+        | per load cell: mean force and share of the total (regulating time) | \(m.perLoadCell.isEmpty ? "—" : m.perLoadCell.map { "\(mdCell($0.id)) \(fixed($0.meanForceN, 1)) N (\(fixed($0.share * 100, 1)) %)" }.joined(separator: "; ")) |
+        | non-uniformity (max − min)/mean across the load cells, mean / largest | \(uniformity) |
+        | `non_uniform_load` alarms | \(m.nonUniformAlarms) |
 
-        ## Time in band
+        ## Stack pressure statistics and time in band
+
+        Over **regulating time only**: samples while regulating a setpoint, after \(fixed(sum.settleSeconds, 0)) s of settling, outside
+        injected readings. Released, tripped and held samples are counted by mode and left out.
 
         | | |
         |---|---|
-        | samples (one per log period) | \(sum.samples) |
-        | regulating samples (steady) | \(sum.regulatingSamples) |
-        | settling samples (≤ \(fixed(sum.settleSeconds, 0)) s after a setpoint change, left out below) | \(sum.settlingSamples) |
-        | within ±5 % of setpoint | \(pct(sum.within5)) |
+        | samples in the window (one per log period) | \(sum.samples) |
+        | samples per mode | \(sum.modes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")) |
+        | regulating samples (the statistics below) | \(sum.regulatingSamples) (\(duration(sum.regulatingSeconds))) |
+        | settling samples (left out) | \(sum.settlingSamples) |
+        | injected-reading samples (left out) | \(sum.excludedSamples) |
+        | time in band ±5 % | \(duration(sum.secondsWithin5)) of \(duration(sum.regulatingSeconds)) (\(pct(sum.within5)) of samples) |
         | within ±1 % of setpoint | \(pct(sum.within1)) |
         | fast-loop envelope within ±5 % | \(sum.envelopeWithin5.map(pct) ?? "—") |
         | worst error | \(sum.worstError.map(pct) ?? "—") |
         | pressure min / mean / max | \(mpa(sum.pressureMin)) / \(mpa(sum.pressureMean)) / \(mpa(sum.pressureMax)) |
-        | samples per mode | \(sum.modes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")) |
+        | sd of (pressure − setpoint) | \(mpa(sum.errorSd)) |
+
+
+        """
+        if !r.excludedIntervals.isEmpty {
+            s += "Left out: " + r.excludedIntervals.map { "\(when($0.from)) – \(when($0.until)) (\(mdText($0.reason)))" }.joined(separator: "; ") + ".\n\n"
+        }
+        let c = r.conditions
+        s += """
+        ## Temperature and current density
+
+        | | min | mean | max | samples |
+        |---|---:|---:|---:|---:|
+        | cell temperature, °C | \(c.temperatureC.map { "\(fixed($0.min, 1)) | \(fixed($0.mean, 1)) | \(fixed($0.max, 1)) | \($0.samples)" } ?? "— | — | — | 0") |
+        | current density \\|J\\| (\\|current\\| ÷ area), mA/cm² | \(c.currentDensityMaCm2.map { "\(fixed($0.min, 3)) | \(fixed($0.mean, 3)) | \(fixed($0.max, 3)) | \($0.samples)" } ?? "— | — | — | 0") |
 
         ## Critical stack pressure
 
 
         """
         if r.criticalStackPressure.isEmpty {
-            s += "No sweep in this window (`pressctl sweep`).\n"
+            s += "No sweep in this window (`pressctl sweep`).\n\n"
         }
         for (i, c) in r.criticalStackPressure.enumerated() {
             let f = c.sweep
@@ -319,18 +633,133 @@ struct Report: ParsableCommand {
             s += ".\n\n"
         }
         s += "## Faults (\(r.faults.count))\n\n"
-        s += r.faults.isEmpty ? "None.\n" : r.faults.map { "- \(when($0.timeUnix)): \($0.detail)" }.joined(separator: "\n") + "\n"
+        s += r.faults.isEmpty ? "None.\n" : r.faults.map { "- \(when($0.timeUnix)): \(mdText($0.detail))" }.joined(separator: "\n") + "\n"
         let x = r.excursions
         s += "\n## Excursions out of band (\(x.count))\n\n"
         if x.count > 0 {
             s += "\(fixed(x.timeOutOfBandS, 1)) s out of band in all; longest \(fixed(x.longestS, 1)) s; worst \(fixed(x.worstAbsErrorMpa, 3)) MPa from the setpoint.\n\n"
         }
-        s += x.events.isEmpty ? "None.\n" : x.events.prefix(300).map { "- \(when($0.timeUnix)) \($0.kind): \($0.detail)" }.joined(separator: "\n") + "\n"
+        func injected(_ t: Double) -> Bool { r.excludedIntervals.contains { $0.from <= t && t <= $0.until } }
+        let duringInjection = x.events.filter { $0.kind == "excursion" && injected($0.timeUnix) }.count
+        if duringInjection > 0 { s += "\(duringInjection) of them ended during an injected reading (the logged pressure there is not the cell's).\n\n" }
+        s += x.events.isEmpty ? "None.\n" : x.events.prefix(300).map {
+            "- \(when($0.timeUnix)) \($0.kind): \(mdText($0.detail))" + ($0.kind == "excursion" && injected($0.timeUnix) ? " *(during an injected reading)*" : "")
+        }.joined(separator: "\n") + "\n"
         s += "\n## Interventions (\(r.interventions.count))\n\n"
         s += r.interventions.isEmpty ? "None.\n" : r.interventions.prefix(300).map { e in
-            "- \(when(e.timeUnix)) \(e.kind)\(e.uid.map { " (uid \($0))" } ?? ""): \(e.detail)"
+            let who = e.user.map { "\($0) (uid \(e.uid!))" } ?? e.uid.map { "uid \($0)" }
+            return "- \(when(e.timeUnix)) \(e.kind): " + (who.map { "**\(mdText($0))** " } ?? "") + mdText(e.text)
         }.joined(separator: "\n") + "\n"
         return s
+    }
+}
+
+extension Report {
+    /// Several channels or run logs side by side: one table, one figure (`pressctl compare`).
+    struct Compare: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "compare",
+            abstract: "Compare channels or run logs: one table (setpoint, time in band, mean, sd, excursions, faults, CSP, |J|, T) and one figure.",
+            discussion: """
+            Each SOURCE is CHANNEL (from the daemon, or from --state-dir when given) or DIR:CHANNEL (the run log in state \
+            directory DIR, read-only). Statistics are the standard report's (regulating time only). Writes STEM.md, \
+            STEM.json and STEM.svg (every source's pressure against run time, on round ticks).
+            """)
+        @Argument(help: ArgumentHelp("CHANNEL or DIR:CHANNEL, two or more.", valueName: "source")) var sources: [String]
+        @Option(help: "Start: ISO 8601, unix seconds, now, or a time ago (2h, 30m, 1d).") var since = "1h"
+        @Option(help: "End (exclusive), same forms.") var until = "now"
+        @Option(name: .shortAndLong, help: "Output file stem: writes STEM.md, STEM.json, STEM.svg.") var output = "pressure-comparison"
+        @Option(help: "Seconds after a setpoint change that count as settling, not as time in band.") var settle = 10.0
+        @Option(help: ArgumentHelp("Read sources without DIR: from this state directory instead of the daemon.", valueName: "dir")) var stateDir: String?
+        @Option(name: .long, help: "Control socket path (as for the other commands).") var socket: String?
+        @Flag(name: .long, help: "Print the comparison's JSON.") var json = false
+
+        func validate() throws {
+            guard !sources.isEmpty else { throw ValidationError("name at least one SOURCE (CHANNEL or DIR:CHANNEL)") }
+            for s in sources where s.hasSuffix(":") || s.isEmpty { throw ValidationError("'\(s)' is not CHANNEL or DIR:CHANNEL") }
+        }
+
+        /// One compared source.
+        struct Row: Codable {
+            var source: String
+            var channel: String
+            var cellId: String?
+            var chemistry: String?
+            var preset: String?
+            var fixture: String?
+            var areaCm2: Double?
+            var setpointsMpa: [Double]
+            var regulatingSeconds: Double
+            var within5: Double
+            var pressureMeanMpa: Double?
+            var errorSdMpa: Double?
+            var worstError: Double?
+            var excursions: Int
+            var faults: Int
+            var cspMpa: [Double]
+            var currentDensityMeanMaCm2: Double?
+            var temperatureMeanC: Double?
+        }
+
+        func run() throws {
+            let s = try parseTime(since), u = try parseTime(until)
+            guard u > s else { throw ValidationError("--until must be after --since") }
+            var client: ControlClient?
+            var logs: [String: RunLog] = [:]
+            var rows: [Row] = []
+            var series: [(label: String, points: [(Double, Double)])] = []
+            for src in sources {
+                var dir = stateDir, ch = src
+                if let colon = src.lastIndex(of: ":") { dir = String(src[..<colon]); ch = String(src[src.index(after: colon)...]) }
+                let data: ReportData
+                if let dir {
+                    if logs[dir] == nil { logs[dir] = try OfflineLog.open(dir) }
+                    data = try ReportData.offline(logs[dir]!, channel: ch, since: s, until: u)
+                } else {
+                    if client == nil {
+                        var conn = try Connection.parse(socket.map { ["--socket", $0] } ?? [])
+                        conn.channel = ch
+                        client = try conn.connect()
+                    }
+                    data = ReportData.online(client!, channel: ch, since: s, until: u)
+                }
+                let r = try StandardReport(data, settle: settle, output: output, source: dir == nil ? "daemon" : "state-dir", writePlots: false)
+                let t = r.timeInBand
+                rows.append(Row(source: src, channel: ch, cellId: r.cell.cellId, chemistry: r.cell.chemistry, preset: r.cell.chemistryPreset,
+                                fixture: r.fixture.actuator, areaCm2: r.cell.cellAreaCm2, setpointsMpa: r.pressures.stackSetpoints.map(\.setpointMpa),
+                                regulatingSeconds: t.regulatingSeconds, within5: t.within5, pressureMeanMpa: t.pressureMean, errorSdMpa: t.errorSd,
+                                worstError: t.worstError, excursions: r.excursions.count, faults: r.faults.count,
+                                cspMpa: r.criticalStackPressure.compactMap(\.sweep.cspMpa),
+                                currentDensityMeanMaCm2: r.conditions.currentDensityMaCm2?.mean, temperatureMeanC: r.conditions.temperatureC?.mean))
+                series.append((src, data.rows.compactMap { row in row.point.pressure.map { (row.point.time, $0) } }))
+            }
+            let iso = ISO8601DateFormatter()
+            let title = "pressd comparison: \(iso.string(from: Date(timeIntervalSince1970: s))) – \(iso.string(from: Date(timeIntervalSince1970: u)))"
+            let stem = (output as NSString).lastPathComponent
+            try SVGReport.renderComparison(series, title: title).write(toFile: output + ".svg", atomically: true, encoding: .utf8)
+            try Self.markdown(rows, title: title, svg: stem + ".svg").write(toFile: output + ".md", atomically: true, encoding: .utf8)
+            let enc = JSONEncoder()
+            enc.keyEncodingStrategy = .convertToSnakeCase
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(rows).write(to: URL(fileURLWithPath: output + ".json"))
+            if json { return printJSON(rows) }
+            print("\(output).md, .json, .svg: \(rows.count) sources")
+        }
+
+        static func markdown(_ rows: [Row], title: String, svg: String) -> String {
+            func o(_ v: Double?, _ d: Int) -> String { v.map { fixed($0, d) } ?? "—" }
+            var s = "# Pressure comparison\n\n\(mdText(title))\n\n![pressure of every source](\(svg))\n\n"
+            s += "Statistics over regulating time only (as in the standard report): settling, released, tripped, held and injected-reading samples left out.\n\n"
+            s += "| source | cell | chemistry | preset | fixture | area, cm² | setpoints, MPa | regulating | in band ±5 % | mean, MPa | sd of error, MPa | worst error | excursions | faults | CSP, MPa | mean \\|J\\|, mA/cm² | mean T, °C |\n"
+            s += "|---|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n"
+            for r in rows {
+                s += "| \(mdCell(r.source)) | \(r.cellId.map(mdCell) ?? "—") | \(r.chemistry.map(mdCell) ?? "—") | \(r.preset.map(mdCell) ?? "—") | \(r.fixture.map(mdCell) ?? "—") | "
+                s += "\(o(r.areaCm2, 2)) | \(r.setpointsMpa.isEmpty ? "—" : r.setpointsMpa.map { fixed($0, 3) }.joined(separator: ", ")) | \(fixed(r.regulatingSeconds, 0)) s | "
+                s += "\(fixed(r.within5 * 100, 2)) % | \(o(r.pressureMeanMpa, 3)) | \(o(r.errorSdMpa, 3)) | \(r.worstError.map { fixed($0 * 100, 2) + " %" } ?? "—") | "
+                s += "\(r.excursions) | \(r.faults) | \(r.cspMpa.isEmpty ? "—" : r.cspMpa.map { fixed($0, 2) }.joined(separator: ", ")) | \(o(r.currentDensityMeanMaCm2, 3)) | \(o(r.temperatureMeanC, 1)) |\n"
+            }
+            return s
+        }
     }
 }
 

@@ -99,18 +99,69 @@ struct ConfigTests {
     @Test("an unknown chemistry preset lists the known ones")
     func unknownPreset() throws {
         let t = try editedConfig("[channels.A.limits]\n", "[channels.A.limits]\npreset = \"unobtainium\"\n")
-        expectError(t, key: "channels.A.limits.preset", line: line(of: "unobtainium", in: t), contains: "polymer, sulfide, oxide")
+        expectError(t, key: "channels.A.limits.preset", line: line(of: "unobtainium", in: t), contains: "polymer/li-metal, sulfide/li-metal, sulfide/li-in")
     }
 
     @Test("a preset supplies the limits; an override is accepted with a warning naming file, line, key and the preset's value")
     func presetOverride() throws {
-        let base = try editedConfig("[channels.A.limits]\n", "[channels.A.limits]\npreset = \"sulfide\"\n")
-        let t = base.replacingOccurrences(of: "min_mpa = 0.1\nmax_mpa = 12.0\ntrip_mpa = 15.0\n", with: "max_mpa = 12.0\n")
+        let base = try editedConfig("[channels.A.limits]\n", "[channels.A.limits]\npreset = \"sulfide/li-metal\"\n")
+        let t = base.replacingOccurrences(of: "min_mpa = 0.1\nmax_mpa = 12.0\ntrip_mpa = 15.0\n", with: "max_mpa = 11.0\n")
         let c = try DaemonConfig.parse(t, file: "p.toml")
         let l = c.channels[0].control.limits
-        #expect(l.minSetpoint == 2 && l.maxSetpoint == 12 && l.trip == 25)
-        #expect(c.channels[0].preset == "sulfide")
-        #expect(c.warnings == ["p.toml:\(line(of: "max_mpa = 12.0", in: t)!): channels.A.limits.max_mpa: overrides the 'sulfide' preset (20.0 MPa) with 12.0 MPa"])
+        #expect(l.minSetpoint == 3 && l.maxSetpoint == 11 && l.trip == 12)
+        #expect(c.channels[0].preset == "sulfide/li-metal")
+        #expect(c.warnings == ["p.toml:\(line(of: "max_mpa = 11.0", in: t)!): channels.A.limits.max_mpa: overrides the 'sulfide/li-metal' preset (10.0 MPa) with 11.0 MPa"])
+    }
+
+    @Test("an old preset name loads with a warning naming its replacement and the other anodes")
+    func legacyPreset() throws {
+        let base = try editedConfig("[channels.A.limits]\n", "[channels.A.limits]\npreset = \"sulfide\"\n")
+        let t = base.replacingOccurrences(of: "min_mpa = 0.1\nmax_mpa = 12.0\ntrip_mpa = 15.0\n", with: "")
+        let c = try DaemonConfig.parse(t, file: "p.toml")
+        #expect(c.channels[0].preset == "sulfide/li-metal")
+        #expect(c.channels[0].control.limits.trip == 12)
+        let w = try #require(c.warnings.first)
+        #expect(w.hasPrefix("p.toml:\(line(of: "preset = \"sulfide\"", in: t)!): channels.A.limits.preset: 'sulfide' is an old preset name, replaced by 'sulfide/li-metal'"), "\(w)")
+        #expect(w.contains("'sulfide/li-in'") && w.contains("'sulfide/si'"), "\(w)")
+    }
+
+    @Test("capacity: the oxide/li-in preset (trip 48 MPa) on the default 1 cm² cell needs 4.8 kN, beyond the 2 kN load cell: refused naming file, line and keys")
+    func capacityLoadCell() throws {
+        let base = try editedConfig("[channels.A.limits]\n", "[channels.A.limits]\npreset = \"oxide/li-in\"\n")
+        let t = base.replacingOccurrences(of: "min_mpa = 0.1\nmax_mpa = 12.0\ntrip_mpa = 15.0\n", with: "")
+        let rangeLine = line(of: "range_n = [-50, 2000]", in: t)!, areaLine = line(of: "cell_area_cm2 = 1.0", in: t)!
+        expectError(t, key: "channels.A.limits.preset", line: line(of: "oxide/li-in", in: t),
+                    contains: "trip 48 MPa (from the 'oxide/li-in' preset) on 1 cm² is 4800 N, beyond the load cell's 2000 N (channels.A.sensor.range_n (line \(rangeLine)), channels.A.cell_area_cm2 (line \(areaLine)))")
+        // An explicit trip is named itself; a big enough load cell is accepted.
+        let explicit = try editedConfig("trip_mpa = 15.0", "trip_mpa = 25.0")
+        expectError(explicit, key: "channels.A.limits.trip_mpa", line: line(of: "trip_mpa = 25.0", in: explicit), contains: "2500 N, beyond the load cell's 2000 N")
+        let bigger = t.replacingOccurrences(of: "range_n = [-50, 2000]", with: "range_n = [-50, 5000]")
+        #expect(try DaemonConfig.parse(bigger, file: "t.toml").channels[0].control.limits.trip == 48)
+    }
+
+    @Test("capacity: an actuator that cannot reach max × area is a warning naming the keys; the shipped config passes clean")
+    func capacityActuator() throws {
+        #expect(try DaemonConfig.parse(try defaultConfigText(), file: "t.toml").warnings.isEmpty)
+        let t = try editedConfig("supply_mpa = 0.7", "supply_mpa = 0.4")
+        let c = try DaemonConfig.parse(t, file: "t.toml")
+        let w = try #require(c.warnings.first)
+        // 0.4 MPa × 3117 mm² − 40 N = 1206.8 N < 9 MPa × 2 cm² = 1800 N.
+        #expect(w.hasPrefix("t.toml:\(line(of: "max_mpa = 9.0", in: t)!): channels.B.limits.max_mpa: max 9 MPa on 2 cm² needs 1800 N; the actuator reaches 1206.8 N"), "\(w)")
+        #expect(w.contains("channels.B.sim.supply_mpa (line \(line(of: "supply_mpa = 0.4", in: t)!))") && w.contains("channels.B.sim.bore_area_mm2"), "\(w)")
+        #expect(w.contains("setpoints above 6.034 MPa cannot be held"), "\(w)")
+        // Hardware: from the nominal gain; the shipped examples pass clean.
+        for f in ["modbus-rtu-bus", "modbus-tcp-pneumatic", "rpi-hx711-stepper"] {
+            #expect(try DaemonConfig.load(path: repoRoot + "/config/examples/\(f).toml").warnings.isEmpty, "\(f)")
+        }
+        let hwText = try String(contentsOfFile: repoRoot + "/config/examples/modbus-tcp-pneumatic.toml", encoding: .utf8)
+            .replacingOccurrences(of: "output_max = 0.7          # the air supply", with: "output_max = 0.5")
+        let hw = try DaemonConfig.parse(hwText, file: "hw.toml")
+        // (0.5 − 0.0128) ÷ 0.0642 = 7.589 MPa < 9.
+        #expect(hw.warnings.count == 1 && hw.warnings[0].contains("max 9 MPa is beyond what the actuator reaches by its nominal gain: (output_max 0.5 − feedforward_offset 0.0128) ÷ feedforward_gain 0.0642 = 7.589 MPa"), "\(hw.warnings)")
+        #expect(hw.warnings.first?.contains("output_max (line \(line(of: "output_max = 0.5", in: hwText)!))") == true, "\(hw.warnings)")
+        let spring = try editedConfig("gap_um = 500", "gap_um = 500\ntravel_um = 5000")
+        let s = try DaemonConfig.parse(spring, file: "t.toml")
+        #expect(s.warnings.count == 1 && s.warnings[0].contains("the actuator reaches 900 N (spring rate 0.2 N/µm × (travel 5000 µm − gap 500 µm)"), "\(s.warnings)")
     }
 
     @Test("control and supervisor keys are checked: strategy, an excursion, a window outside the limits, a misspelling")

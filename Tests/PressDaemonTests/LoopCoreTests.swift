@@ -3,6 +3,22 @@ import PressCore
 import PressSim
 @testable import PressDaemon
 
+/// The simulated plant read through two load cells that share its force 30/70 (a
+/// tilted plate).
+final class SplitLoadCells: ChannelBackend {
+    let inner: SimChannel
+    init(_ inner: SimChannel) { self.inner = inner }
+    func read(now: Double) -> ChannelReadings {
+        var r = inner.read(now: now)
+        if let f = r.force?.value { r.loadCellForces = [0.3 * f, 0.7 * f] }
+        return r
+    }
+    func apply(output: Double, now: Double) { inner.apply(output: output, now: now) }
+    var presentOutput: Double? { inner.presentOutput }
+    func persistentState() -> [String: Double]? { inner.persistentState() }
+    func restore(_ state: [String: Double]) { inner.restore(state) }
+}
+
 @Suite("Loop core (no threads, virtual time)")
 struct LoopCoreTests {
     func core(_ edit: (String, String)? = nil) throws -> LoopCore {
@@ -142,5 +158,23 @@ struct LoopCalibrationTests {
         #expect(abs(spanned[0].gain - 1 / 1.1) < 0.01)
         run(15)
         #expect(abs(a.trueForce - 500) < 5) // the cell now really is at 5 MPa
+    }
+
+    @Test("several load cells: each sample logs every cell's mean force over the period, and they add up to the total")
+    func perLoadCellForces() throws {
+        let cfg = try DaemonConfig.parse(try defaultConfigText(), file: "t.toml")
+        let c0 = cfg.channels[0]
+        let sim = RigBuilder.simulatedChannel(c0, seed: 1, substep: cfg.substep)
+        var core = LoopCore(channels: [LoopChannel(controller: ChannelController(parameters: c0.control), backend: SplitLoadCells(sim), config: c0)])
+        _ = core.apply(.set(channel: 0, mpa: 5, ramp: nil))
+        var t = 0.0
+        for _ in 0..<1500 { t += 0.01; core.tick(now: t) }
+        let samples = core.takeSamples()
+        let last = try #require(samples.last)
+        let f = try #require(last.loadCellForces)
+        #expect(f.count == 2)
+        #expect(abs(f[0] / (f[0] + f[1]) - 0.3) < 1e-9, "\(f)")
+        #expect(abs((f[0] + f[1]) - (last.force ?? 0)) < 0.05 * (last.force ?? 1), "the cells' means add up to about the total (\(f), \(last.force ?? 0))")
+        #expect(abs((last.nonUniformity ?? 0) - (0.7 - 0.3) / 0.5) < 1e-9, "(max − min)/mean = 0.4/0.5")
     }
 }

@@ -39,9 +39,16 @@ struct RunLogTests {
         let back = try log.samples(since: 0, until: 2000, channel: "A")
         #expect(back.map(\.nonUniformity) == [0.034, nil])
         #expect(back.map(\.voltage) == [3.712, nil])
-        // The cell voltage is the CSV's last column (issue 14), after the non-uniformity.
-        #expect(RunLog.csvLine(back[0]).hasSuffix(",0.034,3.712"))
-        #expect(RunLog.csvHeader.hasSuffix(",nonuniformity,voltage_v"))
+        // The cell voltage follows the non-uniformity (issue 14); the per-load-cell forces
+        // (issue 15) are the last column, one field (';'-separated).
+        #expect(RunLog.csvLine(back[0]).hasSuffix(",0.034,3.712,"))
+        #expect(RunLog.csvHeader.hasSuffix(",nonuniformity,voltage_v,load_cell_forces_n"))
+        var three = sample(1500)
+        three.loadCellForces = [210.5, 190.25, 199]
+        try log.append(samples: [three], events: [])
+        let f = try log.samples(since: 1500, until: 1501, channel: "A")
+        #expect(f.first?.loadCellForces == [210.5, 190.25, 199])
+        #expect(RunLog.csvLine(f[0]).hasSuffix(",210.5;190.25;199"))
         let r = SweepResult(settings: SweepSettings(from: 8, to: 1), points: [SweepPoint(setpoint: 8, pressure: 8, resistance: 21, resistanceSD: 0.2, samples: 100, temperature: 25)],
                             fit: nil, status: .aborted, note: "operator set a setpoint", started: 10, finished: 70)
         try log.addSweep(r, channel: "A", time: 1500)

@@ -84,4 +84,35 @@ struct PlotTests {
         #expect(fixed(2, 3) == "2.000")
         #expect(fixed(12.5, 0) == "13")
     }
+
+    @Test("round ticks: 1-2-5 steps on the grid, never 22.05 / 17.43 / -1.06")
+    func ticks() {
+        #expect(roundTicks(17.43, 22.05) == [18, 19, 20, 21, 22])
+        #expect(roundTicks(-1.06, 22.05) == [0, 5, 10, 15, 20])
+        #expect(roundTicks(0, 0.9).map { fixed($0, 1) } == ["0.0", "0.2", "0.4", "0.6", "0.8"])
+        #expect(roundTicks(0, 7200) == [0, 2000, 4000, 6000])
+        #expect(tickLabel(0.4, step: 0.2) == "0.4" && tickLabel(20, step: 5) == "20")
+    }
+
+    @Test("the SVG report marks events where they happened and labels axes on round ticks")
+    func events() {
+        let ev = [PlotEvent(time: 30, kind: .fault, label: "over_pressure"), PlotEvent(time: 60, kind: .injection, label: "bias <50 N>")]
+        let svg = SVGReport.render(trace(), title: "A", events: ev)
+        let fault = svg.split(separator: "\n").first { $0.contains("class=\"event-fault\"") }
+        // x = ml + (t − t0)/(t1 − t0) · w = 70 + 30/99 · 870.
+        #expect(fault?.contains("x1=\"\(fixed(70 + 30.0 / 99 * 870, 1))\"") == true, "\(fault ?? "")")
+        #expect(svg.contains("class=\"event-injection\"") && svg.contains("bias &lt;50 N&gt;"))
+        #expect(svg.contains("run time, s"))
+        #expect(svg.contains(">5.0</text>") && svg.contains(">5.5</text>"), "y ticks every 0.5 MPa")
+    }
+
+    @Test("per-load-cell shares: mean force of each cell and its part of the total")
+    func shares() {
+        // A sample with another cell count (a cell dropped out) is left out.
+        let s = loadCellShares([[120], [100, 300], [140, 260]])
+        #expect(s == [LoadCellShare(meanForceN: 120, share: 0.3), LoadCellShare(meanForceN: 280, share: 0.7)])
+        let t = loadCellShares([[100, 300], [140, 260]])
+        #expect(t.map(\.meanForceN) == [120, 280] && t.map(\.share) == [0.3, 0.7])
+        #expect(loadCellShares([[500], [510]]).isEmpty, "one cell: no split")
+    }
 }
