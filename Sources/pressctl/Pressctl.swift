@@ -120,7 +120,7 @@ struct Pressctl: ParsableCommand {
         if let word = args.first, !word.hasPrefix("-"), !names.contains(word) {
             let near = names.map { ($0, CommandLineOrder.distance($0, word)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
             FileHandle.standardError.write(Data(("pressctl: unknown command '\(word)'" + (near.map { "; did you mean '\($0)'?" } ?? "")
-                                                  + " (commands: \(names.joined(separator: ", ")))\n").utf8))
+                                                  + " (commands: \(names.filter { $0 != Bridge._commandName }.joined(separator: ", ")))\n").utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
         do {
