@@ -223,7 +223,7 @@ public enum RemoteRig {
     /// Turns what went wrong while waiting for the hello into the error a person needs.
     /// `exitStatus` is ssh's exit status (nil: still running, killed; or killed by a signal).
     public static func classify(_ error: ClientError, rig: RigAddress, exitStatus: Int32?, stderr: String) -> ClientError {
-        let said = stderr.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let said = stderr.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
             .filter { !$0.isEmpty && !$0.hasPrefix("Warning: Permanently added") }.joined(separator: "; ")
         if case .onRig(_, let code, let message) = error { return .onRig(host: "\(rig)", code: code, message: message) }
         if case .remote = error { return error }
@@ -356,6 +356,12 @@ final class SSHChild: @unchecked Sendable {
         guard !installed else { return }
         installed = true
         atexit { SSHChild.endAll() }
+        // A parent may have started pressctl with these blocked (a process spawned from
+        // a Dispatch worker thread inherits its mask): unblocked, so that they end ssh too.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&unblock, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig) { s in
                 SSHChild.endAll()

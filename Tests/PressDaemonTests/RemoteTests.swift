@@ -275,6 +275,18 @@ struct SSHTests {
         try run("pressctl", args, env: ["PRESSCTL_SSH": ssh ?? sshd.sshCommand, "PRESSCTL_REMOTE": remote ?? binDir + "/pressctl", "PRESSD_SOCKET": ""])
     }
 
+    /// PIDs of the processes whose command line (arguments joined by spaces) starts with
+    /// `prefix`, or contains `text`.
+    static func processes(startingWith prefix: String) -> [Int32] { processes { $0.hasPrefix(prefix) } }
+    static func processes(containing text: String) -> [Int32] { processes { $0.contains(text) } }
+    static func processes(_ match: (String) -> Bool) -> [Int32] {
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { Int32($0) } ?? []
+        return pids.filter { pid in
+            guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            return match(String(decoding: raw.map { $0 == 0 ? UInt8(ascii: " ") : $0 }, as: UTF8.self))
+        }
+    }
+
     /// A daemon whose socket any local user may open ([access]: everyone observes,
     /// only root writes).
     func openDaemon() throws -> DaemonProcess {
@@ -316,6 +328,19 @@ struct SSHTests {
         let watch = try pressctl(["watch", "--count", "3", "--rate", "10", "-H", rig, "--socket", d.socket], sshd)
         #expect(watch.status == 0, "\(watch.stderr)")
         #expect(watch.stdout.split(separator: "\n").count == 3, "\(watch.stdout)")
+
+        // Interrupted while streaming: pressctl ends its ssh, and the bridge on the rig ends too.
+        let bridge = "\(binDir)/pressctl bridge --socket \(d.socket)"
+        let live = try PipedProcess(binDir + "/pressctl", ["watch", "--rate", "5", "-H", rig, "--socket", d.socket],
+                                    env: ["PRESSCTL_SSH": sshd.sshCommand, "PRESSCTL_REMOTE": binDir + "/pressctl"])
+        #expect(live.line().contains("regulating"))
+        #expect(!SSHTests.processes(startingWith: bridge).isEmpty, "no bridge on the rig while watching")
+        live.process.terminate() // SIGTERM
+        #expect(live.wait())
+        let end = Date().addingTimeInterval(5)
+        while Date() < end, !(SSHTests.processes(startingWith: bridge) + SSHTests.processes(containing: sshd.sshCommand)).isEmpty { usleep(50_000) }
+        #expect(SSHTests.processes(startingWith: bridge).isEmpty, "the rig's bridge outlived pressctl")
+        #expect(SSHTests.processes(containing: sshd.sshCommand).isEmpty, "the ssh child outlived pressctl")
 
         let wrong = try pressctl(["status", "-H", rig, "--socket", d.socket], sshd, ssh: sshd.wrongKeySSHCommand)
         #expect(wrong.status == 3)
@@ -384,8 +409,11 @@ struct SSHTests {
         #expect(lines.first?.hasPrefix("RIG") == true, "\(t.stdout)")
         #expect(lines.contains { $0.hasPrefix(live) && $0.contains(" A ") }, "\(t.stdout)")
         #expect(lines.contains { $0.hasPrefix(live) && $0.contains(" B ") }, "\(t.stdout)")
-        #expect(lines.contains { $0.hasPrefix(dead) && $0.contains("UNREACHABLE") && $0.contains("Connection refused") }, "\(t.stdout)")
+        #expect(lines.contains { $0.hasPrefix(dead) && $0.contains("UNREACHABLE") && $0.hasSuffix("Connection refused") }, "\(t.stdout)")
+        #expect(lines.count == 5 && !t.stdout.contains("\n\n"), "\(t.stdout)") // header, A, B, the dead rig, the count
         #expect(lines.last == "1 of 2 rigs unreachable")
+        let one = try pressctl(["status", "-H", dead], sshd)
+        #expect(one.status == 3 && one.stderr == "pressctl: cannot reach rig \(dead) over ssh: ssh: connect to host 127.0.0.1 port \(dead.split(separator: ":").last!): Connection refused\n", "\(one.stderr)")
 
         let j = try pressctl(["status", "--json", "-H", "\(live),\(dead)", "--socket", d.socket], sshd)
         let arr = try #require(try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [[String: Any]], "\(j.stdout)")

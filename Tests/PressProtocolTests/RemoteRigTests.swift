@@ -44,6 +44,9 @@ struct RemoteRigTests {
         let refused = RemoteRig.classify(closed, rig: rig, exitStatus: 255, stderr: "tech@rig2: Permission denied (publickey).\n")
         #expect(refused == .unreachable(host: "tech@rig2", reason: "tech@rig2: Permission denied (publickey)."))
         #expect("\(refused)" == "cannot reach rig tech@rig2 over ssh: tech@rig2: Permission denied (publickey).")
+        // ssh ends its own messages with "\r\n": one line all the same.
+        let refusedPort = RemoteRig.classify(closed, rig: rig, exitStatus: 255, stderr: "ssh: connect to host rig2 port 22: Connection refused\r\n")
+        #expect("\(refusedPort)" == "cannot reach rig tech@rig2 over ssh: ssh: connect to host rig2 port 22: Connection refused")
         let missing = RemoteRig.classify(closed, rig: rig, exitStatus: 127, stderr: "bash: line 1: pressctl: command not found\n")
         #expect(missing.connectionCode == "not_installed")
         #expect("\(missing)".hasPrefix("on rig tech@rig2: pressctl is not installed there"))
