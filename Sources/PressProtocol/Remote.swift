@@ -224,7 +224,8 @@ public enum RemoteRig {
     /// `exitStatus` is ssh's exit status (nil: still running, killed; or killed by a signal).
     public static func classify(_ error: ClientError, rig: RigAddress, exitStatus: Int32?, stderr: String) -> ClientError {
         let said = stderr.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-            .filter { !$0.isEmpty && !$0.hasPrefix("Warning: Permanently added") }.joined(separator: "; ")
+            .filter { !$0.isEmpty && !$0.hasPrefix("Warning: Permanently added") && !$0.hasPrefix("Could not chdir to home directory") }
+            .joined(separator: "; ")
         if case .onRig(_, let code, let message) = error { return .onRig(host: "\(rig)", code: code, message: message) }
         if case .remote = error { return error }
         // A shell that cannot find the command exits 127 ("command not found").

@@ -47,9 +47,10 @@ struct RemoteRigTests {
         // ssh ends its own messages with "\r\n": one line all the same.
         let refusedPort = RemoteRig.classify(closed, rig: rig, exitStatus: 255, stderr: "ssh: connect to host rig2 port 22: Connection refused\r\n")
         #expect("\(refusedPort)" == "cannot reach rig tech@rig2 over ssh: ssh: connect to host rig2 port 22: Connection refused")
-        let missing = RemoteRig.classify(closed, rig: rig, exitStatus: 127, stderr: "bash: line 1: pressctl: command not found\n")
+        let missing = RemoteRig.classify(closed, rig: rig, exitStatus: 127, stderr: "Could not chdir to home directory /home/tech: No such file or directory\nbash: line 1: pressctl: command not found\n")
         #expect(missing.connectionCode == "not_installed")
         #expect("\(missing)".hasPrefix("on rig tech@rig2: pressctl is not installed there"))
+        #expect("\(missing)".hasSuffix("(the rig's shell said: bash: line 1: pressctl: command not found)"), "\(missing)")
         let bridge = RemoteRig.classify(.onRig(host: "", code: "permission_denied", message: "permission denied on /run/pressd/pressd.sock: …"),
                                         rig: rig, exitStatus: 3, stderr: "pressctl bridge: permission denied …")
         #expect(bridge == .onRig(host: "tech@rig2", code: "permission_denied", message: "permission denied on /run/pressd/pressd.sock: …"))
