@@ -16,6 +16,13 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     case protocolViolation(String)
     /// The daemon answered with a structured error.
     case remote(ErrorBody)
+    /// `pressctl -H`: ssh could not connect to or log in on the rig; `reason` is
+    /// what ssh said (its standard error).
+    case unreachable(host: String, reason: String)
+    /// `pressctl -H`: a problem on the rig itself, found by its `pressctl bridge`
+    /// (pressd not running, permission denied, …) or by its shell (pressctl missing).
+    /// `code` is one of the JSON error codes (`not_running`, `permission_denied`, …).
+    case onRig(host: String, code: String, message: String)
 
     public var description: String {
         switch self {
@@ -35,6 +42,8 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
         case .io(let m): return "control socket: \(m)"
         case .protocolViolation(let m): return "protocol error: \(m)"
         case .remote(let e): return "\(e.code.rawValue): \(e.message)"
+        case .unreachable(let h, let r): return "cannot reach rig \(h) over ssh: \(r)"
+        case .onRig(let h, _, let m): return "on rig \(h): \(m)"
         }
     }
 }
@@ -49,9 +58,35 @@ public final class ControlClient {
     private var nextID = 1
 
     /// Connects to `path` and reads the server's hello line.
-    public init(path: String, timeout: Double = 5) throws(ClientError) {
+    public convenience init(path: String, timeout: Double = 5) throws(ClientError) {
+        try self.init(connected: ControlClient.connectSocket(path), path: path, timeout: timeout)
+    }
+
+    /// Takes over `fd`, a connected stream socket that leads to pressd by some other
+    /// way (the SSH transport's socketpair, see `RemoteRig`), and reads the hello
+    /// line. `path` names the far end in errors. The descriptor is closed on error
+    /// and when the client goes away.
+    public init(connected fd: Int32, path: String, timeout: Double = 5) throws(ClientError) {
         self.path = path
-        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        setTimeout(timeout)
+        let line = try readLine()
+        guard let h = try? ControlProtocol.decoder().decode(HelloMessage.self, from: line) else {
+            // A daemon at its connection limit answers one error line instead of a hello.
+            if let r = try? ControlProtocol.decoder().decode(Reply<OkResult>.self, from: line), let e = r.error { throw .remote(e) }
+            // A `pressctl bridge` that could not reach the socket on its machine.
+            if let b = try? ControlProtocol.decoder().decode(BridgeFailure.self, from: line) {
+                throw .onRig(host: "", code: b.bridgeError.code, message: b.bridgeError.message)
+            }
+            throw .protocolViolation("first line is not a hello: \(String(decoding: line, as: UTF8.self))")
+        }
+        hello = h.hello
+    }
+
+    /// Opens a stream connection to the Unix socket at `path`.
+    /// - Returns: the connected descriptor (close-on-exec).
+    public static func connectSocket(_ path: String) throws(ClientError) -> Int32 {
+        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard s >= 0 else { throw .io("socket(): \(String(cString: strerror(errno)))") }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
@@ -70,16 +105,11 @@ public final class ControlClient {
             if e == EACCES || e == EPERM { throw .permissionDenied(path: path) }
             throw .notRunning(path: path, reason: String(cString: strerror(e)))
         }
-        fd = s
-        setTimeout(timeout)
-        let line = try readLine()
-        guard let h = try? ControlProtocol.decoder().decode(HelloMessage.self, from: line) else {
-            // A daemon at its connection limit answers one error line instead of a hello.
-            if let r = try? ControlProtocol.decoder().decode(Reply<OkResult>.self, from: line), let e = r.error { throw .remote(e) }
-            throw .protocolViolation("first line is not a hello: \(String(decoding: line, as: UTF8.self))")
-        }
-        hello = h.hello
+        return s
     }
+
+    /// Whatever must live as long as the connection (the ssh child of `RemoteRig`).
+    public var transport: AnyObject?
 
     deinit { close(fd) }
 

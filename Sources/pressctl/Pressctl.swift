@@ -24,7 +24,14 @@ struct Connection: ParsableArguments {
     @Flag(name: .long, help: "Print the daemon's JSON answer instead of a table.")
     var json = false
 
+    @Option(name: [.customShort("H"), .customLong("host")], help: "Drive the rig on another machine over SSH: [user@]host[:port]; several, comma-separated, for 'status' (see docs/pressctl.md).")
+    var host: String?
+
+    @Option(name: .customLong("ssh-command"), help: "The ssh program and its options for -H (default: $PRESSCTL_SSH, else ssh).")
+    var sshCommand: String?
+
     func connect() throws -> ControlClient {
+        if host != nil { return try connectRemote() }
         let path = socket ?? SocketPath.resolveClient()
         if socket == nil, SocketPath.isPerUserDefault(path), let why = SocketPath.untrustedDirectoryReason(of: path) {
             fail(.untrustedDirectory(path: path, reason: why))
@@ -56,13 +63,14 @@ func fail(_ error: ClientError) -> Never {
         case .untrustedDirectory: code = "untrusted_directory"
         case .protocolViolation: code = "protocol_error"
         case .remote(let e): code = e.code.rawValue
+        case .unreachable, .onRig: code = error.connectionCode
         }
         let message: String
         if case .remote(let e) = error { message = e.message } else { message = "\(error)" }
         print(JSONOutput.error(code: code, message: message))
     }
     switch error {
-    case .notRunning, .pathTooLong, .io, .permissionDenied, .untrustedDirectory: Foundation.exit(Exit.notRunning.rawValue)
+    case .notRunning, .pathTooLong, .io, .permissionDenied, .untrustedDirectory, .unreachable, .onRig: Foundation.exit(Exit.notRunning.rawValue)
     case .protocolViolation: Foundation.exit(Exit.protocolError.rawValue)
     case .remote: Foundation.exit(Exit.refused.rawValue)
     }
@@ -98,7 +106,7 @@ struct Pressctl: ParsableCommand {
         commandName: "pressctl",
         abstract: "Watch and steer pressd, the stack-pressure control daemon.",
         version: ControlProtocol.release,
-        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Report.Compare.self, Calibrate.self, Tune.self, Sweep.self, Supervisor.self, Push.self, Reload.self, Sim.self],
+        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Report.Compare.self, Calibrate.self, Tune.self, Sweep.self, Supervisor.self, Push.self, Reload.self, Sim.self, Bridge.self],
         defaultSubcommand: Status.self)
 
     /// Accepts the common options before the subcommand too (`pressctl --socket P set
@@ -109,7 +117,7 @@ struct Pressctl: ParsableCommand {
         if let word = args.first, !word.hasPrefix("-"), !names.contains(word) {
             let near = names.map { ($0, CommandLineOrder.distance($0, word)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
             FileHandle.standardError.write(Data(("pressctl: unknown command '\(word)'" + (near.map { "; did you mean '\($0)'?" } ?? "")
-                                                  + " (commands: \(names.joined(separator: ", ")))\n").utf8))
+                                                  + " (commands: \(names.filter { $0 != Bridge._commandName }.joined(separator: ", ")))\n").utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
         do {
@@ -128,7 +136,8 @@ struct Pressctl: ParsableCommand {
 /// Command-line reordering for `Pressctl.main()`.
 enum CommandLineOrder {
     /// Options that every command takes, with whether they take a value.
-    static let common: [String: Bool] = ["--socket": true, "--channel": true, "-c": true, "--json": false]
+    static let common: [String: Bool] = ["--socket": true, "--channel": true, "-c": true, "--json": false,
+                                         "-H": true, "--host": true, "--ssh-command": true]
 
     /// Moves the common options given before the subcommand to after it (before a `--`).
     static func leadingOptionsMoved(_ args: [String]) -> [String] {
@@ -187,6 +196,7 @@ struct Status: ParsableCommand {
     @OptionGroup var conn: Connection
 
     func run() throws {
+        if conn.isFleet { return try FleetStatus(conn: conn).run() }
         let c = try conn.connect()
         let s = call(c, "status", OptionalChannelParams(channel: conn.channel), as: StatusResult.self)
         if conn.json { return printJSON(s) }
