@@ -55,8 +55,8 @@ enum SocketBridgeReport {
 
 /// `pressctl -H rig1,rig2,… status`: every rig asked at once, one table (a row per rig
 /// and channel), unreachable rigs marked in it. Exit 0 when at least one rig answered,
-/// 3 when none did. With `--json`, an array with one object per rig: `{"rig", "status"}`
-/// or `{"rig", "error": {"code", "message"}}`.
+/// 3 when none did. With `--json`, `{"ok": {"rigs": [...]}}` with one object per rig:
+/// `{"rig", "status"}` or `{"rig", "error": {"code", "message"}}`.
 struct FleetStatus {
     let conn: Connection
     /// Seconds allowed per rig: ssh's connection and login, then pressd's answer.
@@ -100,7 +100,7 @@ struct FleetStatus {
     func run() throws {
         let entries = try collect()
         if conn.json {
-            printJSON(entries)
+            printJSON(["rigs": entries])
         } else {
             let width = max(4, entries.map(\.rig.count).max() ?? 0) + 2
             print([pad("RIG", width), pad("CH", 4), pad("MODE", 11), pad("SETPOINT MPa", 13), pad("PRESSURE MPa", 13), pad("ERROR", 9), "FAULTS"].joined())

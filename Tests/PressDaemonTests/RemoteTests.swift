@@ -84,7 +84,7 @@ struct BridgeTests {
         #expect(set.status == 0, "\(set.stderr)")
         #expect(set.stdout == "B: setpoint 4.000 MPa, step\n" || set.stdout.hasPrefix("B: setpoint 4.000 MPa"), "\(set.stdout)")
         let st = try run("pressctl", ["status", "--json", "-H", "rig9", "--socket", d.socket], env: env)
-        let status = try ControlProtocol.decoder().decode(StatusResult.self, from: Data(st.stdout.utf8))
+        let status = try ControlProtocol.decoder().decode(OkEnvelope<StatusResult>.self, from: Data(st.stdout.utf8)).ok
         #expect(status.channels.first { $0.name == "B" }?.setpointMpa == 4)
         let several = try run("pressctl", ["set", "4MPa", "-c", "B", "-H", "rig1,rig2", "--socket", d.socket], env: env)
         #expect(several.status != 0 && several.stderr.contains("'status' only"), "\(several.stderr)")
@@ -314,8 +314,8 @@ struct SSHTests {
         let remote = try pressctl(["status", "--json", "-H", rig, "--socket", d.socket], sshd)
         #expect(remote.status == 0, "\(remote.stderr)")
         let local = try run("pressctl", ["status", "--json", "--socket", d.socket])
-        let r = try ControlProtocol.decoder().decode(StatusResult.self, from: Data(remote.stdout.utf8))
-        let l = try ControlProtocol.decoder().decode(StatusResult.self, from: Data(local.stdout.utf8))
+        let r = try ControlProtocol.decoder().decode(OkEnvelope<StatusResult>.self, from: Data(remote.stdout.utf8)).ok
+        let l = try ControlProtocol.decoder().decode(OkEnvelope<StatusResult>.self, from: Data(local.stdout.utf8)).ok
         #expect(r.version == l.version && r.backend == l.backend)
         #expect(r.channels.map(\.name) == l.channels.map(\.name))
         #expect(r.channels.map(\.mode) == l.channels.map(\.mode))
@@ -416,7 +416,8 @@ struct SSHTests {
         #expect(one.status == 3 && one.stderr == "pressctl: cannot reach rig \(dead) over ssh: ssh: connect to host 127.0.0.1 port \(dead.split(separator: ":").last!): Connection refused\n", "\(one.stderr)")
 
         let j = try pressctl(["status", "--json", "-H", "\(live),\(dead)", "--socket", d.socket], sshd)
-        let arr = try #require(try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [[String: Any]], "\(j.stdout)")
+        let env = try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: [String: Any]]
+        let arr = try #require(env?["ok"]?["rigs"] as? [[String: Any]], "\(j.stdout)")
         #expect(arr.count == 2)
         #expect(arr[0]["rig"] as? String == live && arr[0]["status"] != nil && arr[0]["error"] == nil)
         #expect(arr[1]["rig"] as? String == dead && (arr[1]["error"] as? [String: Any])?["code"] as? String == "unreachable")
