@@ -418,6 +418,8 @@ public struct DaemonConfig: Sendable {
         let safe = try a.double("safe_output", default: outMin)
         guard safe >= outMin, safe <= outMax else { throw a.error("safe_output", "must lie within output_min…output_max (\(outMin)…\(outMax))") }
         let shutdown = try a.choice("shutdown", default: ShutdownAction.hold)
+        let play = try a.double("play_mpa", default: 0)
+        guard play.isFinite, play >= 0 else { throw a.error("play_mpa", "must be ≥ 0 MPa, found \(play)") }
         var hw = HardwareChannelConfig()
         if hardware {
             if try a.string("driver") == "stepper" {
@@ -700,6 +702,7 @@ public struct DaemonConfig: Sendable {
         params2.adaptation = adaptation
         params2.supervisor = supervisor
         params2.shortDetection = shortDetection.enabled ? shortDetection : nil
+        params2.actuatorPlay = play
         var channel = ChannelConfig(name: name, description: description, actuator: kind, shutdown: shutdown,
                                     divider: Int(ratio.rounded()), control: params2, sim: sim, hardware: hw)
         channel.preset = preset?.name

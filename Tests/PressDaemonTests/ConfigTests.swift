@@ -210,3 +210,16 @@ struct ConfigTests {
         #expect(l.line(of: "q.z") == 6)
     }
 }
+
+@Suite("Actuator play")
+struct ActuatorPlayConfigTests {
+    @Test("play_mpa reaches the channel's parameters (the shipped pneumatic channel: 0.2 MPa); a negative play is refused by key and line")
+    func play() throws {
+        let cfg = try DaemonConfig.load(path: defaultConfigPath)
+        #expect(cfg.channels.first { $0.name == "B" }?.control.actuatorPlay == 0.2)
+        #expect(cfg.channels.first { $0.name == "A" }?.control.actuatorPlay == 0)
+        let text = try String(contentsOfFile: defaultConfigPath, encoding: .utf8).replacingOccurrences(of: "play_mpa = 0.2", with: "play_mpa = -1")
+        do { _ = try DaemonConfig.parse(text, file: "p.toml"); Issue.record("a negative play was accepted") }
+        catch { #expect(error.key == "channels.B.actuator.play_mpa" && error.line != nil, "\(error)") }
+    }
+}
