@@ -15,7 +15,7 @@ public enum ElectrolyteFamily: String, Sendable, CaseIterable, Codable {
 }
 
 /// One number of a preset and where it comes from: a verbatim quote of
-/// `shared/docs/domain.md` (the project's literature reference; whitespace may differ)
+/// `docs/reference/domain.md` (a copy of `shared/docs/domain.md`, the project's literature reference; whitespace may differ)
 /// and how the number follows from it.
 public struct PresetCitation: Sendable, Equatable {
     /// Verbatim from domain.md.

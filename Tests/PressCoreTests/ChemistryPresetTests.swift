@@ -2,13 +2,18 @@ import Foundation
 import Testing
 @testable import PressCore
 
-/// `shared/docs/domain.md`, the literature reference every preset number cites, beside
-/// the repository (`../shared/docs/domain.md`) or at `$PRESSD_DOMAIN_MD`.
+/// The literature reference every preset number cites: the repository's copy,
+/// `docs/reference/domain.md` (of `shared/docs/domain.md`), or `$PRESSD_DOMAIN_MD`.
+/// When the original sits beside the repository, the copy must equal it.
 func domainText() throws -> String {
     var url = URL(fileURLWithPath: #filePath)
     for _ in 0..<3 { url.deleteLastPathComponent() }
-    let path = ProcessInfo.processInfo.environment["PRESSD_DOMAIN_MD"] ?? url.deletingLastPathComponent().path + "/shared/docs/domain.md"
-    return try String(contentsOfFile: path, encoding: .utf8)
+    if let path = ProcessInfo.processInfo.environment["PRESSD_DOMAIN_MD"] { return try String(contentsOfFile: path, encoding: .utf8) }
+    let copy = try String(contentsOfFile: url.path + "/docs/reference/domain.md", encoding: .utf8)
+    if let original = try? String(contentsOfFile: url.deletingLastPathComponent().path + "/shared/docs/domain.md", encoding: .utf8) {
+        #expect(copy.hasSuffix(original), "docs/reference/domain.md differs from ../shared/docs/domain.md: copy it again")
+    }
+    return copy
 }
 
 /// Whitespace runs collapsed (domain.md wraps lines mid-sentence).
