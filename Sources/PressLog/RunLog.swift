@@ -227,10 +227,12 @@ public final class RunLog: Sendable {
         }
     }
 
-    /// Appends samples and events in one transaction.
-    public func append(samples: [LogSample], events: [RunLogEvent]) throws {
-        guard !samples.isEmpty || !events.isEmpty else { return }
-        try pool.write { db in
+    /// Appends samples and events in one transaction; returns the events' row ids
+    /// (ascending: the `seq` the MQTT publisher gives each event).
+    @discardableResult
+    public func append(samples: [LogSample], events: [RunLogEvent]) throws -> [Int64] {
+        guard !samples.isEmpty || !events.isEmpty else { return [] }
+        return try pool.write { db -> [Int64] in
             let ins = try db.makeStatement(sql: """
                 INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                 """)
@@ -239,7 +241,13 @@ public final class RunLog: Sendable {
                                             s.pressureMean, s.force, s.output, s.temperature, s.current, s.resistance, s.count, s.nonUniformity, s.voltage])
             }
             let ev = try db.makeStatement(sql: "INSERT INTO events VALUES (?,?,?,?,?,?)")
-            for e in events { try ev.execute(arguments: [e.time, e.channel, e.kind, e.detail, e.uid, e.pid]) }
+            var ids: [Int64] = []
+            ids.reserveCapacity(events.count)
+            for e in events {
+                try ev.execute(arguments: [e.time, e.channel, e.kind, e.detail, e.uid, e.pid])
+                ids.append(db.lastInsertedRowID)
+            }
+            return ids
         }
     }
 
