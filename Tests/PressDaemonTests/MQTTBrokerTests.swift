@@ -378,4 +378,55 @@ struct MQTTBrokerTests {
         expectEventsMatch(runLog: log, received: sub.lines, rigTopic: "pressd/test/r2")
         #expect(!sub.lines.contains { $0.json["reason"] as? String == "connection lost" })
     }
+
+    @Test("a fleet: 20 pressd on the simulated rig publish to one broker; every status retained, every event received exactly once, every rig offline after its stop")
+    func fleet() throws {
+        let n = 20
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-fleet-\(UUID().uuidString.prefix(6))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let broker = try TestBroker(dir: dir + "/broker")
+        try broker.start()
+        defer { broker.stop() }
+        let sub = try TestSubscriber(port: broker.port, topic: "pressd/fleet/#", file: dir + "/sub.txt", session: "test-fleet")
+        defer { sub.stop() }
+        usleep(500_000)
+        // Short-lived daemons at a 20 Hz loop: cheap enough for 20 on a small machine.
+        let text = try editedConfig("loop_rate_hz = 100", "loop_rate_hz = 20")
+        var daemons: [PressdProcess] = []
+        defer { for d in daemons { d.kill9() } }
+        for i in 1...n {
+            let rig = String(format: "r%02d", i)
+            daemons.append(try PressdProcess(dir: dir + "/" + rig, configText: text + mqttTable(port: broker.port, site: "fleet", rig: rig, sampleRate: 1)))
+        }
+        for (i, d) in daemons.enumerated() {
+            #expect(try d.ctl(["set", "\(2 + i % 5)MPa", "-c", "A"]).status == 0)
+            #expect(try d.ctl(["set", "3MPa", "-c", "B"]).status == 0)
+        }
+        sleep(seconds: 3)
+        // Every rig's statuses are retained: a late subscriber gets all 2 × n at once.
+        let statuses = try retainedMessages(port: broker.port, topic: "pressd/fleet/+/+/status", count: 2 * n)
+        #expect(Set(statuses.map(\.topic)).count == 2 * n, "\(statuses.count) retained statuses")
+        for (i, d) in daemons.enumerated() {
+            let rig = String(format: "r%02d", i + 1)
+            #expect(statuses.first { $0.topic == "pressd/fleet/\(rig)/A/status" }?.json["setpoint_mpa"] as? Double == Double(2 + i % 5))
+            _ = d
+        }
+        // Stop them all (SIGTERM): each publishes its last events and a retained offline.
+        for d in daemons { d.process.terminate() }
+        for d in daemons { d.process.waitUntilExit() }
+        #expect(daemons.allSatisfy { $0.process.terminationStatus == 0 })
+        sleep(seconds: 1)
+        let states = try retainedMessages(port: broker.port, topic: "pressd/fleet/+/state", count: n)
+        #expect(states.count == n && states.allSatisfy { $0.json["state"] as? String == "offline" && $0.json["reason"] as? String == "stopped" }, "\(states.map(\.json))")
+        var total = 0
+        for (i, d) in daemons.enumerated() {
+            let rigTopic = String(format: "pressd/fleet/r%02d", i + 1)
+            let log = try d.runLogEvents()
+            total += log.count
+            let mine = sub.lines.filter { $0.topic.hasPrefix(rigTopic + "/") }
+            let (_, dups) = expectEventsMatch(runLog: log, received: mine, rigTopic: rigTopic)
+            #expect(dups == 0, "\(rigTopic): \(dups) duplicate deliveries without an outage")
+        }
+        print("MQTT fleet test: \(n) daemons, \(total) run-log events, \(sub.lines.count) messages received")
+    }
 }
