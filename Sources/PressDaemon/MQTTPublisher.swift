@@ -44,6 +44,11 @@ public final class MQTTPublisher: @unchecked Sendable {
     private var lastStatus: [MQTTMapping.StatusKey?]
     private var lastStatusAt: [UInt64]
     private var nextSample: UInt64 = 0
+    /// When the statuses are next compared with the loop's snapshot.
+    private var nextCheck: UInt64 = 0
+    /// How often the statuses are compared with the snapshot (a change is published
+    /// within this time), ns.
+    static let checkInterval: UInt64 = 100_000_000
     private var failures = 0
     private var lastFailureLog: UInt64 = 0
 
@@ -104,11 +109,15 @@ public final class MQTTPublisher: @unchecked Sendable {
                         backoff = min(backoff * 2, config.reconnectMax)
                     }
                 } else {
-                    usleep(20_000)
+                    usleep(UInt32(min(Double(nextAttempt - now) / 1e3, 100_000)))
                 }
                 continue
             }
-            let rc = mosquitto_loop(mosq, 20, 1)
+            // Sleeps in poll until the broker sends something or the next status check
+            // or sample is due: a few wake-ups a second, not a busy loop beside the
+            // control thread.
+            let wait = Int32(max(1, min(Double(nextCheck &- min(nextCheck, now)) / 1e6, 100)))
+            let rc = mosquitto_loop(mosq, wait, 1)
             if rc != MOSQ_ERR_SUCCESS.rawValue || lost {
                 let wasConnected = connected
                 teardown()
@@ -198,6 +207,7 @@ public final class MQTTPublisher: @unchecked Sendable {
         send(mapping.state(online: true, reason: "started", time: Date().timeIntervalSince1970))
         // Every status at once: the retained values may be from before the outage.
         for i in lastStatus.indices { lastStatus[i] = nil }
+        nextCheck = 0
     }
 
     private func onDisconnect(_ rc: Int32) { lost = true }
@@ -226,7 +236,10 @@ public final class MQTTPublisher: @unchecked Sendable {
 
     /// Statuses that changed or are due, samples that are due, waiting events.
     private func publishDue(now: UInt64) {
-        if let snap = loop.snapshots.latest() {
+        let sampleDue = config.sampleRate > 0 && now >= nextSample
+        if now >= nextCheck || sampleDue, let snap = loop.snapshots.latest() {
+            nextCheck = now + Self.checkInterval
+            if config.sampleRate > 0, nextSample != 0 { nextCheck = min(nextCheck, max(nextSample, now + 1_000_000)) }
             let t = loop.epoch + snap.time
             for (i, ch) in snap.channels.enumerated() where i < lastStatus.count {
                 let key = MQTTMapping.statusKey(ch)
@@ -234,10 +247,11 @@ public final class MQTTPublisher: @unchecked Sendable {
                     if send(mapping.status(ch, time: t)) != nil { lastStatus[i] = key; lastStatusAt[i] = now }
                 }
             }
-            if config.sampleRate > 0, now >= nextSample {
+            if sampleDue {
                 for ch in snap.channels { send(mapping.sample(ch, time: t)) }
                 let period = UInt64(1e9 / config.sampleRate)
                 nextSample = nextSample == 0 || now - nextSample > period ? now + period : nextSample + period
+                nextCheck = min(nextCheck, nextSample)
             }
         }
         if let m = backlog.takeMissed() {
