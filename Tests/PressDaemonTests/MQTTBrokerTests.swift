@@ -379,6 +379,52 @@ struct MQTTBrokerTests {
         #expect(!sub.lines.contains { $0.json["reason"] as? String == "connection lost" })
     }
 
+    @Test("beyond backlog_events the oldest events of an outage are dropped from MQTT (not from the run log) and one missed event names them; the newest arrive")
+    func backlogBound() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-mqtt-\(UUID().uuidString.prefix(6))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let broker = try TestBroker(dir: dir + "/broker")
+        try broker.start()
+        defer { broker.stop() }
+        let rigTopic = "pressd/test/r3"
+        let sub = try TestSubscriber(port: broker.port, topic: rigTopic + "/#", file: dir + "/sub.txt", session: "test-bound")
+        defer { sub.stop() }
+        usleep(500_000)
+        let bound = 5
+        let daemon = try PressdProcess(dir: dir + "/d", configText: try defaultConfigText() + mqttTable(port: broker.port, rig: "r3", extra: "backlog_events = \(bound)\n"))
+        defer { daemon.kill9() }
+        sleep(seconds: 2)
+        let before = Set(try daemon.runLogEvents().map { "\($0["time_unix"] ?? "")|\($0["detail"] ?? "")" })
+        broker.stop()
+        // Well over the bound: each set is a request, a setpoint and often a mode event.
+        for i in 0..<6 { #expect(try daemon.ctl(["set", "\(3 + i)MPa", "-c", i % 2 == 0 ? "A" : "B"]).status == 0) }
+        sleep(seconds: 1.5) // the run log commits them (flush every 0.5 s)
+        let outage = try daemon.runLogEvents().filter { !before.contains("\($0["time_unix"] ?? "")|\($0["detail"] ?? "")") }
+        #expect(outage.count > bound + 3, "\(outage.count) events during the outage")
+        try broker.start()
+        var missed: [String: Any]?
+        let deadline = Date().addingTimeInterval(20)
+        repeat {
+            sleep(seconds: 0.5)
+            missed = sub.lines.first { $0.json["kind"] as? String == "missed" }?.json
+        } while missed == nil && Date() < deadline
+        let m = try #require(missed, "no missed event")
+        #expect(m["missed"] as? Int == outage.count - bound && m["bound"] as? Int == bound, "\(m)")
+        sleep(seconds: 1)
+        // Exactly `bound` of the outage's events arrived (the newest in run-log order,
+        // which is not quite time order: requests are logged at once, loop events within
+        // 0.1 s), among them the last request and its setpoint; the rest did not.
+        func key(_ e: [String: Any]) -> String { "\(e["channel"] as? String ?? "")|\(e["detail"] as? String ?? "")" }
+        let outageKeys = Set(outage.map(key))
+        let arrived = sub.lines.filter { $0.json["seq"] != nil && outageKeys.contains(key($0.json)) }
+        #expect(arrived.count == bound, "\(arrived.map { key($0.json) })")
+        #expect(arrived.contains { key($0.json) == "B|8.0 MPa, ramp 1.0 MPa/s" }, "\(arrived.map { key($0.json) })")
+        #expect(arrived.contains { ($0.json["detail"] as? String)?.contains("\"value\":8") == true })
+        #expect(!arrived.contains { key($0.json) == "A|3.0 MPa, ramp 1.0 MPa/s" }, "the oldest were dropped")
+        // Still in the run log, all of them.
+        #expect(try daemon.runLogEvents().count >= before.count + outage.count)
+    }
+
     @Test("a fleet: 20 pressd on the simulated rig publish to one broker; every status retained, every event received exactly once, every rig offline after its stop")
     func fleet() throws {
         let n = 20
