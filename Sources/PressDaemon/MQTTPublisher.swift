@@ -87,10 +87,14 @@ public final class MQTTPublisher: @unchecked Sendable {
 
     /// Stops after publishing what is waiting (up to 3 s) and a retained `offline`
     /// state, then disconnects cleanly (so the broker does not send the last will).
+    /// Waits at most 6 s: a connect to a broker host that does not answer blocks in
+    /// the kernel's TCP timeout, and pressd's shutdown must not wait for that.
     public func stop() {
         guard thread != nil else { return }
         stopFlag.store(true, ordering: .releasing)
-        done.wait()
+        if done.wait(timeout: .now() + 6) == .timedOut {
+            logger.warning("MQTT publisher still connecting to \(config.host):\(config.port) at stop; not waiting for it")
+        }
         thread = nil
     }
 
@@ -116,7 +120,7 @@ public final class MQTTPublisher: @unchecked Sendable {
             // Sleeps in poll until the broker sends something or the next status check
             // or sample is due: a few wake-ups a second, not a busy loop beside the
             // control thread.
-            let wait = Int32(max(1, min(Double(nextCheck &- min(nextCheck, now)) / 1e6, 100)))
+            let wait = connected ? Int32(max(1, min(Double(nextCheck &- min(nextCheck, now)) / 1e6, 100))) : 100
             let rc = mosquitto_loop(mosq, wait, 1)
             if rc != MOSQ_ERR_SUCCESS.rawValue || lost {
                 let wasConnected = connected

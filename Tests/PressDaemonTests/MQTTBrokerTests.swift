@@ -54,7 +54,7 @@ final class TestBroker {
     let port: Int
     private(set) var process: Process?
 
-    init(dir: String) throws {
+    init(dir: String, extraConfig: String = "") throws {
         self.dir = dir
         port = freeLoopbackPort()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -69,6 +69,7 @@ final class TestBroker {
         log_type error
         log_type warning
         log_type notice
+        \(extraConfig)
         """.write(toFile: dir + "/mosquitto.conf", atomically: true, encoding: .utf8)
     }
 
@@ -148,10 +149,10 @@ final class TestSubscriber {
 
 /// The retained messages on `topic`, up to `count`, as a late subscriber gets them
 /// (a short-lived `mosquitto_sub --retained-only`, at most 10 s).
-func retainedMessages(port: Int, topic: String, count: Int) throws -> [TestSubscriber.Received] {
+func retainedMessages(port: Int, topic: String, count: Int, extra: [String] = []) throws -> [TestSubscriber.Received] {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_sub")
-    p.arguments = ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "1", "-F", "%r %q %t %p", "--retained-only", "-C", "\(count)", "-W", "10"]
+    p.arguments = ["-h", "127.0.0.1", "-p", "\(port)", "-t", topic, "-q", "1", "-F", "%r %q %t %p", "--retained-only", "-C", "\(count)", "-W", "10"] + extra
     let out = Pipe()
     p.standardOutput = out
     p.standardError = FileHandle.nullDevice
@@ -423,6 +424,64 @@ struct MQTTBrokerTests {
         #expect(!arrived.contains { key($0.json) == "A|3.0 MPa, ramp 1.0 MPa/s" }, "the oldest were dropped")
         // Still in the run log, all of them.
         #expect(try daemon.runLogEvents().count >= before.count + outage.count)
+    }
+
+    @Test("TLS with the broker's CA and a username/password from password_file: events arrive; a wrong password is refused, logged, and regulation goes on")
+    func tlsAndPassword() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-mqtt-\(UUID().uuidString.prefix(6))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/pki", withIntermediateDirectories: true)
+        // A CA and a server certificate for localhost / 127.0.0.1, made here.
+        let pki = dir + "/pki"
+        try "subjectAltName=DNS:localhost,IP:127.0.0.1\n".write(toFile: pki + "/ext.cnf", atomically: true, encoding: .utf8)
+        for args in [["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", pki + "/ca.key", "-out", pki + "/ca.crt", "-days", "2", "-subj", "/CN=pressd-test-ca"],
+                     ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", pki + "/server.key", "-out", pki + "/server.csr", "-subj", "/CN=localhost"],
+                     ["x509", "-req", "-in", pki + "/server.csr", "-CA", pki + "/ca.crt", "-CAkey", pki + "/ca.key", "-CAcreateserial",
+                      "-out", pki + "/server.crt", "-days", "2", "-extfile", pki + "/ext.cnf"]] {
+            let r = try runProcess("/usr/bin/openssl", args)
+            #expect(r.status == 0, "openssl \(args.joined(separator: " ")): \(r.stderr)")
+        }
+        let pw = try runProcess("/usr/bin/mosquitto_passwd", ["-b", "-c", pki + "/passwd", "rig", "s3cret"])
+        #expect(pw.status == 0, "\(pw.stderr)")
+        try "s3cret\n".write(toFile: pki + "/rig.password", atomically: true, encoding: .utf8)
+        let broker = try TestBroker(dir: dir + "/broker", extraConfig: """
+            cafile \(pki)/ca.crt
+            certfile \(pki)/server.crt
+            keyfile \(pki)/server.key
+            password_file \(pki)/passwd
+            allow_anonymous false
+            """)
+        try broker.start()
+        defer { broker.stop() }
+        let auth = ["--cafile", pki + "/ca.crt", "-u", "rig", "-P", "s3cret"]
+        let sub = try TestSubscriber(port: broker.port, topic: "pressd/test/r4/#", file: dir + "/sub.txt", session: "test-tls", extra: auth)
+        defer { sub.stop() }
+        usleep(500_000)
+        let tls = "tls_ca_file = \"\(pki)/ca.crt\"\nusername = \"rig\"\npassword_file = \"\(pki)/rig.password\"\n"
+        let daemon = try PressdProcess(dir: dir + "/d", configText: try defaultConfigText() + mqttTable(port: broker.port, rig: "r4", extra: tls))
+        defer { daemon.kill9() }
+        #expect(try daemon.ctl(["set", "4MPa", "-c", "A"]).status == 0)
+        var log: [[String: Any]] = []
+        let deadline = Date().addingTimeInterval(20)
+        repeat {
+            sleep(seconds: 1)
+            log = try daemon.runLogEvents()
+        } while Set(sub.lines.compactMap { $0.json["seq"] as? Int }).count < log.count && Date() < deadline
+        expectEventsMatch(runLog: log, received: sub.lines, rigTopic: "pressd/test/r4")
+        #expect(sub.lines.contains { $0.topic == "pressd/test/r4/A/status" })
+        #expect(daemon.log.contains("MQTT connected"), "\(String(daemon.log.suffix(1500)))")
+
+        // The wrong password: refused by the broker, said in the log, the loop unaffected.
+        let bad = "tls_ca_file = \"\(pki)/ca.crt\"\nusername = \"rig\"\npassword = \"wrong\"\n"
+        let other = try PressdProcess(dir: dir + "/d2", configText: try defaultConfigText() + mqttTable(port: broker.port, rig: "r5", extra: bad))
+        defer { other.kill9() }
+        sleep(seconds: 2)
+        let t0 = try other.loopCounters()
+        sleep(seconds: 1)
+        let t1 = try other.loopCounters()
+        #expect(t1.ticks - t0.ticks >= 80, "\(t1.ticks - t0.ticks) ticks in 1 s while the broker refuses")
+        #expect(other.log.contains("MQTT broker not reachable") && other.log.contains("not authorised"), "\(String(other.log.suffix(1500)))")
+        #expect(!other.log.contains("MQTT connected"))
     }
 
     @Test("a fleet: 20 pressd on the simulated rig publish to one broker; every status retained, every event received exactly once, every rig offline after its stop")
