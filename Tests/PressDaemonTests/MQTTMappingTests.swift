@@ -30,7 +30,7 @@ struct MQTTMappingTests {
                 #expect(error.key == key, "\(error)", sourceLocation: sourceLocation)
                 // The key's own line in the [mqtt] table, else the table's header line.
                 let keyName = String(key.split(separator: ".").last!)
-                let header = try! #require(line(of: "[mqtt]", in: text))
+                let header = try! #require(text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0 == "[mqtt]" }) + 1
                 let below = text.split(separator: "\n", omittingEmptySubsequences: false).dropFirst(header).joined(separator: "\n")
                 let expected = line(of: keyName + " =", in: below).map { $0 + header } ?? header
                 #expect(error.line == expected, "\(error)", sourceLocation: sourceLocation)
