@@ -35,6 +35,9 @@ let package = Package(
                        providers: [.apt(["libgpiod-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd",
                        providers: [.apt(["libsystemd-dev"])]),
+        // MQTT client (Eclipse Mosquitto's libmosquitto) for the opt-in [mqtt] publisher.
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto",
+                       providers: [.apt(["libmosquitto-dev"])]),
 
         // Durable run log and persisted channel state (SQLite, WAL).
         .target(name: "PressLog", dependencies: [
@@ -51,7 +54,7 @@ let package = Package(
 
         // Daemon runtime: config, control-loop thread, control socket, systemd glue.
         .target(name: "PressDaemon", dependencies: [
-            "PressCore", "PressSim", "PressProtocol", "PressDrivers", "PressLog", "PressEIS", "CSystemd",
+            "PressCore", "PressSim", "PressProtocol", "PressDrivers", "PressLog", "PressEIS", "CSystemd", "CMosquitto",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -198,6 +198,8 @@ public struct DaemonConfig: Sendable {
     public var maxConnectionsPerUser = 32
     /// Modbus devices and buses (backend = "hardware").
     public var devices: [DeviceConfig] = []
+    /// The MQTT publisher (`[mqtt]`); nil: off.
+    public var mqtt: MQTTConfig?
     /// Accepted but worth a warning (a chemistry preset overridden), each with file,
     /// line and key.
     public var warnings: [String] = []
@@ -312,6 +314,7 @@ public struct DaemonConfig: Sendable {
                                                  warnings: &cfg.warnings))
         }
         guard !cfg.channels.isEmpty else { throw channels.error(nil, "no channels configured: add a [channels.NAME] table") }
+        if let m = try root.subtable("mqtt") { cfg.mqtt = try MQTTConfig.parse(m) }
         try root.rejectUnknownKeys()
         return cfg
     }

@@ -60,6 +60,8 @@ public final class Daemon: @unchecked Sendable {
     /// Set once the control socket is listening.
     let socketReady = Atomic<Bool>(false)
     let metricsServer: MetricsServer?
+    /// The MQTT publisher (`[mqtt]`), nil when off.
+    let mqtt: MQTTPublisher?
     /// The impedance analysers' spectrum directories, when any channel has one.
     var spectra: SpectrumIntake?
     /// Modbus device threads (backend = "hardware").
@@ -146,6 +148,10 @@ public final class Daemon: @unchecked Sendable {
         self.loop = loop
         let writer = runLog.map { RunLogWriter(log: $0, loop: loop, interval: config.runlog.flushInterval, retentionDays: config.runlog.retentionDays, logger: logger) }
         self.writer = writer
+        // MQTT: statuses and samples from the loop's snapshots, events once the run log
+        // has committed them (so a broker outage loses nothing the run log keeps).
+        mqtt = config.mqtt.map { MQTTPublisher(config: $0, loop: loop, channels: config.channels.map(\.name), version: Self.version, logger: logger) }
+        if let mqtt { writer?.onCommitted = { mqtt.offer($0) } }
         let stateWriter = journal.map { StateFileWriter(journal: $0, loop: loop, logger: logger) }
         stateWriter?.onChange = { msg in writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "daemon", detail: msg)) }
         self.stateWriter = stateWriter
@@ -187,6 +193,8 @@ public final class Daemon: @unchecked Sendable {
     public func run() async throws {
         reloadBox.daemon = self
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        // First to start, last to stop: it publishes the run log's last events.
+        if mqtt != nil { services.append(.init(service: MQTTService(daemon: self))) }
         if writer != nil || stateWriter != nil { services.append(.init(service: WriterService(daemon: self))) }
         if !pollers.isEmpty || !gpioPollers.isEmpty {
             services.append(.init(service: DeviceService(daemon: self), failureTerminationBehavior: .gracefullyShutdownGroup))
@@ -247,6 +255,7 @@ public final class Daemon: @unchecked Sendable {
             structural.append("channels.\(a.name).impedance spectra_dir")
         }
         if new.access != config.access { structural.append("[access] (restart to change who may use the socket)") }
+        if new.mqtt != config.mqtt { structural.append("[mqtt]") }
         guard structural.isEmpty else {
             return .failure(ConfigError(file: configPath, line: nil, key: nil, message: "changes need a restart: \(structural.joined(separator: ", ")); running configuration kept"))
         }
@@ -321,6 +330,19 @@ final class ErrorRateLimiter: @unchecked Sendable {
         let now = Date().timeIntervalSince1970
         if now - last >= 60 { last = now; return true }
         return false
+    }
+}
+
+/// Runs the MQTT publisher's thread; stops it after the run-log writer has written the
+/// last events, so they are published too, then marks the rig offline.
+struct MQTTService: Service {
+    let daemon: Daemon
+    func run() async throws {
+        guard let m = daemon.mqtt else { return }
+        m.start()
+        daemon.logger.info("MQTT publishing", metadata: ["broker": "\(m.config.host):\(m.config.port)", "topic": "\(m.config.rigTopic)"])
+        try? await gracefulShutdown()
+        m.stop()
     }
 }
 

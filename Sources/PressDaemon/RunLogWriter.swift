@@ -84,6 +84,9 @@ final class RunLogWriter: @unchecked Sendable {
     private var backlog: (samples: [LogSample], events: [RunLogEvent]) = ([], [])
     private var lastPrune = 0.0
     private var lastError = 0.0
+    /// Called on the writer's thread with the events just committed and their row ids
+    /// (the MQTT publisher); must not block.
+    var onCommitted: (([SequencedEvent]) -> Void)?
     /// Whether the run log is being written (status, metrics, alarms).
     let health: StoreHealth
 
@@ -130,7 +133,10 @@ final class RunLogWriter: @unchecked Sendable {
                     throw error
                 }
             }
-            try log.append(samples: backlog.samples, events: backlog.events)
+            let ids = try log.append(samples: backlog.samples, events: backlog.events)
+            if let onCommitted, !ids.isEmpty {
+                onCommitted(zip(ids, backlog.events).map { SequencedEvent(seq: $0, event: $1) })
+            }
             backlog = ([], [])
             if let snap = loop.snapshots.latest() { try log.saveState(persistedChannels(snap, now: now)) }
             if retention > 0, now - lastPrune > 3600 {

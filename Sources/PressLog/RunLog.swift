@@ -236,10 +236,12 @@ public final class RunLog: Sendable {
         }
     }
 
-    /// Appends samples and events in one transaction.
-    public func append(samples: [LogSample], events: [RunLogEvent]) throws {
-        guard !samples.isEmpty || !events.isEmpty else { return }
-        try pool.write { db in
+    /// Appends samples and events in one transaction; returns the events' row ids
+    /// (ascending: the `seq` the MQTT publisher gives each event).
+    @discardableResult
+    public func append(samples: [LogSample], events: [RunLogEvent]) throws -> [Int64] {
+        guard !samples.isEmpty || !events.isEmpty else { return [] }
+        return try pool.write { db -> [Int64] in
             let ins = try db.makeStatement(sql: """
                 INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                 """)
@@ -249,7 +251,13 @@ public final class RunLog: Sendable {
                                             Self.forcesText(s.loadCellForces)])
             }
             let ev = try db.makeStatement(sql: "INSERT INTO events VALUES (?,?,?,?,?,?)")
-            for e in events { try ev.execute(arguments: [e.time, e.channel, e.kind, e.detail, e.uid, e.pid]) }
+            var ids: [Int64] = []
+            ids.reserveCapacity(events.count)
+            for e in events {
+                try ev.execute(arguments: [e.time, e.channel, e.kind, e.detail, e.uid, e.pid])
+                ids.append(db.lastInsertedRowID)
+            }
+            return ids
         }
     }
 
