@@ -60,7 +60,7 @@ final class StateFileWriter: @unchecked Sendable {
     let health: StoreHealth
     /// Called with a message when writing starts failing or recovers (to the run log).
     var onChange: @Sendable (String) -> Void = { _ in }
-    private var lastSignature = ""
+    private var lastSignature: [ChannelSignature] = []
     private var lastWrite = 0.0
 
     init(journal: StateJournal, loop: ControlLoop, logger: Logger) {
@@ -78,13 +78,23 @@ final class StateFileWriter: @unchecked Sendable {
     /// Stops after a last write.
     func stop() { stopping = true; worker.stop() }
 
-    /// What must never be lost, per channel: mode, target, latched faults, program position.
-    static func signature(_ snap: RigSnapshot) -> String {
+    /// What must never be lost, per channel: mode, target, latched faults, program
+    /// position. Compared 50 times a second, so plain values, no text.
+    struct ChannelSignature: Equatable {
+        var mode: ChannelMode
+        var target: Double?
+        var ramp: Double?
+        var faults: [FaultCode]
+        var activeFaults: [Bool]
+        var programState: ProgramRunner.State?
+        var programIndex: Int?
+    }
+
+    static func signature(_ snap: RigSnapshot) -> [ChannelSignature] {
         snap.channels.map { c in
-            "\(c.name)|\(c.mode.rawValue)|\(c.target.map { "\($0)" } ?? "-")|\(c.ramp.map { "\($0)" } ?? "-")|"
-                + c.faults.map { "\($0.code.rawValue):\($0.active)" }.joined(separator: ",")
-                + "|\(c.program.map { "\($0.state):\($0.index)" } ?? "-")"
-        }.joined(separator: ";")
+            ChannelSignature(mode: c.mode, target: c.target, ramp: c.ramp, faults: c.faults.map(\.code), activeFaults: c.faults.map(\.active),
+                             programState: c.program?.state, programIndex: c.program?.index)
+        }
     }
 
     func writeIfNeeded(force: Bool) {

@@ -315,20 +315,30 @@ public final class ModbusPoller: @unchecked Sendable {
     private func read(_ blocks: [ReadBlock], _ signals: [ModbusSignal], readback: Bool = false) {
         for b in blocks {
             guard let (words, sent) = attempt({ c throws(ModbusError) in try c.read(unit: b.unit, table: b.table, address: b.start, count: b.count) }) else { continue }
-            var fresh: [String: Sample] = [:]
-            for s in signals where s.unit == b.unit && s.table == b.table && s.address >= b.start && s.address + s.count <= b.start + b.count {
-                let slice = Array(words[(s.address - b.start)..<(s.address - b.start + s.count)])
-                let v = s.table.isBit ? (slice.first == 0 ? 0.0 : 1.0) * s.codec.scale + s.codec.offset : s.codec.decode(slice[...])
-                fresh[s.id] = Sample(value: v, time: sent)
-                if readback, let w = lastWritten[s.id], w.words != (s.table.isBit ? [slice.first == 0 ? 0 : 1] : slice) { lastWritten[s.id] = nil }
+            // Decoded straight into the cache: nothing allocated per poll but the reply.
+            values.withLock { cache in
+                for s in signals where s.unit == b.unit && s.table == b.table && s.address >= b.start && s.address + s.count <= b.start + b.count {
+                    let slice = words[(s.address - b.start)..<(s.address - b.start + s.count)]
+                    let v = s.table.isBit ? (slice.first == 0 ? 0.0 : 1.0) * s.codec.scale + s.codec.offset : s.codec.decode(slice)
+                    cache[s.id] = Sample(value: v, time: sent)
+                }
             }
-            values.withLock { v in v.merge(fresh) { $1 } }
+            if readback {
+                for s in signals where s.unit == b.unit && s.table == b.table && s.address >= b.start && s.address + s.count <= b.start + b.count {
+                    let slice = Array(words[(s.address - b.start)..<(s.address - b.start + s.count)])
+                    if let w = lastWritten[s.id], w.words != (s.table.isBit ? [slice.first == 0 ? 0 : 1] : slice) { lastWritten[s.id] = nil }
+                }
+            }
             health.withLock { $0.reads += 1; if readback { $0.readbacks += 1 } }
         }
     }
 
     private func flushWrites() {
-        let writes = pendingWrites.withLock { w -> [(ModbusSignal, Double)] in defer { w.removeAll() }; return Array(w.values) }
+        let writes = pendingWrites.withLock { w -> [(ModbusSignal, Double)] in
+            guard !w.isEmpty else { return [] }
+            defer { w.removeAll(keepingCapacity: true) }
+            return Array(w.values)
+        }
         for (s, v) in writes {
             let words: [UInt16] = s.table.isBit ? [v >= 0.5 ? 1 : 0] : s.codec.encode(v)
             if let w = lastWritten[s.id], w.words == words, clock() - w.time < rewriteInterval {
