@@ -126,9 +126,8 @@ struct StandardReportTests {
         #expect(rB.status == 0, "\(rB.stderr)")
         let mdA = try String(contentsOfFile: d.dir + "/rep-A.md", encoding: .utf8)
         let mdB = try String(contentsOfFile: d.dir + "/rep-B.md", encoding: .utf8)
-        // A sample for the issue's note, when the notes directory exists (this machine).
-        let notes = ProcessInfo.processInfo.environment["PRESSD_REPORT_SAMPLES"] ?? "/work/notes"
-        if FileManager.default.fileExists(atPath: notes) {
+        // Sample reports to look at: PRESSD_REPORT_SAMPLES=DIR swift test --filter offlineReport.
+        if let notes = ProcessInfo.processInfo.environment["PRESSD_REPORT_SAMPLES"], FileManager.default.fileExists(atPath: notes) {
             try? (mdA + "\n\n---\n\n" + mdB).write(toFile: notes + "/issue15-report-sample.md", atomically: true, encoding: .utf8)
             for f in ["rep-A.svg", "rep-B.svg", "rep-A-csp-1.svg"] { try? FileManager.default.removeItem(atPath: notes + "/issue15-" + f); try? FileManager.default.copyItem(atPath: d.dir + "/" + f, toPath: notes + "/issue15-" + f) }
         }
