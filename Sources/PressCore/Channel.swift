@@ -671,7 +671,7 @@ public struct ChannelController: Sendable {
         guard mpa.isFinite, mpa >= l.minSetpoint, mpa <= l.maxSetpoint else {
             throw .outOfRange(value: mpa, min: l.minSetpoint, max: l.maxSetpoint)
         }
-        if let ramp, !(ramp > 0 && ramp.isFinite) { throw .invalidRamp(ramp) }
+        if let ramp, !RampRate.valid(ramp) { throw .invalidRamp(ramp) }
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
         let grant = try take(.operator)
         pendingResume = nil // also under a restored program

@@ -66,8 +66,15 @@ public struct PressureProgram: Sendable, Equatable, Codable {
             for p in s.setpoints where !(p >= limits.minSetpoint && p <= limits.maxSetpoint) {
                 e.append((i, "\(s.name): \(p) MPa is outside the channel's limits \(limits.minSetpoint)…\(limits.maxSetpoint) MPa"))
             }
+            for r in s.rampRates where !RampRate.valid(r) {
+                e.append((i, "\(s.name): ramp \(r) MPa/s is outside \(RampRate.minimum)…\(RampRate.maximum) MPa/s"))
+            }
             switch s {
             case .ramp(_, let r) where !(r > 0): e.append((i, "ramp: rate must be > 0"))
+            case .loop(let to, let n) where to >= 0 && to < i && n >= 1 && !steps[to..<i].contains(where: \.takesTime):
+                e.append((i, "loop: steps \(to + 1)…\(i) take no time, so the loop would repeat \(n) times within one tick; put a hold, ramp or wait in it"))
+            case .loop(_, let n) where n > 1_000_000:
+                e.append((i, "loop: count \(n) is more than 1 000 000"))
             case .hold(_, let d) where !(d >= 0), .square(_, _, _, let d, _) where !(d >= 0), .sine(_, _, _, let d) where !(d >= 0):
                 e.append((i, "\(s.name): duration must be ≥ 0"))
             case .square(_, _, let p, _, _) where !(p > 0), .sine(_, _, let p, _) where !(p > 0):
@@ -191,4 +198,34 @@ public struct ProgramRunner: Sendable, Equatable, Codable {
             return 0
         }
     }
+}
+
+extension ProgramStep {
+    /// Whether the step can take time (a loop of steps that cannot would spin).
+    var takesTime: Bool {
+        switch self {
+        case .set, .loop: return false
+        case .ramp: return true
+        case .hold(_, let d), .square(_, _, _, let d, _), .sine(_, _, _, let d): return d > 0
+        case .pressRelease(_, let a, _, let b, _): return a + b > 0
+        case .waitInput: return true
+        }
+    }
+
+    /// The ramp rates the step sets, MPa/s.
+    var rampRates: [Double] {
+        switch self {
+        case .set(_, let r?), .square(_, _, _, _, let r?), .pressRelease(_, _, _, _, let r?): return [r]
+        case .ramp(_, let r): return r > 0 ? [r] : []
+        default: return []
+        }
+    }
+}
+
+/// The setpoint ramp rates pressd accepts, MPa/s: a slower ramp would never arrive
+/// (1e-300 froze a channel far from its setpoint with no fault), a faster one is a step.
+public enum RampRate {
+    public static let minimum = 1e-4
+    public static let maximum = 1000.0
+    public static func valid(_ r: Double) -> Bool { r.isFinite && r >= minimum && r <= maximum }
 }

@@ -383,6 +383,7 @@ public struct DaemonConfig: Sendable {
         guard let address = try t.int("address") else { throw t.error("address", "is required (0-based register address)") }
         guard (0...65535).contains(address) else { throw t.error("address", "must be 0…65535") }
         let unit = try t.int("unit") ?? d.unit
+        guard (0...247).contains(unit) else { throw t.error("unit", "must be 0…247 (a Modbus unit id), found \(unit)") }
         let codec = RegisterCodec(type: try t.choice("data_type", default: RegisterType.u16),
                                   order: try t.choice("word_order", default: WordOrder.abcd),
                                   scale: try t.double("scale", default: 1), offset: try t.double("offset", default: 0))
@@ -666,6 +667,14 @@ public struct DaemonConfig: Sendable {
                 guard ref.signal.table == .holding else { throw m.error("table", "a mirror is written: holding") }
                 let rate = try m.positive("rate_hz", default: 10)
                 guard rate <= rate0 else { throw m.error("rate_hz", "must be ≤ the channel's loop rate (\(rate0) Hz)") }
+                // Never onto a register the channel reads or drives: a mirror on the
+                // actuator's output register would command the actuator with the pressure.
+                let others = (hw.actuator.map { [("the actuator", $0)] } ?? []) + hw.loadCells.map { ("a load cell", $0.ref) } + hw.signals.map { ("the \($0.role.rawValue) signal", $0.ref) }
+                    + hw.mirrors.map { ("another mirror", $0.ref) }
+                for (what, o) in others where o.device == ref.device && o.signal.unit == ref.signal.unit && o.signal.table == ref.signal.table
+                    && o.signal.address < ref.signal.address + ref.signal.count && ref.signal.address < o.signal.address + o.signal.count {
+                    throw m.error("address", "holding register \(ref.signal.address) of unit \(ref.signal.unit) on '\(ref.device)' is \(what)'s (address \(o.signal.address)): a mirror needs a register of its own")
+                }
                 hw.mirrors.append(RegisterMirror(quantity: quantity, ref: ref, rate: rate, invalidValue: try m.double("invalid_value")))
                 try m.rejectUnknownKeys()
             }

@@ -494,7 +494,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         case .rejected(.faultLatched(let codes)):
             return .failure(ErrorBody(.faultLatched, "\(method): refused while faults are latched (\(codes.map(\.rawValue).joined(separator: ", "))); clear the cause and acknowledge with 'ack'"))
         case .rejected(.invalidRamp(let r)):
-            return .failure(ErrorBody(.invalidParams, "\(method): ramp \(r) MPa/s must be a positive number"))
+            return .failure(ErrorBody(.invalidParams, "\(method): ramp \(r) MPa/s is outside \(RampRate.minimum)…\(RampRate.maximum) MPa/s (a slower ramp would never arrive; a faster one is a step: leave --ramp out)"))
         case .unavailable(let m):
             return .failure(ErrorBody(.unavailable, "\(method): \(m)"))
         case .rejected(.noProgram(let m)):

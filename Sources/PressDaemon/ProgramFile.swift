@@ -38,6 +38,7 @@ public enum ProgramFile {
                 step = .waitInput(input: input, state: try t.bool("state") ?? true, timeout: try t.double("timeout_s"))
             case "loop":
                 guard let to = try t.int("to_step"), let n = try t.int("count") else { throw t.error(nil, "loop needs to_step and count") }
+                guard i > 0 else { throw t.error("to_step", "the first step cannot be a loop: there is no earlier step to go back to") }
                 guard to >= 1, to <= i else { throw t.error("to_step", "must be the number of an earlier step (1…\(i)), found \(to)") }
                 step = .loop(toStep: to - 1, count: n)
             default:

@@ -32,7 +32,8 @@ public struct ModbusSignal: Sendable, Equatable {
     public init(id: String, unit: Int, table: ModbusTable, address: Int, codec: RegisterCodec) {
         self.id = id; self.unit = unit; self.table = table; self.address = address; self.codec = codec
     }
-    var count: Int { table.isBit ? 1 : codec.type.count }
+    /// Registers (or bits) the signal occupies.
+    public var count: Int { table.isBit ? 1 : codec.type.count }
 }
 
 /// How to reach a Modbus device or bus.

@@ -168,6 +168,9 @@ public final class ControlClient {
             let reply: Reply<R>
             do { reply = try ControlProtocol.decoder().decode(Reply<R>.self, from: line) }
             catch { throw .protocolViolation("cannot decode reply to \(method): \(error)") }
+            // An error without an id answers a request pressd could not read at all (one
+            // over 64 KiB): it is this request's, there is no other in flight.
+            if reply.id == nil, let e = reply.error { throw .remote(e) }
             guard reply.id == .int(id) else { continue }
             if let e = reply.error { throw .remote(e) }
             guard let r = reply.result else { throw .protocolViolation("reply has neither result nor error") }

@@ -54,7 +54,7 @@ struct Connection: ParsableArguments {
 /// the error is also a JSON object on standard output, `{"error": {"code", "message"}}`,
 /// so that a script reading the output can tell a refusal from an answer.
 func fail(_ error: ClientError) -> Never {
-    FileHandle.standardError.write(Data("pressctl: \(error)\n".utf8))
+    FileHandle.standardError.write(Data("pressctl: \(safe("\(error)"))\n".utf8))
     if CommandLine.arguments.contains("--json") {
         let code: String
         switch error {
@@ -118,6 +118,17 @@ struct Pressctl: ParsableCommand {
             let near = names.map { ($0, CommandLineOrder.distance($0, word)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
             FileHandle.standardError.write(Data(("pressctl: unknown command '\(word)'" + (near.map { "; did you mean '\($0)'?" } ?? "")
                                                   + " (commands: \(names.filter { $0 != Bridge._commandName }.joined(separator: ", ")))\n").utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        }
+        // Two channels named (`-c A -c B`): the parser would keep the last one silently,
+        // and pressctl never guesses which cell to squeeze.
+        // (Not in a shell-completion request, whose arguments are the words being typed.)
+        var named: [String] = []
+        let completing = args.first == "---completion"
+        for (i, a) in args.enumerated() where !completing && i + 1 < args.count && (a == "-c" || a == "--channel") { named.append(args[i + 1]) }
+        if !completing { named += args.filter { $0.hasPrefix("--channel=") }.map { String($0.dropFirst("--channel=".count)) } }
+        if Set(named).count > 1 {
+            FileHandle.standardError.write(Data("pressctl: --channel given more than once (\(named.map(safe).joined(separator: ", "))): name one channel\n".utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
         do {
@@ -320,6 +331,12 @@ struct Watch: ParsableCommand {
 
     func validate() throws {
         guard let s = Watch.seconds(window), s > 0 else { throw ValidationError("--window '\(window)' is not a duration: write e.g. 90s, 10m or 2h") }
+        if let size {
+            let parts = size.split(separator: "x").compactMap { Int($0) }
+            guard parts.count == 2, (20...1000).contains(parts[0]), (8...500).contains(parts[1]) else {
+                throw ValidationError("--size '\(size)' must be COLSxROWS with 20…1000 columns and 8…500 rows, e.g. 100x30")
+            }
+        }
     }
 
     /// `90s`, `10m`, `2h`, `1d` (see `parseDuration`) or plain seconds.

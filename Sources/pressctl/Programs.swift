@@ -15,7 +15,7 @@ struct Program: ParsableCommand {
     static func show(_ r: ProgramResult, json: Bool) {
         if json { return printJSON(r) }
         guard let p = r.program else { return print("\(r.channel): no program") }
-        print("\(r.channel): \(p.name) \(p.state), step \(p.step)/\(p.steps) (\(p.stepType ?? "-")) for \(Int(p.stepElapsedS)) s, setpoint \(f(p.setpointMpa)) MPa")
+        print("\(r.channel): \(safe(p.name)) \(p.state), step \(p.step)/\(p.steps) (\(p.stepType ?? "-")) for \(Int(p.stepElapsedS)) s, setpoint \(f(p.setpointMpa)) MPa")
     }
 
     struct Start: ParsableCommand {
@@ -35,7 +35,11 @@ struct Program: ParsableCommand {
     /// pause / resume / stop: one channel, one method, the same answer.
     static func simple(_ method: String, _ conn: Connection) throws {
         let c = try conn.connect()
-        Program.show(call(c, method, ChannelParams(channel: try conn.requireChannel(c)), as: ProgramResult.self), json: conn.json)
+        let r = call(c, method, ChannelParams(channel: try conn.requireChannel(c)), as: ProgramResult.self)
+        if method == "program_stop", !conn.json, r.program == nil {
+            return print("\(r.channel): program stopped; the channel keeps regulating at the present setpoint")
+        }
+        Program.show(r, json: conn.json)
     }
 
     struct Pause: ParsableCommand {
@@ -123,7 +127,7 @@ struct Log: ParsableCommand {
             let iso = ISO8601DateFormatter()
             for e in r.events {
                 let who = e.uid.map { " uid \($0)" + (e.pid.map { " pid \($0)" } ?? "") } ?? ""
-                print("\(iso.string(from: Date(timeIntervalSince1970: e.timeUnix))) \(e.channel.isEmpty ? "-" : e.channel) \(e.kind)\(who): \(e.detail)")
+                print("\(iso.string(from: Date(timeIntervalSince1970: e.timeUnix))) \(e.channel.isEmpty ? "-" : safe(e.channel)) \(e.kind)\(who): \(safe(e.detail))")
             }
             if r.truncated { FileHandle.standardError.write(Data("pressctl: more than 10 000 events; narrow --since/--until\n".utf8)) }
         }
@@ -231,10 +235,10 @@ struct Run: ParsableCommand {
             let r = call(c, "run_get", ChannelParams(channel: try conn.requireChannel(c)), as: RunResult.self)
             if conn.json { return printJSON(r) }
             let m = r.metadata
-            print("\(r.channel): cell \(m.cellId ?? "—"), chemistry \(m.chemistry ?? "—"), preparation pressure \(m.preparationPressureMpa.map { "\($0) MPa" } ?? "—")")
-            if let n = m.operatorNote { print("  note: \(n)") }
+            print("\(r.channel): cell \(safe(m.cellId ?? "—")), chemistry \(safe(m.chemistry ?? "—")), preparation pressure \(m.preparationPressureMpa.map { "\($0) MPa" } ?? "—")")
+            if let n = m.operatorNote { print("  note: \(safe(n))") }
             for p in m.preparation ?? [] {
-                print("  preparation: \(p.component) at \(p.pressureMpa) MPa" + (p.holdS.map { " for \($0) s" } ?? "") + (p.temperatureC.map { " at \($0) °C" } ?? ""))
+                print("  preparation: \(safe(p.component)) at \(p.pressureMpa) MPa" + (p.holdS.map { " for \($0) s" } ?? "") + (p.temperatureC.map { " at \($0) °C" } ?? ""))
             }
         }
     }

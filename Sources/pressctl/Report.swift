@@ -742,7 +742,7 @@ extension Report {
             enc.keyEncodingStrategy = .convertToSnakeCase
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             try enc.encode(rows).write(to: URL(fileURLWithPath: output + ".json"))
-            if json { return printJSON(rows) }
+            if json { return printJSON(["sources": rows]) }
             print("\(output).md, .json, .svg: \(rows.count) sources")
         }
 

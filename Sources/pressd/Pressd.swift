@@ -40,6 +40,9 @@ struct Pressd: AsyncParsableCommand {
             cfg.timeScale = ts
         }
         if checkConfig {
+            // The warnings a start would log (a preset overridden, an old preset name, an
+            // actuator that cannot reach max_mpa): a check that hid them would say less.
+            for w in cfg.warnings { print("warning: \(w)") }
             print("\(config): OK, \(cfg.channels.count) channel(s): " + cfg.channels.map { "\($0.name) (\($0.actuator.rawValue), \($0.control.cellArea) cm², trip \($0.control.limits.trip) MPa)" }.joined(separator: ", "))
             return
         }
