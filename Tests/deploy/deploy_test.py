@@ -52,7 +52,7 @@ MIRROR = "http://deb.debian.org/debian"
 # What boots: systemd as PID 1, and D-Bus for systemctl/logind.
 BOOT_PACKAGES = ["systemd", "systemd-sysv", "dbus"]
 # What pressd needs on a machine without Swift: the list in docs/operations.md.
-RUNTIME_PACKAGES = ["libmodbus5", "libgpiod2", "libsqlite3-0", "libsystemd0", "libstdc++6", "libgcc-s1"]
+RUNTIME_PACKAGES = ["libmodbus5", "libgpiod2", "libsqlite3-0", "libsystemd0", "libmosquitto1", "libstdc++6", "libgcc-s1"]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PREFIX = "/usr/local"
