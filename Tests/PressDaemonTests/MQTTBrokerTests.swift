@@ -10,19 +10,6 @@ import Glibc
 // installs them). Each test starts its own mosquitto on 127.0.0.1 and a free port, with
 // its own config and persistence directory, never the system service on 1883.
 
-/// A free TCP port on the loopback (bound, read back, closed).
-func freeLoopbackPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return Int(UInt16(bigEndian: addr.sin_port))
-}
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
 func tcpAccepts(_ port: Int) -> Bool {
@@ -56,7 +43,7 @@ final class TestBroker {
 
     init(dir: String, extraConfig: String = "") throws {
         self.dir = dir
-        port = freeLoopbackPort()
+        port = freePort()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try """
         listener \(port) 127.0.0.1

@@ -126,7 +126,7 @@ final class LoopbackSSHD {
         }
         try FileManager.default.copyItem(atPath: "\(dir)/client_key.pub", toPath: "\(dir)/authorized_keys")
         chmod("\(dir)/authorized_keys", 0o644)
-        port = LoopbackSSHD.freePort()
+        port = freePort()
         try """
         ListenAddress 127.0.0.1
         Port \(port)
@@ -159,7 +159,7 @@ final class LoopbackSSHD {
         if getuid() == 0 { mkdir("/run/sshd", 0o755) }
         pid = try LoopbackSSHD.spawn([LoopbackSSHD.sshd, "-D", "-e", "-f", "\(dir)/sshd_config"], log: "\(dir)/sshd.log")
         let end = Date().addingTimeInterval(10)
-        while !LoopbackSSHD.listening(port) {
+        while !tcpAccepts(port) {
             var st: Int32 = 0
             guard waitpid(pid, &st, WNOHANG) == 0, Date() < end else {
                 stop()
@@ -199,30 +199,6 @@ final class LoopbackSSHD {
     }
 
     func cleanup() { stop(); try? FileManager.default.removeItem(atPath: dir) }
-
-    /// A port nobody listens on now (the kernel's choice for port 0).
-    static func freePort() -> Int {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(s) }
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        a.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
-        return Int(UInt16(bigEndian: a.sin_port))
-    }
-
-    static func listening(_ port: Int) -> Bool {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(s) }
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        a.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
-    }
 }
 
 /// A TCP port on 127.0.0.1 that takes connections (the kernel completes them) and
@@ -401,7 +377,7 @@ struct SSHTests {
         defer { d.cleanup() }
         _ = try d.client()
         let live = "\(SSHTests.me)@127.0.0.1:\(sshd.port)"
-        let dead = "\(SSHTests.me)@127.0.0.1:\(LoopbackSSHD.freePort())"
+        let dead = "\(SSHTests.me)@127.0.0.1:\(freePort())"
 
         let t = try pressctl(["-H", "\(live),\(dead)", "--socket", d.socket, "status"], sshd)
         #expect(t.status == 0, "\(t.stderr)")
@@ -422,7 +398,7 @@ struct SSHTests {
         #expect(arr[0]["rig"] as? String == live && arr[0]["status"] != nil && arr[0]["error"] == nil)
         #expect(arr[1]["rig"] as? String == dead && (arr[1]["error"] as? [String: Any])?["code"] as? String == "unreachable")
 
-        let allDead = try pressctl(["status", "-H", "\(dead),127.0.0.1:\(LoopbackSSHD.freePort())"], sshd)
+        let allDead = try pressctl(["status", "-H", "\(dead),127.0.0.1:\(freePort())"], sshd)
         #expect(allDead.status == 3)
         #expect(allDead.stdout.contains("2 of 2 rigs unreachable"))
 
