@@ -84,6 +84,9 @@ public struct LoopStats: Sendable, Equatable {
     public var timeScale: Double
     public var ticks: UInt64 = 0
     public var overruns: UInt64 = 0
+    /// Plant seconds the simulated clock fell behind the scaled wall clock because the
+    /// host could not keep up (0 on hardware, whose clock is the wall clock).
+    public var slipped: Double = 0
     /// Wake-up lateness of the last tick, s.
     public var lastJitter: Double = 0
     public var maxJitter: Double = 0
@@ -478,13 +481,27 @@ public struct LoopCore {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
+/// How the loop's time relates to the wall clock.
+public enum LoopClock: Sendable {
+    /// Hardware: loop time is the monotonic clock. A late tick gets its true, longer dt
+    /// (the plant did not wait), and the deadline grid skips the missed ticks.
+    case realTime
+    /// The simulated rig: the plant's time advances exactly one period per tick, paced
+    /// by the wall clock (times the time scale). When the host cannot keep up, the
+    /// simulated clock slips behind instead of jumping: a plant that ran for seconds of
+    /// its own time with the output frozen would test the host, not the controllers.
+    /// (At ×200 one period is 50 µs of wall time: any preemption used to become a jump.)
+    case simulated
+}
+
 /// Runs ``LoopCore`` on a dedicated thread against absolute monotonic deadlines.
 ///
 /// Each tick: take commands (never waiting for a lock), read → step → apply every
 /// channel, publish the snapshot and the events, then sleep until the next deadline
 /// with `clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)`. Deadlines are a fixed grid
 /// from the start, so timing errors do not accumulate; a tick that wakes more than a
-/// period late counts as an overrun and the grid skips ahead instead of bursting.
+/// period late counts as an overrun and the grid skips ahead instead of bursting (on the
+/// simulated clock, the plant's time slips instead: see ``LoopClock``).
 /// The thread never logs, never touches a socket and never writes to disk.
 public final class ControlLoop: @unchecked Sendable {
     public let inbox = CommandInbox()
@@ -497,6 +514,11 @@ public final class ControlLoop: @unchecked Sendable {
     public let lastTickNanos = Atomic<UInt64>(0)
     public let rate: Double
     public let timeScale: Double
+    public let clock: LoopClock
+    /// Plant seconds the simulated clock has slipped behind the scaled wall clock (the
+    /// bit pattern of a Double; written by the control thread only).
+    private let slipBits = Atomic<UInt64>(0)
+    private var slip: Double { Double(bitPattern: slipBits.load(ordering: .acquiring)) }
     /// Unix time of loop time zero (set by ``start()``): log timestamps are epoch + loop time.
     public private(set) var epoch: Double = 0
     /// The epoch is never earlier than this (the run log's newest time), so log time
@@ -508,6 +530,8 @@ public final class ControlLoop: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private var thread: Thread?
     private var startNanos: UInt64 = 0
+    /// Loop time of the priming tick in ``start()``.
+    private var startTime = 0.0
     private var stats: LoopStats
 
     /// SCHED_FIFO priority for the control thread (0: normal scheduling).
@@ -517,8 +541,8 @@ public final class ControlLoop: @unchecked Sendable {
     public var realtimeError: String? { realtimeErrorBox.withLock { $0 } }
     private let realtimeErrorBox = Mutex<String?>(nil)
 
-    public init(core: LoopCore, rate: Double, timeScale: Double = 1, realtimePriority: Int32 = 0) {
-        self.core = core; self.rate = rate; self.timeScale = timeScale
+    public init(core: LoopCore, rate: Double, timeScale: Double = 1, clock: LoopClock = .realTime, realtimePriority: Int32 = 0) {
+        self.core = core; self.rate = rate; self.timeScale = timeScale; self.clock = clock
         self.realtimePriority = realtimePriority
         self.stats = LoopStats(rate: rate, timeScale: timeScale)
         self.startNanos = monotonicNanos()
@@ -528,8 +552,9 @@ public final class ControlLoop: @unchecked Sendable {
     /// threads stamp their samples with it, so the channels can judge staleness.
     public var now: Double { loopTime(monotonicNanos()) }
 
-    /// Loop time (s since start, scaled) for a monotonic instant.
-    func loopTime(_ nanos: UInt64) -> Double { Double(nanos &- startNanos) / 1e9 * timeScale }
+    /// Loop time (s since start, scaled, less what the simulated clock slipped) for a
+    /// monotonic instant.
+    func loopTime(_ nanos: UInt64) -> Double { Double(nanos &- startNanos) / 1e9 * timeScale - slip }
 
     /// The run log's time now (epoch + loop time): with `timeScale` > 1 it runs ahead of
     /// the wall clock, which stamps request events.
@@ -538,6 +563,7 @@ public final class ControlLoop: @unchecked Sendable {
     /// Starts the thread. The first snapshot is published before this returns.
     public func start() {
         let t0 = loopTime(monotonicNanos())
+        startTime = t0
         epoch = max(Date().timeIntervalSince1970 - t0, epochFloor + 0.001)
         core.epoch = epoch
         core.timeScale = timeScale
@@ -573,6 +599,7 @@ public final class ControlLoop: @unchecked Sendable {
             if rc != 0 { realtimeErrorBox.withLock { $0 = "SCHED_FIFO priority \(realtimePriority): \(String(cString: strerror(rc)))" } }
         }
         let periodNanos = UInt64((1e9 / (rate * timeScale)).rounded())
+        let t0 = startTime
         var k: UInt64 = 1
         var deadline = monotonicNanos() + periodNanos
         while !stopRequested.load(ordering: .acquiring) {
@@ -585,9 +612,9 @@ public final class ControlLoop: @unchecked Sendable {
             stats.record(jitter: lateness)
 
             for c in inbox.drain() { c.reply(core.apply(c.command)) }
-            // The controllers see the measured wake-up time, so a late tick gets its
-            // true, longer dt.
-            let now = loopTime(woke)
+            // On hardware the controllers see the measured wake-up time, so a late tick
+            // gets its true, longer dt; the simulated plant advances one period a tick.
+            let now = clock == .simulated ? t0 + Double(k) / rate : loopTime(woke)
             core.tick(now: now)
             stats.ticks = core.tickCount
             let done = monotonicNanos()
@@ -602,8 +629,14 @@ public final class ControlLoop: @unchecked Sendable {
                 // Overrun: skip the missed ticks rather than running them back to back.
                 let missed = (done - deadline) / periodNanos
                 stats.overruns += missed
-                k += missed
                 deadline += missed * periodNanos
+                switch clock {
+                case .realTime: k += missed
+                case .simulated:
+                    // The plant time of the missed ticks is not simulated: the clock slips.
+                    stats.slipped = slip + Double(missed) / rate
+                    slipBits.store(stats.slipped.bitPattern, ordering: .releasing)
+                }
             }
         }
         let end = loopTime(monotonicNanos())

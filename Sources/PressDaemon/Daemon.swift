@@ -142,6 +142,7 @@ public final class Daemon: @unchecked Sendable {
             runLog = nil
         }
         let loop = ControlLoop(core: core, rate: config.loopRate, timeScale: config.timeScale,
+                               clock: config.backend == .simulator ? .simulated : .realTime,
                                realtimePriority: Int32(config.realtimePriority))
         if let t = try runLog?.lastTime() { loop.epochFloor = t }
         clockBox.loop = loop

@@ -117,9 +117,11 @@ enum StatusMapping {
     }
 
     static func loop(_ s: LoopStats) -> LoopInfo {
-        LoopInfo(rateHz: s.rate, ticks: s.ticks, overruns: s.overruns, lastJitterUs: s.lastJitter * 1e6,
+        var info = LoopInfo(rateHz: s.rate, ticks: s.ticks, overruns: s.overruns, lastJitterUs: s.lastJitter * 1e6,
                  maxJitterUs: s.maxJitter * 1e6, maxTickUs: s.maxTickDuration * 1e6, timeScale: s.timeScale,
                  jitterBucketUs: LoopStats.jitterBucketEdges.map { $0 * 1e6 }, jitterHistogram: s.jitterHistogram)
+        info.slippedS = s.slipped > 0 ? s.slipped : nil
+        return info
     }
 
     /// - Parameter compact: for subscription events: the last sweep's points and the

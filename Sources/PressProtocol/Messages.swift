@@ -355,6 +355,10 @@ public struct LoopInfo: Codable, Sendable, Equatable {
     public var maxTickUs: Double
     /// Simulated seconds per wall-clock second (1 on hardware).
     public var timeScale: Double
+    /// Simulated seconds the simulator's clock has slipped behind `time_scale` × wall
+    /// time because the host could not keep up (the plant never jumps; absent on
+    /// hardware and before the first slip).
+    public var slippedS: Double?
     /// Wake-up lateness histogram: `jitter_histogram[i]` ticks were at most
     /// `jitter_bucket_us[i]` late (and above the previous edge); the last entry counts
     /// the ticks later than the last edge.

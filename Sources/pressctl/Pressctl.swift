@@ -87,6 +87,13 @@ func printJSON<T: Encodable>(_ v: T) {
 
 func f(_ v: Double?, _ digits: Int = 3) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "—" }
 
+/// " (achieved ×N)" when the simulator's clock slipped behind its time scale (the host
+/// could not keep up), else "".
+func achievedScale(_ l: LoopInfo, uptime: Double) -> String {
+    guard let slipped = l.slippedS, slipped > 0, uptime > 0 else { return "" }
+    return " (achieved ×\(f(max(0, l.timeScale - slipped / uptime), 1)))"
+}
+
 /// A duration a person reads at a glance: 42 s, 7 min, 3 h 12 min, 6 d 4 h.
 func humanDuration(_ seconds: Double) -> String {
     let s = max(0, Int(seconds.rounded()))
@@ -214,7 +221,7 @@ struct Status: ParsableCommand {
         let l = s.loop
         let since = s.startedUnix.map { Date(timeIntervalSince1970: $0) } ?? Date().addingTimeInterval(-s.uptimeS)
         let df = DateFormatter(); df.dateFormat = "yyyy-MM-dd HH:mm"
-        print("pressd \(s.version) (\(s.backend))  up \(humanDuration(s.uptimeS)) (since \(df.string(from: since)))  loop \(f(l.rateHz, 0)) Hz ×\(f(l.timeScale, 1))  ticks \(l.ticks)  overruns \(l.overruns)  jitter max \(f(l.maxJitterUs, 0)) µs")
+        print("pressd \(s.version) (\(s.backend))  up \(humanDuration(s.uptimeS)) (since \(df.string(from: since)))  loop \(f(l.rateHz, 0)) Hz ×\(f(l.timeScale, 1))\(achievedScale(l, uptime: s.uptimeS))  ticks \(l.ticks)  overruns \(l.overruns)  jitter max \(f(l.maxJitterUs, 0)) µs")
         for a in s.alarms ?? [] { print("ALARM: \(a)") }
         print([pad("CH", 4), pad("MODE", 11), pad("SETPOINT MPa", 13), pad("PRESSURE MPa", 13), pad("ERROR", 9), pad("FORCE N", 9), pad("OUTPUT", 16), pad("T °C", 6), "FAULTS"].joined())
         for ch in s.channels {

@@ -21,7 +21,7 @@ final class TestRig: @unchecked Sendable {
         var cfg = try DaemonConfig.parse(configText ?? defaultConfigText(), file: "test.toml")
         cfg.timeScale = timeScale
         config = cfg
-        loop = ControlLoop(core: RigBuilder.simulated(cfg), rate: cfg.loopRate, timeScale: timeScale)
+        loop = ControlLoop(core: RigBuilder.simulated(cfg), rate: cfg.loopRate, timeScale: timeScale, clock: .simulated)
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
