@@ -21,23 +21,29 @@ public enum ControlStrategy: String, Sendable, Codable, CaseIterable {
 /// Tuning of the online identification; the defaults suit every rig in the benchmark.
 public struct AdaptationSettings: Sendable, Equatable, Codable {
     /// Identification window, s: pressure, output and disturbances are averaged over
-    /// it and the model relates the changes between consecutive windows.
+    /// it; a move is judged between settled windows.
     public var interval: Double = 1
-    /// RLS forgetting factor per window (memory ≈ interval/(1−λ) s).
+    /// RLS forgetting factor per window of the learned disturbance model (memory ≈
+    /// interval/(1−λ) s).
     public var forgetting: Double = 0.995
     /// Gain-schedule bins over the channel's setpoint range.
     public var scheduleBins: Int = 6
-    /// Bounds of the gain scale relative to the tuned gains. By default the schedule
-    /// only lowers gains (a stiffer plant than tuned keeps its stability margin) and
-    /// never raises them above the autotuned values: a softer plant is regulated more
-    /// slowly but never less stably. Raise `max_scale` to let it speed up soft plants.
+    /// Bounds of the gain scale relative to the tuned gains. The scale goes below 1 when
+    /// a validated estimate says the plant is stiffer than tuned (or the loop oscillated).
+    /// By default it never goes above 1: on the benchmark's softened plants higher gains
+    /// made the hold error worse (it is bound by noise and quantisation, the approach by
+    /// the ramp), so a softer plant keeps the tuned gains. Raise `max_scale` to let a
+    /// validated softer plant get proportionally higher gains.
     public var minScale: Double = 0.1
     public var maxScale: Double = 1
-    /// Fastest relative gain change, per second.
+    /// Fastest relative gain change, per second (lowering after an oscillation is at once).
     public var gainRate: Double = 0.05
-    /// Smallest window-to-window input movement that counts as excitation, in MPa of
-    /// predicted pressure (at the tuned gain).
-    public var excitation: Double = 0.005
+    /// Smallest settled setpoint move, MPa, that identifies the plant's gain (a move must
+    /// also be at least 3× the actuator's play).
+    public var excitation: Double = 0.1
+    /// Moves a new gain estimate must predict (each within 25 %, and better than the
+    /// gain in force) before it is used.
+    public var validationMoves: Int = 3
     /// Confidence below which the learned model hands over to the adaptive PID, and
     /// above which it takes over again.
     public var confidenceLow: Double = 0.3
@@ -50,9 +56,10 @@ public struct AdaptationSettings: Sendable, Equatable, Codable {
         if !(forgetting > 0.9 && forgetting <= 1) { e.append(("forgetting", "must be in (0.9, 1]")) }
         if !(scheduleBins >= 1 && scheduleBins <= 50) { e.append(("schedule_bins", "must be 1…50")) }
         if !(minScale > 0 && minScale <= 1) { e.append(("min_scale", "must be in (0, 1]")) }
-        if !(maxScale >= 1 && maxScale <= 100) { e.append(("max_scale", "must be 1…100")) }
+        if !(maxScale >= 1 && maxScale <= 16) { e.append(("max_scale", "must be 1…16")) }
         if !(gainRate > 0) { e.append(("gain_rate", "must be > 0")) }
         if !(excitation > 0) { e.append(("excitation_mpa", "must be > 0")) }
+        if !(validationMoves >= 1 && validationMoves <= GainEstimate.memory) { e.append(("validation_moves", "must be 1…\(GainEstimate.memory)")) }
         if !(confidenceLow >= 0 && confidenceLow < confidenceHigh && confidenceHigh <= 1) {
             e.append(("confidence_low", "must satisfy 0 ≤ confidence_low < confidence_high ≤ 1"))
         }
@@ -63,45 +70,42 @@ public struct AdaptationSettings: Sendable, Equatable, Codable {
 /// Everything the adaptive and learned controllers have learned about a channel. It is
 /// persisted with the channel state so a restart does not start from scratch.
 ///
-/// Two models, both identified by recursive least squares on one-second window means
-/// (window means make the measurement noise small against real moves, so closed-loop
-/// data give unbiased estimates):
+/// - The **plant gain**, for the gain schedule of the adaptive PID: identified only from
+///   settled setpoint moves (``SettledMoveTracker``), used only once validated on moves
+///   it had not seen (``GainEstimate``), bounded, rate-limited, and overruled at once by
+///   the ``OscillationDetector``. See docs/tuning.md for what each guard is for.
 ///
-/// - the **plant model**, for the gain schedule of the adaptive PID:
-///
-///       Δp̄ = g·Δũ + c·Δt + q·ΔQ + h·ΔT
-///
-///   with ũ = baseGain·u (g ≈ 1 on the plant the gains were tuned for), Q the charge
-///   moved through the cell (mAh, integrated from the measured current: Li plating and
-///   stripping change the thickness in proportion to it), T the cell temperature
-///   (thermal growth) and c the unexplained drift rate (creep). The measured
-///   disturbances keep the PID's own compensation of breathing and thermal growth from
-///   being mistaken for a lower plant gain;
-///
-/// - the **disturbance model** of the learned controller, learned from what feedback
-///   had to do while the pressure was held ("feedback-error learning"):
+/// - The **disturbance model** of the learned controller, identified by recursive least
+///   squares on one-second window means while the pressure was held, from what
+///   feedback had to do ("feedback-error learning"):
 ///
 ///       ū·baseGain = u₀ + a·Q + b·(T − T₀) + s·setpoint
 ///
-///   so a·ΔQ + b·ΔT is the output change the measured disturbances require. Applied as
-///   feedforward the moment the charge or temperature moves, it acts before the
-///   disturbance shows in the pressure instead of after.
+///   with Q the charge moved through the cell (mAh, integrated from the measured current:
+///   Li plating and stripping change the thickness in proportion to it) and T the cell
+///   temperature, so a·ΔQ + b·ΔT is the output change the measured disturbances require.
+///   Applied as feedforward the moment the charge or temperature moves, it acts before
+///   the disturbance shows in the pressure instead of after.
 public struct ControllerMemory: Sendable, Equatable, Codable {
     /// Static gain (MPa per output unit) the base gains were tuned for.
     public var baseGain: Double
-    /// Plant model, θ = [g, c, q, h].
-    public var plant: RecursiveLeastSquares
-    /// Disturbance model, θ = [u₀, a, b, s], and the same without a and b (θ = [u₀, s]).
-    public var disturbance: RecursiveLeastSquares
-    public var disturbanceBaseline: RecursiveLeastSquares
-    /// Scheduled static gain per pressure bin, MPa per output unit (nil: not yet seen).
+    /// The candidate estimate of the plant's gain (relative to `baseGain`) and its record.
+    public var estimate = GainEstimate()
+    /// Validated gain per pressure bin, MPa per output unit (nil: not identified there).
     public var schedule: [Double?]
     /// Present gain scale applied to the tuned kp, ki and feedforward gain.
     public var scale: Double = 1
-    public var lastGoodScale: Double = 1
-    public var lastGoodPlant: [Double]
-    /// Times the plant estimate diverged and the last good gains were restored.
+    /// Relative prediction errors of the gain in force on the latest moves.
+    public var inForceErrors: [Double] = []
+    /// Times the gain in force mispredicted the plant and the tuned gains came back.
     public var fallbacks: Int = 0
+    /// Times the loop was seen oscillating and the gains were halved.
+    public var oscillations: Int = 0
+    /// No gain increase before this (loop) time: the loop oscillated recently.
+    public var raiseBlockedUntil: Double?
+    /// Disturbance model, θ = [u₀, a, b, s], and the same without a and b (θ = [u₀, s]).
+    public var disturbance: RecursiveLeastSquares
+    public var disturbanceBaseline: RecursiveLeastSquares
     /// Learned-model confidence 0…1, and whether its feedforward is active.
     public var confidence: Double = 0
     public var learnedActive: Bool = false
@@ -139,13 +143,6 @@ public struct ControllerMemory: Sendable, Equatable, Codable {
 
     public init(baseGain: Double, bins: Int, forgetting: Double) {
         self.baseGain = baseGain
-        let prior: [Double] = [1, 0, 0, 0]
-        // Prior variances weak against the information the regressors carry over the
-        // forgetting memory (~200 windows): input moves of ~0.01 MPa, one-second
-        // windows, a few µAh of charge and hundredths of a kelvin per window.
-        let variances: [Double] = [1e5, 10, 1e6, 1e4]
-        plant = RecursiveLeastSquares(count: 4, initial: prior, forgetting: forgetting, initialVariances: variances,
-                                      maxCovarianceTrace: 10 * variances.reduce(0, +))
         disturbance = RecursiveLeastSquares(count: 4, initial: [0, 0, 0, 1], forgetting: forgetting,
                                             initialVariances: [1e3, 1e2, 1e2, 1], maxCovarianceTrace: 1e4)
         disturbanceBaseline = RecursiveLeastSquares(count: 2, initial: [0, 1], forgetting: forgetting,
@@ -153,38 +150,10 @@ public struct ControllerMemory: Sendable, Equatable, Codable {
         pressureError = RecursiveLeastSquares(count: 3, initial: nil, forgetting: forgetting,
                                               initialVariances: [1e4, 1e2, 1], maxCovarianceTrace: 1e5)
         schedule = Array(repeating: nil, count: bins)
-        lastGoodPlant = prior
     }
 
-    /// The plant model's static gain estimate, MPa per output unit, when it is physical
-    /// (positive, within 1/16…16× the tuned plant) and well determined (30 updates, a
-    /// standard error under 30 % of the value).
-    public var estimatedGain: Double? {
-        if case .credible(let k) = estimateState { return k }
-        return nil
-    }
-
-    /// What the plant estimate says now. Only an estimate outside the plausible range
-    /// is a divergence; one that is merely uncertain (too few updates, too much noise
-    /// for its standard error) says nothing either way and changes nothing.
-    public enum EstimateState: Sendable, Equatable {
-        /// The static gain, MPa per output unit.
-        case credible(Double)
-        case uncertain
-        case diverged
-    }
-
-    public var estimateState: EstimateState {
-        let g = plant.theta[0]
-        guard plant.updates >= 30 else { return .uncertain }
-        guard g.isFinite else { return .diverged }
-        // The data must say so: an estimate whose own standard error is large is
-        // uncertain wherever it has wandered (closed-loop noise without excitation
-        // pulls it towards zero).
-        guard plant.standardError(0) < 0.3 * abs(g) else { return .uncertain }
-        guard g > 1.0 / 16, g < 16 else { return .diverged }
-        return .credible(baseGain * g)
-    }
+    /// The candidate gain estimate, MPa per output unit, once it has seen two moves.
+    public var estimatedGain: Double? { estimate.observations >= 2 ? baseGain * estimate.gain : nil }
 
     /// Share of the pressure error's variance the measured disturbances explain, 0…1
     /// (how much a perfect feedforward could remove).
@@ -200,7 +169,7 @@ public struct ControllerMemory: Sendable, Equatable, Codable {
     }
 }
 
-/// What one identification window changed.
+/// What one tick changed in the adaptation, when something did.
 /// The new gain scale is in ``ControllerMemory/scale``.
 public struct AdaptationUpdate: Sendable, Equatable {
     /// The learned model's feedforward was switched off; fold this (its last output) into
@@ -211,6 +180,23 @@ public struct AdaptationUpdate: Sendable, Equatable {
 
 /// The online identification and gain schedule behind the `adaptive` and `learned`
 /// strategies. Fed once per tick from the channel controller; identifies once per window.
+///
+/// The guards that keep it from ever destabilising a held cell (docs/tuning.md):
+/// 1. **Excitation**: the gain is identified only from settled setpoint moves of at least
+///    `excitation_mpa` and 3× the actuator's play (``SettledMoveTracker``); a quiet hold,
+///    however long, teaches it nothing and changes nothing.
+/// 2. **Bounded estimator**: a scalar RLS per move whose variance is held between fixed
+///    bounds (no freezing, no wind-up) and whose estimate is projected into 1/16…16 ×
+///    tuned after every update (``GainEstimate``).
+/// 3. **Validation**: a new estimate is used only after it predicted `validation_moves`
+///    moves it had not seen, each within 25 % and on average at most half the error of
+///    the gain in force.
+/// 4. **Bounds and rate**: the gain scale stays in [`min_scale`, `max_scale`] and moves
+///    at most `gain_rate` per second.
+/// 5. **Prediction check**: when the gain in force mispredicts two moves in a row by more
+///    than 50 %, the tuned gains come back.
+/// 6. **Oscillation**: a loop seen oscillating (``OscillationDetector``, about one period)
+///    gets its gains halved at once, and no gain increase for 10 minutes.
 public struct PlantAdapter: Sendable {
     public let settings: AdaptationSettings
     public private(set) var memory: ControllerMemory
@@ -220,15 +206,27 @@ public struct PlantAdapter: Sendable {
     private var start: Double?
     private var sumP = 0.0, sumU = 0.0, sumT = 0.0, n = 0.0
     private var windowTarget: Double?
+    /// The working setpoint was at the target for the whole window.
+    private var windowAtTarget = true
     private var last: Window?
-    private var goodRun = 0
-    private var badRun = 0
-    /// A divergence was reported and no credible estimate has been seen since: further
-    /// fallbacks are counted, not logged again.
-    private var divergenceReported = false
+    private var moves = SettledMoveTracker()
+    private var detector = OscillationDetector()
+    private var lastTarget: Double?
     private var confidentSince: Double?
     private var activeWindows = 0
     private var activeSquares = 0.0
+
+    /// Error tolerance of a validated estimate, and the misprediction that sends the gain
+    /// in force back to the tuned one.
+    static let validTolerance = 0.25
+    static let mispredicted = 0.5
+    /// A gain in force that predicts the moves within this is kept (no churn).
+    static let worthChanging = 0.1
+    /// The oscillation detector's hysteresis as a fraction of the band's half-width: an
+    /// oscillation is seen while its swings are still within 15 % of the band.
+    static let oscillationFraction = 0.15
+    /// After an oscillation, no gain increase for this long, s.
+    static let raiseHoldoff = 600.0
 
     public init(strategy: ControlStrategy, settings: AdaptationSettings, memory: ControllerMemory) {
         self.strategy = strategy; self.settings = settings; self.memory = memory
@@ -236,8 +234,10 @@ public struct PlantAdapter: Sendable {
 
     /// Forgets the window in progress (after a mode change or a gap in measurements).
     public mutating func interrupt() {
-        start = nil; n = 0; sumP = 0; sumU = 0; sumT = 0; windowTarget = nil
+        start = nil; n = 0; sumP = 0; sumU = 0; sumT = 0; windowTarget = nil; windowAtTarget = true
         last = nil
+        moves.interrupt()
+        detector.reset()
     }
 
     /// Widens `range` to include `x` and shrinks it toward `x` by `shrink` at each end.
@@ -275,10 +275,15 @@ public struct PlantAdapter: Sendable {
     }
 
     /// One tick while regulating. Updates the disturbance feedforward (read it from
-    /// ``memory``) and, at the end of a window, identifies and returns what changed.
-    /// `saturated` freezes the feedforward.
-    public mutating func observe(now: Double, dt: Double, pressure: Double, output: Double, target: Double, readings: ChannelReadings,
-                                 limits: PressureLimits, saturated: Bool) -> AdaptationUpdate? {
+    /// ``memory``), watches for oscillation and, at the end of a window, identifies;
+    /// returns what changed, if anything.
+    /// - Parameters:
+    ///   - target: the setpoint; `working`: the ramped setpoint the PID chases now.
+    ///   - band: the channel's band (0.05 = ±5 %); `play`: the actuator's play, MPa.
+    ///   - saturated: the output is held by a limit (freezes the feedforward).
+    public mutating func observe(now: Double, dt: Double, pressure: Double, output: Double, target: Double, working: Double? = nil,
+                                 readings: ChannelReadings, limits: PressureLimits, band: Double = 0.05, play: Double = 0,
+                                 saturated: Bool) -> AdaptationUpdate? {
         let validDt = dt > 0 && dt < 1
         let current = readings.current?.value ?? 0
         if validDt { memory.charge += current * dt / 3600 }
@@ -293,68 +298,62 @@ public struct PlantAdapter: Sendable {
             memory.disturbanceOutput = feedforward(temperature: relT)
         }
 
+        // Guard 6, every tick: a loop that oscillates gets its gains halved at once.
+        let ws = working ?? target
+        var events: [String] = []
+        // A new setpoint's approach is not an oscillation: the detector starts again.
+        if let t = lastTarget, t != target { detector.reset() }
+        lastTarget = target
+        let halfBand = band * max(target, ws)
+        if let o = detector.update(now: now, error: pressure - ws, minimum: Self.oscillationFraction * halfBand, large: 0.6 * halfBand) {
+            let before = memory.scale
+            memory.scale = max(settings.minScale, 0.5 * before)
+            memory.oscillations += 1
+            memory.raiseBlockedUntil = now + Self.raiseHoldoff
+            // What the schedule holds at this pressure must not pull the gains back up.
+            memory.schedule[bin(target, limits)] = memory.baseGain / memory.scale
+            memory.estimate.reset()
+            detector.reset(until: now + 2)
+            events.append(before > settings.minScale
+                ? "loop oscillating (period \(fmt3(o.period)) s, ±\(fmt3(o.amplitude)) MPa): gains halved (scale \(fmt3(before)) → \(fmt3(memory.scale))), no increase for \(Int(Self.raiseHoldoff / 60)) min"
+                : "loop oscillating (period \(fmt3(o.period)) s, ±\(fmt3(o.amplitude)) MPa) at the lowest gain scale \(fmt3(memory.scale)): check the actuator and the tuning")
+        }
+
         if start == nil { start = now }
         if windowTarget != nil && windowTarget != target { windowTarget = .nan }
         windowTarget = windowTarget ?? target
+        if abs(ws - target) > 1e-9 { windowAtTarget = false }
         sumP += pressure; sumU += output; sumT += relT; n += 1
-        guard now - start! >= settings.interval - 1e-9 else { return nil }
-        let w = Window(p: sumP / n, u: sumU / n * memory.baseGain, q: memory.charge, t: sumT / n,
-                       target: windowTarget ?? .nan, time: now)
-        start = now; n = 0; sumP = 0; sumU = 0; sumT = 0; windowTarget = nil
-        guard let prev = last else { last = w; return nil }
-        last = w
-        var events: [String] = []
+        guard now - start! >= settings.interval - 1e-9 else { return events.isEmpty ? nil : AdaptationUpdate(handedOver: nil, events: events) }
+        let win = Window(p: sumP / n, u: sumU / n * memory.baseGain, q: memory.charge, t: sumT / n,
+                         target: windowTarget ?? .nan, time: now)
+        let atTarget = windowAtTarget
+        start = now; n = 0; sumP = 0; sumU = 0; sumT = 0; windowTarget = nil; windowAtTarget = true
+        guard let prev = last else { last = win; return events.isEmpty ? nil : AdaptationUpdate(handedOver: nil, events: events) }
+        last = win
+        let dtw = win.time - prev.time
 
-        // Plant model, only on windows that carry information: the input or a measured
-        // disturbance moved. A disturbance whose signal has not varied cannot be told
-        // from the drift term: its regressor stays out.
-        let du = w.u - prev.u, dp = w.p - prev.p, dtw = w.time - prev.time
-        let phi = [du, dtw, learnCharge ? w.q - prev.q : 0, learnTemperature ? w.t - prev.t : 0]
-        if abs(du) >= settings.excitation || abs(phi[2]) > 1e-3 || abs(phi[3]) > 0.05 {
-            memory.plant.update(y: dp, phi: phi)
+        // Guards 1–3 and 5, per settled window: a settled move tests the gain in force and
+        // the candidate, then teaches the candidate.
+        let settled = atTarget && win.target.isFinite && win.target == prev.target
+            && abs(win.p - win.target) <= 0.5 * band * win.target && abs(win.p - prev.p) <= 0.2 * band * win.target
+        if settled, let m = moves.settled(pressure: win.p, output: win.u, setpoint: win.target, play: play,
+                                          minMove: max(settings.excitation, 3 * play)) {
+            identify(m, limits: limits, events: &events)
         }
 
-        // Gain schedule; fallback to the last good gains when the estimate diverges.
-        // Messages on state changes only: the first fallback of a divergence, and the
-        // return to a credible estimate.
-        switch memory.estimateState {
-        case .credible(let k):
-            badRun = 0
-            goodRun += 1
-            let j = bin(w.p, limits)
-            if abs(du) >= settings.excitation { memory.schedule[j] = memory.schedule[j].map { $0 + 0.1 * (k - $0) } ?? k }
-            if goodRun >= 10 {
-                memory.lastGoodScale = memory.scale; memory.lastGoodPlant = memory.plant.theta
-                if divergenceReported {
-                    divergenceReported = false
-                    events.append("plant estimate credible again (gain \(fmt3(memory.plant.theta[0])) × tuned) after \(memory.fallbacks) fallback(s)")
-                }
-            }
-        case .uncertain:
-            goodRun = 0
-        case .diverged:
-            goodRun = 0
-            badRun += 1
-            if badRun == 10 {
-                let g = memory.plant.theta[0]
-                memory.fallbacks += 1
-                memory.scale = memory.lastGoodScale
-                memory.plant.reset(theta: memory.lastGoodPlant)
-                badRun = 0
-                if !divergenceReported {
-                    divergenceReported = true
-                    events.append("plant estimate diverged (gain \(fmt3(g)) × tuned, plausible 1/16…16); restored the last good gains (scale \(fmt3(memory.scale)))")
-                }
-            }
-        }
+        // Guard 4: the scale follows the schedule within its bounds and rate.
         let desired = min(max(memory.baseGain / scheduledGain(at: target, limits: limits), settings.minScale), settings.maxScale)
         let maxStep = settings.gainRate * dtw
-        memory.scale *= min(max(desired / memory.scale, 1 / (1 + maxStep)), 1 + maxStep)
+        var step = min(max(desired / memory.scale, 1 / (1 + maxStep)), 1 + maxStep)
+        if step > 1, let until = memory.raiseBlockedUntil, now < until { step = 1 }
+        memory.scale *= step
 
         // Disturbance model: learned from windows where the pressure was held at a steady
         // setpoint (the output then is what the plant and the disturbances required).
         var handed: Double?
         guard strategy == .learned else { return AdaptationUpdate(handedOver: nil, events: events) }
+        let w = win
         let held = w.target == prev.target && w.target.isFinite && abs(w.p - w.target) <= 0.02 * w.target
         if held && !saturated {
             // The total output: with the feedforward on, it is still what holding the
@@ -437,5 +436,35 @@ public struct PlantAdapter: Sendable {
             }
         } else if memory.confidence < settings.confidenceHigh { confidentSince = nil }
         return AdaptationUpdate(handedOver: handed, events: events)
+    }
+
+    /// One settled move: judged against the gain in force and the candidate (out of
+    /// sample), then learned by the candidate; the candidate replaces the gain in force at
+    /// the move's pressure once validated, and the tuned gain comes back when the gain in
+    /// force keeps mispredicting.
+    private mutating func identify(_ m: SettledMove, limits: PressureLimits, events: inout [String]) {
+        let j = bin(m.midpoint, limits)
+        let inForce = scheduledGain(at: m.midpoint, limits: limits) / memory.baseGain
+        memory.inForceErrors.append(abs(m.pressure - inForce * m.output) / abs(m.pressure))
+        if memory.inForceErrors.count > GainEstimate.memory { memory.inForceErrors.removeFirst() }
+        memory.estimate.observe(m, forgetting: 0.7)
+        let v = settings.validationMoves
+        let e = memory.estimate
+        let candidateError = e.recentErrors.suffix(v).reduce(0, +) / Double(max(1, min(v, e.recentErrors.count)))
+        let inForceError = memory.inForceErrors.suffix(v).reduce(0, +) / Double(max(1, min(v, memory.inForceErrors.count)))
+        if e.validated(moves: v, tolerance: Self.validTolerance), memory.inForceErrors.count >= v,
+           inForceError > Self.worthChanging, candidateError <= 0.5 * inForceError,
+           e.gain > GainEstimate.plausible.lowerBound, e.gain < GainEstimate.plausible.upperBound {
+            memory.schedule[j] = e.gain * memory.baseGain
+            memory.inForceErrors = []
+            events.append("plant gain \(fmt3(e.gain)) × tuned at \(fmt3(m.midpoint)) MPa, validated on \(v) moves (mean error \(fmt3(candidateError * 100)) % vs \(fmt3(inForceError * 100)) % for the gain in force); gain scale → \(fmt3(min(max(1 / e.gain, settings.minScale), settings.maxScale)))")
+        } else if memory.inForceErrors.count >= 2, memory.inForceErrors.suffix(2).allSatisfy({ $0 > Self.mispredicted }),
+                  memory.schedule.contains(where: { $0 != nil }) {
+            let errors = memory.inForceErrors.suffix(2).map { fmt3($0 * 100) }
+            memory.schedule = Array(repeating: nil, count: memory.schedule.count)
+            memory.fallbacks += 1
+            memory.inForceErrors = []
+            events.append("the gain in force mispredicted the last 2 moves by \(errors.joined(separator: " % and ")) %: back to the tuned gains")
+        }
     }
 }

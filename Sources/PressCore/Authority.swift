@@ -126,7 +126,7 @@ public struct ExcursionRecord: Sendable, Equatable, Codable {
     public var worstError: Double
     /// The likely cause.
     public var kind: ExcursionCause
-    /// `kind`'s wire spelling: `fault`, `saturation`, `setpoint_change` or `disturbance`.
+    /// `kind`'s wire spelling: `fault`, `saturation`, `setpoint_change`, `disturbance` or `injected`.
     public var cause: String { kind.rawValue }
 
     public var duration: Double? { end.map { $0 - start } }
@@ -150,13 +150,19 @@ public enum ExcursionCause: String, Sendable, Codable, CaseIterable, CustomStrin
     case setpointChange = "setpoint_change"
     /// None of these: breathing, creep, temperature.
     case disturbance
+    /// The reading was deliberately altered (a simulated sensor bias or gain): the
+    /// excursion is the injection's, not the cell's; statistics leave it out.
+    case injected
 
     public var description: String { rawValue }
 }
 
-/// Counts excursions of one channel since the daemon started.
+/// Counts excursions of one channel since the daemon started: every one, also those too
+/// brief and shallow to be recorded as events.
 public struct ExcursionStats: Sendable, Equatable, Codable {
     public var count = 0
+    /// Of `count`, those too brief and shallow to be an event (not recorded one by one).
+    public var brief = 0
     /// Seconds out of band in finished excursions.
     public var timeOutOfBand = 0.0
     public var longest = 0.0
@@ -164,11 +170,22 @@ public struct ExcursionStats: Sendable, Equatable, Codable {
     public var worstAbsError = 0.0
     public init() {}
 
-    mutating func add(_ r: ExcursionRecord) {
+    mutating func add(_ r: ExcursionRecord, recorded: Bool = true) {
         count += 1
+        if !recorded { brief += 1 }
         let d = r.duration ?? 0
         timeOutOfBand += d
         longest = max(longest, d)
         worstAbsError = max(worstAbsError, abs(r.worstError))
+    }
+
+    /// `brief` was added later: records persisted before it decode with 0.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        count = try c.decode(Int.self, forKey: .count)
+        brief = try c.decodeIfPresent(Int.self, forKey: .brief) ?? 0
+        timeOutOfBand = try c.decode(Double.self, forKey: .timeOutOfBand)
+        longest = try c.decode(Double.self, forKey: .longest)
+        worstAbsError = try c.decode(Double.self, forKey: .worstAbsError)
     }
 }

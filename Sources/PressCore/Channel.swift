@@ -30,6 +30,9 @@ public struct ChannelReadings: Sendable, Equatable {
     public var loadCellForces: [Double]?
     /// A travel limit switch, if wired (true = at the limit).
     public var limitSwitch: Bool?
+    /// The force reading is deliberately altered (a simulated sensor bias or gain
+    /// injected by `sim`): an excursion then is the injection's, not the cell's.
+    public var altered = false
 
     public init(force: Sample? = nil, temperature: Sample? = nil, current: Sample? = nil, interfacialResistance: Sample? = nil,
                 voltage: Sample? = nil, charging: Bool? = nil, emergencyStop: Bool? = nil) {
@@ -61,6 +64,12 @@ public struct ChannelParameters: Sendable, Equatable {
     public var safeOutput: Double
     /// Half-width of the "in band" flag as a fraction of the setpoint (0.05 = ±5 %).
     public var band: Double
+    /// An excursion out of the band is recorded as an event (the run log, the journal)
+    /// when it lasts at least `excursionMinDuration` s or reaches `excursionMinDepth`
+    /// (fraction of the setpoint) from it; shorter and shallower ones are counted only
+    /// (noise crossing the band's edge for a tick or two).
+    public var excursionMinDuration: Double = 0.5
+    public var excursionMinDepth: Double = 0.075
     /// (max − min) / mean of the load cells above which `non_uniform_load` is raised.
     public var nonUniformityAlarm: Double?
     /// How the output is computed while regulating.
@@ -1111,14 +1120,19 @@ public struct ChannelController: Sendable {
             excursions.open = ExcursionRecord(start: now, end: nil, setpoint: t, worstError: p - t,
                                               kind: mode == .tripped ? .fault : (authority.isLost ? .saturation : .disturbance))
         }
+        if excursions.open != nil, last.readings.altered { excursions.open!.kind = .injected }
     }
 
+    /// Ends the excursion in progress: counted always, an event when it lasted or went
+    /// deep enough to matter (or a fault or an injection was behind it).
     private mutating func closeExcursion(now: Double) {
         guard var x = excursions.open else { return }
         x.end = now
         excursions.open = nil
-        excursions.stats.add(x)
-        events.append(.excursion(x))
+        let significant = (x.duration ?? 0) >= parameters.excursionMinDuration || abs(x.worstError) >= parameters.excursionMinDepth * x.setpoint
+            || x.kind == .fault || x.kind == .injected
+        excursions.stats.add(x, recorded: significant)
+        if significant { events.append(.excursion(x)) }
     }
 
     /// Clears latched faults that are all recoverable and have been absent for the

@@ -105,8 +105,9 @@ struct Regulator: ControlLaw {
         let staticFF = staticFeedforward(parameters, t.target)
         let u = pid.update(setpoint: t.target, measurement: t.pressure, feedforward: t.feedforward, dt: t.dt, ceiling: t.ceiling)
         guard var a = adapter else { return u }
-        let update = a.observe(now: t.now, dt: t.dt, pressure: t.pressure, output: u, target: t.target, readings: t.readings,
-                               limits: parameters.limits, saturated: pid.lastTerms.saturated)
+        let update = a.observe(now: t.now, dt: t.dt, pressure: t.pressure, output: u, target: t.target, working: pid.workingSetpoint,
+                               readings: t.readings, limits: parameters.limits, band: parameters.band, play: parameters.actuatorPlay,
+                               saturated: pid.lastTerms.saturated)
         adapter = a
         guard let update else { return u }
         for e in update.events { events.append(.adaptation(e)) }

@@ -400,6 +400,11 @@ public struct DaemonConfig: Sendable {
         let description = try t.string("description") ?? ""
         let area = try t.positive("cell_area_cm2", default: 1)
         let band = try t.positive("band_percent", default: 5) / 100
+        let excursionMinDuration = try t.nonNegative("excursion_min_s", default: 0.5)
+        let excursionMinDepth = try t.positive("excursion_min_percent", default: 1.5 * band * 100) / 100
+        guard excursionMinDepth > band else {
+            throw t.error("excursion_min_percent", "must be above band_percent (\(fmt3(band * 100))): an excursion starts at the band's edge")
+        }
         let pushedStale = try t.positive("pushed_stale_after_s", default: 900)
         let rate = try t.positive("loop_rate_hz", default: loopRate)
         let rate0 = rate
@@ -559,11 +564,12 @@ public struct DaemonConfig: Sendable {
             adaptation.maxScale = try c.double("adapt_max_scale", default: adaptation.maxScale)
             adaptation.gainRate = try c.double("adapt_gain_rate_per_s", default: adaptation.gainRate)
             adaptation.excitation = try c.double("adapt_excitation_mpa", default: adaptation.excitation)
+            adaptation.validationMoves = try c.int("adapt_validation_moves") ?? adaptation.validationMoves
             adaptation.confidenceLow = try c.double("confidence_low", default: adaptation.confidenceLow)
             adaptation.confidenceHigh = try c.double("confidence_high", default: adaptation.confidenceHigh)
             let keyMap = ["interval_s": "adapt_interval_s", "forgetting": "adapt_forgetting", "schedule_bins": "adapt_schedule_bins",
                           "min_scale": "adapt_min_scale", "max_scale": "adapt_max_scale", "gain_rate": "adapt_gain_rate_per_s",
-                          "excitation_mpa": "adapt_excitation_mpa"]
+                          "excitation_mpa": "adapt_excitation_mpa", "validation_moves": "adapt_validation_moves"]
             if let e = adaptation.validationErrors().first { throw c.error(keyMap[e.field] ?? e.field, e.message) }
             if strategy != .pid && !(ff.gain > 0) {
                 throw c.error("strategy", "'\(strategy.rawValue)' needs the plant's nominal gain: set [channels.\(name).pid] feedforward_gain (output per MPa) or run 'pressctl tune \(name)' first with strategy = \"pid\"")
@@ -708,6 +714,8 @@ public struct DaemonConfig: Sendable {
         let params = ChannelParameters(name: name, cellArea: area, pid: pid, feedforward: ff, limits: limits,
                                        sensor: sensor, safeOutput: safe, band: band)
         var params2 = params
+        params2.excursionMinDuration = excursionMinDuration
+        params2.excursionMinDepth = excursionMinDepth
         params2.nonUniformityAlarm = hw.nonUniformityAlarm
         params2.strategy = strategy
         params2.autotune = autotune

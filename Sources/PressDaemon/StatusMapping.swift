@@ -32,6 +32,7 @@ enum StatusMapping {
         let x = s.excursions
         if x.count > 0 {
             st.excursions = ExcursionStatsInfo(count: x.count, timeOutOfBandS: x.timeOutOfBand, longestS: x.longest, worstAbsErrorMpa: x.worstAbsError)
+            if x.brief > 0 { st.excursions?.brief = x.brief }
         }
         if s.authorityLost { st.authorityLost = true }
         return st
@@ -71,7 +72,11 @@ enum StatusMapping {
         }
         if let m = c.memory {
             info.adaptive = AdaptiveInfo(scale: m.scale, baseGain: m.baseGain, estimatedGain: m.estimatedGain, schedule: m.schedule,
-                                         updates: m.plant.updates, fallbacks: m.fallbacks)
+                                         updates: m.estimate.observations, fallbacks: m.fallbacks)
+            info.adaptive?.validatedMoves = m.estimate.recentErrors.count
+            info.adaptive?.recentErrorPercent = m.estimate.recentErrors.last.map { $0 * 100 }
+            info.adaptive?.oscillations = m.oscillations
+            info.adaptive?.raiseBlockedS = m.raiseBlockedUntil.flatMap { $0 > now ? $0 - now : nil }
             if c.strategy == .learned {
                 info.learned = LearnedInfo(active: m.learnedActive, confidence: m.confidence, benefit: m.disturbanceBenefit,
                                            handovers: m.handovers, feedforward: m.disturbanceOutput,

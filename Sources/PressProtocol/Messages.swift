@@ -101,7 +101,10 @@ public struct ExcursionInfo: Codable, Sendable, Equatable {
 
 /// Counts of finished excursions since the daemon started.
 public struct ExcursionStatsInfo: Codable, Sendable, Equatable {
+    /// Every excursion; `brief`: of those, the ones too short and shallow to be recorded
+    /// as events (`excursion_min_s`, `excursion_min_percent`).
     public var count: Int
+    public var brief: Int?
     public var timeOutOfBandS: Double
     public var longestS: Double
     public var worstAbsErrorMpa: Double
@@ -785,15 +788,25 @@ public struct AutotuneInfo: Codable, Sendable, Equatable {
 public struct AdaptiveInfo: Codable, Sendable, Equatable {
     /// Gain scale applied to the tuned gains.
     public var scale: Double
-    /// Plant gain the tuning assumed and the present estimate (nil until well determined),
-    /// MPa per output unit.
+    /// Plant gain the tuning assumed and the candidate estimate from settled setpoint
+    /// moves (nil before two moves), MPa per output unit.
     public var baseGain: Double
     public var estimatedGain: Double?
-    /// Scheduled gain per pressure bin over the setpoint range (nil: not seen yet).
+    /// Validated gain per pressure bin over the setpoint range (nil: not identified there;
+    /// the tuned gain or a neighbouring bin's is used).
     public var schedule: [Double?]
+    /// Settled moves the estimate has learned from.
     public var updates: Int
-    /// Times a diverging estimate was replaced by the last good one.
+    /// Times the gain in force mispredicted two moves in a row and the tuned gains came back.
     public var fallbacks: Int
+    /// Moves the candidate has been tested on out of sample (at most 8), and its error on
+    /// the latest, %.
+    public var validatedMoves: Int?
+    public var recentErrorPercent: Double?
+    /// Times the loop was seen oscillating and the gains were halved.
+    public var oscillations: Int?
+    /// Seconds (loop time) until the gains may rise again after an oscillation.
+    public var raiseBlockedS: Double?
     public init(scale: Double, baseGain: Double, estimatedGain: Double?, schedule: [Double?], updates: Int, fallbacks: Int) {
         self.scale = scale; self.baseGain = baseGain; self.estimatedGain = estimatedGain; self.schedule = schedule
         self.updates = updates; self.fallbacks = fallbacks

@@ -182,7 +182,42 @@ public enum ControlBenchmark {
                              plant: { v in v.cycler = CyclerProfile(current: 3, period: 120) }))
         list.append(Scenario(name: "regulator-gain", family: .pneumatic, summary: "regulator gain 0.6 instead of 1, setpoint 3 → 4 MPa",
                              duration: 240, setpoints: [(0, 3), (120, 4)], area: 2, plant: { v in v.pneumatic.gain = 0.6 }))
+        list += plantChangeScenarios()
         return list
+    }
+
+    /// An injection that changes the plant under the running channel.
+    static func change(_ edit: (inout SimInjection) -> Void) -> SimInjection {
+        var j = SimInjection()
+        edit(&j)
+        return j
+    }
+
+    /// Issue 22: the plant changes under a running channel, the case the adaptive layer
+    /// is for. The fixed PID keeps the nominal plant's tuning throughout.
+    public static func plantChangeScenarios() -> [Scenario] {
+        let square = { (lo: Double, hi: Double, half: Double, duration: Double) in
+            stride(from: 0.0, to: duration, by: half).map { ($0, Int($0 / half) % 2 == 0 ? lo : hi) }
+        }
+        return [
+            Scenario(name: "spring-stiffens", family: .spring,
+                     summary: "the spring stiffens 25× (0.2 → 5 N/µm) at 60 s under a 5 MPa hold; ±3 mA/cm² cycling",
+                     duration: 300, setpoints: [(0, 5)], injections: [(60, change { $0.springRate = 5 })], area: 1,
+                     plant: { v in v.cycler = CyclerProfile(current: 3, period: 300) }),
+            Scenario(name: "creep-stiffening", family: .spring,
+                     summary: "lithium creep 10× nominal while the stack stiffens step by step, 0.2 → 0.5 → 1 → 2 → 5 N/µm (every 120 s), 5 MPa hold",
+                     duration: 600, setpoints: [(0, 5)],
+                     injections: [(60, change { $0.springRate = 0.5 }), (180, change { $0.springRate = 1 }),
+                                  (300, change { $0.springRate = 2 }), (420, change { $0.springRate = 5 })], area: 1,
+                     plant: { v in v.cell.creepRate = 0.04 }),
+            Scenario(name: "spring-softens-pulsed", family: .spring,
+                     summary: "pulsed program 4 ↔ 6 MPa (30 s each); the spring softens 4× (0.2 → 0.05 N/µm) at 90 s",
+                     duration: 600, setpoints: square(4, 6, 30, 600), injections: [(90, change { $0.springRate = 0.05 })], area: 1),
+            Scenario(name: "regulator-weakens-pulsed", family: .pneumatic,
+                     summary: "pulsed program 2.5 ↔ 3.5 MPa (30 s each); the regulator's gain halves (1 → 0.5) at 90 s",
+                     duration: 600, setpoints: square(2.5, 3.5, 30, 600), injections: [(90, change { $0.regulatorGain = 0.5 })],
+                     excluded: [(90, 105)], area: 2),
+        ]
     }
 
     // MARK: Plants and channels
@@ -252,7 +287,9 @@ public enum ControlBenchmark {
     // MARK: Running
 
     /// Runs `contender` on `scenario`. `nominal` is the fixed PID's nominal autotune.
-    public static func run(_ scenario: Scenario, _ contender: Contender, nominal: AutotuneResult?, seed: UInt64 = 7, rule: TuningRule = .amigo, rate: Double = 100) -> Result {
+    /// - Parameter trace: called with every event of the scored run (plant seconds from its start).
+    public static func run(_ scenario: Scenario, _ contender: Contender, nominal: AutotuneResult?, seed: UInt64 = 7, rule: TuningRule = .amigo, rate: Double = 100,
+                           trace: ((Double, ChannelEvent) -> Void)? = nil) -> Result {
         var v = nominalVariant(scenario.family, area: scenario.area)
         scenario.plant(&v)
         let plant = makePlant(scenario.family, v, seed: seed)
@@ -322,6 +359,7 @@ public enum ControlBenchmark {
             if contender == .oracle { loop.controller.externalFeedforward = -(disturbance(plant) - d0) }
             let s = loop.tick()
             for e in loop.controller.drainEvents() {
+                trace?(t, e)
                 if case .faultRaised(let r, _) = e { faults.append(r.code.rawValue) }
                 if case .recovery(.resumed, _, _) = e { recoveries += 1 }
             }

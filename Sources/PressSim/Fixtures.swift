@@ -70,6 +70,18 @@ public struct SpringFixtureModel: Sendable {
     }
 }
 
+extension SpringFixtureModel {
+    /// The spring's rate becomes `k` N/µm from its present state on, the force carried
+    /// unchanged (a progressive spring entering its stiff range, a spring that starts to
+    /// bind): the spring's seat is moved so that the new rate carries the same force.
+    public mutating func changeSpringRate(_ k: Double) {
+        let f = force
+        let before = f / p.springRate, after = f / k
+        p.springRate = k
+        p.gap += before - after
+    }
+}
+
 /// An electro-pneumatic regulator feeding a single-acting cylinder with a return spring.
 ///
 /// The actuator output is the regulator's command in MPa (gauge). The regulator has a

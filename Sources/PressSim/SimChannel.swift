@@ -46,6 +46,10 @@ public struct SimInjection: Sendable, Equatable {
     /// Forces a soft short now: a shunt of this many Ω across the cell (its voltage
     /// collapses partially and turns noisy).
     public var shortOhm: Double?
+    /// Changes the plant under a running channel: the spring fixture's spring rate, N/µm,
+    /// and the pneumatic regulator's static gain (output MPa per command MPa).
+    public var springRate: Double?
+    public var regulatorGain: Double?
     public init(forceBias: Double? = nil, sensorDisconnected: Bool? = nil, ambient: Double? = nil, supply: Double? = nil,
                 current: Double? = nil, cyclePeriod: Double? = nil, thicknessStep: Double? = nil,
                 stallSeconds: Double? = nil, emergencyStop: Bool? = nil, charging: Bool? = nil) {
@@ -203,7 +207,7 @@ public final class SimChannel: ChannelBackend {
         } else {
             resistance = Sample(value: c.interfacialResistance(pressure: pressure) * (1 + impedanceNoise * rng.gaussian()), time: time)
         }
-        return ChannelReadings(
+        var r = ChannelReadings(
             force: loadCell.last,
             temperature: Sample(value: c.temperature, time: time),
             current: Sample(value: cycler.current(at: time), time: time),
@@ -211,6 +215,8 @@ public final class SimChannel: ChannelBackend {
             voltage: Sample(value: measuredVoltage(), time: time),
             charging: chargingOverride ?? (cycler.current(at: time) > 0),
             emergencyStop: emergencyStop)
+        r.altered = loadCell.bias != 0 || loadCell.gain != 1
+        return r
     }
 
     /// One read of the simulated analyser: accumulates the true resistance while a
@@ -246,6 +252,8 @@ public final class SimChannel: ChannelBackend {
         if let i = j.current { cycler.current = i }
         if let p = j.cyclePeriod { cycler.period = p }
         if let s = j.supply, pneumaticModel != nil { pneumaticModel!.p.supply = s }
+        if let k = j.springRate, springModel != nil, k > 0 { springModel!.changeSpringRate(k) }
+        if let g = j.regulatorGain, pneumaticModel != nil, g > 0 { pneumaticModel!.p.gain = g }
         if let dz = j.thicknessStep {
             if springModel != nil { springModel!.p.gap -= dz } else { pneumaticModel!.bumpCompression(dz) }
         }

@@ -14,6 +14,7 @@ struct ControlBench: ParsableCommand {
     var rule: String = TuningRule.amigo.rawValue
     @Option(help: "Simulator seed.") var seed: UInt64 = 7
     @Flag(help: "Print JSON instead of a table.") var json = false
+    @Flag(help: "Print the adaptation, authority and excursion events of every run.") var trace = false
 
     func run() throws {
         guard let rule = TuningRule(rawValue: rule) else { throw ValidationError("unknown rule '\(rule)'") }
@@ -24,7 +25,13 @@ struct ControlBench: ParsableCommand {
         var results: [ControlBenchmark.Result] = []
         for sc in ControlBenchmark.scenarios() where only.map({ sc.name.contains($0) }) ?? true {
             for c in ControlBenchmark.Contender.allCases {
-                results.append(ControlBenchmark.run(sc, c, nominal: tunes[sc.family] ?? nil, seed: seed, rule: rule))
+                results.append(ControlBenchmark.run(sc, c, nominal: tunes[sc.family] ?? nil, seed: seed, rule: rule, trace: !trace ? nil : { t, e in
+                    switch e {
+                    case .adaptation(let m), .authority(_, let m): print(String(format: "%@ %@ %8.2f s  %@", sc.name, c.rawValue, t, m))
+                    case .excursion(let x): print(String(format: "%@ %@ %8.2f s  excursion %.2f s, worst %+.3f MPa (%@)", sc.name, c.rawValue, t, x.duration ?? 0, x.worstError, x.cause))
+                    default: break
+                    }
+                }))
             }
         }
         let wall = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9

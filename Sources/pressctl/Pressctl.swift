@@ -242,7 +242,7 @@ struct Status: ParsableCommand {
                 print("     OUT OF BAND for \(f(ch.timeS - x.startS, 1)) s, worst \(f(x.worstErrorMpa)) MPa from \(f(x.setpointMpa)) MPa (\(x.cause))")
             }
             if let x = ch.excursions, x.count > 0 {
-                print("     excursions since start: \(x.count), \(f(x.timeOutOfBandS, 1)) s out of band, longest \(f(x.longestS, 1)) s, worst \(f(x.worstAbsErrorMpa)) MPa")
+                print("     excursions since start: \(x.count)\(x.brief.map { " (\($0) brief, not logged)" } ?? ""), \(f(x.timeOutOfBandS, 1)) s out of band, longest \(f(x.longestS, 1)) s, worst \(f(x.worstAbsErrorMpa)) MPa")
             }
             if let k = ch.control {
                 print("     " + controlLine(k, unit: ch.outputUnit))
@@ -520,8 +520,11 @@ func controlLine(_ k: ControlInfo, unit: String) -> String {
     if let a = k.autotune { parts.append("autotune: \(a.phase) \(a.cycles)/\(a.cyclesWanted)") }
     if let t = k.lastTune { parts.append("tuned (\(t.rule) at \(f(t.setpointMpa)) MPa)") }
     if let a = k.adaptive {
-        parts.append("scale \(f(a.scale, 2))" + (a.estimatedGain.map { String(format: ", plant %.3g MPa/%@ (tuned %.3g)", $0, unit, a.baseGain) } ?? ", plant not yet identified"))
+        parts.append("scale \(f(a.scale, 2))" + (a.estimatedGain.map { String(format: ", plant %.3g MPa/%@ (tuned %.3g) from %d moves", $0, unit, a.baseGain, a.updates) }
+                                                 ?? ", plant not yet identified (needs settled setpoint moves)"))
+        if let e = a.recentErrorPercent { parts.append("last move predicted within \(f(e, 0)) %") }
         if a.fallbacks > 0 { parts.append("\(a.fallbacks) fallbacks") }
+        if let o = a.oscillations, o > 0 { parts.append("\(o) oscillations damped" + (a.raiseBlockedS.map { ", gains held \(humanDuration($0))" } ?? "")) }
     }
     if let l = k.learned {
         parts.append("learned: " + (l.active ? "feedforward on" : "off") + String(format: ", confidence %.2f, ff %.3g %@", l.confidence, l.feedforward, unit))

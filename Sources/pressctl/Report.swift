@@ -302,9 +302,11 @@ struct StandardReport: Codable {
         var events: [LogEventInfo]
 
         /// Reads "out of band for D s …, worst E MPa from S MPa, cause C" (RunLogWriter's format).
+        /// An excursion caused by an injected reading (`cause injected`, a `sim` force
+        /// bias or gain) is the injection's, not the cell's: listed, but not counted.
         init(_ events: [LogEventInfo]) {
             self.events = events
-            let x = events.filter { $0.kind == "excursion" }
+            let x = events.filter { $0.kind == "excursion" && !$0.detail.hasSuffix("cause injected") }
             count = x.count
             func number(after key: String, in text: String) -> Double? {
                 guard let r = text.range(of: key) else { return nil }

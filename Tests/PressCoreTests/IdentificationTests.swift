@@ -67,12 +67,13 @@ struct IdentificationTests {
     }
 
     /// Feeds the adapter a static plant p = gain·u + chargeGain·Q + noise for `seconds`.
-    /// Closed loop: an integral controller holds 5 MPa, the learned feedforward is added
-    /// to its output, and a small random dither moves the input every second. Open loop
-    /// (for a plant that answers backwards): the input random-walks.
+    /// Closed loop: an integral controller holds the target, the learned feedforward is
+    /// added to its output. `moves`: the target alternates 4.5 ↔ 5.5 MPa every 10 s (a
+    /// pulsed program: settled setpoint moves that identify the gain); otherwise 5 MPa.
+    /// Open loop (for a plant that answers backwards): the input random-walks.
     func feed(_ a: inout PlantAdapter, gain: Double, seconds: Double, start: Double = 0, rng: inout TestNoise,
               current: Double = 0, chargeGain: Double = 0, closedLoop: Bool = true, loopGain: Double = 2, ditherMpa: Double = 0.02,
-              limits: PressureLimits) -> [AdaptationUpdate] {
+              moves: Bool = false, limits: PressureLimits) -> [AdaptationUpdate] {
         var updates: [AdaptationUpdate] = []
         let k0 = a.memory.baseGain
         var integral = 5 / k0
@@ -83,8 +84,9 @@ struct IdentificationTests {
         let dt = 0.01
         for k in 0..<Int(seconds / dt) {
             let t = start + Double(k) * dt
+            let target = moves ? (Int(t / 10) % 2 == 0 ? 4.5 : 5.5) : 5
             if k % 100 == 0 { dither = ditherMpa / k0 * rng.gaussian() }
-            if closedLoop { integral += loopGain / k0 * (5 - p) * dt } else if k % 100 == 0 { integral += 0.05 / k0 * rng.gaussian() }
+            if closedLoop { integral += loopGain / k0 * (target - p) * dt } else if k % 100 == 0 { integral += 0.05 / k0 * rng.gaussian() }
             let u = integral + dither + a.memory.disturbanceOutput
             let i = (Int(t / 30) % 2 == 0 ? 1.0 : -1.0) * current
             charge += i * dt / 3600
@@ -94,7 +96,7 @@ struct IdentificationTests {
             var r = ChannelReadings()
             r.current = Sample(value: i, time: t)
             r.temperature = Sample(value: 25, time: t)
-            if let up = a.observe(now: t, dt: dt, pressure: p, output: u, target: 5, readings: r, limits: limits, saturated: false) {
+            if let up = a.observe(now: t, dt: dt, pressure: p, output: u, target: target, readings: r, limits: limits, saturated: false) {
                 updates.append(up)
             }
         }
@@ -103,41 +105,81 @@ struct IdentificationTests {
 
     let limits = PressureLimits(minSetpoint: 0.1, maxSetpoint: 12, trip: 15)
 
-    @Test("a plant three times stiffer than tuned: the gain is found and the gains are cut to a third")
+    func adapter(_ strategy: ControlStrategy = .adaptive, base: Double = 0.002, forgetting: Double = 0.995, maxScale: Double = 1) -> PlantAdapter {
+        var settings = AdaptationSettings()
+        settings.maxScale = maxScale
+        return PlantAdapter(strategy: strategy, settings: settings, memory: ControllerMemory(baseGain: base, bins: 6, forgetting: forgetting))
+    }
+
+    @Test("a plant three times stiffer than tuned: found from setpoint moves, validated, gains cut to a third")
     func stifferPlant() {
         let base = 0.002
-        var a = PlantAdapter(strategy: .adaptive, settings: .init(), memory: ControllerMemory(baseGain: base, bins: 6, forgetting: 0.995))
+        var a = adapter()
         var rng = TestNoise(state: 3)
-        _ = feed(&a, gain: 3 * base, seconds: 300, rng: &rng, limits: limits)
+        let ups = feed(&a, gain: 3 * base, seconds: 300, rng: &rng, moves: true, limits: limits)
         let k = a.memory.estimatedGain
-        #expect(k != nil)
         #expect(abs((k ?? 0) / (3 * base) - 1) < 0.1)
         #expect(abs(a.memory.scale - 1.0 / 3) < 0.05)
+        #expect(ups.contains { $0.events.contains { $0.contains("validated on 3 moves") } })
     }
 
-    @Test("a softer plant keeps the tuned gains (the schedule never raises them by default)")
+    @Test("a plant half as stiff keeps the tuned gains by default; with max_scale 4 they rise to twice the tuned ones once validated, not before")
     func softerPlant() {
         let base = 0.002
-        var a = PlantAdapter(strategy: .adaptive, settings: .init(), memory: ControllerMemory(baseGain: base, bins: 6, forgetting: 0.995))
+        var d = adapter()
+        var rng0 = TestNoise(state: 4)
+        _ = feed(&d, gain: 0.5 * base, seconds: 200, rng: &rng0, moves: true, limits: limits)
+        #expect(abs((d.memory.estimatedGain ?? 0) / (0.5 * base) - 1) < 0.1)
+        #expect(d.memory.scale == 1)
+        var a = adapter(maxScale: 4)
         var rng = TestNoise(state: 4)
-        _ = feed(&a, gain: 0.5 * base, seconds: 200, rng: &rng, limits: limits)
-        #expect(abs((a.memory.estimatedGain ?? 0) / (0.5 * base) - 1) < 0.1)
+        // Two moves are not a validation: the gains stay.
+        _ = feed(&a, gain: 0.5 * base, seconds: 25, rng: &rng, moves: true, limits: limits)
         #expect(a.memory.scale == 1)
+        _ = feed(&a, gain: 0.5 * base, seconds: 200, start: 25, rng: &rng, moves: true, limits: limits)
+        #expect(abs((a.memory.estimatedGain ?? 0) / (0.5 * base) - 1) < 0.1)
+        #expect(abs(a.memory.scale - 2) < 0.1)
     }
 
-    @Test("a diverging estimate restores the last good gains")
-    func fallback() {
+    @Test("an hour of a quiet hold (dither and noise, no setpoint move): nothing learned, nothing changed")
+    func quietHold() {
+        var a = adapter()
+        var rng = TestNoise(state: 7)
+        let ups = feed(&a, gain: 0.002, seconds: 3600, rng: &rng, ditherMpa: 0.03, limits: limits)
+        #expect(a.memory.estimate.observations == 0)
+        #expect(a.memory.scale == 1)
+        #expect(ups.allSatisfy { $0.events.isEmpty })
+    }
+
+    @Test("a plant that answers backwards (a miswired actuator): nothing it does validates, the gains never rise")
+    func backwardsPlant() {
         let base = 0.002
-        var a = PlantAdapter(strategy: .adaptive, settings: .init(), memory: ControllerMemory(baseGain: base, bins: 6, forgetting: 0.95))
+        var a = adapter(forgetting: 0.95)
         var rng = TestNoise(state: 5)
-        _ = feed(&a, gain: 2 * base, seconds: 200, rng: &rng, limits: limits)
-        let good = a.memory.scale
-        #expect(abs(good - 0.5) < 0.05)
-        // The plant now answers backwards (a miswired actuator, a broken sensor).
-        let ups = feed(&a, gain: -2 * base, seconds: 200, start: 200, rng: &rng, closedLoop: false, limits: limits)
-        #expect(a.memory.fallbacks >= 1)
-        #expect(ups.contains { $0.events.contains { $0.contains("restored the last good gains") } })
-        #expect(a.memory.scale >= 0.1 && a.memory.scale <= 1)
+        _ = feed(&a, gain: 2 * base, seconds: 200, rng: &rng, moves: true, limits: limits)
+        #expect(abs(a.memory.scale - 0.5) < 0.05)
+        let schedule = a.memory.schedule, s0 = a.memory.scale
+        var scales: [Double] = []
+        for k in 0..<20 {
+            _ = feed(&a, gain: -2 * base, seconds: 10, start: 200 + Double(k) * 10, rng: &rng, closedLoop: false, moves: true, limits: limits)
+            scales.append(a.memory.scale)
+        }
+        #expect(scales.allSatisfy { $0 >= 0.1 && $0 <= s0 + 1e-9 }, "\(scales) \(a.memory.schedule)")
+        #expect(a.memory.schedule.allSatisfy { $0 == nil } || a.memory.schedule == schedule)
+    }
+
+    @Test("the gain in force that stops predicting (the plant changed back) gives way to the tuned gains")
+    func mispredictionFallsBack() {
+        let base = 0.002
+        var a = adapter()
+        var rng = TestNoise(state: 8)
+        _ = feed(&a, gain: 3 * base, seconds: 200, rng: &rng, moves: true, limits: limits)
+        #expect(a.memory.schedule.contains { $0 != nil })
+        // The plant goes back to the tuned gain: the gain in force (3×) now mispredicts by
+        // 67 % each move, the candidate follows the plant and is validated, or the
+        // schedule is cleared; either way the gains come back to the tuned ones.
+        _ = feed(&a, gain: base, seconds: 200, start: 200, rng: &rng, moves: true, limits: limits)
+        #expect(abs(a.memory.scale - 1) < 0.1)
     }
 
     @Test("a fast loop that cancels breathing by itself: the model learns it but the feedforward stays off (nothing to gain)")
