@@ -716,8 +716,13 @@ public struct ChannelController: Sendable {
         for owner in grant.ended { stop(owner, reason: "program \(p.name) started") }
         // A ramp step starts where the pressure is: on a regulating channel its
         // setpoint; otherwise (released, holding) the measured pressure, since an old
-        // setpoint still stored would let a ramp to it "finish" at once.
-        program = ProgramRunner(program: p, startSetpoint: mode == .regulating ? (target ?? last.pressure) : (last.pressure ?? target))
+        // setpoint still stored would let a ramp to it "finish" at once — never below
+        // zero (a released load cell's noise).
+        let measured = last.pressure.map { max(0, $0) }
+        let fromSetpoint = mode == .regulating ? target != nil : measured == nil
+        let start = fromSetpoint ? target : measured
+        program = ProgramRunner(program: p, startSetpoint: start,
+                                origin: start.map { ProgramOrigin(pressure: $0, source: fromSetpoint ? .setpoint : .measuredPressure, mode: mode) })
         events.append(.programState(name: p.name, state: .started, detail: "\(p.steps.count) steps"))
         events.append(.programStep(name: p.name, index: 0, step: p.steps[0].name))
         handedOver(grant.handover)

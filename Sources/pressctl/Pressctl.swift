@@ -218,13 +218,15 @@ struct Status: ParsableCommand {
         for a in s.alarms ?? [] { print("ALARM: \(a)") }
         print([pad("CH", 4), pad("MODE", 11), pad("SETPOINT MPa", 13), pad("PRESSURE MPa", 13), pad("ERROR", 9), pad("FORCE N", 9), pad("OUTPUT", 16), pad("T °C", 6), "FAULTS"].joined())
         for ch in s.channels {
-            // A released or holding channel is not regulated: no setpoint, no error.
-            let regulated = ch.mode == "regulating"
-            var err = "—"
-            if regulated, let sp = ch.setpointMpa, let p = ch.pressureMpa, sp > 0 { err = String(format: "%+.2f%%", (p - sp) / sp * 100) }
+            // A released or holding channel is not regulated: no setpoint, no error. While
+            // ramping, the setpoint in force is the working one: shown, and the error is
+            // against it (the target is named on the next line).
             let faults = ch.faults.isEmpty ? "—" : ch.faults.map { $0.code + ($0.active ? "" : " (cleared, ack)") }.joined(separator: ", ")
-            print([pad(ch.name, 4), pad(ch.mode, 11), pad(regulated ? f(ch.setpointMpa) : "—", 13), pad(f(ch.pressureMpa) + (ch.stale ? "!" : ""), 13),
-                   pad(err, 9), pad(f(ch.forceN, 1), 9), pad("\(f(ch.output, 3)) \(ch.outputUnit)", 16), pad(f(ch.temperatureC, 1), 6), faults].joined())
+            print([pad(ch.name, 4), pad(ch.mode, 11), pad(ch.setpointText, 13), pad(f(ch.pressureMpa) + (ch.stale ? "!" : ""), 13),
+                   pad(ch.errorText, 9), pad(f(ch.forceN, 1), 9), pad("\(f(ch.output, 3)) \(displayUnit(ch.outputUnit))", 16), pad(f(ch.temperatureC, 1), 6), faults].joined())
+            if let target = ch.rampTarget {
+                print("     ramping to \(f(target)) MPa: SETPOINT is the working setpoint on the way, ERROR is against it")
+            }
             for flt in ch.faults { print("     \(flt.code): \(flt.message)") }
             if let r = ch.interfacialResistanceOhmCm2 {
                 print("     interfacial resistance \(f(r, 1)) Ω·cm²" + (ch.interfacialResistanceAgeS.map { ", acquired \(humanDuration($0)) ago" } ?? "")
@@ -238,7 +240,7 @@ struct Status: ParsableCommand {
                 print("     excursions since start: \(x.count), \(f(x.timeOutOfBandS, 1)) s out of band, longest \(f(x.longestS, 1)) s, worst \(f(x.worstAbsErrorMpa)) MPa")
             }
             if let k = ch.control {
-                print("     " + controlLine(k, unit: ch.outputUnit))
+                print("     " + controlLine(k, unit: displayUnit(ch.outputUnit)))
                 if let s = k.sweep { print("     sweep: level \(s.level + 1)/\(s.levels) at \(f(s.setpointMpa)) MPa, \(s.pointsMeasured) measured") }
                 if let r = k.lastSweep, let csp = r.cspMpa {
                     print("     last sweep: CSP \(f(csp)) MPa (95 % \(f(r.cspLowMpa))–\(f(r.cspHighMpa)))")
@@ -370,11 +372,12 @@ struct Watch: ParsableCommand {
                 continue
             }
             if plot, let ch = e.channels.first {
-                history.append(TracePoint(time: ch.timeS, pressure: ch.pressureMpa, setpoint: ch.setpointMpa, mode: ch.mode))
+                history.append(TracePoint(time: ch.timeS, pressure: ch.pressureMpa, setpoint: ch.setpointInForce ?? ch.setpointMpa, mode: ch.mode))
                 // The window's span, at most 20 000 points (a 10 min window at 5 Hz is 3 000).
                 if let cut = history.firstIndex(where: { $0.time >= ch.timeS - span }), cut > 0 { history.removeFirst(cut) }
                 if history.count > 20_000 { history.removeFirst(history.count - 20_000) }
-                let title = "\(ch.name) \(ch.mode)  \(f(ch.pressureMpa)) / \(f(ch.setpointMpa)) MPa  \(ch.inBand ? "in band" : "OUT OF BAND")"
+                let title = "\(ch.name) \(ch.mode)  \(f(ch.pressureMpa)) / \(f(ch.setpointInForce ?? ch.setpointMpa)) MPa"
+                    + (ch.rampTarget.map { "  ramping to \(f($0)) MPa" } ?? (ch.inBand ? "  in band" : "  OUT OF BAND"))
                     + (ch.faults.isEmpty ? "" : "  FAULT " + ch.faults.map(\.code).joined(separator: ","))
                 let lines = TerminalPlot.render(history, width: cols, height: rows - 1, title: title, window: span)
                 print((terminal ? "\u{1B}[H\u{1B}[2J" : "\n") + lines.joined(separator: "\n"))
@@ -383,8 +386,12 @@ struct Watch: ParsableCommand {
             }
             let parts = e.channels.map { ch -> String in
                 let p = f(ch.pressureMpa)
-                let sp = ch.setpointMpa.map { f($0) } ?? "—"
-                let band = ch.setpointMpa == nil ? " " : (ch.inBand ? "✓" : "✗")
+                // The setpoint in force; while ramping, the working one and the target.
+                let sp = (ch.setpointInForce ?? ch.setpointMpa).map { f($0) } ?? "—"
+                let band = ch.rampTarget != nil ? ch.rampArrow : ch.setpointMpa == nil ? " " : (ch.inBand ? "✓" : "✗")
+                if let target = ch.rampTarget {
+                    return "\(ch.name) \(pad(ch.mode, 10)) \(p)/\(sp) MPa → \(f(target)) \(band) \(bar(ch))" + (ch.faults.isEmpty ? "" : " FAULT:" + ch.faults.map(\.code).joined(separator: ","))
+                }
                 let flt = ch.faults.isEmpty ? "" : " FAULT:" + ch.faults.map(\.code).joined(separator: ",")
                 return "\(ch.name) \(pad(ch.mode, 10)) \(p)/\(sp) MPa \(band) \(bar(ch))\(flt)"
             }
@@ -402,10 +409,10 @@ struct Watch: ParsableCommand {
         return (100, 30)
     }
 
-    /// A 21-character bar: the ±5 % band around the setpoint, '|' at the setpoint and
+    /// A 21-character bar: the ±5 % band around the setpoint in force, '|' at it and
     /// '*' at the pressure (clamped to ±10 %).
     func bar(_ ch: ChannelStatus) -> String {
-        guard let sp = ch.setpointMpa, sp > 0, let p = ch.pressureMpa else { return "" }
+        guard let sp = ch.setpointInForce ?? ch.setpointMpa, sp > 0, let p = ch.pressureMpa else { return "" }
         var cells = Array(repeating: Character("·"), count: 21)
         for i in 5...15 { cells[i] = "-" }
         cells[10] = "|"

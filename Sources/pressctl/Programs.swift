@@ -29,6 +29,15 @@ struct Program: ParsableCommand {
             let c = try conn.connect()
             let r = call(c, "program_start", ProgramStartParams(channel: try conn.requireChannel(c), program: text, source: file), as: ProgramResult.self)
             Program.show(r, json: conn.json)
+            if !conn.json, let p = r.program, let from = p.startedFromMpa {
+                // What its first ramp begins at: a technician starting from a released
+                // channel must not read a setpoint out of nowhere.
+                if p.startedFrom == "setpoint" {
+                    print("\(r.channel): starts from the setpoint \(f(from)) MPa")
+                } else {
+                    print("\(r.channel): starts from the measured pressure \(f(from)) MPa (\(r.channel) was \(p.startedInMode ?? "not regulating")): its first ramp begins there")
+                }
+            }
         }
     }
 

@@ -48,7 +48,7 @@ struct Tune: ParsableCommand {
                 if conn.json { return printJSON(t) }
                 print("\(ch): tuned (\(t.rule)): kp \(f(t.kp, 4)) ki \(f(t.ki, 4))")
                 print(String(format: "  ultimate gain %.4g, period %.3f s; process gain %.4g MPa/%@, time constant %.3f s, dead time %.3f s",
-                             t.ultimateGain, t.ultimatePeriodS, t.processGain, s.outputUnit, t.timeConstantS, t.deadTimeS))
+                             t.ultimateGain, t.ultimatePeriodS, t.processGain, displayUnit(s.outputUnit), t.timeConstantS, t.deadTimeS))
                 return
             }
             // Neither running nor a new result: it failed or was cancelled; the reason is in the event log.

@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+import PressProtocol
+
+/// Issue 27: what a technician sees in pressctl's answers, each found by trying the
+/// product as a technician would.
+@Suite("What a technician sees", .serialized)
+struct TechnicianViewTests {
+    /// pressctl against `d`.
+    static func ctl(_ d: DaemonProcess, _ args: [String]) throws -> Run {
+        try runProcess(binDir + "/pressctl", args + ["--socket", d.socket])
+    }
+
+    /// The fields of channel `ch`'s row of the status table.
+    static func row(_ table: String, _ ch: String) -> [String] {
+        table.split(separator: "\n").first { $0.hasPrefix(ch + "   ") }.map { $0.split(separator: " ").map(String.init) } ?? []
+    }
+
+    @Test("status and watch during a ramp: the working setpoint in force and the error against it, the target named")
+    func rampShowsWorkingSetpoint() throws {
+        let d = try DaemonProcess(timeScale: 1)
+        defer { d.cleanup() }
+        _ = try d.client()
+        // From 0 to 8 MPa at 0.5 MPa/s: 16 s of ramp.
+        #expect(try Self.ctl(d, ["set", "8MPa", "-c", "A", "--ramp", "0.5"]).status == 0)
+        usleep(3_000_000)
+        let st = try Self.ctl(d, ["status", "-c", "A"])
+        #expect(st.status == 0, "\(st.stderr)")
+        let f = Self.row(st.stdout, "A")
+        // CH MODE SETPOINT PRESSURE ERROR …
+        #expect(f.count > 4 && f[1] == "regulating", "\(st.stdout)")
+        let setpoint = Double(f.count > 2 ? f[2].filter { "0123456789.-".contains($0) } : "") ?? .nan
+        let error = Double(f.count > 4 ? f[4].replacingOccurrences(of: "%", with: "") : "") ?? .nan
+        #expect(setpoint > 0.5 && setpoint < 6, "the working setpoint (about 1.5 MPa after 3 s), not the target 8: \(st.stdout)")
+        #expect(abs(error) < 25, "the error against the working setpoint, not against 8 MPa: \(st.stdout)")
+        #expect(st.stdout.contains("ramping to 8.000 MPa"), "the target is named: \(st.stdout)")
+        let w = try Self.ctl(d, ["watch", "-c", "A", "--count", "1"])
+        #expect(w.status == 0, "\(w.stderr)")
+        #expect(w.stdout.contains("→ 8.000") && !w.stdout.contains("/8.000 MPa"), "watch: the working setpoint, then the target: \(w.stdout)")
+    }
+
+    @Test("program start on a released channel says what it starts from: the measured pressure, never below zero")
+    func programStartFromReleased() throws {
+        let d = try DaemonProcess(timeScale: 1)
+        defer { d.cleanup() }
+        _ = try d.client()
+        let r = try Self.ctl(d, ["program", "start", repoRoot + "/config/programs/pulsed.toml", "-c", "B"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("starts from the measured pressure 0.0") && r.stdout.contains(" MPa (B was released)"), "\(r.stdout)")
+        #expect(!r.stdout.contains("-0.0"), "a released sensor's noise is not a negative setpoint: \(r.stdout)")
+        let j = try Self.ctl(d, ["program", "status", "-c", "B", "--json"])
+        let obj = try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any]
+        let p = ((obj?["ok"] as? [String: Any])?["programs"] as? [[String: Any]])?.first?["program"] as? [String: Any]
+        #expect(p?["started_from"] as? String == "measured_pressure" && p?["started_in_mode"] as? String == "released"
+                && (0..<0.05).contains(p?["started_from_mpa"] as? Double ?? -1), "\(j.stdout)")
+        // From a regulating channel: its setpoint.
+        #expect(try Self.ctl(d, ["set", "5MPa", "-c", "A"]).status == 0)
+        let a = try Self.ctl(d, ["program", "start", repoRoot + "/config/programs/pulsed.toml", "-c", "A"])
+        #expect(a.stdout.contains("starts from the setpoint 5.000 MPa"), "\(a.stdout)")
+    }
+}
