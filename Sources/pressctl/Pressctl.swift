@@ -261,7 +261,7 @@ struct SetCommand: ParsableCommand {
         abstract: "Regulate a channel to a stack pressure (or force).",
         discussion: "VALUE takes a unit, spelt exactly (case-sensitive: mPa would be a millipascal): MPa, kPa, Pa, bar, psi, or N / kN (converted through the channel's cell area). Examples: 5MPa, 50bar, 500N.")
     @Argument(help: "Target with unit, e.g. 5MPa.", completion: Completions.quantity) var value: String
-    @Option(name: .long, help: "Ramp rate for this change, MPa/s (default: the channel's configured ramp).") var ramp: Double?
+    @Option(name: .long, help: "Ramp rate for this change: 0.5MPa/s, 5bar/s, 6MPa/min, or a bare number in MPa/s (default: the channel's configured ramp).") var ramp: String?
     @OptionGroup var conn: Connection
 
     /// The unit is checked here, so that an error prints this command's usage line.
@@ -271,13 +271,15 @@ struct SetCommand: ParsableCommand {
         if q.value < 0 {
             throw ValidationError("'\(value)' is negative: a stack pressure or force pushes on the cell, so it is ≥ 0; to take the load off, use 'pressctl release'")
         }
+        if let ramp { do { _ = try Quantity.rateMPaPerS(parsing: ramp) } catch { throw ValidationError("--ramp: \(error)") } }
     }
 
     func run() throws {
         let q = try Quantity(parsing: value)
+        let rate = try ramp.map { text in try Quantity.rateMPaPerS(parsing: text) }
         let c = try conn.connect()
         let ch = try conn.requireChannel(c)
-        let r = call(c, "set", SetParams(channel: ch, value: q.value, unit: q.unit.rawValue, rampMpaPerS: ramp), as: SetResult.self)
+        let r = call(c, "set", SetParams(channel: ch, value: q.value, unit: q.unit.rawValue, rampMpaPerS: rate), as: SetResult.self)
         if conn.json { return printJSON(r) }
         print("\(r.channel): setpoint \(f(r.setpointMpa)) MPa" + (r.rampMpaPerS.map { ", ramp \($0) MPa/s" } ?? ", step"))
     }
@@ -487,11 +489,11 @@ struct Sim: ParsableCommand {
         abstract: "Inject a disturbance into the simulated rig (simulator backend only).",
         discussion: "For training and tests: e.g. 'pressctl sim --channel A --thickness-step-um 40' swells the cell by 40 µm at once.")
     // `.unconditional`: a negative value (`--force-bias -20`) is a value, not an option.
-    @Option(name: .long, parsing: .unconditional, help: "Add this bias to the load-cell reading, N.") var forceBias: Double?
+    @Option(name: .long, parsing: .unconditional, help: "Add this bias to the load-cell reading: 20N, 1.6kN, or a bare number in N.") var forceBias: String?
     @Option(name: .long, help: "Load-cell sensitivity error: reading = force × gain + bias.") var forceGain: Double?
     @Option(name: .long, help: "Disconnect (true) or reconnect (false) the load cell.") var sensorDisconnected: Bool?
     @Option(name: .long, parsing: .unconditional, help: "Ambient temperature, °C.") var ambient: Double?
-    @Option(name: .long, help: "Pneumatic supply pressure, MPa.") var supply: Double?
+    @Option(name: .long, help: "Pneumatic supply pressure: 0.6MPa, 6bar, or a bare number in MPa.") var supply: String?
     @Option(name: .long, parsing: .unconditional, help: "Cycler current, mA.") var current: Double?
     @Option(name: .long, help: "Cycler period (charge + discharge), s; 0 = constant current.") var cyclePeriod: Double?
     @Option(name: .long, parsing: .unconditional, help: "Sudden cell thickness change, µm.") var thicknessStepUm: Double?
@@ -501,13 +503,27 @@ struct Sim: ParsableCommand {
     @Option(name: .long, help: "Force a soft short: a shunt of this many Ω across the cell.") var shortOhm: Double?
     @OptionGroup var conn: Connection
 
+    func validate() throws {
+        try validatePressureOption(supply, "--supply", forceAllowed: false)
+        if let forceBias { _ = try forceOption(forceBias, "--force-bias", area: { 1 }) }
+    }
+
     func run() throws {
         let c = try conn.connect()
-        let p = SimInjectParams(channel: try conn.requireChannel(c), forceBiasN: forceBias, forceGain: forceGain, sensorDisconnected: sensorDisconnected,
-                                ambientC: ambient, supplyMpa: supply, currentMa: current, cyclePeriodS: cyclePeriod, thicknessStepUm: thicknessStepUm,
+        let ch = try conn.requireChannel(c)
+        let bias = try forceBias.map { try forceOption($0, "--force-bias", area: { cellArea(c, ch) }) }
+        let p = SimInjectParams(channel: ch, forceBiasN: bias, forceGain: forceGain, sensorDisconnected: sensorDisconnected,
+                                ambientC: ambient, supplyMpa: try supply.map { try pressureOption($0, "--supply") }, currentMa: current,
+                                cyclePeriodS: cyclePeriod, thicknessStepUm: thicknessStepUm,
                                 stallS: stall, emergencyStop: emergencyStop, charging: charging, shortOhm: shortOhm)
         let r = call(c, "sim_inject", p, as: OkResult.self)
-        conn.json ? printJSON(r) : print("ok")
+        if conn.json { return printJSON(r) }
+        // What was done, with units: the request as the daemon took it.
+        let enc = JSONEncoder()
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        let sent = (try? JSONSerialization.jsonObject(with: enc.encode(p))) as? [String: Any] ?? [:]
+        let what = SimVocabulary.describe(sent)
+        print("\(ch) (simulated rig): " + (what.isEmpty ? "nothing to change (give a disturbance, see --help)" : what))
     }
 }
 

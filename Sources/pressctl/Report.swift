@@ -170,12 +170,7 @@ func describeRequest(_ detail: String) -> String {
     case "calibrate": text = "calibrate the load cell (\(str("action") ?? "?"))"
     case "reload": text = "reload the configuration"
     case "sim_inject":
-        let names = ["force_bias_n": "load-cell force bias (N)", "force_gain": "load-cell gain", "sensor_disconnected": "sensor disconnected",
-                     "ambient_c": "ambient (°C)", "supply_mpa": "air supply (MPa)", "current_ma": "cycler current (mA)", "cycle_period_s": "cycle period (s)",
-                     "thickness_step_um": "cell thickness step (µm)", "stall_s": "sensor stall (s)", "emergency_stop": "emergency stop",
-                     "charging": "charging", "short_ohm": "soft short (Ω)"]
-        let keys = p.keys.filter { $0 != "channel" }.sorted()
-        text = "inject into the simulated rig: " + keys.map { k in "\(names[k] ?? k) \(num(k) ?? (p[k] as? Bool).map { $0 ? "on" : "off" } ?? "?")" }.joined(separator: ", ")
+        text = "inject into the simulated rig: " + SimVocabulary.describe(p)
     default:
         text = m + (p.isEmpty ? "" : " (" + p.keys.sorted().map { "\($0) \(p[$0]!)" }.joined(separator: ", ") + ")")
     }

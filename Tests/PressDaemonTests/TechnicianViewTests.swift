@@ -59,3 +59,39 @@ struct TechnicianViewTests {
         #expect(a.stdout.contains("starts from the setpoint 5.000 MPa"), "\(a.stdout)")
     }
 }
+
+extension TechnicianViewTests {
+    @Test("units: sweep, tune, sim and run set take pressures with units as set does; µm printed; sim answers with what it did; refusals carry units")
+    func unitsEverywhere() throws {
+        let d = try DaemonProcess(timeScale: 5)
+        defer { d.cleanup() }
+        let c = try d.client()
+        #expect(try Self.ctl(d, ["set", "8MPa", "-c", "A"]).status == 0)
+        usleep(2_000_000)
+        // The sweep's levels with units (80 bar = 8 MPa), as `set` takes them.
+        let s = try Self.ctl(d, ["sweep", "-c", "A", "--from", "80bar", "--to", "1MPa", "--steps", "6", "--dwell", "5", "--no-wait"])
+        #expect(s.status == 0, "\(s.stdout)\(s.stderr)")
+        let sweep = try c.channel("A").control?.sweep
+        #expect(sweep?.setpointMpa == 8 && sweep?.levels == 6, "\(String(describing: sweep))")
+        #expect(try Self.ctl(d, ["sweep", "-c", "A", "--cancel"]).status == 0)
+        // Refusals name the option and carry units.
+        let over = try Self.ctl(d, ["sweep", "-c", "A", "--from", "13MPa", "--to", "1MPa", "--no-wait"])
+        #expect(over.status == 1 && over.stderr.contains("12.0 MPa") && over.stderr.contains("13.0 MPa"), "\(over.stderr)")
+        let force = try Self.ctl(d, ["run", "set", "-c", "A", "--preparation-pressure", "500N"])
+        #expect(force.status == 64 && force.stderr.contains("--preparation-pressure") && force.stderr.contains("a pressure"), "\(force.stderr)")
+        // run set: preparation pressures with units.
+        #expect(try Self.ctl(d, ["run", "set", "-c", "A", "--preparation-pressure", "3750bar", "--preparation", "Li6PS5Cl separator,375MPa,300,25"]).status == 0)
+        let run = try c.call("run_get", ChannelParams(channel: "A"), as: RunResult.self).metadata
+        #expect(run.preparationPressureMpa == 375 && run.preparation?.first?.pressureMpa == 375, "\(run)")
+        // sim: a force bias with its unit, an air supply in bar; the answer says what was done.
+        let sim = try Self.ctl(d, ["sim", "-c", "B", "--force-bias", "0.2kN", "--supply", "6bar"])
+        #expect(sim.status == 0, "\(sim.stderr)")
+        #expect(sim.stdout.contains("load-cell force bias 200 N") && sim.stdout.contains("air supply 0.6 MPa") && sim.stdout.trimmingCharacters(in: .whitespacesAndNewlines) != "ok",
+                "\(sim.stdout)")
+        let step = try Self.ctl(d, ["sim", "-c", "A", "--thickness-step-um", "40"])
+        #expect(step.stdout.contains("cell thickness step 40 µm"), "\(step.stdout)")
+        // µm, never um, in what pressctl prints.
+        let st = try Self.ctl(d, ["status"])
+        #expect(st.stdout.contains(" µm") && !st.stdout.contains(" um ") && !st.stdout.contains("MPa/um"), "\(st.stdout)")
+    }
+}

@@ -77,7 +77,7 @@ struct SweepTests {
         #expect(throws: CommandRejection.self) { try l.controller.startSweep(SweepSettings(from: 8, to: 1)) }
         try l.controller.setTarget(8)
         l.run(for: 10)
-        #expect(throws: CommandRejection.unsafe("from_mpa must be ≤ the channel's max_mpa 12.0")) { try l.controller.startSweep(SweepSettings(from: 13, to: 1)) }
+        #expect(throws: CommandRejection.unsafe("from_mpa 13.0 MPa must be ≤ the channel's max_mpa 12.0 MPa")) { try l.controller.startSweep(SweepSettings(from: 13, to: 1)) }
         #expect(throws: CommandRejection.self) { try l.controller.startSweep(SweepSettings(from: 8, to: 0.05)) }
         #expect(throws: CommandRejection.self) { try l.controller.startSweep(SweepSettings(from: 8, to: 1, steps: 3)) }
         // A rig without an impedance input.
