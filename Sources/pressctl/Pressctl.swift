@@ -30,14 +30,19 @@ struct Connection: ParsableArguments {
     @Option(name: .customLong("ssh-command"), help: "The ssh program and its options for -H (default: $PRESSCTL_SSH, else ssh).")
     var sshCommand: String?
 
+    /// Connects, or prints why not and exits (see `fail`).
     func connect() throws -> ControlClient {
-        if host != nil { return try connectRemote() }
+        do { return try open() } catch let e as ClientError { fail(e) }
+    }
+
+    /// Connects, or throws why not (a `ClientError`; a usage error as `ValidationError`).
+    func open() throws -> ControlClient {
+        if host != nil { return try openRemote() }
         let path = socket ?? SocketPath.resolveClient()
         if socket == nil, SocketPath.isPerUserDefault(path), let why = SocketPath.untrustedDirectoryReason(of: path) {
-            fail(.untrustedDirectory(path: path, reason: why))
+            throw ClientError.untrustedDirectory(path: path, reason: why)
         }
-        do { return try ControlClient(path: path) }
-        catch { fail(error) }
+        return try ControlClient(path: path)
     }
 
     /// The channel to act on: `--channel`, or the only channel when there is one.
@@ -325,12 +330,19 @@ struct Ack: ParsableCommand {
 struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show live pressure, setpoint and the ±5 % band (Ctrl-C to stop).",
-        discussion: "On a terminal, --plot draws a scrolling chart of one channel (pressure ●, setpoint ─, band ┄).")
+        discussion: """
+        On a terminal, --plot draws a scrolling chart of one channel (pressure ●, setpoint ─, band ┄). \
+        When pressd goes away (a restart, a reboot), --reconnect waits for it, says so, and goes on watching; it is \
+        the default when the output is not a terminal (a log file, nohup), from the first connection on. \
+        --no-reconnect ends with exit status 3 instead.
+        """)
     @Option(name: .long, help: "Updates per second.") var rate: Double = 5
     @Option(name: .long, help: "Stop after this many updates (default: run until interrupted).") var count: Int?
     @Flag(name: .long, help: "Draw a live chart of the channel (needs --channel when there are several).") var plot = false
     @Option(name: .long, help: "Chart size, columns x rows (default: the terminal's).") var size: String?
     @Option(name: .long, help: "Time span the chart shows: 90s, 10m, 2h (default 2m).") var window: String = "2m"
+    @Flag(inversion: .prefixedNo, help: "When pressd goes away, wait for it and go on (also at start). Default: on when the output is not a terminal, after the first connection.")
+    var reconnect: Bool?
     @OptionGroup var conn: Connection
 
     func validate() throws {
@@ -347,25 +359,44 @@ struct Watch: ParsableCommand {
     static func seconds(_ text: String) -> Double? { parseDuration(text) ?? Double(text) }
 
     func run() throws {
-        let c = try conn.connect()
         // A live chart needs a terminal. Piped, plain lines — or, with an explicit
         // --size, one chart after another without screen-clearing codes.
         let terminal = isatty(STDOUT_FILENO) == 1
+        let reconnecting = reconnect ?? !terminal
+        let clock = DateFormatter()
+        clock.dateFormat = "HH:mm:ss.SS"
+        // Notes about the connection: on standard output between plain lines (a log of
+        // the watch shows the gap), on standard error beside JSON or a chart.
+        let note = { (text: String) in
+            if conn.json || self.plot { FileHandle.standardError.write(Data("pressctl: \(text)\n".utf8)) }
+            else { print("\(clock.string(from: Date()))  \(text)"); fflush(nil) }
+        }
+        var c = reconnect == true ? try Watch.waitForDaemon(conn, since: nil, note: note) : try conn.connect()
         let plot = self.plot && (terminal || size != nil)
         if self.plot && !plot { FileHandle.standardError.write(Data("pressctl: standard output is not a terminal: plain lines instead of --plot (give --size to print charts)\n".utf8)) }
         let span = Watch.seconds(window) ?? 120
-        let clock = DateFormatter()
-        clock.dateFormat = "HH:mm:ss.SS"
         let plotChannel = plot ? try conn.requireChannel(c) : nil
         let channels = (plotChannel ?? conn.channel).map { [$0] }
-        _ = call(c, "subscribe", SubscribeParams(channels: channels, rateHz: rate), as: SubscribeResult.self)
-        c.setTimeout(max(5, 3 / rate))
+        let subscribe = { (c: ControlClient) in
+            _ = call(c, "subscribe", SubscribeParams(channels: channels, rateHz: rate), as: SubscribeResult.self)
+            c.setTimeout(max(5, 3 / rate))
+        }
+        subscribe(c)
         var n = 0
         var history: [TracePoint] = []
         let (cols, rows) = terminalSize()
         while count.map({ n < $0 }) ?? true {
             let e: SampleEvent
-            do { e = try c.nextEvent() } catch { fail(error) }
+            do { e = try c.nextEvent() } catch {
+                // A remote error (an unknown channel…) or a protocol error ends the watch;
+                // a lost connection is waited out when reconnecting.
+                guard reconnecting, Watch.isConnectionLoss(error) else { fail(error) }
+                note("connection to pressd lost (\(error)); waiting for pressd to come back (Ctrl-C to stop)")
+                c = try Watch.waitForDaemon(conn, since: Date(), note: note)
+                subscribe(c)
+                history.removeAll() // the daemon's loop time starts again at 0
+                continue
+            }
             n += 1
             if conn.json {
                 // JSON lines: one envelope per update.
@@ -400,6 +431,38 @@ struct Watch: ParsableCommand {
             let t = clock.string(from: Date())
             print("\(t)  " + parts.joined(separator: "   ") + (e.dropped > 0 ? "  (\(e.dropped) dropped)" : ""))
             fflush(nil)
+        }
+    }
+
+    /// True for errors that mean pressd went away (or is not there yet), not that it
+    /// refused something.
+    static func isConnectionLoss(_ error: ClientError) -> Bool {
+        switch error {
+        case .notRunning, .io, .unreachable, .onRig: return true
+        case .permissionDenied, .untrustedDirectory, .pathTooLong, .protocolViolation, .remote: return false
+        }
+    }
+
+    /// Connects, retrying every 0.5…5 s while pressd is not there, with a note when it
+    /// starts waiting (at start; a lost connection has its own), once a minute while it
+    /// waits, and when pressd is back. Any other error ends pressctl as usual.
+    static func waitForDaemon(_ conn: Connection, since: Date?, note: (String) -> Void) throws -> ControlClient {
+        let start = since ?? Date()
+        var delay = 0.5, lastNote = Date(), noted = since != nil
+        while true {
+            do {
+                let c = try conn.open()
+                if noted { note("pressd is back after \(humanDuration(Date().timeIntervalSince(start))); watching again") }
+                return c
+            } catch let e as ClientError {
+                guard isConnectionLoss(e) else { fail(e) }
+                if !noted { note("pressd is not reachable (\(e)); waiting for pressd (Ctrl-C to stop)"); noted = true; lastNote = Date() }
+                else if Date().timeIntervalSince(lastNote) >= 60 {
+                    note("still waiting for pressd (\(humanDuration(Date().timeIntervalSince(start))))"); lastNote = Date()
+                }
+            }
+            Thread.sleep(forTimeInterval: delay)
+            delay = min(5, delay * 2)
         }
     }
 

@@ -14,12 +14,11 @@ extension Connection {
     /// `-H a,b,…`: more than one rig.
     var isFleet: Bool { ((try? rigs()) ?? []).count > 1 }
 
-    /// Connects to the one rig named with `-H` through ssh.
-    func connectRemote() throws -> ControlClient {
+    /// Connects to the one rig named with `-H` through ssh, or throws why not.
+    func openRemote() throws -> ControlClient {
         let rigs = try rigs()
         guard rigs.count == 1 else { throw ValidationError("-H with several rigs works with 'status' only; name one rig for this command") }
-        do { return try RemoteRig.connect(rigs[0], socket: socket, ssh: RemoteRig.sshCommand(sshCommand)) }
-        catch { fail(error) }
+        return try RemoteRig.connect(rigs[0], socket: socket, ssh: RemoteRig.sshCommand(sshCommand))
     }
 }
 

@@ -95,3 +95,60 @@ extension TechnicianViewTests {
         #expect(st.stdout.contains(" µm") && !st.stdout.contains(" um ") && !st.stdout.contains("MPa/um"), "\(st.stdout)")
     }
 }
+
+/// A pressctl running in the background, its standard output in a file.
+final class BackgroundPressctl: @unchecked Sendable {
+    let process = Process()
+    let out: String
+    init(_ args: [String], dir: String, name: String) throws {
+        out = dir + "/" + name + ".out"
+        FileManager.default.createFile(atPath: out, contents: nil)
+        process.executableURL = URL(fileURLWithPath: binDir + "/pressctl")
+        process.arguments = args
+        process.standardOutput = FileHandle(forWritingAtPath: out)
+        process.standardError = process.standardOutput
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+    var text: String { (try? String(contentsOfFile: out, encoding: .utf8)) ?? "" }
+    /// Lines that are updates (a channel's mode in them).
+    var updates: Int { text.split(separator: "\n").filter { $0.contains(" released ") || $0.contains(" regulating ") }.count }
+    /// Waits for the process to end, at most `seconds`; kills it when it does not.
+    func wait(_ seconds: Double) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < end { usleep(100_000) }
+        if process.isRunning { process.terminate(); process.waitUntilExit(); return false }
+        return true
+    }
+}
+
+extension TechnicianViewTests {
+    @Test("watch survives a restart of pressd: --reconnect (and by default when its output is not a terminal) waits for it, says so and goes on; --no-reconnect ends with exit 3")
+    func watchReconnects() throws {
+        let first = try DaemonProcess(timeScale: 1)
+        defer { first.cleanup() }
+        _ = try first.client()
+        let common = ["watch", "--rate", "10", "--count", "30", "--socket", first.socket]
+        let explicit = try BackgroundPressctl(common + ["--reconnect"], dir: first.dir, name: "explicit")
+        let piped = try BackgroundPressctl(common, dir: first.dir, name: "piped")
+        let once = try BackgroundPressctl(common + ["--no-reconnect"], dir: first.dir, name: "once")
+        defer { for p in [explicit, piped, once] where p.process.isRunning { p.process.terminate() } }
+        var waited = 0
+        while (explicit.updates < 3 || piped.updates < 3 || once.updates < 3) && waited < 100 { usleep(100_000); waited += 1 }
+        #expect(explicit.updates >= 3 && piped.updates >= 3, "watching before the restart: \(explicit.text)")
+        first.stop()
+        usleep(2_000_000) // pressd is down for 2 s
+        let second = try DaemonProcess(dir: first.dir, timeScale: 1)
+        defer { second.stop() }
+        #expect(explicit.wait(60) && piped.wait(60), "watch went on after the restart: \(explicit.text)\n---\n\(piped.text)")
+        for p in [explicit, piped] {
+            #expect(p.process.terminationStatus == 0, "\(p.text)")
+            #expect(p.updates == 30, "every update counted across the restart: \(p.updates)\n\(p.text)")
+            let lines = p.text.split(separator: "\n").map(String.init)
+            let lost = lines.firstIndex { $0.contains("waiting for pressd") }, back = lines.firstIndex { $0.contains("pressd is back") }
+            #expect(lost != nil && back != nil && lost! < back!, "it says it waits, then that pressd is back: \(p.text)")
+            if let back { #expect(lines[back...].contains { $0.contains(" released ") }, "updates after the restart") }
+        }
+        #expect(once.wait(10) && once.process.terminationStatus == 3 && once.text.contains("connection closed"), "--no-reconnect: \(once.text)")
+    }
+}
