@@ -542,13 +542,17 @@ public struct ChannelController: Sendable {
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
         guard mode == .regulating else { throw .unsafe("the channel must be regulating (set a setpoint first)") }
         try mayTake(.sweep)
-        guard last.readings.interfacialResistance != nil else { throw .unsafe("no interfacial-resistance signal on this channel") }
+        // No resistance yet (pushes or an analyser's first result still to come): the
+        // sweep starts anyway; each level waits for its measurements and the sweep aborts
+        // when they do not come within the measurement timeout.
+        let waiting = last.readings.interfacialResistance == nil
         let grant = try take(.sweep)
         sweep = CSPSweep(settings: s)
         applyTarget(s.from, ramp: nil)
         let path = s.direction == .downUp ? "\(fmt3(s.from)) → \(fmt3(s.to)) → \(fmt3(s.from)) MPa" : "\(fmt3(s.from)) → \(fmt3(s.to)) MPa"
         events.append(.sweep(state: .started, detail: "\(path) in \(s.levels.count) levels, \(fmt0(s.dwell)) s each"
-                                 + (s.sweepProtocol == .dynamic ? ", dynamic (growth > \(fmt3(s.growthThresholdPerHour * 100)) %/h)" : "")))
+                                 + (s.sweepProtocol == .dynamic ? ", dynamic (growth > \(fmt3(s.growthThresholdPerHour * 100)) %/h)" : "")
+                                 + (waiting ? "; no interfacial-resistance measurement yet: each level waits for pushed or analysed results" : "")))
         handedOver(grant.handover)
     }
 

@@ -7,7 +7,9 @@ struct Sweep: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Find the critical stack pressure: step through a pressure window measuring interfacial resistance (admin).",
         discussion: """
-        The channel must be regulating and have an interfacial-resistance signal. The sweep takes over the setpoint, \
+        The channel must be regulating. Its interfacial resistance may still be on its way (pushed by an analyser's \
+        software, or an analyser's first spectrum): the sweep starts and each level waits for its measurements. The \
+        sweep takes over the setpoint, \
         goes to --from, then steps to --to in --steps levels (--direction down: from > to, the default; up: from < to; \
         down-up: from > to, down to --to and back up to --from, the turning level measured once), dwelling --dwell \
         seconds at each. Resistance is averaged over the measurements acquired in the second half of the dwell, each \
@@ -65,11 +67,17 @@ struct Sweep: ParsableCommand {
         let dir = direction.map { $0.replacingOccurrences(of: "-", with: "_") }
         if let d = dir, !["down", "up", "down_up"].contains(d) { throw ValidationError("--direction is down, up or down-up") }
         if let k = sweepProtocol, !["static", "dynamic"].contains(k) { throw ValidationError("--protocol is static or dynamic") }
-        let before = call(c, "status", OptionalChannelParams(channel: ch), as: StatusResult.self).channels.first?.control?.lastSweep
+        let present = call(c, "status", OptionalChannelParams(channel: ch), as: StatusResult.self).channels.first
+        let before = present?.control?.lastSweep
         let r = call(c, "sweep", SweepParams(channel: ch, action: .start, fromMpa: from, toMpa: to, steps: steps, dwellS: dwell, returnMpa: returnTo,
                                                    minMeasurements: minMeasurements, measurementTimeoutS: measurementTimeout,
                                                    direction: dir, sweepProtocol: sweepProtocol, margin: margin, growthThresholdPerH: growthThreshold),
                      as: ActionResult.self)
+        if !conn.json, present?.interfacialResistanceOhmCm2 == nil {
+            // Fed by pushes or an analyser whose first result is still to come.
+            print("\(ch): no interfacial-resistance measurement yet: each level waits for pushed results ('pressctl push') or analysed "
+                  + "spectra (spectra_dir); the sweep aborts if a level has none within \(f(measurementTimeout ?? 900, 0)) s past its dwell")
+        }
         if noWait { return conn.json ? printJSON(r) : print("\(r.channel): sweep started") }
         var shown = 0
         while true {

@@ -152,3 +152,32 @@ extension TechnicianViewTests {
         #expect(once.wait(10) && once.process.terminationStatus == 3 && once.text.contains("connection closed"), "--no-reconnect: \(once.text)")
     }
 }
+
+extension TechnicianViewTests {
+    @Test("a sweep on a channel fed by pushes starts before the first result, says how it waits, and finishes on pushed measurements")
+    func pushFedSweep() throws {
+        // B's simulated analyser delivers its first result after 100 000 s: until then
+        // its resistance comes only from pushes.
+        let d = try DaemonProcess(configEdits: [("[channels.B.sim]\n", "[channels.B.sim]\nimpedance_interval_s = 100000\n")], timeScale: 10)
+        defer { d.cleanup() }
+        let c = try d.client()
+        #expect(try Self.ctl(d, ["set", "6MPa", "-c", "B"]).status == 0)
+        usleep(1_500_000)
+        #expect(try c.channel("B").interfacialResistanceOhmCm2 == nil, "no resistance before the first push")
+        let s = try Self.ctl(d, ["sweep", "-c", "B", "--from", "6MPa", "--to", "2MPa", "--steps", "6", "--dwell", "10", "--min-measurements", "1", "--no-wait"])
+        #expect(s.status == 0, "\(s.stdout)\(s.stderr)")
+        #expect(s.stdout.contains("no interfacial-resistance measurement yet") && s.stdout.contains("pressctl push"), "\(s.stdout)")
+        // The analyser's software pushes a result every 2 s of plant time.
+        var result: SweepInfo?
+        let end = Date().addingTimeInterval(60)
+        while result == nil && Date() < end {
+            _ = try c.call("push_signals", PushSignalsParams(channel: "B", interfacialResistanceOhmCm2: 40), as: ActionResult.self)
+            usleep(200_000)
+            let ctl = try c.channel("B").control
+            if ctl?.sweep == nil { result = ctl?.lastSweep }
+        }
+        let r = try #require(result, "the sweep did not end within 60 s")
+        #expect(r.status == "done" && r.points.count == 6, "\(r.status): \(r.note ?? "")")
+        #expect(r.points.allSatisfy { $0.resistanceOhmCm2 == 40 }, "the pushed values")
+    }
+}
