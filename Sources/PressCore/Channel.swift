@@ -63,6 +63,10 @@ public struct ChannelParameters: Sendable, Equatable {
     public var band: Double
     /// (max − min) / mean of the load cells above which `non_uniform_load` is raised.
     public var nonUniformityAlarm: Double?
+    /// Total force on the plate below which non-uniformity is not judged, N (near zero
+    /// load the cells' noise and offsets alone differ by tens of percent of their
+    /// mean). Nil: 5 % of the sensor's upper range.
+    public var nonUniformityMinForce: Double?
     /// How the output is computed while regulating.
     public var strategy: ControlStrategy = .pid
     public var adaptation = AdaptationSettings()
@@ -938,7 +942,8 @@ public struct ChannelController: Sendable {
         }
         if readings.emergencyStop == true { present[.emergencyStop] = "emergency-stop input active" }
         if readings.limitSwitch == true { present[.limitSwitch] = "travel limit switch active (output \(fmt3(pid.output)))" }
-        if let limit = parameters.nonUniformityAlarm, let u = nonUniformity(readings.loadCellForces), u > limit {
+        if let limit = parameters.nonUniformityAlarm, let f = readings.force?.value, f >= parameters.nonUniformityMinForce ?? 0.05 * s.maxForce,
+           let u = nonUniformity(readings.loadCellForces), u > limit {
             present[.nonUniformLoad] = "load cells differ by \(fmt3(u * 100)) % of their mean (alarm at \(fmt3(limit * 100)) %)"
         }
         return (present, pressure)
@@ -972,7 +977,9 @@ public struct ChannelController: Sendable {
     /// (release beats ramp beats hold). Returns true when one fired.
     private mutating func latch(_ present: [FaultCode: String], now: Double, pressure: Double?) -> Bool {
         let allFired = faults.update(present: present, now: now)
-        for r in allFired where r.code.isAlarmOnly { events.append(.faultRaised(r, action: .hold)) }
+        // An alarm is raised once: one that comes and goes while still latched is not
+        // raised again (it takes no action to repeat).
+        for r in allFired where r.code.isAlarmOnly && r.raisedAt == now { events.append(.faultRaised(r, action: .hold)) }
         let fired = allFired.filter { !$0.code.isAlarmOnly }
         guard !fired.isEmpty else { return false }
         var action = SafeAction.hold
