@@ -39,7 +39,7 @@ enum ScriptJSON {
     }
 }
 
-@Suite("Scripts that read pressctl's JSON")
+@Suite("The scripts in scripts/")
 struct ScriptsTests {
     @Test("every script in scripts/ that reads pressctl's JSON has its parsing run by the tests (ModbusTests.holdTCP/holdRTU on a real daemon)")
     func inventory() throws {
@@ -59,5 +59,24 @@ struct ScriptsTests {
             let r = try ScriptJSON.run(script, args, input: refusal)
             #expect(r.status != 0 && r.stderr.contains("pressctl: not_running: pressd is not running") && !r.stderr.contains("KeyError"), "\(script): \(r.stderr)")
         }
+    }
+}
+
+extension ScriptsTests {
+    @Test("scripts/start builds release when asked to run faster than real time (unless PRESSD_BUILD says otherwise), debug otherwise")
+    func startChoosesRelease() throws {
+        func plan(_ args: [String], _ env: [String: String] = [:]) throws -> String {
+            let r = try runProcess(repoRoot + "/scripts/start", args, env: env.merging(["PRESSD_START_DRY_RUN": "1"]) { $1 })
+            #expect(r.status == 0, "\(r.stderr)")
+            return r.stdout.split(separator: ":").first.map(String.init) ?? ""
+        }
+        #expect(try plan([]) == "build debug")
+        #expect(try plan(["--time-scale", "10"]) == "build release")
+        #expect(try plan(["--time-scale=10"]) == "build release")
+        #expect(try plan(["--time-scale", "1"]) == "build debug")
+        #expect(try plan(["--time-scale", "10"], ["PRESSD_BUILD": "debug"]) == "build debug")
+        let readme = try String(contentsOfFile: repoRoot + "/README.md", encoding: .utf8)
+        let line = readme.split(separator: "\n").first { $0.contains("Faster than real time") }.map(String.init) ?? ""
+        #expect(line.contains("release"), "the README's faster-than-real-time line says it wants a release build: \(line)")
     }
 }

@@ -181,3 +181,20 @@ extension TechnicianViewTests {
         #expect(r.points.allSatisfy { $0.resistanceOhmCm2 == 40 }, "the pushed values")
     }
 }
+
+extension TechnicianViewTests {
+    @Test("pressd faster than real time on a debug build says at start that its loop may overrun, and what to use instead")
+    func debugBuildWarning() throws {
+        let d = try DaemonProcess(timeScale: 10)
+        defer { d.cleanup() }
+        _ = try d.client()
+        usleep(300_000)
+        d.stop()
+        let log = d.log
+        #if DEBUG
+        #expect(log.contains("debug build") && log.contains("overrun") && log.contains("PRESSD_BUILD=release scripts/start"), "\(log)")
+        #else
+        #expect(!log.contains("debug build"), "\(log)")
+        #endif
+    }
+}
