@@ -11,17 +11,7 @@ enum ScriptJSON {
 
     /// Runs `scripts/NAME args` with `input` on standard input.
     static func run(_ name: String, _ args: [String], input: String) throws -> Run {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: repoRoot + "/scripts/" + name)
-        p.arguments = args
-        let i = Pipe(), o = Pipe(), e = Pipe()
-        p.standardInput = i; p.standardOutput = o; p.standardError = e
-        try p.run()
-        i.fileHandleForWriting.write(Data(input.utf8))
-        try i.fileHandleForWriting.close()
-        let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
+        try runProcess(repoRoot + "/scripts/" + name, args, input: input)
     }
 
     /// Every reader's parsing on `status`, the `pressctl status --json` answer of a daemon
