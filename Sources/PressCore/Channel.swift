@@ -72,6 +72,10 @@ public struct ChannelParameters: Sendable, Equatable {
     public var excursionMinDepth: Double = 0.075
     /// (max − min) / mean of the load cells above which `non_uniform_load` is raised.
     public var nonUniformityAlarm: Double?
+    /// Total force on the plate below which non-uniformity is not judged, N (near zero
+    /// load the cells' noise and offsets alone differ by tens of percent of their
+    /// mean). Nil: 5 % of the sensor's upper range.
+    public var nonUniformityMinForce: Double?
     /// How the output is computed while regulating.
     public var strategy: ControlStrategy = .pid
     public var adaptation = AdaptationSettings()
@@ -551,13 +555,17 @@ public struct ChannelController: Sendable {
         guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
         guard mode == .regulating else { throw .unsafe("the channel must be regulating (set a setpoint first)") }
         try mayTake(.sweep)
-        guard last.readings.interfacialResistance != nil else { throw .unsafe("no interfacial-resistance signal on this channel") }
+        // No resistance yet (pushes or an analyser's first result still to come): the
+        // sweep starts anyway; each level waits for its measurements and the sweep aborts
+        // when they do not come within the measurement timeout.
+        let waiting = last.readings.interfacialResistance == nil
         let grant = try take(.sweep)
         sweep = CSPSweep(settings: s)
         applyTarget(s.from, ramp: nil)
         let path = s.direction == .downUp ? "\(fmt3(s.from)) → \(fmt3(s.to)) → \(fmt3(s.from)) MPa" : "\(fmt3(s.from)) → \(fmt3(s.to)) MPa"
         events.append(.sweep(state: .started, detail: "\(path) in \(s.levels.count) levels, \(fmt0(s.dwell)) s each"
-                                 + (s.sweepProtocol == .dynamic ? ", dynamic (growth > \(fmt3(s.growthThresholdPerHour * 100)) %/h)" : "")))
+                                 + (s.sweepProtocol == .dynamic ? ", dynamic (growth > \(fmt3(s.growthThresholdPerHour * 100)) %/h)" : "")
+                                 + (waiting ? "; no interfacial-resistance measurement yet: each level waits for pushed or analysed results" : "")))
         handedOver(grant.handover)
     }
 
@@ -725,8 +733,13 @@ public struct ChannelController: Sendable {
         for owner in grant.ended { stop(owner, reason: "program \(p.name) started") }
         // A ramp step starts where the pressure is: on a regulating channel its
         // setpoint; otherwise (released, holding) the measured pressure, since an old
-        // setpoint still stored would let a ramp to it "finish" at once.
-        program = ProgramRunner(program: p, startSetpoint: mode == .regulating ? (target ?? last.pressure) : (last.pressure ?? target))
+        // setpoint still stored would let a ramp to it "finish" at once — never below
+        // zero (a released load cell's noise).
+        let measured = last.pressure.map { max(0, $0) }
+        let fromSetpoint = mode == .regulating ? target != nil : measured == nil
+        let start = fromSetpoint ? target : measured
+        program = ProgramRunner(program: p, startSetpoint: start,
+                                origin: start.map { ProgramOrigin(pressure: $0, source: fromSetpoint ? .setpoint : .measuredPressure, mode: mode) })
         events.append(.programState(name: p.name, state: .started, detail: "\(p.steps.count) steps"))
         events.append(.programStep(name: p.name, index: 0, step: p.steps[0].name))
         handedOver(grant.handover)
@@ -938,7 +951,8 @@ public struct ChannelController: Sendable {
         }
         if readings.emergencyStop == true { present[.emergencyStop] = "emergency-stop input active" }
         if readings.limitSwitch == true { present[.limitSwitch] = "travel limit switch active (output \(fmt3(pid.output)))" }
-        if let limit = parameters.nonUniformityAlarm, let u = nonUniformity(readings.loadCellForces), u > limit {
+        if let limit = parameters.nonUniformityAlarm, let f = readings.force?.value, f >= parameters.nonUniformityMinForce ?? 0.05 * s.maxForce,
+           let u = nonUniformity(readings.loadCellForces), u > limit {
             present[.nonUniformLoad] = "load cells differ by \(fmt3(u * 100)) % of their mean (alarm at \(fmt3(limit * 100)) %)"
         }
         return (present, pressure)
@@ -972,7 +986,9 @@ public struct ChannelController: Sendable {
     /// (release beats ramp beats hold). Returns true when one fired.
     private mutating func latch(_ present: [FaultCode: String], now: Double, pressure: Double?) -> Bool {
         let allFired = faults.update(present: present, now: now)
-        for r in allFired where r.code.isAlarmOnly { events.append(.faultRaised(r, action: .hold)) }
+        // An alarm is raised once: one that comes and goes while still latched is not
+        // raised again (it takes no action to repeat).
+        for r in allFired where r.code.isAlarmOnly && r.raisedAt == now { events.append(.faultRaised(r, action: .hold)) }
         let fired = allFired.filter { !$0.code.isAlarmOnly }
         guard !fired.isEmpty else { return false }
         var action = SafeAction.hold

@@ -90,6 +90,17 @@ public struct PressureProgram: Sendable, Equatable, Codable {
     }
 }
 
+/// What a program started from: the pressure its first ramp begins at, and whether that
+/// was the channel's setpoint (it was regulating) or its measured pressure (it was not).
+public struct ProgramOrigin: Sendable, Equatable, Codable {
+    public enum Source: String, Sendable, Codable { case setpoint, measuredPressure = "measured_pressure" }
+    public var pressure: Double
+    public var source: Source
+    /// The channel's mode when the program started.
+    public var mode: ChannelMode
+    public init(pressure: Double, source: Source, mode: ChannelMode) { self.pressure = pressure; self.source = source; self.mode = mode }
+}
+
 /// Where a running program is. Codable, so a restart resumes at the same step; time
 /// spent while pressd was not running does not count toward a step's duration.
 public struct ProgramRunner: Sendable, Equatable, Codable {
@@ -109,11 +120,14 @@ public struct ProgramRunner: Sendable, Equatable, Codable {
     private var stepStartSetpoint: Double?
     private var lastTime: Double?
     public private(set) var failure: String?
+    /// What it started from (nil in a state file written before it was recorded).
+    public private(set) var origin: ProgramOrigin?
 
-    public init(program: PressureProgram, startSetpoint: Double?) {
+    public init(program: PressureProgram, startSetpoint: Double?, origin: ProgramOrigin? = nil) {
         self.program = program
         self.setpoint = startSetpoint
         self.stepStartSetpoint = startSetpoint
+        self.origin = origin
     }
 
     public var currentStep: ProgramStep? { index < program.steps.count ? program.steps[index] : nil }

@@ -134,8 +134,8 @@ public struct SweepSettings: Sendable, Equatable, Codable {
         case .up: if !(from < to) { e.append(("from_mpa", "must be below to_mpa (direction up steps up)")) }
         }
         let lowKey = from > to ? "to_mpa" : "from_mpa", highKey = from > to ? "from_mpa" : "to_mpa"
-        if !(min(from, to) >= limits.minSetpoint) { e.append((lowKey, "must be ≥ the channel's min_mpa \(limits.minSetpoint)")) }
-        if !(max(from, to) <= limits.maxSetpoint) { e.append((highKey, "must be ≤ the channel's max_mpa \(limits.maxSetpoint)")) }
+        if !(min(from, to) >= limits.minSetpoint) { e.append((lowKey, "\(fmt3(min(from, to))) MPa must be ≥ the channel's min_mpa \(fmt3(limits.minSetpoint)) MPa")) }
+        if !(max(from, to) <= limits.maxSetpoint) { e.append((highKey, "\(fmt3(max(from, to))) MPa must be ≤ the channel's max_mpa \(fmt3(limits.maxSetpoint)) MPa")) }
         if !(steps >= 6 && steps <= 100) { e.append(("steps", "must be 6…100 (the knee fit needs at least 6 levels)")) }
         if !(dwell > 0 && dwell <= 7 * 86_400) { e.append(("dwell_s", "must be > 0 and ≤ 604800 (a week)")) }
         if !(measureFraction > 0 && measureFraction <= 1) { e.append(("measure_fraction", "must be in (0, 1]")) }
@@ -143,7 +143,9 @@ public struct SweepSettings: Sendable, Equatable, Codable {
         if !(measurementTimeout >= 0 && measurementTimeout <= 86_400) { e.append(("measurement_timeout_s", "must be 0…86400")) }
         if !(settleTimeout > 0 && settleTimeout <= 86_400) { e.append(("settle_timeout_s", "must be > 0 and ≤ 86400")) }
         if !(runawayFactor > 1) { e.append(("runaway_factor", "must be > 1")) }
-        if let r = returnTo, !(r >= limits.minSetpoint && r <= limits.maxSetpoint) { e.append(("return_mpa", "must be within the channel's limits")) }
+        if let r = returnTo, !(r >= limits.minSetpoint && r <= limits.maxSetpoint) {
+            e.append(("return_mpa", "\(fmt3(r)) MPa must be within the channel's limits \(fmt3(limits.minSetpoint))…\(fmt3(limits.maxSetpoint)) MPa"))
+        }
         if !(margin > 0 && margin <= 10) { e.append(("margin", "must be in (0, 10] (a fraction: 0.2 = 20 %)")) }
         if !(growthThresholdPerHour > 0 && growthThresholdPerHour <= 100) { e.append(("growth_threshold_per_h", "must be in (0, 100] (a fraction per hour: 0.05 = 5 %/h)")) }
         if sweepProtocol == .dynamic {

@@ -80,6 +80,9 @@ public struct HardwareChannelConfig: Sendable {
     public var actuator: RegisterRef?
     /// (max − min) / mean of the load cells above this raises `non_uniform_load`.
     public var nonUniformityAlarm: Double?
+    /// Total force below which non-uniformity is not judged, N (nil: 5 % of `range_n`'s
+    /// upper bound).
+    public var nonUniformityMinForce: Double?
     /// HX711 load cells on GPIO devices.
     public var hx711s: [(device: String, input: HX711Input)] = []
     /// Digital inputs on GPIO devices.
@@ -517,6 +520,10 @@ public struct DaemonConfig: Sendable {
             guard u > 0 else { throw s.error("nonuniformity_alarm_percent", "must be > 0") }
             hw.nonUniformityAlarm = u / 100
         }
+        hw.nonUniformityMinForce = try s.double("nonuniformity_min_force_n")
+        if let m = hw.nonUniformityMinForce, !(m >= 0 && m <= range.1) {
+            throw s.error("nonuniformity_min_force_n", "must be within 0…\(range.1) N (range_n's upper bound)")
+        }
         sim.loadCell.capacity = range.1
         sim.loadCell.noise = try s.nonNegative("noise_n", default: 0.2)
         sim.loadCell.resolution = try s.positive("resolution_n", default: 0.05)
@@ -717,6 +724,7 @@ public struct DaemonConfig: Sendable {
         params2.excursionMinDuration = excursionMinDuration
         params2.excursionMinDepth = excursionMinDepth
         params2.nonUniformityAlarm = hw.nonUniformityAlarm
+        params2.nonUniformityMinForce = hw.nonUniformityMinForce
         params2.strategy = strategy
         params2.autotune = autotune
         params2.adaptation = adaptation

@@ -557,5 +557,6 @@ final class Once: @unchecked Sendable {
 /// A program runner as the wire shows it.
 func programInfo(_ r: ProgramRunner) -> ProgramInfo {
     ProgramInfo(name: r.program.name, state: r.state.rawValue, step: r.index + 1, steps: r.program.steps.count,
-                stepType: r.currentStep?.name, stepElapsedS: r.elapsed, setpointMpa: r.setpoint)
+                stepType: r.currentStep?.name, stepElapsedS: r.elapsed, setpointMpa: r.setpoint,
+                startedFromMpa: r.origin?.pressure, startedFrom: r.origin?.source.rawValue, startedInMode: r.origin?.mode.rawValue)
 }

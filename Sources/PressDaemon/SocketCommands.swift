@@ -168,9 +168,10 @@ extension ConnectionHandler {
             return fail(id, .invalidParams, "push_signals: interfacial_resistance_ohm_cm2 must be > 0 and ≤ 1e7 Ω·cm² (got \(r))", context: context)
         }
         // Physically possible values only: a typo's 1e300 is refused, not stored.
-        for (key, v, lo, hi) in [("temperature_c", p.temperatureC, -273.15, 1000.0), ("current_ma", p.currentMa, -1e6, 1e6), ("voltage_v", p.voltageV, -1000.0, 1000.0)] {
+        for (key, v, lo, hi, unit) in [("temperature_c", p.temperatureC, -273.15, 1000.0, "°C"), ("current_ma", p.currentMa, -1e6, 1e6, "mA"),
+                                       ("voltage_v", p.voltageV, -1000.0, 1000.0, "V")] {
             if let v, !(v >= lo && v <= hi) {
-                return fail(id, .invalidParams, "push_signals: \(key) must be within \(lo)…\(hi) (got \(v))", context: context)
+                return fail(id, .invalidParams, "push_signals: \(key) must be within \(lo)…\(hi) \(unit) (got \(v) \(unit))", context: context)
             }
         }
         // The acquisition time as an age, so that the loop places it on its own clock.
@@ -260,7 +261,7 @@ extension ConnectionHandler {
             }
             let area = ctx.channels[i].control.cellArea
             let newtons = StackUnits.force(pressure: u.toMPa(v, cellArea: area), area: area)
-            guard newtons > 0, newtons.isFinite else { return fail(id, .invalidParams, "calibrate: the known load must be > 0", context: context) }
+            guard newtons > 0, newtons.isFinite else { return fail(id, .invalidParams, "calibrate: the known load must be > 0 N (got \(newtons) N)", context: context) }
             action = .span(knownNewtons: newtons, cell: p.cell)
         }
         let store = ctx.store

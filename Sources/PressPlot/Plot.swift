@@ -252,68 +252,19 @@ public struct PlotEvent: Sendable, Equatable {
 /// An SVG chart of a window: the ±band around the setpoint (shaded), the setpoint
 /// (dashed), the fast loop's min–max envelope (light) and the logged pressure.
 public enum SVGReport {
+    /// The run figure of the standard report, laid out for print (see ``RunFigure``).
     ///
-    /// Axes have round 1-2-5 ticks; time is run time from the first sample in s, min
-    /// or h (whichever reads best), and `events` (faults, injections, excursions,
-    /// setpoint changes, interventions) are marked where they happened: a coloured
-    /// vertical line each (`class="event-KIND"`), numbered, with the list below the plot.
+    /// Axes have round 1-2-5 ticks; the y axis spans the regulated data, not the
+    /// `injected` intervals (falsified readings) nor the tripped ones, which are shaded
+    /// instead, with what went beyond the axis marked at its edge; time is run time
+    /// from the first sample in s, min or h (whichever reads best), its origin in UTC in
+    /// the axis title. `events` (faults, injections, excursions, setpoint changes,
+    /// interventions) are marked where they happened: a coloured vertical line each
+    /// (`class="event-KIND"`), numbered in a strip above the plot with a leader line to
+    /// it, and listed below the plot. The key is above the plot, outside the data.
     public static func render(_ pts: [TracePoint], title: String, band: Double = 0.05, events: [PlotEvent] = [],
-                              width: Int = 960, height: Int = 420) -> String {
-        let legendRows = events.isEmpty ? 0 : Swift.min(events.count, 12)
-        let ml = 70.0, mr = 20.0, mt = 40.0, mb = 50.0 + Double(legendRows) * 14
-        let totalHeight = height + legendRows * 14
-        let w = Double(width) - ml - mr, h = Double(totalHeight) - mt - mb
-        let t0 = pts.first?.time ?? 0, t1 = Swift.max(t0 + 1e-9, pts.last?.time ?? 1)
-        let (lo0, hi0) = yRange(pts, band: band)
-        let yt = roundTicks(lo0, hi0)
-        let yStep = yt.count > 1 ? yt[1] - yt[0] : 1
-        let lo = Swift.min(lo0, (lo0 / yStep).rounded(.down) * yStep), hi = Swift.max(hi0, (hi0 / yStep).rounded(.up) * yStep)
-        let yTicks = ticks(lo, hi, step: yStep)
-        let span = t1 - t0
-        let (unit, scale) = span >= 7200 ? ("h", 3600.0) : span >= 120 ? ("min", 60.0) : ("s", 1.0)
-        let xt = roundTicks(0, span / scale)
-        let xStep = xt.count > 1 ? xt[1] - xt[0] : 1
-        func x(_ t: Double) -> Double { ml + (t - t0) / (t1 - t0) * w }
-        func y(_ v: Double) -> Double { mt + (hi - v) / (hi - lo) * h }
-        func path(_ values: [(Double, Double)]) -> String {
-            values.map { "\(fixed(x($0.0), 1)),\(fixed(y($0.1), 1))" }.joined(separator: " ")
-        }
-        var svg = """
-        <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(totalHeight)" font-family="sans-serif" font-size="12">
-        <rect width="100%" height="100%" fill="white"/>
-        <text x="\(ml)" y="24" font-size="15">\(escape(title))</text>
-
-        """
-        for v in yTicks { svg += "<line x1=\"\(ml)\" y1=\"\(fixed(y(v), 1))\" x2=\"\(ml + w)\" y2=\"\(fixed(y(v), 1))\" stroke=\"#eee\"/>\n" }
-        // Band: one polygon per run of points with a setpoint.
-        var runs: [[TracePoint]] = [[]]
-        for p in pts { if p.setpoint != nil && p.mode == "regulating" { runs[runs.count - 1].append(p) } else if !runs[runs.count - 1].isEmpty { runs.append([]) } }
-        for r in runs where r.count > 1 {
-            let upper = r.map { ($0.time, $0.setpoint! * (1 + band)) }, lower = r.reversed().map { ($0.time, $0.setpoint! * (1 - band)) }
-            svg += "<polygon points=\"\(path(upper + lower))\" fill=\"#d9f2d9\" stroke=\"none\"/>\n"
-            svg += "<polyline points=\"\(path(r.map { ($0.time, $0.setpoint!) }))\" fill=\"none\" stroke=\"#2e7d32\" stroke-dasharray=\"6 4\"/>\n"
-        }
-        let env = pts.filter { $0.min != nil && $0.max != nil }
-        if env.count > 1 {
-            svg += "<polygon points=\"\(path(env.map { ($0.time, $0.max!) } + env.reversed().map { ($0.time, $0.min!) }))\" fill=\"#c6dbef\" stroke=\"none\"/>\n"
-        }
-        let pp = pts.compactMap { p in p.pressure.map { (p.time, $0) } }
-        if pp.count > 1 { svg += "<polyline points=\"\(path(pp))\" fill=\"none\" stroke=\"#1f4e9c\" stroke-width=\"1.5\"/>\n" }
-        let colours: [PlotEvent.Kind: String] = [.fault: "#d62728", .injection: "#9467bd", .excursion: "#ff7f0e", .setpoint: "#2ca02c", .intervention: "#7f7f7f"]
-        for (i, e) in events.enumerated() where e.time >= t0 && e.time <= t1 {
-            let c = colours[e.kind] ?? "#000"
-            svg += "<line class=\"event-\(e.kind.rawValue)\" x1=\"\(fixed(x(e.time), 1))\" y1=\"\(mt)\" x2=\"\(fixed(x(e.time), 1))\" y2=\"\(fixed(mt + h, 1))\" stroke=\"\(c)\" stroke-dasharray=\"3 2\"><title>\(escape(e.label))</title></line>\n"
-            svg += "<text x=\"\(fixed(x(e.time) + 2, 1))\" y=\"\(fixed(mt + 10 + Double(i % 4) * 11, 1))\" fill=\"\(c)\" font-size=\"10\">\(i + 1)</text>\n"
-        }
-        svg += axes(ml: ml, mt: mt, w: w, h: h, height: height, yLabel: "stack pressure, MPa", xLabel: "run time, \(unit) (0 = \(isoSeconds(t0)) UTC)",
-                    yTicks: yTicks.map { (y($0), tickLabel($0, step: yStep)) },
-                    xTicks: xt.map { (x(t0 + $0 * scale), tickLabel($0, step: xStep)) })
-        svg += "<text x=\"\(fixed(ml + w - 4, 1))\" y=\"\(fixed(mt + 14, 1))\" text-anchor=\"end\" fill=\"#555\">blue: pressure (shaded: loop min–max) · green dashed: setpoint, shaded: ±\(Int((band * 100).rounded())) %</text>\n"
-        for (i, e) in events.prefix(legendRows).enumerated() {
-            let more = i == legendRows - 1 && events.count > legendRows ? " (and \(events.count - legendRows) more: see the report)" : ""
-            svg += "<text x=\"\(ml)\" y=\"\(height + i * 14)\" font-size=\"11\" fill=\"\(colours[e.kind] ?? "#000")\">\(i + 1) \(e.kind.rawValue) at \(fixed((e.time - t0) / scale, xStep < 1 ? 2 : 1)) \(unit): \(escape(String(e.label.prefix(110))))\(more)</text>\n"
-        }
-        return svg + "</svg>\n"
+                              injected: [ClosedRange<Double>] = [], width: Int = 960, height: Int = 420) -> String {
+        RunFigure(points: pts, title: title, band: band, events: events, injected: injected, width: width, height: height).svg()
     }
 
     /// Several pressure traces on one figure (a comparison of channels or run logs):
@@ -420,13 +371,13 @@ public enum SVGReport {
 
     /// Both axes, their tick labels (positions already in pixels) and titles.
     static func axes(ml: Double, mt: Double, w: Double, h: Double, height: Int, yLabel: String, xLabel: String,
-                     yTicks: [(Double, String)], xTicks: [(Double, String)]) -> String {
+                     yTicks: [(Double, String)], xTicks: [(Double, String)], xLabelY: Double? = nil) -> String {
         var svg = "<line x1=\"\(ml)\" y1=\"\(mt + h)\" x2=\"\(ml + w)\" y2=\"\(mt + h)\" stroke=\"black\"/>\n"
         svg += "<line x1=\"\(ml)\" y1=\"\(mt)\" x2=\"\(ml)\" y2=\"\(mt + h)\" stroke=\"black\"/>\n"
-        for (y, label) in yTicks { svg += "<text x=\"\(fixed(ml - 6, 1))\" y=\"\(fixed(y + 4, 1))\" text-anchor=\"end\">\(label)</text>\n" }
-        for (x, label) in xTicks { svg += "<text x=\"\(fixed(x, 1))\" y=\"\(fixed(mt + h + 18, 1))\" text-anchor=\"middle\">\(label)</text>\n" }
+        for (y, label) in yTicks { svg += "<text class=\"tick-y\" x=\"\(fixed(ml - 6, 1))\" y=\"\(fixed(y + 4, 1))\" text-anchor=\"end\">\(label)</text>\n" }
+        for (x, label) in xTicks { svg += "<text class=\"tick-x\" x=\"\(fixed(x, 1))\" y=\"\(fixed(mt + h + 18, 1))\" text-anchor=\"middle\">\(label)</text>\n" }
         svg += "<text x=\"16\" y=\"\(fixed(mt + h / 2, 1))\" transform=\"rotate(-90 16 \(fixed(mt + h / 2, 1)))\" text-anchor=\"middle\">\(escape(yLabel))</text>\n"
-        svg += "<text x=\"\(fixed(ml + w / 2, 1))\" y=\"\(height - 12)\" text-anchor=\"middle\">\(escape(xLabel))</text>\n"
+        svg += "<text x=\"\(fixed(ml + w / 2, 1))\" y=\"\(fixed(xLabelY ?? Double(height - 12), 1))\" text-anchor=\"middle\">\(escape(xLabel))</text>\n"
         return svg
     }
 

@@ -506,9 +506,17 @@ public struct ProgramInfo: Codable, Sendable, Equatable {
     public var stepType: String?
     public var stepElapsedS: Double
     public var setpointMpa: Double?
-    public init(name: String, state: String, step: Int, steps: Int, stepType: String?, stepElapsedS: Double, setpointMpa: Double?) {
+    /// What the program started from: the pressure its first ramp begins at, MPa;
+    /// `setpoint` (the channel was regulating) or `measured_pressure` (it was not); and
+    /// the channel's mode then.
+    public var startedFromMpa: Double?
+    public var startedFrom: String?
+    public var startedInMode: String?
+    public init(name: String, state: String, step: Int, steps: Int, stepType: String?, stepElapsedS: Double, setpointMpa: Double?,
+                startedFromMpa: Double? = nil, startedFrom: String? = nil, startedInMode: String? = nil) {
         self.name = name; self.state = state; self.step = step; self.steps = steps
         self.stepType = stepType; self.stepElapsedS = stepElapsedS; self.setpointMpa = setpointMpa
+        self.startedFromMpa = startedFromMpa; self.startedFrom = startedFrom; self.startedInMode = startedInMode
     }
 }
 

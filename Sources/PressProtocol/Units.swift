@@ -62,8 +62,40 @@ public struct Quantity: Equatable, Sendable {
     }
 }
 
+extension Quantity {
+    /// A pressure given to one of pressctl's options (`sweep --from`, `tune --excursion`,
+    /// `run set --preparation-pressure`, …), in MPa: with a unit as `set` takes it — a
+    /// force converted through `cellArea` (cm²), refused where there is none (a
+    /// preparation or supply pressure) — or a bare number in MPa, the option's own unit.
+    public static func pressureMPa(parsing text: String, cellArea: Double?) throws(QuantityError) -> Double {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        if let v = Double(t), v.isFinite { return v }
+        let q = try Quantity(parsing: t)
+        guard !q.unit.isForce else {
+            guard let area = cellArea, area > 0 else { throw .forceNotPressure(text) }
+            return q.unit.toMPa(q.value, cellArea: area)
+        }
+        return q.unit.toMPa(q.value, cellArea: 1)
+    }
+
+    /// A ramp rate in MPa/s: a pressure unit per second or per minute (`0.5MPa/s`,
+    /// `5bar/s`, `6MPa/min`), or a bare number in MPa/s.
+    public static func rateMPaPerS(parsing text: String) throws(QuantityError) -> Double {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        if let v = Double(t), v.isFinite { return v }
+        for (suffix, seconds) in [("/s", 1.0), ("/min", 60.0)] where t.hasSuffix(suffix) {
+            return try pressureMPa(parsing: String(t.dropLast(suffix.count)), cellArea: nil) / seconds
+        }
+        throw .notARate(text)
+    }
+}
+
 public enum QuantityError: Error, Equatable, CustomStringConvertible {
     case missingUnit(String), badNumber(String), unknownUnit(String)
+    /// A force (`500N`) where only a pressure makes sense (no cell area applies).
+    case forceNotPressure(String)
+    /// Not a rate: a pressure per second or minute (`0.5MPa/s`, `6MPa/min`).
+    case notARate(String)
     /// The right letters in the wrong case (`mpa`, `KN`), with the unit meant.
     case wrongCase(String, meant: SetpointUnit)
     /// `5,0MPa`: a decimal comma, with the same value written with a point.
@@ -78,6 +110,8 @@ public enum QuantityError: Error, Equatable, CustomStringConvertible {
             let milli = u == "mPa" ? " ('mPa' is a millipascal)" : ""
             return "unknown unit '\(u)': units are case-sensitive\(milli); did you mean \(meant.rawValue)?"
         case .decimalComma(let t, let s): return "'\(t)' uses a decimal comma; write \(s)"
+        case .forceNotPressure(let t): return "'\(t)' is a force; this takes a pressure (MPa, kPa, Pa, bar, psi; a bare number is MPa)"
+        case .notARate(let t): return "'\(t)' is not a rate: write e.g. 0.5MPa/s, 5bar/s or 6MPa/min (a bare number is MPa/s)"
         }
     }
 }

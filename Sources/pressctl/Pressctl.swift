@@ -30,14 +30,19 @@ struct Connection: ParsableArguments {
     @Option(name: .customLong("ssh-command"), help: "The ssh program and its options for -H (default: $PRESSCTL_SSH, else ssh).")
     var sshCommand: String?
 
+    /// Connects, or prints why not and exits (see `fail`).
     func connect() throws -> ControlClient {
-        if host != nil { return try connectRemote() }
+        do { return try open() } catch let e as ClientError { fail(e) }
+    }
+
+    /// Connects, or throws why not (a `ClientError`; a usage error as `ValidationError`).
+    func open() throws -> ControlClient {
+        if host != nil { return try openRemote() }
         let path = socket ?? SocketPath.resolveClient()
         if socket == nil, SocketPath.isPerUserDefault(path), let why = SocketPath.untrustedDirectoryReason(of: path) {
-            fail(.untrustedDirectory(path: path, reason: why))
+            throw ClientError.untrustedDirectory(path: path, reason: why)
         }
-        do { return try ControlClient(path: path) }
-        catch { fail(error) }
+        return try ControlClient(path: path)
     }
 
     /// The channel to act on: `--channel`, or the only channel when there is one.
@@ -225,13 +230,15 @@ struct Status: ParsableCommand {
         for a in s.alarms ?? [] { print("ALARM: \(a)") }
         print([pad("CH", 4), pad("MODE", 11), pad("SETPOINT MPa", 13), pad("PRESSURE MPa", 13), pad("ERROR", 9), pad("FORCE N", 9), pad("OUTPUT", 16), pad("T °C", 6), "FAULTS"].joined())
         for ch in s.channels {
-            // A released or holding channel is not regulated: no setpoint, no error.
-            let regulated = ch.mode == "regulating"
-            var err = "—"
-            if regulated, let sp = ch.setpointMpa, let p = ch.pressureMpa, sp > 0 { err = String(format: "%+.2f%%", (p - sp) / sp * 100) }
+            // A released or holding channel is not regulated: no setpoint, no error. While
+            // ramping, the setpoint in force is the working one: shown, and the error is
+            // against it (the target is named on the next line).
             let faults = ch.faults.isEmpty ? "—" : ch.faults.map { $0.code + ($0.active ? "" : " (cleared, ack)") }.joined(separator: ", ")
-            print([pad(ch.name, 4), pad(ch.mode, 11), pad(regulated ? f(ch.setpointMpa) : "—", 13), pad(f(ch.pressureMpa) + (ch.stale ? "!" : ""), 13),
-                   pad(err, 9), pad(f(ch.forceN, 1), 9), pad("\(f(ch.output, 3)) \(ch.outputUnit)", 16), pad(f(ch.temperatureC, 1), 6), faults].joined())
+            print([pad(ch.name, 4), pad(ch.mode, 11), pad(ch.setpointText, 13), pad(f(ch.pressureMpa) + (ch.stale ? "!" : ""), 13),
+                   pad(ch.errorText, 9), pad(f(ch.forceN, 1), 9), pad("\(f(ch.output, 3)) \(displayUnit(ch.outputUnit))", 16), pad(f(ch.temperatureC, 1), 6), faults].joined())
+            if let target = ch.rampTarget {
+                print("     ramping to \(f(target)) MPa: SETPOINT is the working setpoint on the way, ERROR is against it")
+            }
             for flt in ch.faults { print("     \(flt.code): \(flt.message)") }
             if let r = ch.interfacialResistanceOhmCm2 {
                 print("     interfacial resistance \(f(r, 1)) Ω·cm²" + (ch.interfacialResistanceAgeS.map { ", acquired \(humanDuration($0)) ago" } ?? "")
@@ -245,7 +252,7 @@ struct Status: ParsableCommand {
                 print("     excursions since start: \(x.count)\(x.brief.map { " (\($0) brief, not logged)" } ?? ""), \(f(x.timeOutOfBandS, 1)) s out of band, longest \(f(x.longestS, 1)) s, worst \(f(x.worstAbsErrorMpa)) MPa")
             }
             if let k = ch.control {
-                print("     " + controlLine(k, unit: ch.outputUnit))
+                print("     " + controlLine(k, unit: displayUnit(ch.outputUnit)))
                 if let s = k.sweep { print("     sweep: level \(s.level + 1)/\(s.levels) at \(f(s.setpointMpa)) MPa, \(s.pointsMeasured) measured") }
                 if let r = k.lastSweep, let csp = r.cspMpa {
                     print("     last sweep: CSP \(f(csp)) MPa (95 % \(f(r.cspLowMpa))–\(f(r.cspHighMpa)))")
@@ -266,7 +273,7 @@ struct SetCommand: ParsableCommand {
         abstract: "Regulate a channel to a stack pressure (or force).",
         discussion: "VALUE takes a unit, spelt exactly (case-sensitive: mPa would be a millipascal): MPa, kPa, Pa, bar, psi, or N / kN (converted through the channel's cell area). Examples: 5MPa, 50bar, 500N.")
     @Argument(help: "Target with unit, e.g. 5MPa.", completion: Completions.quantity) var value: String
-    @Option(name: .long, help: "Ramp rate for this change, MPa/s (default: the channel's configured ramp).") var ramp: Double?
+    @Option(name: .long, help: "Ramp rate for this change: 0.5MPa/s, 5bar/s, 6MPa/min, or a bare number in MPa/s (default: the channel's configured ramp).") var ramp: String?
     @OptionGroup var conn: Connection
 
     /// The unit is checked here, so that an error prints this command's usage line.
@@ -276,13 +283,15 @@ struct SetCommand: ParsableCommand {
         if q.value < 0 {
             throw ValidationError("'\(value)' is negative: a stack pressure or force pushes on the cell, so it is ≥ 0; to take the load off, use 'pressctl release'")
         }
+        if let ramp { do { _ = try Quantity.rateMPaPerS(parsing: ramp) } catch { throw ValidationError("--ramp: \(error)") } }
     }
 
     func run() throws {
         let q = try Quantity(parsing: value)
+        let rate = try ramp.map { text in try Quantity.rateMPaPerS(parsing: text) }
         let c = try conn.connect()
         let ch = try conn.requireChannel(c)
-        let r = call(c, "set", SetParams(channel: ch, value: q.value, unit: q.unit.rawValue, rampMpaPerS: ramp), as: SetResult.self)
+        let r = call(c, "set", SetParams(channel: ch, value: q.value, unit: q.unit.rawValue, rampMpaPerS: rate), as: SetResult.self)
         if conn.json { return printJSON(r) }
         print("\(r.channel): setpoint \(f(r.setpointMpa)) MPa" + (r.rampMpaPerS.map { ", ramp \($0) MPa/s" } ?? ", step"))
     }
@@ -328,12 +337,19 @@ struct Ack: ParsableCommand {
 struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show live pressure, setpoint and the ±5 % band (Ctrl-C to stop).",
-        discussion: "On a terminal, --plot draws a scrolling chart of one channel (pressure ●, setpoint ─, band ┄).")
+        discussion: """
+        On a terminal, --plot draws a scrolling chart of one channel (pressure ●, setpoint ─, band ┄). \
+        When pressd goes away (a restart, a reboot), --reconnect waits for it, says so, and goes on watching; it is \
+        the default when the output is not a terminal (a log file, nohup), from the first connection on. \
+        --no-reconnect ends with exit status 3 instead.
+        """)
     @Option(name: .long, help: "Updates per second.") var rate: Double = 5
     @Option(name: .long, help: "Stop after this many updates (default: run until interrupted).") var count: Int?
     @Flag(name: .long, help: "Draw a live chart of the channel (needs --channel when there are several).") var plot = false
     @Option(name: .long, help: "Chart size, columns x rows (default: the terminal's).") var size: String?
     @Option(name: .long, help: "Time span the chart shows: 90s, 10m, 2h (default 2m).") var window: String = "2m"
+    @Flag(inversion: .prefixedNo, help: "When pressd goes away, wait for it and go on (also at start). Default: on when the output is not a terminal, after the first connection.")
+    var reconnect: Bool?
     @OptionGroup var conn: Connection
 
     func validate() throws {
@@ -350,25 +366,44 @@ struct Watch: ParsableCommand {
     static func seconds(_ text: String) -> Double? { parseDuration(text) ?? Double(text) }
 
     func run() throws {
-        let c = try conn.connect()
         // A live chart needs a terminal. Piped, plain lines — or, with an explicit
         // --size, one chart after another without screen-clearing codes.
         let terminal = isatty(STDOUT_FILENO) == 1
+        let reconnecting = reconnect ?? !terminal
+        let clock = DateFormatter()
+        clock.dateFormat = "HH:mm:ss.SS"
+        // Notes about the connection: on standard output between plain lines (a log of
+        // the watch shows the gap), on standard error beside JSON or a chart.
+        let note = { (text: String) in
+            if conn.json || self.plot { FileHandle.standardError.write(Data("pressctl: \(text)\n".utf8)) }
+            else { print("\(clock.string(from: Date()))  \(text)"); fflush(nil) }
+        }
+        var c = reconnect == true ? try Watch.waitForDaemon(conn, since: nil, note: note) : try conn.connect()
         let plot = self.plot && (terminal || size != nil)
         if self.plot && !plot { FileHandle.standardError.write(Data("pressctl: standard output is not a terminal: plain lines instead of --plot (give --size to print charts)\n".utf8)) }
         let span = Watch.seconds(window) ?? 120
-        let clock = DateFormatter()
-        clock.dateFormat = "HH:mm:ss.SS"
         let plotChannel = plot ? try conn.requireChannel(c) : nil
         let channels = (plotChannel ?? conn.channel).map { [$0] }
-        _ = call(c, "subscribe", SubscribeParams(channels: channels, rateHz: rate), as: SubscribeResult.self)
-        c.setTimeout(max(5, 3 / rate))
+        let subscribe = { (c: ControlClient) in
+            _ = call(c, "subscribe", SubscribeParams(channels: channels, rateHz: rate), as: SubscribeResult.self)
+            c.setTimeout(max(5, 3 / rate))
+        }
+        subscribe(c)
         var n = 0
         var history: [TracePoint] = []
         let (cols, rows) = terminalSize()
         while count.map({ n < $0 }) ?? true {
             let e: SampleEvent
-            do { e = try c.nextEvent() } catch { fail(error) }
+            do { e = try c.nextEvent() } catch {
+                // A remote error (an unknown channel…) or a protocol error ends the watch;
+                // a lost connection is waited out when reconnecting.
+                guard reconnecting, Watch.isConnectionLoss(error) else { fail(error) }
+                note("connection to pressd lost (\(error)); waiting for pressd to come back (Ctrl-C to stop)")
+                c = try Watch.waitForDaemon(conn, since: Date(), note: note)
+                subscribe(c)
+                history.removeAll() // the daemon's loop time starts again at 0
+                continue
+            }
             n += 1
             if conn.json {
                 // JSON lines: one envelope per update.
@@ -377,11 +412,12 @@ struct Watch: ParsableCommand {
                 continue
             }
             if plot, let ch = e.channels.first {
-                history.append(TracePoint(time: ch.timeS, pressure: ch.pressureMpa, setpoint: ch.setpointMpa, mode: ch.mode))
+                history.append(TracePoint(time: ch.timeS, pressure: ch.pressureMpa, setpoint: ch.setpointInForce ?? ch.setpointMpa, mode: ch.mode))
                 // The window's span, at most 20 000 points (a 10 min window at 5 Hz is 3 000).
                 if let cut = history.firstIndex(where: { $0.time >= ch.timeS - span }), cut > 0 { history.removeFirst(cut) }
                 if history.count > 20_000 { history.removeFirst(history.count - 20_000) }
-                let title = "\(ch.name) \(ch.mode)  \(f(ch.pressureMpa)) / \(f(ch.setpointMpa)) MPa  \(ch.inBand ? "in band" : "OUT OF BAND")"
+                let title = "\(ch.name) \(ch.mode)  \(f(ch.pressureMpa)) / \(f(ch.setpointInForce ?? ch.setpointMpa)) MPa"
+                    + (ch.rampTarget.map { "  ramping to \(f($0)) MPa" } ?? (ch.inBand ? "  in band" : "  OUT OF BAND"))
                     + (ch.faults.isEmpty ? "" : "  FAULT " + ch.faults.map(\.code).joined(separator: ","))
                 let lines = TerminalPlot.render(history, width: cols, height: rows - 1, title: title, window: span)
                 print((terminal ? "\u{1B}[H\u{1B}[2J" : "\n") + lines.joined(separator: "\n"))
@@ -390,14 +426,50 @@ struct Watch: ParsableCommand {
             }
             let parts = e.channels.map { ch -> String in
                 let p = f(ch.pressureMpa)
-                let sp = ch.setpointMpa.map { f($0) } ?? "—"
-                let band = ch.setpointMpa == nil ? " " : (ch.inBand ? "✓" : "✗")
+                // The setpoint in force; while ramping, the working one and the target.
+                let sp = (ch.setpointInForce ?? ch.setpointMpa).map { f($0) } ?? "—"
+                let band = ch.rampTarget != nil ? ch.rampArrow : ch.setpointMpa == nil ? " " : (ch.inBand ? "✓" : "✗")
+                if let target = ch.rampTarget {
+                    return "\(ch.name) \(pad(ch.mode, 10)) \(p)/\(sp) MPa → \(f(target)) \(band) \(bar(ch))" + (ch.faults.isEmpty ? "" : " FAULT:" + ch.faults.map(\.code).joined(separator: ","))
+                }
                 let flt = ch.faults.isEmpty ? "" : " FAULT:" + ch.faults.map(\.code).joined(separator: ",")
                 return "\(ch.name) \(pad(ch.mode, 10)) \(p)/\(sp) MPa \(band) \(bar(ch))\(flt)"
             }
             let t = clock.string(from: Date())
             print("\(t)  " + parts.joined(separator: "   ") + (e.dropped > 0 ? "  (\(e.dropped) dropped)" : ""))
             fflush(nil)
+        }
+    }
+
+    /// True for errors that mean pressd went away (or is not there yet), not that it
+    /// refused something.
+    static func isConnectionLoss(_ error: ClientError) -> Bool {
+        switch error {
+        case .notRunning, .io, .unreachable, .onRig: return true
+        case .permissionDenied, .untrustedDirectory, .pathTooLong, .protocolViolation, .remote: return false
+        }
+    }
+
+    /// Connects, retrying every 0.5…5 s while pressd is not there, with a note when it
+    /// starts waiting (at start; a lost connection has its own), once a minute while it
+    /// waits, and when pressd is back. Any other error ends pressctl as usual.
+    static func waitForDaemon(_ conn: Connection, since: Date?, note: (String) -> Void) throws -> ControlClient {
+        let start = since ?? Date()
+        var delay = 0.5, lastNote = Date(), noted = since != nil
+        while true {
+            do {
+                let c = try conn.open()
+                if noted { note("pressd is back after \(humanDuration(Date().timeIntervalSince(start))); watching again") }
+                return c
+            } catch let e as ClientError {
+                guard isConnectionLoss(e) else { fail(e) }
+                if !noted { note("pressd is not reachable (\(e)); waiting for pressd (Ctrl-C to stop)"); noted = true; lastNote = Date() }
+                else if Date().timeIntervalSince(lastNote) >= 60 {
+                    note("still waiting for pressd (\(humanDuration(Date().timeIntervalSince(start))))"); lastNote = Date()
+                }
+            }
+            Thread.sleep(forTimeInterval: delay)
+            delay = min(5, delay * 2)
         }
     }
 
@@ -409,10 +481,10 @@ struct Watch: ParsableCommand {
         return (100, 30)
     }
 
-    /// A 21-character bar: the ±5 % band around the setpoint, '|' at the setpoint and
+    /// A 21-character bar: the ±5 % band around the setpoint in force, '|' at it and
     /// '*' at the pressure (clamped to ±10 %).
     func bar(_ ch: ChannelStatus) -> String {
-        guard let sp = ch.setpointMpa, sp > 0, let p = ch.pressureMpa else { return "" }
+        guard let sp = ch.setpointInForce ?? ch.setpointMpa, sp > 0, let p = ch.pressureMpa else { return "" }
         var cells = Array(repeating: Character("·"), count: 21)
         for i in 5...15 { cells[i] = "-" }
         cells[10] = "|"
@@ -487,11 +559,11 @@ struct Sim: ParsableCommand {
         abstract: "Inject a disturbance into the simulated rig (simulator backend only).",
         discussion: "For training and tests: e.g. 'pressctl sim --channel A --thickness-step-um 40' swells the cell by 40 µm at once.")
     // `.unconditional`: a negative value (`--force-bias -20`) is a value, not an option.
-    @Option(name: .long, parsing: .unconditional, help: "Add this bias to the load-cell reading, N.") var forceBias: Double?
+    @Option(name: .long, parsing: .unconditional, help: "Add this bias to the load-cell reading: 20N, 1.6kN, or a bare number in N.") var forceBias: String?
     @Option(name: .long, help: "Load-cell sensitivity error: reading = force × gain + bias.") var forceGain: Double?
     @Option(name: .long, help: "Disconnect (true) or reconnect (false) the load cell.") var sensorDisconnected: Bool?
     @Option(name: .long, parsing: .unconditional, help: "Ambient temperature, °C.") var ambient: Double?
-    @Option(name: .long, help: "Pneumatic supply pressure, MPa.") var supply: Double?
+    @Option(name: .long, help: "Pneumatic supply pressure: 0.6MPa, 6bar, or a bare number in MPa.") var supply: String?
     @Option(name: .long, parsing: .unconditional, help: "Cycler current, mA.") var current: Double?
     @Option(name: .long, help: "Cycler period (charge + discharge), s; 0 = constant current.") var cyclePeriod: Double?
     @Option(name: .long, parsing: .unconditional, help: "Sudden cell thickness change, µm.") var thicknessStepUm: Double?
@@ -501,13 +573,27 @@ struct Sim: ParsableCommand {
     @Option(name: .long, help: "Force a soft short: a shunt of this many Ω across the cell.") var shortOhm: Double?
     @OptionGroup var conn: Connection
 
+    func validate() throws {
+        try validatePressureOption(supply, "--supply", forceAllowed: false)
+        if let forceBias { _ = try forceOption(forceBias, "--force-bias", area: { 1 }) }
+    }
+
     func run() throws {
         let c = try conn.connect()
-        let p = SimInjectParams(channel: try conn.requireChannel(c), forceBiasN: forceBias, forceGain: forceGain, sensorDisconnected: sensorDisconnected,
-                                ambientC: ambient, supplyMpa: supply, currentMa: current, cyclePeriodS: cyclePeriod, thicknessStepUm: thicknessStepUm,
+        let ch = try conn.requireChannel(c)
+        let bias = try forceBias.map { try forceOption($0, "--force-bias", area: { cellArea(c, ch) }) }
+        let p = SimInjectParams(channel: ch, forceBiasN: bias, forceGain: forceGain, sensorDisconnected: sensorDisconnected,
+                                ambientC: ambient, supplyMpa: try supply.map { try pressureOption($0, "--supply") }, currentMa: current,
+                                cyclePeriodS: cyclePeriod, thicknessStepUm: thicknessStepUm,
                                 stallS: stall, emergencyStop: emergencyStop, charging: charging, shortOhm: shortOhm)
         let r = call(c, "sim_inject", p, as: OkResult.self)
-        conn.json ? printJSON(r) : print("ok")
+        if conn.json { return printJSON(r) }
+        // What was done, with units: the request as the daemon took it.
+        let enc = JSONEncoder()
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        let sent = (try? JSONSerialization.jsonObject(with: enc.encode(p))) as? [String: Any] ?? [:]
+        let what = SimVocabulary.describe(sent)
+        print("\(ch) (simulated rig): " + (what.isEmpty ? "nothing to change (give a disturbance, see --help)" : what))
     }
 }
 

@@ -29,6 +29,15 @@ struct Program: ParsableCommand {
             let c = try conn.connect()
             let r = call(c, "program_start", ProgramStartParams(channel: try conn.requireChannel(c), program: text, source: file), as: ProgramResult.self)
             Program.show(r, json: conn.json)
+            if !conn.json, let p = r.program, let from = p.startedFromMpa {
+                // What its first ramp begins at: a technician starting from a released
+                // channel must not read a setpoint out of nowhere.
+                if p.startedFrom == "setpoint" {
+                    print("\(r.channel): starts from the setpoint \(f(from)) MPa")
+                } else {
+                    print("\(r.channel): starts from the measured pressure \(f(from)) MPa (\(r.channel) was \(p.startedInMode ?? "not regulating")): its first ramp begins there")
+                }
+            }
         }
     }
 
@@ -196,30 +205,40 @@ struct Run: ParsableCommand {
         @Option(help: "Cell identifier.") var cellId: String?
         @Option(help: "Electrolyte family or full chemistry, e.g. sulfide / Li|Li6PS5Cl|NMC811.") var chemistry: String?
         @Option(help: "Free-text operator note.") var note: String?
-        @Option(help: "Preparation (fabrication) pressure, MPa: not the stack pressure.") var preparationPressure: Double?
-        @Option(help: ArgumentHelp("A preparation step, repeatable: COMPONENT,PRESSURE_MPA[,HOLD_S[,TEMP_C]], e.g. \"Li6PS5Cl separator,375,300,25\".",
+        @Option(help: "Preparation (fabrication) pressure, not the stack pressure: 375MPa, 3750bar, or a bare number in MPa.") var preparationPressure: String?
+        @Option(help: ArgumentHelp("A preparation step, repeatable: COMPONENT,PRESSURE[,HOLD_S[,TEMP_C]] (the pressure with a unit, or a bare number in MPa), e.g. \"Li6PS5Cl separator,375MPa,300,25\".",
                                    valueName: "step"))
         var preparation: [String] = []
         @OptionGroup var conn: Connection
 
-        /// Parses COMPONENT,PRESSURE_MPA[,HOLD_S[,TEMP_C]] (the component may itself hold commas: numbers are read from the right).
+        /// Parses COMPONENT,PRESSURE[,HOLD_S[,TEMP_C]] (the component may itself hold commas: numbers are read from the
+        /// right; the pressure, the first of them, may carry a unit).
         static func step(_ text: String) throws -> PreparationStepInfo {
             var parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             var numbers: [Double] = []
             while parts.count > 1, numbers.count < 3, let v = Double(parts.last!) { numbers.insert(v, at: 0); parts.removeLast() }
+            // The pressure with its unit (375MPa): the field before the plain numbers.
+            if parts.count > 1, numbers.count < 3, let last = parts.last, last.first?.isNumber == true, Double(last) == nil {
+                numbers.insert(try pressureOption(last, "--preparation '\(text)'"), at: 0)
+                parts.removeLast()
+            }
             let component = parts.joined(separator: ",")
             guard !component.isEmpty, let p = numbers.first, p > 0 else {
-                throw ValidationError("--preparation '\(text)': expected COMPONENT,PRESSURE_MPA[,HOLD_S[,TEMP_C]], e.g. \"Li6PS5Cl separator,375,300,25\"")
+                throw ValidationError("--preparation '\(text)': expected COMPONENT,PRESSURE[,HOLD_S[,TEMP_C]], e.g. \"Li6PS5Cl separator,375MPa,300,25\"")
             }
             if numbers.count > 1, numbers[1] < 0 { throw ValidationError("--preparation '\(text)': the hold time must be ≥ 0 s") }
             return PreparationStepInfo(component: component, pressureMpa: p, holdS: numbers.count > 1 ? numbers[1] : nil, temperatureC: numbers.count > 2 ? numbers[2] : nil)
         }
 
-        func validate() throws { _ = try preparation.map(Self.step) }
+        func validate() throws {
+            _ = try preparation.map(Self.step)
+            try validatePressureOption(preparationPressure, "--preparation-pressure", forceAllowed: false)
+        }
 
         func run() throws {
             let c = try conn.connect()
-            var m = RunMetadataInfo(cellId: cellId, chemistry: chemistry, operatorNote: note, preparationPressureMpa: preparationPressure)
+            let pressure = try preparationPressure.map { try pressureOption($0, "--preparation-pressure") }
+            var m = RunMetadataInfo(cellId: cellId, chemistry: chemistry, operatorNote: note, preparationPressureMpa: pressure)
             let steps = try preparation.map(Self.step)
             m.preparation = steps.isEmpty ? nil : steps
             let r = call(c, "run_set", RunSetParams(channel: try conn.requireChannel(c), metadata: m), as: RunResult.self)

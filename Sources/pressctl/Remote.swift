@@ -14,12 +14,11 @@ extension Connection {
     /// `-H a,b,…`: more than one rig.
     var isFleet: Bool { ((try? rigs()) ?? []).count > 1 }
 
-    /// Connects to the one rig named with `-H` through ssh.
-    func connectRemote() throws -> ControlClient {
+    /// Connects to the one rig named with `-H` through ssh, or throws why not.
+    func openRemote() throws -> ControlClient {
         let rigs = try rigs()
         guard rigs.count == 1 else { throw ValidationError("-H with several rigs works with 'status' only; name one rig for this command") }
-        do { return try RemoteRig.connect(rigs[0], socket: socket, ssh: RemoteRig.sshCommand(sshCommand)) }
-        catch { fail(error) }
+        return try RemoteRig.connect(rigs[0], socket: socket, ssh: RemoteRig.sshCommand(sshCommand))
     }
 }
 
@@ -110,12 +109,9 @@ struct FleetStatus {
                     continue
                 }
                 for ch in s.channels {
-                    let regulated = ch.mode == "regulating"
-                    var err = "—"
-                    if regulated, let sp = ch.setpointMpa, let p = ch.pressureMpa, sp > 0 { err = String(format: "%+.2f%%", (p - sp) / sp * 100) }
                     let faults = ch.faults.isEmpty ? "—" : ch.faults.map { $0.code + ($0.active ? "" : " (cleared, ack)") }.joined(separator: ", ")
-                    print([pad(e.rig, width), pad(ch.name, 4), pad(ch.mode, 11), pad(regulated ? f(ch.setpointMpa) : "—", 13),
-                           pad(f(ch.pressureMpa) + (ch.stale ? "!" : ""), 13), pad(err, 9), faults].joined())
+                    print([pad(e.rig, width), pad(ch.name, 4), pad(ch.mode, 11), pad(ch.setpointText, 13),
+                           pad(f(ch.pressureMpa) + (ch.stale ? "!" : ""), 13), pad(ch.errorText, 9), faults].joined())
                 }
             }
             let down = entries.filter { $0.status == nil }.count

@@ -170,12 +170,7 @@ func describeRequest(_ detail: String) -> String {
     case "calibrate": text = "calibrate the load cell (\(str("action") ?? "?"))"
     case "reload": text = "reload the configuration"
     case "sim_inject":
-        let names = ["force_bias_n": "load-cell force bias (N)", "force_gain": "load-cell gain", "sensor_disconnected": "sensor disconnected",
-                     "ambient_c": "ambient (°C)", "supply_mpa": "air supply (MPa)", "current_ma": "cycler current (mA)", "cycle_period_s": "cycle period (s)",
-                     "thickness_step_um": "cell thickness step (µm)", "stall_s": "sensor stall (s)", "emergency_stop": "emergency stop",
-                     "charging": "charging", "short_ohm": "soft short (Ω)"]
-        let keys = p.keys.filter { $0 != "channel" }.sorted()
-        text = "inject into the simulated rig: " + keys.map { k in "\(names[k] ?? k) \(num(k) ?? (p[k] as? Bool).map { $0 ? "on" : "off" } ?? "?")" }.joined(separator: ", ")
+        text = "inject into the simulated rig: " + SimVocabulary.describe(p)
     default:
         text = m + (p.isEmpty ? "" : " (" + p.keys.sorted().map { "\($0) \(p[$0]!)" }.joined(separator: ", ") + ")")
     }
@@ -437,7 +432,11 @@ struct Report: ParsableCommand {
         let iso = ISO8601DateFormatter()
         let title = "pressd channel \(data.channel): \(iso.string(from: Date(timeIntervalSince1970: s))) – \(iso.string(from: Date(timeIntervalSince1970: u)))"
         let stem = (output as NSString).lastPathComponent
-        try SVGReport.render(data.rows.map(\.point), title: title, band: (data.descriptor?.bandPercent ?? 5) / 100, events: report.plotEvents)
+        // The figure's caption is in one time base, run time from the first sample (its
+        // UTC time in the axis title), so the title does not repeat the window.
+        let figureTitle = "Stack pressure, channel \(data.channel)" + (report.cell.cellId.map { ", cell \($0)" } ?? "")
+        try SVGReport.render(data.rows.map(\.point), title: figureTitle, band: (data.descriptor?.bandPercent ?? 5) / 100, events: report.plotEvents,
+                             injected: report.excludedIntervals.map { $0.from...max($0.from, $0.until) })
             .write(toFile: output + ".svg", atomically: true, encoding: .utf8)
         try Report.markdown(report, title: title, svg: stem + ".svg").write(toFile: output + ".md", atomically: true, encoding: .utf8)
         let enc = JSONEncoder()
@@ -469,6 +468,8 @@ struct Report: ParsableCommand {
         \(mdText(title)) (read from \(r.source == "daemon" ? "the daemon" : "the run log in a state directory, without a daemon"))
 
         ![pressure](\(svg))
+
+        *Stack pressure against run time from the window's first sample (its UTC time in the axis title); the y axis spans the regulated data: injected readings and trips are shaded, what went beyond the axis marked at its edge; events numbered above the plot and listed below it.*
 
         ## Cell
 

@@ -7,7 +7,9 @@ struct Sweep: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Find the critical stack pressure: step through a pressure window measuring interfacial resistance (admin).",
         discussion: """
-        The channel must be regulating and have an interfacial-resistance signal. The sweep takes over the setpoint, \
+        The channel must be regulating. Its interfacial resistance may still be on its way (pushed by an analyser's \
+        software, or an analyser's first spectrum): the sweep starts and each level waits for its measurements. The \
+        sweep takes over the setpoint, \
         goes to --from, then steps to --to in --steps levels (--direction down: from > to, the default; up: from < to; \
         down-up: from > to, down to --to and back up to --from, the turning level measured once), dwelling --dwell \
         seconds at each. Resistance is averaged over the measurements acquired in the second half of the dwell, each \
@@ -30,11 +32,11 @@ struct Sweep: ParsableCommand {
         down from the top, at which resistance does not grow, bracketed by the next lower level. Needs --dwell ≥ 120 \
         (minutes to hours in practice) and --min-measurements ≥ 3. Exit status 1 when refused or aborted.
         """)
-    @Option(help: "First pressure, MPa (the sweep starts here).") var from: Double?
-    @Option(help: "Last pressure of the first leg, MPa.") var to: Double?
+    @Option(help: "First pressure (the sweep starts here): 8MPa, 80bar, a force through the cell area (800N), or a bare number in MPa.") var from: String?
+    @Option(help: "Last pressure of the first leg, with a unit as for --from.") var to: String?
     @Option(help: "Pressure levels of one leg including both ends (≥ 6).") var steps: Int?
     @Option(help: "Seconds at each level.") var dwell: Double?
-    @Option(name: .customLong("return"), help: "Setpoint when the sweep ends, MPa (default: --from).") var returnTo: Double?
+    @Option(name: .customLong("return"), help: "Setpoint when the sweep ends, with a unit as for --from (default: --from).") var returnTo: String?
     @Option(help: "Distinct resistance measurements each level needs, acquired after it settled (default 3).") var minMeasurements: Int?
     @Option(help: "Seconds past the dwell to wait for them before aborting (default 900).") var measurementTimeout: Double?
     @Option(help: "down (default), up, or down-up.") var direction: String?
@@ -45,6 +47,12 @@ struct Sweep: ParsableCommand {
     @Flag(help: "Start and return at once (follow with 'pressctl status').") var noWait = false
     @OptionGroup var conn: Connection
 
+    func validate() throws {
+        try validatePressureOption(from, "--from")
+        try validatePressureOption(to, "--to")
+        try validatePressureOption(returnTo, "--return")
+    }
+
     func run() throws {
         let c = try conn.connect()
         let ch = try conn.requireChannel(c)
@@ -52,15 +60,24 @@ struct Sweep: ParsableCommand {
             let r = call(c, "sweep", SweepParams(channel: ch, action: .cancel), as: ActionResult.self)
             return conn.json ? printJSON(r) : print("\(r.channel): sweep cancelled")
         }
-        guard let from, let to else { throw ValidationError("--from and --to are required") }
+        guard let fromText = from, let toText = to else { throw ValidationError("--from and --to are required") }
+        let area = { cellArea(c, ch) }
+        let from = try pressureOption(fromText, "--from", area: area), to = try pressureOption(toText, "--to", area: area)
+        let returnTo = try returnTo.map { try pressureOption($0, "--return", area: area) }
         let dir = direction.map { $0.replacingOccurrences(of: "-", with: "_") }
         if let d = dir, !["down", "up", "down_up"].contains(d) { throw ValidationError("--direction is down, up or down-up") }
         if let k = sweepProtocol, !["static", "dynamic"].contains(k) { throw ValidationError("--protocol is static or dynamic") }
-        let before = call(c, "status", OptionalChannelParams(channel: ch), as: StatusResult.self).channels.first?.control?.lastSweep
+        let present = call(c, "status", OptionalChannelParams(channel: ch), as: StatusResult.self).channels.first
+        let before = present?.control?.lastSweep
         let r = call(c, "sweep", SweepParams(channel: ch, action: .start, fromMpa: from, toMpa: to, steps: steps, dwellS: dwell, returnMpa: returnTo,
                                                    minMeasurements: minMeasurements, measurementTimeoutS: measurementTimeout,
                                                    direction: dir, sweepProtocol: sweepProtocol, margin: margin, growthThresholdPerH: growthThreshold),
                      as: ActionResult.self)
+        if !conn.json, present?.interfacialResistanceOhmCm2 == nil {
+            // Fed by pushes or an analyser whose first result is still to come.
+            print("\(ch): no interfacial-resistance measurement yet: each level waits for pushed results ('pressctl push') or analysed "
+                  + "spectra (spectra_dir); the sweep aborts if a level has none within \(f(measurementTimeout ?? 900, 0)) s past its dwell")
+        }
         if noWait { return conn.json ? printJSON(r) : print("\(r.channel): sweep started") }
         var shown = 0
         while true {

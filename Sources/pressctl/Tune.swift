@@ -14,16 +14,19 @@ struct Tune: ParsableCommand {
         reason is printed. Exit status 1 when it fails or is refused.
         """)
     @Option(help: "Tuning rule: ziegler-nichols, tyreus-luyben, simc or amigo (default: the channel's configured rule).", completion: Completions.tuneRules) var rule: String?
-    @Option(help: "Largest pressure deviation the experiment may cause, MPa.") var excursion: Double?
+    @Option(help: "Largest pressure deviation the experiment may cause: 0.25MPa, 2.5bar, a force through the cell area, or a bare number in MPa.") var excursion: String?
     @Option(help: "Oscillation periods to average.") var cycles: Int?
     @Option(help: "Give up after this many seconds.") var timeout: Double?
     @Flag(help: "Cancel a running autotune.") var cancel = false
     @Flag(help: "Start and return at once (follow progress with 'pressctl status').") var noWait = false
     @OptionGroup var conn: Connection
 
+    func validate() throws { try validatePressureOption(excursion, "--excursion") }
+
     func run() throws {
         let c = try conn.connect()
         let ch = try conn.requireChannel(c)
+        let excursion = try self.excursion.map { try pressureOption($0, "--excursion", area: { cellArea(c, ch) }) }
         if cancel {
             let r = call(c, "tune", TuneParams(channel: ch, action: .cancel), as: ActionResult.self)
             return conn.json ? printJSON(r) : print("\(r.channel): autotune cancelled; old gains kept")
@@ -48,7 +51,7 @@ struct Tune: ParsableCommand {
                 if conn.json { return printJSON(t) }
                 print("\(ch): tuned (\(t.rule)): kp \(f(t.kp, 4)) ki \(f(t.ki, 4))")
                 print(String(format: "  ultimate gain %.4g, period %.3f s; process gain %.4g MPa/%@, time constant %.3f s, dead time %.3f s",
-                             t.ultimateGain, t.ultimatePeriodS, t.processGain, s.outputUnit, t.timeConstantS, t.deadTimeS))
+                             t.ultimateGain, t.ultimatePeriodS, t.processGain, displayUnit(s.outputUnit), t.timeConstantS, t.deadTimeS))
                 return
             }
             // Neither running nor a new result: it failed or was cancelled; the reason is in the event log.

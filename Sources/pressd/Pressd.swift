@@ -69,6 +69,13 @@ struct Pressd: AsyncParsableCommand {
             throw ExitCode(1)
         }
         logger.notice("pressd \(Daemon.version) starting", metadata: ["config": "\(config)", "backend": "\(cfg.backend.rawValue)"])
+        #if DEBUG
+        if cfg.timeScale > 1 {
+            // A debug build is several times slower: at ×10 on a loaded machine its ticks
+            // overrun by the hundred, and status alone would not say why.
+            logger.warning("time scale ×\(cfg.timeScale) on a debug build: the control loop may overrun its ticks (status: overruns) on a loaded machine; run a release build (PRESSD_BUILD=release scripts/start, or swift build -c release)")
+        }
+        #endif
         do { try await daemon.run() }
         catch {
             logger.critical("pressd stopped: \(error)")

@@ -154,3 +154,58 @@ struct ChannelTests {
         #expect(p.force(fromPressure: 1) == 5000)
     }
 }
+
+/// `non_uniform_load` (issue 27): three load cells under one plate.
+@Suite("Non-uniform load")
+struct NonUniformLoadTests {
+    static func controller() -> ChannelController {
+        var p = ChannelTests.params
+        p.nonUniformityAlarm = 0.10 // 10 %
+        return ChannelController(parameters: p)
+    }
+
+    /// Steps `c` for `ticks` ticks of 10 ms with the load cells' forces from `cells(k)`;
+    /// returns the `non_uniform_load` alarms raised.
+    static func run(_ c: inout ChannelController, from t0: Double, ticks: Int, cells: (Int) -> [Double]) -> [String] {
+        var raised: [String] = []
+        for k in 0..<ticks {
+            let t = t0 + Double(k) * 0.01
+            let f = cells(k)
+            var r = ChannelReadings(force: Sample(value: f.reduce(0, +), time: t))
+            r.loadCellForces = f
+            _ = c.step(now: t, readings: r)
+            for e in c.drainEvents() { if case .faultRaised(let r, _) = e, r.code == .nonUniformLoad { raised.append(r.message) } }
+        }
+        return raised
+    }
+
+    @Test("at zero load (the first samples after start) the cells' noise is not judged: no alarm")
+    func notAtZeroLoad() {
+        var c = Self.controller()
+        // Three cells reading a few tenths of a newton: (max − min)/mean swings from 3 % to 110 %.
+        let raised = Self.run(&c, from: 0, ticks: 100) { k in k % 2 == 0 ? [0.3, -0.1, 0.5] : [0.30, 0.30, 0.31] }
+        #expect(raised.isEmpty, "alarms at zero load: \(raised)")
+        #expect(!c.faults.records.contains { $0.code == .nonUniformLoad })
+    }
+
+    @Test("with a meaningful load on the plate a real imbalance raises the alarm once, however often it comes and goes")
+    func onceUnderLoad() {
+        var c = Self.controller()
+        // 500 N on the plate (5 % of the 2000 N range is the threshold: 100 N).
+        let raised = Self.run(&c, from: 0, ticks: 100) { k in k % 2 == 0 ? [150, 170, 180] : [165, 167, 168] }
+        #expect(raised.count == 1, "raised \(raised.count) times: \(raised)")
+        #expect(raised.first?.contains("load cells differ by 18") == true, "\(raised)")
+        #expect(c.faults.records.contains { $0.code == .nonUniformLoad })
+        #expect(c.mode == .released, "an alarm: no safe action")
+    }
+
+    @Test("the threshold is configurable: below it nothing is judged")
+    func threshold() {
+        var p = ChannelTests.params
+        p.nonUniformityAlarm = 0.10
+        p.nonUniformityMinForce = 1000
+        var c = ChannelController(parameters: p)
+        #expect(Self.run(&c, from: 0, ticks: 20) { _ in [150, 170, 180] }.isEmpty, "500 N < 1000 N: not judged")
+        #expect(Self.run(&c, from: 1, ticks: 20) { _ in [300, 340, 360] }.count == 1, "1000 N: judged")
+    }
+}

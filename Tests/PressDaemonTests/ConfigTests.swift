@@ -72,6 +72,17 @@ struct ConfigTests {
         #expect(SignalRole(rawValue: "voltage_v") == .voltageV)
     }
 
+    @Test("non-uniformity: judged above nonuniformity_min_force_n (default: none, the core's 5 % of range_n); out of range refused by key and line")
+    func nonUniformityThreshold() throws {
+        let d = try DaemonConfig.parse(try defaultConfigText(), file: "t.toml")
+        #expect(d.channels[0].control.nonUniformityMinForce == nil)
+        let t = try editedConfig("range_n = [-50, 2000]\n", "range_n = [-50, 2000]\nnonuniformity_alarm_percent = 10\nnonuniformity_min_force_n = 250\n")
+        let c = try DaemonConfig.parse(t, file: "t.toml").channels[0].control
+        #expect(c.nonUniformityAlarm == 0.1 && c.nonUniformityMinForce == 250)
+        let bad = try editedConfig("range_n = [-50, 2000]\n", "range_n = [-50, 2000]\nnonuniformity_min_force_n = 5000\n")
+        expectError(bad, key: "channels.A.sensor.nonuniformity_min_force_n", line: line(of: "nonuniformity_min_force_n = 5000", in: bad), contains: "0…2000")
+    }
+
     @Test("a misspelt key is rejected, not ignored")
     func unknownKey() throws {
         let t = try editedConfig("trip_mpa = 15.0", "trip_mpa = 15.0\ntrip_mpaa = 16.0")

@@ -206,6 +206,10 @@ struct ModbusTests {
         let s = try c.status()
         #expect(s.devices?.first?.errors == 0)
         #expect(abs((s.channels[0].temperatureC ?? 0) - 25.1) < 1e-6)
+        // The scripts that read pressctl's JSON (scripts/rtu-check does this by hand), on
+        // this daemon's real answer.
+        let json = try runProcess(binDir + "/pressctl", ["status", "--json", "--socket", d.socket])
+        try ScriptJSON.check(status: json.stdout)
     }
 
     @Test("done-when: the datasheet-configured Modbus rig is held within ±5 % over TCP")

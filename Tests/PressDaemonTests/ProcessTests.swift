@@ -19,15 +19,20 @@ struct Run {
     var stderr: String
 }
 
-/// Runs an executable to completion, capturing its output.
-func runProcess(_ path: String, _ args: [String], env: [String: String] = [:]) throws -> Run {
+/// Runs an executable to completion, capturing its output (`input` on its standard input).
+func runProcess(_ path: String, _ args: [String], env: [String: String] = [:], input: String? = nil) throws -> Run {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: path)
     p.arguments = args
     p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
-    let out = Pipe(), err = Pipe()
+    let out = Pipe(), err = Pipe(), inp = Pipe()
     p.standardOutput = out; p.standardError = err
+    if input != nil { p.standardInput = inp }
     try p.run()
+    if let input {
+        inp.fileHandleForWriting.write(Data(input.utf8))
+        try inp.fileHandleForWriting.close()
+    }
     let o = out.fileHandleForReading.readDataToEndOfFile()
     let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()

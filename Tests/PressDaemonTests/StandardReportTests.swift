@@ -193,8 +193,8 @@ struct StandardReportTests {
         #expect(mdB.contains("*(during an injected reading)*"), "the trip's excursion is marked as an injected reading: \(mdB)")
         let me = "**\(NSUserName()) (uid \(getuid()))**"
         #expect(mdB.contains("request: \(me) set the stack-pressure setpoint to 6 MPa"), "\(mdB)")
-        #expect(mdB.contains("request: \(me) inject into the simulated rig: air supply (MPa) 0.3"), "\(mdB)")
-        #expect(mdB.contains("request: \(me) inject into the simulated rig: load-cell force bias (N) 2300"), "\(mdB)")
+        #expect(mdB.contains("request: \(me) inject into the simulated rig: air supply 0.3 MPa"), "\(mdB)")
+        #expect(mdB.contains("request: \(me) inject into the simulated rig: load-cell force bias 2300 N"), "\(mdB)")
         #expect(!mdB.contains("{\"id\"") && !mdA.contains("{\"id\""), "no raw JSON requests")
         // CSP with its current density.
         #expect(mdA.contains("**CSP ") && mdA.contains("mean |J| "), "\(mdA)")

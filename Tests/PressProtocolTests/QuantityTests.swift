@@ -28,3 +28,30 @@ struct QuantityTests {
         #expect("\(QuantityError.unknownUnit("atm"))".contains("MPa"))
     }
 }
+
+@Suite("Pressures given to pressctl's options")
+struct PressureOptionTests {
+    @Test("a unit as set takes it, or a bare number in MPa; forces through the cell area where there is one",
+          arguments: [("8MPa", nil, 8.0), ("80bar", nil, 8), ("800 kPa", nil, 0.8), ("8", nil, 8), ("0.25", nil, 0.25),
+                      ("500N", 2.0, 2.5), ("1kN", 1.0, 10)] as [(String, Double?, Double)])
+    func accepted(text: String, area: Double?, mpa: Double) throws {
+        #expect(abs(try Quantity.pressureMPa(parsing: text, cellArea: area) - mpa) < 1e-12)
+    }
+
+    @Test("refused with the reason: a force where no area applies, a unit in the wrong case, no number")
+    func refused() {
+        #expect(throws: QuantityError.forceNotPressure("500N")) { try Quantity.pressureMPa(parsing: "500N", cellArea: nil) }
+        #expect(throws: QuantityError.wrongCase("mpa", meant: .mpa)) { try Quantity.pressureMPa(parsing: "8mpa", cellArea: nil) }
+        #expect(throws: QuantityError.badNumber("MPa")) { try Quantity.pressureMPa(parsing: "MPa", cellArea: nil) }
+        #expect("\(QuantityError.forceNotPressure("500N"))".contains("a pressure"))
+    }
+
+    @Test("a rate: MPa/s (or a pressure unit per s or min), or a bare number in MPa/s")
+    func rates() throws {
+        #expect(try Quantity.rateMPaPerS(parsing: "0.5MPa/s") == 0.5)
+        #expect(try Quantity.rateMPaPerS(parsing: "0.5") == 0.5)
+        #expect(abs(try Quantity.rateMPaPerS(parsing: "6MPa/min") - 0.1) < 1e-12)
+        #expect(abs(try Quantity.rateMPaPerS(parsing: "5bar/s") - 0.5) < 1e-12)
+        #expect(throws: QuantityError.self) { try Quantity.rateMPaPerS(parsing: "0.5MPa/h") }
+    }
+}

@@ -71,26 +71,58 @@ struct SweepTests {
         #expect(l.controller.target == 8)
     }
 
-    @Test("refused outside the channel's limits, without a resistance signal, or while not regulating")
+    @Test("refused outside the channel's limits or while not regulating")
     func refusals() throws {
         var l = loop()
         #expect(throws: CommandRejection.self) { try l.controller.startSweep(SweepSettings(from: 8, to: 1)) }
         try l.controller.setTarget(8)
         l.run(for: 10)
-        #expect(throws: CommandRejection.unsafe("from_mpa must be ≤ the channel's max_mpa 12.0")) { try l.controller.startSweep(SweepSettings(from: 13, to: 1)) }
+        #expect(throws: CommandRejection.unsafe("from_mpa 13.0 MPa must be ≤ the channel's max_mpa 12.0 MPa")) { try l.controller.startSweep(SweepSettings(from: 13, to: 1)) }
         #expect(throws: CommandRejection.self) { try l.controller.startSweep(SweepSettings(from: 8, to: 0.05)) }
         #expect(throws: CommandRejection.self) { try l.controller.startSweep(SweepSettings(from: 8, to: 1, steps: 3)) }
-        // A rig without an impedance input.
-        final class NoImpedance: ChannelBackend {
-            let inner: SimChannel
-            init(_ s: SimChannel) { inner = s }
-            func read(now: Double) -> ChannelReadings { var r = inner.read(now: now); r.interfacialResistance = nil; return r }
-            func apply(output: Double, now: Double) { inner.apply(output: output, now: now) }
-            var presentOutput: Double? { inner.presentOutput }
-        }
-        var n = ClosedLoop(controller: l.controller, backend: NoImpedance(l.backend as! SimChannel), start: l.now)
+    }
+
+    /// The rig's own resistance withheld until `from` (loop time), as on a channel fed by
+    /// pushes or an analyser whose first result has not arrived.
+    final class ResistanceFrom: ChannelBackend {
+        let inner: SimChannel
+        var from: Double
+        init(_ s: SimChannel, from: Double) { inner = s; self.from = from }
+        func read(now: Double) -> ChannelReadings { var r = inner.read(now: now); if now < from { r.interfacialResistance = nil }; return r }
+        func apply(output: Double, now: Double) { inner.apply(output: output, now: now) }
+        var presentOutput: Double? { inner.presentOutput }
+    }
+
+    @Test("a channel fed by pushes starts its sweep before the first result, says so, and measures each level once results come")
+    func pushFedStartsBeforeFirstResult() throws {
+        var l = loop()
+        try l.controller.setTarget(8)
+        l.run(for: 20)
+        var n = ClosedLoop(controller: l.controller, backend: ResistanceFrom(l.backend as! SimChannel, from: l.now + 60), start: l.now)
         n.run(for: 1)
-        #expect(throws: CommandRejection.unsafe("no interfacial-resistance signal on this channel")) { try n.controller.startSweep(SweepSettings(from: 8, to: 1)) }
+        #expect(n.controller.state.readings.interfacialResistance == nil)
+        try n.controller.startSweep(SweepSettings(from: 8, to: 1, steps: 8, dwell: 20, minMeasurements: 3))
+        let started = n.controller.drainEvents().compactMap { e -> String? in if case .sweep(.started, let d) = e { return d }; return nil }
+        #expect(started.first?.contains("no interfacial-resistance measurement yet") == true, "\(started)")
+        while n.controller.sweep != nil && n.now < 3000 { n.tick() }
+        let r = try #require(n.controller.lastSweep)
+        #expect(r.status == .done && r.points.count == 8, "\(r.note ?? "")")
+        #expect(r.points.allSatisfy { ($0.firstMeasurement ?? 0) >= l.now + 60 - 0.1 }, "measured once the results came: \(r.points.map { $0.firstMeasurement ?? -1 }) vs \(l.now + 60)")
+    }
+
+    @Test("a channel whose results never come: the sweep aborts at its first level, naming the missing measurements")
+    func noResultsAborts() throws {
+        var l = loop()
+        try l.controller.setTarget(8)
+        l.run(for: 20)
+        var n = ClosedLoop(controller: l.controller, backend: ResistanceFrom(l.backend as! SimChannel, from: .infinity), start: l.now)
+        n.run(for: 1)
+        try n.controller.startSweep(SweepSettings(from: 8, to: 1, steps: 8, dwell: 20, minMeasurements: 3, measurementTimeout: 60))
+        while n.controller.sweep != nil && n.now < 3000 { n.tick() }
+        let r = try #require(n.controller.lastSweep)
+        #expect(r.status == .aborted && r.points.isEmpty)
+        #expect(r.note?.contains("0 of 3 resistance measurements") == true, "\(r.note ?? "")")
+        #expect(n.controller.target == 8, "back to where it started")
     }
 
     @Test("an operator setpoint ends the sweep and keeps what was measured")
