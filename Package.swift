@@ -16,12 +16,13 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         // Pure control core: units, PID, safety, channel state machine. No I/O, no C imports.
         .target(name: "PressCore"),
         // Physically faithful simulated rig; deterministic with a seed.
-        .target(name: "PressSim", dependencies: ["PressCore"]),
+        .target(name: "PressSim", dependencies: ["PressCore", .product(name: "DequeModule", package: "swift-collections")]),
         // Wire protocol shared by pressd and pressctl (JSON lines over a Unix socket).
         .target(name: "PressProtocol"),
 
@@ -55,6 +56,7 @@ let package = Package(
         // Daemon runtime: config, control-loop thread, control socket, systemd glue.
         .target(name: "PressDaemon", dependencies: [
             "PressCore", "PressSim", "PressProtocol", "PressDrivers", "PressLog", "PressEIS", "CSystemd", "CMosquitto",
+            .product(name: "DequeModule", package: "swift-collections"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -70,7 +72,7 @@ let package = Package(
         ]),
         // Benchmarks: loop timing and socket latency under load (docs/performance.md).
         .executableTarget(name: "pressbench", dependencies: [
-            "PressDaemon", "PressProtocol", "PressCore", "PressSim",
+            "PressDaemon", "PressProtocol", "PressCore", "PressSim", "PressLog",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOPosix", package: "swift-nio"),

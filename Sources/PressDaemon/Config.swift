@@ -169,6 +169,10 @@ public struct RunLogConfig: Sendable {
     public var flushInterval = 0.5
     /// Samples and events older than this are deleted; 0 keeps everything.
     public var retentionDays = 365.0
+    /// Samples older than this are downsampled to one row per `downsamplePeriod` s per
+    /// channel (envelope, means, last values); 0 never downsamples. Events are kept whole.
+    public var fullResolutionDays = 14.0
+    public var downsamplePeriod = 60.0
 }
 
 /// The daemon's configuration, validated.
@@ -286,6 +290,11 @@ public struct DaemonConfig: Sendable {
             cfg.runlog.flushInterval = try r.positive("flush_interval_ms", default: 500) / 1000
             guard cfg.runlog.flushInterval <= 1 else { throw r.error("flush_interval_ms", "must be ≤ 1000 (a kill -9 may lose this much)") }
             cfg.runlog.retentionDays = try r.nonNegative("retention_days", default: 365)
+            cfg.runlog.fullResolutionDays = try r.nonNegative("full_resolution_days", default: 14)
+            cfg.runlog.downsamplePeriod = try r.positive("downsample_period_s", default: 60)
+            guard cfg.runlog.downsamplePeriod >= 2 * cfg.runlog.samplePeriod, cfg.runlog.downsamplePeriod <= 86_400 else {
+                throw r.error("downsample_period_s", "must be at least twice sample_period_s (\(fmt3(cfg.runlog.samplePeriod)) s) and at most 86400 s")
+            }
             try r.rejectUnknownKeys()
         }
         if let a = try root.subtable("access") {

@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 import PressDrivers
 import PressCore
@@ -265,8 +266,9 @@ public struct LoopCore {
     public var timeScale: Double = 1
     /// Per channel: the load-cell calibrations applied to every reading.
     public private(set) var calibrations: [[LoadCellCalibration]]
-    /// Per channel: the last second or so of raw per-cell readings, for calibration.
-    private var rawHistory: [[[Double]]]
+    /// Per channel: the last second or so of raw per-cell readings, for calibration (a
+    /// ring: dropping the oldest every tick must not move the other 99).
+    private var rawHistory: [Deque<[Double]>]
     static let rawHistoryLength = 100
     /// Per channel: the latest pushed values, stamped with the loop time they arrived.
     private var pushed: [(resistance: Sample?, temperature: Sample?, current: Sample?, voltage: Sample?, bulk: Sample?)]
@@ -278,7 +280,7 @@ public struct LoopCore {
         windows = channels.map { _ in LogWindow(start: 0) }
         backendStates = channels.map { $0.backend.persistentState() }
         calibrations = channels.map { _ in [] }
-        rawHistory = channels.map { _ in [] }
+        rawHistory = channels.map { _ in Deque(minimumCapacity: Self.rawHistoryLength) }
         pushed = channels.map { _ in (nil, nil, nil, nil, nil) }
     }
 
@@ -381,7 +383,7 @@ public struct LoopCore {
             if let u = v.voltage { pushed[i].voltage = Sample(value: u, time: at) }
             return .ok(mode: channels[i].controller.mode)
         case .calibrate(let i, let action):
-            switch PressCore.calibrate(calibrations[i], history: rawHistory[i], action: action) {
+            switch PressCore.calibrate(calibrations[i], history: Array(rawHistory[i]), action: action) {
             case .success(let c):
                 calibrations[i] = c
                 return .calibration(c)

@@ -147,7 +147,8 @@ public final class Daemon: @unchecked Sendable {
         if let t = try runLog?.lastTime() { loop.epochFloor = t }
         clockBox.loop = loop
         self.loop = loop
-        let writer = runLog.map { RunLogWriter(log: $0, loop: loop, interval: config.runlog.flushInterval, retentionDays: config.runlog.retentionDays, logger: logger) }
+        let writer = runLog.map { RunLogWriter(log: $0, loop: loop, interval: config.runlog.flushInterval, retentionDays: config.runlog.retentionDays,
+                                               fullResolutionDays: config.runlog.fullResolutionDays, downsamplePeriod: config.runlog.downsamplePeriod, logger: logger) }
         self.writer = writer
         // MQTT: statuses and samples from the loop's snapshots, events once the run log
         // has committed them (so a broker outage loses nothing the run log keeps).
@@ -457,7 +458,7 @@ func logEvents(_ daemon: Daemon) {
     for e in events {
         let f = format(e)
         daemon.logger.log(level: f.level, "\(f.kind): \(f.detail)", metadata: f.metadata)
-        daemon.writer?.enqueue(RunLogEvent(time: epoch + e.time, channel: e.channel, kind: f.kind, detail: f.detail))
+        daemon.writer?.enqueue(RunLogEvent(e, epoch: epoch))
         if case .sweepFinished(let r) = e.event { daemon.writer?.enqueue(.sweep(channel: e.channel, result: r, time: epoch + e.time)) }
     }
 }

@@ -19,6 +19,14 @@ struct FormattedEvent {
     var metadata: Logger.Metadata
 }
 
+extension RunLogEvent {
+    /// A loop event as the run log stores it (`epoch`: unix time of loop time zero).
+    public init(_ e: LoopEvent, epoch: Double) {
+        let f = format(e)
+        self.init(time: epoch + e.time, channel: e.channel, kind: f.kind, detail: f.detail)
+    }
+}
+
 func format(_ e: LoopEvent) -> FormattedEvent {
     var md: Logger.Metadata = ["channel": "\(e.channel)", "t": "\(round3(e.time))"]
     switch e.event {
@@ -79,6 +87,10 @@ final class RunLogWriter: @unchecked Sendable {
     let loop: ControlLoop
     let interval: Double
     let retention: Double
+    /// Samples older than `fullResolution` s are downsampled to one row per
+    /// `downsamplePeriod` s (0: never).
+    let fullResolution: Double
+    let downsamplePeriod: Double
     let logger: Logger
     private let queued = Mutex<[RunLogEvent]>([])
     private var backlog: (samples: [LogSample], events: [RunLogEvent]) = ([], [])
@@ -90,9 +102,11 @@ final class RunLogWriter: @unchecked Sendable {
     /// Whether the run log is being written (status, metrics, alarms).
     let health: StoreHealth
 
-    init(log: RunLog, loop: ControlLoop, interval: Double, retentionDays: Double, logger: Logger) {
+    init(log: RunLog, loop: ControlLoop, interval: Double, retentionDays: Double, fullResolutionDays: Double = 0,
+         downsamplePeriod: Double = 60, logger: Logger) {
         self.log = log; self.loop = loop; self.interval = interval
         self.retention = retentionDays * 86400; self.logger = logger
+        self.fullResolution = fullResolutionDays * 86400; self.downsamplePeriod = downsamplePeriod
         health = StoreHealth(name: "run_log", path: log.path)
     }
 
@@ -109,6 +123,27 @@ final class RunLogWriter: @unchecked Sendable {
 
     /// Stops after a last flush (call after the loop has stopped).
     func stop() { worker.stop() }
+
+    /// Retention and downsampling (hourly, on this thread): each downsampling call is one
+    /// short transaction of at most 20 000 rows, so a first pass over a long backlog does
+    /// not hold the database for long; at most 50 calls an hour (a million rows: weeks of
+    /// a few channels) catch up with any backlog within a day.
+    func maintain(now: Double) throws {
+        // The log's own clock: on a fast simulator log time runs ahead of the wall clock.
+        let logNow = max(now, loop.logTimeNow())
+        if retention > 0 {
+            let n = try log.prune(before: logNow - retention)
+            if n > 0 { logger.info("run log retention: pruned old rows", metadata: ["rows": "\(n)"]) }
+        }
+        guard fullResolution > 0 else { return }
+        var total = 0
+        for _ in 0..<50 {
+            let n = try log.downsample(before: logNow - fullResolution, period: downsamplePeriod, maxRows: 20_000)
+            total += n
+            if n == 0 { break }
+        }
+        if total > 0 { logger.info("run log: downsampled old samples", metadata: ["rows": "\(total)", "period_s": "\(downsamplePeriod)"]) }
+    }
 
     func flush() {
         let (samples, dropped) = loop.samples.drain()
@@ -139,10 +174,9 @@ final class RunLogWriter: @unchecked Sendable {
             }
             backlog = ([], [])
             if let snap = loop.snapshots.latest() { try log.saveState(persistedChannels(snap, now: now)) }
-            if retention > 0, now - lastPrune > 3600 {
+            if now - lastPrune > 3600 {
                 lastPrune = now
-                let n = try log.prune(before: now - retention)
-                if n > 0 { logger.info("run log retention: pruned old rows", metadata: ["rows": "\(n)"]) }
+                try maintain(now: now)
             }
             if let was = health.succeeded() {
                 let msg = "run log writing again after \(round3(was)) s; the samples and events of that time were kept in memory and are now written"

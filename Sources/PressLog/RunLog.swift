@@ -30,6 +30,9 @@ public struct LogSample: Sendable, Equatable {
     /// Mean force of each load cell under the plate over the period, N, when there are
     /// several (they add up to `force`).
     public var loadCellForces: [Double]?
+    /// The period this row covers, s, when it was downsampled from the logged samples
+    /// (see ``RunLog/downsample(before:period:maxRows:)``); nil for a row as logged.
+    public var period: Double?
 
     public init(time: Double, channel: String, mode: String, setpoint: Double?, pressure: Double?, pressureMin: Double?,
                 pressureMax: Double?, pressureMean: Double?, force: Double?, output: Double, temperature: Double?,
@@ -195,6 +198,9 @@ public final class RunLog: Sendable {
         migrator.registerMigration("v5-load-cell-forces") { db in
             try db.execute(sql: "ALTER TABLE samples ADD COLUMN load_cell_forces_n TEXT")
         }
+        migrator.registerMigration("v6-downsampled-period") { db in
+            try db.execute(sql: "ALTER TABLE samples ADD COLUMN period_s REAL")
+        }
         try migrator.migrate(pool)
     }
 
@@ -243,13 +249,9 @@ public final class RunLog: Sendable {
         guard !samples.isEmpty || !events.isEmpty else { return [] }
         return try pool.write { db -> [Int64] in
             let ins = try db.makeStatement(sql: """
-                INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                 """)
-            for s in samples {
-                try ins.execute(arguments: [s.time, s.channel, s.mode, s.setpoint, s.pressure, s.pressureMin, s.pressureMax,
-                                            s.pressureMean, s.force, s.output, s.temperature, s.current, s.resistance, s.count, s.nonUniformity, s.voltage,
-                                            Self.forcesText(s.loadCellForces)])
-            }
+            for s in samples { try Self.insert(s, with: ins) }
             let ev = try db.makeStatement(sql: "INSERT INTO events VALUES (?,?,?,?,?,?)")
             var ids: [Int64] = []
             ids.reserveCapacity(events.count)
@@ -258,6 +260,93 @@ public final class RunLog: Sendable {
                 ids.append(db.lastInsertedRowID)
             }
             return ids
+        }
+    }
+
+    static func insert(_ s: LogSample, with ins: Statement) throws {
+        try ins.execute(arguments: [s.time, s.channel, s.mode, s.setpoint, s.pressure, s.pressureMin, s.pressureMax,
+                                    s.pressureMean, s.force, s.output, s.temperature, s.current, s.resistance, s.count, s.nonUniformity, s.voltage,
+                                    Self.forcesText(s.loadCellForces), s.period])
+    }
+
+    /// Replaces the logged samples older than `before` (unix s) by one row per channel
+    /// per `period` seconds, at most `maxRows` logged rows per call; returns the logged
+    /// rows replaced (0: nothing left to do). Only whole periods are replaced, and rows
+    /// already downsampled are left alone, so it can run again at any time.
+    ///
+    /// A downsampled row keeps what the report and the statistics need: the envelope
+    /// (the minimum of the minima, the maximum of the maxima), the tick-weighted mean,
+    /// the last values of mode, setpoint and pressure, the means of the other signals,
+    /// the ticks summed, and `period_s`. Events are never downsampled.
+    @discardableResult
+    public func downsample(before: Double, period: Double, maxRows: Int = 100_000) throws -> Int {
+        precondition(period > 0)
+        return try pool.write { db -> Int in
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM samples WHERE t < ? AND period_s IS NULL ORDER BY channel, t LIMIT ?",
+                                        arguments: [before, maxRows])
+            guard !rows.isEmpty else { return 0 }
+            var groups: [(channel: String, bucket: Double, rows: [LogSample])] = []
+            for r in rows {
+                let s = Self.sample(r)
+                let bucket = (s.time / period).rounded(.down)
+                if let g = groups.last, g.channel == s.channel, g.bucket == bucket { groups[groups.count - 1].rows.append(s) }
+                else { groups.append((s.channel, bucket, [s])) }
+            }
+            // Only whole periods that end before `before` are replaced; the last group of a
+            // full fetch may be cut by LIMIT and waits for the next call (unless it is the
+            // only one, so that every call makes progress).
+            let ins = try db.makeStatement(sql: "INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+            var replaced = 0
+            for (k, g) in groups.enumerated() {
+                let end = (g.bucket + 1) * period
+                let cut = k == groups.count - 1 && rows.count == maxRows && groups.count > 1
+                guard end <= before, !cut else { continue }
+                try db.execute(sql: "DELETE FROM samples WHERE channel = ? AND t >= ? AND t < ? AND period_s IS NULL",
+                               arguments: [g.channel, g.bucket * period, end])
+                replaced += db.changesCount
+                try Self.insert(Self.aggregate(g.rows, period: period), with: ins)
+            }
+            return replaced
+        }
+    }
+
+    /// One row standing for `rows` (one channel, oldest first) over `period` seconds.
+    static func aggregate(_ rows: [LogSample], period: Double) -> LogSample {
+        let last = rows[rows.count - 1]
+        func mean(_ k: KeyPath<LogSample, Double?>) -> Double? {
+            let v = rows.compactMap { $0[keyPath: k] }
+            return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
+        }
+        let ticks = rows.reduce(0) { $0 + $1.count }
+        let weighted = rows.compactMap { r in r.pressureMean.map { ($0, Double(max(r.count, 1))) } }
+        let w = weighted.reduce(0) { $0 + $1.1 }
+        var a = LogSample(time: last.time, channel: last.channel, mode: last.mode, setpoint: last.setpoint, pressure: last.pressure,
+                          pressureMin: rows.compactMap(\.pressureMin).min(), pressureMax: rows.compactMap(\.pressureMax).max(),
+                          pressureMean: w > 0 ? weighted.reduce(0) { $0 + $1.0 * $1.1 } / w : nil,
+                          force: mean(\.force), output: rows.reduce(0) { $0 + $1.output } / Double(rows.count),
+                          temperature: mean(\.temperature), current: mean(\.current), resistance: mean(\.resistance), count: ticks)
+        a.nonUniformity = mean(\.nonUniformity)
+        a.voltage = mean(\.voltage)
+        let cells = rows.compactMap(\.loadCellForces)
+        if let n = cells.first?.count, cells.count == rows.count, cells.allSatisfy({ $0.count == n }) {
+            a.loadCellForces = (0..<n).map { i in cells.reduce(0) { $0 + $1[i] } / Double(cells.count) }
+        }
+        a.period = period
+        return a
+    }
+
+    /// Rows of samples as logged, and rows that stand for a downsampled period.
+    public func sampleCounts() throws -> (native: Int, downsampled: Int) {
+        try pool.read { db in
+            (try Int.fetchOne(db, sql: "SELECT count(*) FROM samples WHERE period_s IS NULL") ?? 0,
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM samples WHERE period_s IS NOT NULL") ?? 0)
+        }
+    }
+
+    /// Bytes the run log takes on disk now (the database and its write-ahead log).
+    public func diskBytes() -> Int {
+        [path, path + "-wal"].reduce(0) { sum, p in
+            sum + ((try? FileManager.default.attributesOfItem(atPath: p)[.size] as? Int) ?? 0)
         }
     }
 
@@ -314,17 +403,21 @@ public final class RunLog: Sendable {
     public func samples(since: Double, until: Double, channel: String? = nil, limit: Int = .max) throws -> [LogSample] {
         try pool.read { db in
             try Self.window(db, "SELECT * FROM samples", since: since, until: until, channelClause: channel.map { (" AND channel = ?", $0) },
-                            order: " ORDER BY t, channel", limit: limit == .max ? -1 : limit).map { r in
-                var s = LogSample(time: r["t"], channel: r["channel"], mode: r["mode"], setpoint: r["setpoint_mpa"], pressure: r["pressure_mpa"],
-                                  pressureMin: r["pressure_min_mpa"], pressureMax: r["pressure_max_mpa"], pressureMean: r["pressure_mean_mpa"],
-                                  force: r["force_n"], output: r["output"], temperature: r["temperature_c"], current: r["current_ma"],
-                                  resistance: r["resistance_ohm_cm2"], count: r["ticks"])
-                s.nonUniformity = r["nonuniformity"]
-                s.voltage = r["voltage_v"]
-                s.loadCellForces = Self.forces(r["load_cell_forces_n"])
-                return s
-            }
+                            order: " ORDER BY t, channel", limit: limit == .max ? -1 : limit).map(Self.sample)
         }
+    }
+
+    /// A stored row as a sample.
+    static func sample(_ r: Row) -> LogSample {
+        var s = LogSample(time: r["t"], channel: r["channel"], mode: r["mode"], setpoint: r["setpoint_mpa"], pressure: r["pressure_mpa"],
+                          pressureMin: r["pressure_min_mpa"], pressureMax: r["pressure_max_mpa"], pressureMean: r["pressure_mean_mpa"],
+                          force: r["force_n"], output: r["output"], temperature: r["temperature_c"], current: r["current_ma"],
+                          resistance: r["resistance_ohm_cm2"], count: r["ticks"])
+        s.nonUniformity = r["nonuniformity"]
+        s.voltage = r["voltage_v"]
+        s.loadCellForces = Self.forces(r["load_cell_forces_n"])
+        s.period = r["period_s"]
+        return s
     }
 
     /// Rows of `select` with t in [since, until), optionally narrowed to a channel by
@@ -373,7 +466,7 @@ public final class RunLog: Sendable {
     }
 
     /// The CSV header of ``csvLine(_:)``.
-    public static let csvHeader = "time_unix,time_iso,channel,mode,setpoint_mpa,pressure_mpa,pressure_min_mpa,pressure_max_mpa,pressure_mean_mpa,force_n,output,temperature_c,current_ma,resistance_ohm_cm2,ticks,nonuniformity,voltage_v,load_cell_forces_n"
+    public static let csvHeader = "time_unix,time_iso,channel,mode,setpoint_mpa,pressure_mpa,pressure_min_mpa,pressure_max_mpa,pressure_mean_mpa,force_n,output,temperature_c,current_ma,resistance_ohm_cm2,ticks,nonuniformity,voltage_v,load_cell_forces_n,period_s"
 
     /// One sample as a CSV line (RFC 4180; empty fields for absent values).
     public static func csvLine(_ s: LogSample) -> String {
@@ -382,7 +475,7 @@ public final class RunLog: Sendable {
                                               formatOptions: [.withInternetDateTime, .withFractionalSeconds])
         return [String(format: "%.3f", s.time), iso, s.channel, s.mode, v(s.setpoint), v(s.pressure), v(s.pressureMin), v(s.pressureMax),
                 v(s.pressureMean), v(s.force), v(s.output), v(s.temperature), v(s.current), v(s.resistance), "\(s.count)",
-                v(s.nonUniformity), v(s.voltage), forcesText(s.loadCellForces) ?? ""].joined(separator: ",")
+                v(s.nonUniformity), v(s.voltage), forcesText(s.loadCellForces) ?? "", v(s.period)].joined(separator: ",")
     }
 }
 

@@ -1,3 +1,4 @@
+import DequeModule
 import PressCore
 
 #if canImport(Glibc)
@@ -64,7 +65,7 @@ public struct SpringFixtureModel: Sendable {
         let closure = nut - p.gap + cell.thicknessChange - frame.growth
         let ks = p.springRate, kf = frame.stiffness
         let c = cell
-        force = solveForce(compression: closure, upper: 1e6) { f in
+        force = solveForce(compression: closure, upper: 1e6, guess: force) { f in
             (f / ks + f / kf + c.compression(force: f), 1 / ks + 1 / kf + 1 / c.stiffness(force: f))
         }
     }
@@ -120,7 +121,7 @@ public struct PneumaticModel: Sendable {
     public private(set) var compression: Double = 0
     private var command: Double = 0
     private var hysteresisState: Double = 0
-    private var delayLine: [(time: Double, value: Double)] = []
+    private var delayLine = Deque<(time: Double, value: Double)>()
     private var delayed: Double = 0
     private var time: Double = 0
 
@@ -160,7 +161,7 @@ public struct PneumaticModel: Sendable {
         compression += (cell.thicknessChange - oldThickness) - (frame.growth - oldGrowth)
         let drive = chamber * p.boreArea - p.returnSpring
         let geometric = compression > 0
-            ? solveForce(compression: compression, upper: 1e6, contact) : 0
+            ? solveForce(compression: compression, upper: 1e6, guess: force, contact) : 0
         let imbalance = drive - geometric
         if abs(imbalance) > p.staticFriction {
             // Breakaway: slip to where only kinetic friction remains.

@@ -283,11 +283,13 @@ public struct FrameModel: Sendable, Equatable {
 
 /// Solves `g(F) = d` for F ≥ 0 where g is the total compression of series elements,
 /// monotonic increasing with g(0) = 0. Newton with a bisection guard.
-func solveForce(compression d: Double, upper: Double, _ g: (Double) -> (value: Double, slope: Double)) -> Double {
+/// - Parameter guess: where to start Newton's method (the previous sub-step's force:
+///   the force moves little in a millisecond, so it converges in one or two steps).
+func solveForce(compression d: Double, upper: Double, guess: Double? = nil, _ g: (Double) -> (value: Double, slope: Double)) -> Double {
     guard d > 0 else { return 0 }
     var lo = 0.0, hi = upper
     if g(hi).value < d { return hi }
-    var f = min(hi, d * 0.5 * g(1).slope.reciprocal)
+    var f = guess.flatMap { $0 > 0 && $0 < hi ? $0 : nil } ?? min(hi, d * 0.5 * g(1).slope.reciprocal)
     for _ in 0..<60 {
         let (v, s) = g(f)
         let r = v - d

@@ -50,6 +50,8 @@ public struct SimInjection: Sendable, Equatable {
     /// and the pneumatic regulator's static gain (output MPa per command MPa).
     public var springRate: Double?
     public var regulatorGain: Double?
+    /// The load cell's RMS noise, N (electrical noise from a nearby drive, a worn cable).
+    public var sensorNoise: Double?
     public init(forceBias: Double? = nil, sensorDisconnected: Bool? = nil, ambient: Double? = nil, supply: Double? = nil,
                 current: Double? = nil, cyclePeriod: Double? = nil, thicknessStep: Double? = nil,
                 stallSeconds: Double? = nil, emergencyStop: Bool? = nil, charging: Bool? = nil) {
@@ -254,6 +256,7 @@ public final class SimChannel: ChannelBackend {
         if let s = j.supply, pneumaticModel != nil { pneumaticModel!.p.supply = s }
         if let k = j.springRate, springModel != nil, k > 0 { springModel!.changeSpringRate(k) }
         if let g = j.regulatorGain, pneumaticModel != nil, g > 0 { pneumaticModel!.p.gain = g }
+        if let n = j.sensorNoise, n >= 0 { loadCell.p.noise = n }
         if let dz = j.thicknessStep {
             if springModel != nil { springModel!.p.gap -= dz } else { pneumaticModel!.bumpCompression(dz) }
         }

@@ -41,14 +41,14 @@ struct RunLogTests {
         #expect(back.map(\.voltage) == [3.712, nil])
         // The cell voltage follows the non-uniformity (issue 14); the per-load-cell forces
         // (issue 15) are the last column, one field (';'-separated).
-        #expect(RunLog.csvLine(back[0]).hasSuffix(",0.034,3.712,"))
-        #expect(RunLog.csvHeader.hasSuffix(",nonuniformity,voltage_v,load_cell_forces_n"))
+        #expect(RunLog.csvLine(back[0]).hasSuffix(",0.034,3.712,,"))
+        #expect(RunLog.csvHeader.hasSuffix(",nonuniformity,voltage_v,load_cell_forces_n,period_s"))
         var three = sample(1500)
         three.loadCellForces = [210.5, 190.25, 199]
         try log.append(samples: [three], events: [])
         let f = try log.samples(since: 1500, until: 1501, channel: "A")
         #expect(f.first?.loadCellForces == [210.5, 190.25, 199])
-        #expect(RunLog.csvLine(f[0]).hasSuffix(",210.5;190.25;199"))
+        #expect(RunLog.csvLine(f[0]).hasSuffix(",210.5;190.25;199,"))
         let r = SweepResult(settings: SweepSettings(from: 8, to: 1), points: [SweepPoint(setpoint: 8, pressure: 8, resistance: 21, resistanceSD: 0.2, samples: 100, temperature: 25)],
                             fit: nil, status: .aborted, note: "operator set a setpoint", started: 10, finished: 70)
         try log.addSweep(r, channel: "A", time: 1500)
@@ -111,4 +111,49 @@ struct RunLogTests {
         #expect(line.contains("2025-11-24T16:00:00.250Z"))
         #expect(line.contains(",3000,,1,"))
     }
+
+    @Test("samples older than the horizon become one row per period: envelope, tick-weighted mean, last values; idempotent; events untouched")
+    func downsampling() throws {
+        let (log, dir) = try tempLog()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Three hours of 1 s samples on two channels, a pressure that rises by 1 kPa a
+        // second with an envelope of ±0.1 MPa, and one spike in the first minute.
+        var rows: [LogSample] = []
+        for k in 0..<10_800 {
+            for ch in ["A", "B"] {
+                var s = sample(1_000_020 + Double(k), ch)
+                s.pressure = 5 + Double(k) * 0.001; s.pressureMean = s.pressure; s.pressureMin = s.pressure! - 0.1; s.pressureMax = s.pressure! + 0.1
+                s.count = k % 2 == 0 ? 100 : 50
+                if ch == "A" && k == 10 { s.pressureMax = 7.5 }
+                rows.append(s)
+            }
+        }
+        try log.append(samples: rows, events: [RunLogEvent(time: 1_000_030, channel: "A", kind: "setpoint", detail: "5 MPa")])
+        let horizon = 1_000_020.0 + 7200
+        var replaced = 0
+        while true { let n = try log.downsample(before: horizon, period: 60, maxRows: 3000); replaced += n; if n == 0 { break } }
+        #expect(replaced == 2 * 7200)
+        #expect(try log.downsample(before: horizon, period: 60) == 0, "a second pass changes nothing")
+        let a = try log.samples(since: 0, until: 2e6, channel: "A")
+        #expect(a.count == 120 + 3600)
+        let first = try #require(a.first)
+        // The first minute [1 000 020, 1 000 080): samples 0…59.
+        #expect(first.period == 60)
+        #expect(first.time == 1_000_079)
+        #expect(first.pressureMax == 7.5, "the spike survives in the envelope")
+        #expect(abs((first.pressureMin ?? 0) - 4.9) < 1e-9)
+        #expect(abs((first.pressure ?? 0) - 5.059) < 1e-9, "the last value")
+        // Weights 100, 50, 100, …: the tick-weighted mean of 5 + k/1000 over k = 0…59.
+        let w = (0..<60).map { Double($0 % 2 == 0 ? 100 : 50) }
+        var weighted = 0.0
+        for k in 0..<60 { weighted += (5 + Double(k) * 0.001) * w[k] }
+        let mean = weighted / w.reduce(0, +)
+        #expect(abs((first.pressureMean ?? 0) - mean) < 1e-9)
+        #expect(first.count == 30 * 150)
+        #expect(a.last?.period == nil, "samples newer than the horizon stay as logged")
+        #expect(try log.events(since: 0, until: 2e6).count == 1)
+        #expect(RunLog.csvLine(first).hasSuffix(",60"))
+        #expect(try log.integrityCheck() == "ok")
+    }
+
 }
