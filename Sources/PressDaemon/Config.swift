@@ -1,6 +1,7 @@
 import Foundation
 import PressCore
 import PressDrivers
+import PressProtocol
 import PressSim
 
 /// The kind of actuator a channel drives. Decides the output's unit and meaning.
@@ -207,6 +208,10 @@ public struct DaemonConfig: Sendable {
     /// `daemon.state_dir`, else `$STATE_DIRECTORY` (systemd's StateDirectory=), else
     /// `/var/lib/pressd` for root, else `$XDG_STATE_HOME/pressd` or `~/.local/state/pressd`.
     public func resolvedStateDirectory(environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        LocalPath.absolute(unresolvedStateDirectory(environment: env))
+    }
+
+    private func unresolvedStateDirectory(environment env: [String: String]) -> String {
         if let d = stateDir { return d }
         if let d = env["STATE_DIRECTORY"], !d.isEmpty { return d.split(separator: ":").first.map(String.init) ?? d }
         if geteuid() == 0 { return "/var/lib/pressd" }
@@ -229,6 +234,9 @@ public struct DaemonConfig: Sendable {
                                logLevel: "info", seed: 1, timeScale: 1, substep: 0.001, channels: [])
         if let d = try root.subtable("daemon") {
             cfg.socketPath = try d.string("socket").flatMap { $0.isEmpty ? nil : $0 }
+            if let p = cfg.socketPath, !p.hasPrefix("/") {
+                throw d.error("socket", "'\(p)' is not an absolute path: pressd may run from any directory (under systemd, /); write the full path, e.g. \"/run/pressd/pressd.sock\"")
+            }
             if let m = try d.string("socket_mode") {
                 guard let v = Int(m, radix: 8), (0...0o777).contains(v) else { throw d.error("socket_mode", "must be an octal mode string like \"0660\"") }
                 cfg.socketMode = v
@@ -238,6 +246,9 @@ public struct DaemonConfig: Sendable {
             cfg.backend = try d.choice("backend", default: BackendKind.simulator)
             cfg.logLevel = try d.string("log_level") ?? "info"
             cfg.stateDir = try d.string("state_dir").flatMap { $0.isEmpty ? nil : $0 }
+            if let p = cfg.stateDir, !p.hasPrefix("/") {
+                throw d.error("state_dir", "'\(p)' is not an absolute path: pressd may run from any directory (under systemd, /); write the full path, e.g. \"/var/lib/pressd\"")
+            }
             cfg.realtimePriority = try d.int("realtime_priority") ?? 0
             if let g = try d.string("socket_group"), !g.isEmpty {
                 guard getgrnam(g) != nil else { throw d.error("socket_group", "no group '\(g)' on this system") }

@@ -202,10 +202,11 @@ public final class ControlServer: @unchecked Sendable {
     /// Creates the socket file: the directory must be ours (or root's) and writable by
     /// nobody else, and a live daemon already there is never displaced.
     private func bindSocket() throws -> Int32 {
-        let dir = (path as NSString).deletingLastPathComponent
+        guard path.hasPrefix("/") else { throw BindError.bind(path, "not an absolute path") }
+        let dir = LocalPath.directory(of: path)
         if !FileManager.default.fileExists(atPath: dir) {
-            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750]) }
-            catch { throw BindError.directory(dir, "\(error.localizedDescription)") }
+            do throws(LocalPathError) { try LocalPath.makeDirectories(dir, mode: 0o750) }
+            catch { throw BindError.directory(dir, "\(error)") }
         } else if geteuid() != 0, let why = SocketPath.untrustedDirectoryReason(of: path) {
             throw BindError.directory(dir, why)
         }
@@ -218,7 +219,10 @@ public final class ControlServer: @unchecked Sendable {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { close(fd); throw BindError.bind(path, "path too long") }
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            close(fd)
+            throw BindError.bind(path, "path too long (\(bytes.count) bytes; a Unix socket path has at most \(MemoryLayout.size(ofValue: addr.sun_path) - 1))")
+        }
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: bytes); raw[bytes.count] = 0 }
         // Bind with a tight umask so the file is never briefly open to everyone.
         let old = umask(0o177)
