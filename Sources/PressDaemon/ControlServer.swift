@@ -81,8 +81,13 @@ public struct ServerContext: Sendable {
     /// Most connections open at once (`daemon.max_connections`), and per uid.
     public var maxConnections = 256
     public var maxConnectionsPerUser = 32
-    /// The run log, for exports and run metadata (nil when disabled).
-    public var runLog: RunLog?
+    /// The run log, for exports and run metadata: read at each request (nil when
+    /// disabled, or not open yet because it could not be opened at start).
+    public var currentRunLog: @Sendable () -> RunLog? = { nil }
+    public var runLog: RunLog? {
+        get { currentRunLog() }
+        set { currentRunLog = { newValue } }
+    }
     /// Receives every state-changing request, with the peer's uid and pid.
     public var audit: @Sendable (RunLogEvent) -> Void = { _ in }
     /// Who may do what.

@@ -140,14 +140,14 @@ extension ConnectionHandler {
 
     func logExport(_ p: LogExportParams, id: RequestRef, context: ChannelHandlerContext) {
         if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
-        guard let log = ctx.runLog else { return fail(id, .unavailable, "log_export: the run log is disabled ([runlog] enabled = false)", context: context) }
+        guard let log = ctx.runLog else { return fail(id, .unavailable, "log_export: the run log is disabled ([runlog] enabled = false) or not open (see status: storage)", context: context) }
         guard p.until > p.since else { return fail(id, .invalidParams, "log_export: until (\(p.until)) must be after since (\(p.since))", context: context) }
         exportLog(log, p, id: id, context: context)
     }
 
     func logEvents(_ p: LogExportParams, id: RequestRef, context: ChannelHandlerContext) {
         if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
-        guard let log = ctx.runLog else { return fail(id, .unavailable, "log_events: the run log is disabled", context: context) }
+        guard let log = ctx.runLog else { return fail(id, .unavailable, "log_events: the run log is disabled or not open (see status: storage)", context: context) }
         offload(id, "log_events", context: context) {
             let all = try log.events(since: p.since, until: p.until, channel: p.channel)
             let list = all.prefix(10_000).map { LogEventInfo(timeUnix: $0.time, channel: $0.channel, kind: $0.kind, detail: $0.detail, uid: $0.uid, pid: $0.pid) }
@@ -195,7 +195,7 @@ extension ConnectionHandler {
 
     func sweeps(_ p: LogExportParams, id: RequestRef, context: ChannelHandlerContext) {
         if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
-        guard let log = ctx.runLog else { return fail(id, .unavailable, "sweeps: the run log is disabled", context: context) }
+        guard let log = ctx.runLog else { return fail(id, .unavailable, "sweeps: the run log is disabled or not open (see status: storage)", context: context) }
         offload(id, "sweeps", context: context) {
             SweepsResult(sweeps: try log.sweeps(since: p.since, until: p.until, channel: p.channel).map {
                 SweepRecordInfo(timeUnix: $0.time, channel: $0.channel, sweep: StatusMapping.sweep($0.result))
@@ -205,7 +205,7 @@ extension ConnectionHandler {
 
     func runSet(_ p: RunSetParams, id: RequestRef, context: ChannelHandlerContext) {
         guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
-        guard let log = ctx.runLog else { return fail(id, .unavailable, "run_set: the run log is disabled", context: context) }
+        guard let log = ctx.runLog else { return fail(id, .unavailable, "run_set: the run log is disabled or not open (see status: storage)", context: context) }
         let m = p.metadata
         for (i, s) in (m.preparation ?? []).enumerated() {
             guard !s.component.isEmpty, s.pressureMpa.isFinite, s.pressureMpa > 0, s.holdS.map({ $0.isFinite && $0 >= 0 }) ?? true,
@@ -221,7 +221,7 @@ extension ConnectionHandler {
 
     func runGet(_ p: ChannelParams, id: RequestRef, context: ChannelHandlerContext) {
         guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
-        guard let log = ctx.runLog else { return fail(id, .unavailable, "run_get: the run log is disabled", context: context) }
+        guard let log = ctx.runLog else { return fail(id, .unavailable, "run_get: the run log is disabled or not open (see status: storage)", context: context) }
         offload(id, "run_get", context: context) {
             let m = try log.metadata(channel: p.channel)
             return RunResult(channel: p.channel, metadata: RunMetadataInfo(m))

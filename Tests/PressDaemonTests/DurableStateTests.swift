@@ -147,4 +147,41 @@ struct DurableStateTests {
             #expect(events.contains { $0.channel == "B" && $0.kind == "fault" && $0.detail.hasPrefix("over_pressure") }, "\(ctx)")
         }
     }
+
+    @Test("a state directory full at start: the same storage status and ALARM as one that fills later, and both stores write once there is room")
+    func fullAtStart() throws {
+        guard getuid() == 0 else { Issue.record("needs root to mount a small tmpfs"); return }
+        let (base, state, unmount) = try daemonDirOnSmallDisk()
+        defer { unmount(); try? FileManager.default.removeItem(atPath: base) }
+        fill(state)
+        let d = try DaemonProcess(dir: base, timeScale: 5)
+        defer { d.cleanup() }
+        let c = try d.client()
+        let full = try c.status()
+        for name in ["state_file", "run_log"] {
+            let s = full.storage?.first { $0.name == name }
+            #expect(s?.writing == false, "\(name) at start on a full disk: \(String(describing: s))")
+            #expect(s?.failingSinceS != nil && (s?.lastError?.contains("No space left") == true || s?.lastError?.contains("full") == true),
+                    "\(name): \(String(describing: s?.lastError))")
+        }
+        #expect(full.alarms?.contains { $0.hasPrefix("state file not writing") } == true, "\(String(describing: full.alarms))")
+        #expect(full.alarms?.contains { $0.hasPrefix("run log not writing") } == true, "\(String(describing: full.alarms))")
+        let pressctl = try runProcess(binDir + "/pressctl", ["status", "--socket", d.socket])
+        #expect(pressctl.stdout.contains("ALARM: state file not writing"), "\(pressctl.stdout)")
+        // A setpoint while nothing can be written: kept, and written once there is room.
+        _ = try c.call("set", SetParams(channel: "A", value: 4, unit: "MPa"), as: SetResult.self)
+        sleep(seconds: 1)
+        try FileManager.default.removeItem(atPath: state + "/filler")
+        var after = try c.status()
+        let end = Date().addingTimeInterval(10)
+        while Date() < end, after.storage?.allSatisfy(\.writing) != true || after.alarms != nil { usleep(100_000); after = try c.status() }
+        #expect(after.storage?.count == 2 && after.storage?.allSatisfy(\.writing) == true, "\(String(describing: after.storage))")
+        #expect(after.alarms == nil, "\(String(describing: after.alarms))")
+        sleep(seconds: 1)
+        d.stop()
+        #expect(try StateJournal(path: state + "/pressd.state").read()?.channels.first { $0.channel == "A" }?.target == 4)
+        let events = try PressLogProbe.events(dir: base)
+        #expect(events.contains { $0.channel == "A" && $0.kind == "setpoint" && $0.detail.hasPrefix("4") }, "the setpoint made while the disk was full was not written: \(events.map(\.detail))")
+        #expect(events.contains { $0.kind == "daemon" && $0.detail.contains("started") })
+    }
 }
