@@ -99,8 +99,10 @@ public struct ServerContext: Sendable {
     }
     /// Group to give the socket file, when pressd creates it.
     public var socketGroup: String?
-    /// Hands a write to the run-log writer (calibrations).
+    /// Hands a write to the run-log writer (calibrations, run metadata).
     public var store: @Sendable (StoreRequest) -> Void = { _ in }
+    /// The channels' run metadata as last recorded, written or not.
+    let runRecords = RunRecords()
     /// Whether the run log and the state file are being written.
     public var storage: @Sendable () -> [StorageInfo] = { [] }
     /// Health of the device connections (hardware backend).

@@ -9,6 +9,23 @@ public enum StoreRequest: Sendable {
     case calibration(channel: String, cells: [LoadCellCalibration])
     /// A finished critical-stack-pressure sweep, at unix time `time`.
     case sweep(channel: String, result: SweepResult, time: Double)
+    /// A channel's run metadata, merged by ``RunRecords``. `done` is called once, with
+    /// nil when it is written or the error of the first failed attempt (it is then kept
+    /// and written when the run log can write again).
+    case metadata(channel: String, record: RunMetadata, time: Double, done: (@Sendable (Error?) -> Void)?)
+
+    /// This request, its `done` called with `error` (if it had one) and removed.
+    func reporting(_ error: Error) -> StoreRequest {
+        guard case .metadata(let ch, let r, let t, let done?) = self else { return self }
+        done(error)
+        return .metadata(channel: ch, record: r, time: t, done: nil)
+    }
+}
+
+/// The run log could not be opened (yet).
+struct RunLogNotOpen: Error, CustomStringConvertible {
+    var path: String
+    var description: String { "the run log \(path) cannot be opened now (see status: storage)" }
 }
 
 /// How a loop event reads in the journal and in the run log.
@@ -147,7 +164,8 @@ final class RunLogWriter: @unchecked Sendable {
         let pendingStores = stores.withLock { q -> [StoreRequest] in defer { q.removeAll() }; return q }
         do {
             guard let log = try openedLog(now: now) else {
-                stores.withLock { $0.insert(contentsOf: pendingStores, at: 0) }
+                let notOpen = RunLogNotOpen(path: path)
+                stores.withLock { $0.insert(contentsOf: pendingStores.map { $0.reporting(notOpen) }, at: 0) }
                 boundBacklog()
                 return
             }
@@ -156,9 +174,14 @@ final class RunLogWriter: @unchecked Sendable {
                     switch s {
                     case .calibration(let ch, let cells): try log.setCalibration(cells, channel: ch, time: now)
                     case .sweep(let ch, let r, let t): try log.addSweep(r, channel: ch, time: t)
+                    case .metadata(let ch, let r, let t, let done):
+                        try log.setMetadata(r, channel: ch, time: t)
+                        done?(nil)
                     }
                 } catch {
-                    stores.withLock { $0.insert(contentsOf: pendingStores[k...], at: 0) } // retried next flush
+                    // Retried next flush, in order; whoever waits for one of them is told.
+                    let rest = pendingStores[k...].map { $0.reporting(error) }
+                    stores.withLock { $0.insert(contentsOf: rest, at: 0) }
                     throw error
                 }
             }

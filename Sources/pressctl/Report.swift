@@ -156,7 +156,8 @@ func describeRequest(_ detail: String) -> String {
         let md = p["metadata"] as? [String: Any] ?? [:]
         let parts = [(md["cell_id"] as? String).map { "cell \($0)" }, (md["chemistry"] as? String).map { "chemistry \($0)" },
                      (md["preparation_pressure_mpa"] as? Double).map { "preparation pressure \($0) MPa" },
-                     (md["preparation"] as? [Any]).map { "\($0.count) preparation step(s)" }].compactMap { $0 }
+                     (md["preparation"] as? [Any]).map { "\($0.count) preparation step(s)" },
+                     (p["clear"] as? [String]).map { "cleared \($0.joined(separator: ", "))" }].compactMap { $0 }
         text = "record the cell under test" + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", "))
     case "sweep":
         if str("action") == "start" || str("action") == nil {
