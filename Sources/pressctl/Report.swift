@@ -183,22 +183,12 @@ func describeRequest(_ detail: String) -> String {
     return prefix + text
 }
 
-/// Markdown text: escapes what Markdown would otherwise interpret (`\ * _ ` < > [ ] #`)
-/// and turns line breaks into spaces.
-func mdText(_ s: String) -> String {
-    var out = ""
-    for ch in s {
-        switch ch {
-        case "\\", "*", "_", "`", "<", ">", "[", "]", "#": out += "\\" + String(ch)
-        case "\n", "\r": out += " "
-        default: out.append(ch)
-        }
-    }
-    return out
-}
+/// Markdown text from users: control characters and bidi overrides escaped, Markdown
+/// structure characters (`\ * _ ` < > [ ] | # ! ~ &`) backslash-escaped (``SafeText/markdown(_:)``).
+func mdText(_ s: String) -> String { SafeText.markdown(s) }
 
-/// A Markdown table cell: `mdText` and `|` escaped, so `Li|Li6PS5Cl|NMC811` stays one cell.
-func mdCell(_ s: String) -> String { mdText(s).replacingOccurrences(of: "|", with: "\\|") }
+/// A Markdown table cell: `mdText` (which escapes `|` too), so `Li|Li6PS5Cl|NMC811` stays one cell.
+func mdCell(_ s: String) -> String { SafeText.markdown(s) }
 
 /// The standard pressure report of a channel and a time window, as JSON (`STEM.json`)
 /// and the data behind the Markdown (`STEM.md`) and the plots. Documented field by

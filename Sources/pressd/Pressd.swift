@@ -59,7 +59,8 @@ struct Pressd: AsyncParsableCommand {
                 h.logLevel = level
                 return h
             }
-            var h = StreamLogHandler.standardError(label: label)
+            // Escaped: text from peers (request ids, file names) stays on its one line.
+            var h = SafeTextLogHandler(StreamLogHandler.standardError(label: label))
             h.logLevel = level
             return h
         }
