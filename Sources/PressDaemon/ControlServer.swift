@@ -103,6 +103,8 @@ public struct ServerContext: Sendable {
     public var store: @Sendable (StoreRequest) -> Void = { _ in }
     /// The channels' run metadata as last recorded, written or not.
     let runRecords = RunRecords()
+    /// The budget of audit records for refused requests, shared by every connection.
+    let auditThrottle = AuditThrottle()
     /// Whether the run log and the state file are being written.
     public var storage: @Sendable () -> [StorageInfo] = { [] }
     /// Health of the device connections (hardware backend).
@@ -128,6 +130,8 @@ public final class ControlServer: @unchecked Sendable {
     let logger: Logger
     private let group: EventLoopGroup
     private var acceptor: PeerAcceptor?
+    /// Writes the audit throttle's summaries every 5 s.
+    private var auditSummaries: RepeatedTask?
     /// Subscription events encoded once per snapshot, shared by all connections.
     private let fanout = SampleFanout()
     private var listenFD: Int32 = -1
@@ -179,6 +183,10 @@ public final class ControlServer: @unchecked Sendable {
         }
         self.acceptor = acceptor
         acceptor.start()
+        let (throttle, logger, sink) = (context.auditThrottle, self.logger, context.audit)
+        auditSummaries = group.next().scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
+            throttle.flush(logger: logger, sink: sink)
+        }
     }
 
     /// Hands an accepted connection to the event loop.
@@ -253,6 +261,8 @@ public final class ControlServer: @unchecked Sendable {
     public func stop() async {
         acceptor?.stop()
         acceptor = nil
+        auditSummaries?.cancel()
+        context.auditThrottle.flush(final: true, logger: logger, sink: context.audit)
         if ownsPath {
             close(listenFD)
             unlink(path)
@@ -282,7 +292,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     init(loop: ControlLoop, context: ServerContext, logger: Logger, peer: PeerCredentials?, fanout: SampleFanout) {
         self.loop = loop; self.ctx = context; self.logger = logger; self.peer = peer; self.fanout = fanout
-        gate = RequestGate(peer: peer, access: context.access, logger: logger, sink: context.audit)
+        gate = RequestGate(peer: peer, access: context.access, logger: logger, sink: context.audit, throttle: context.auditThrottle)
     }
 
     func channelActive(context: ChannelHandlerContext) {
