@@ -197,6 +197,8 @@ public struct DaemonConfig: Sendable {
     public var maxConnections = 256
     /// Most connections one (unprivileged) uid may hold (`daemon.max_connections_per_user`).
     public var maxConnectionsPerUser = 32
+    /// A client whose replies stay unread this long is dropped (`daemon.client_stall_timeout_s`), s.
+    public var clientStallTimeout = 30.0
     /// Modbus devices and buses (backend = "hardware").
     public var devices: [DeviceConfig] = []
     /// The MQTT publisher (`[mqtt]`); nil: off.
@@ -263,6 +265,8 @@ public struct DaemonConfig: Sendable {
                 guard (1...4096).contains(m) else { throw d.error("max_connections_per_user", "must be 1 … 4096") }
                 cfg.maxConnectionsPerUser = m
             }
+            cfg.clientStallTimeout = try d.positive("client_stall_timeout_s", default: 30)
+            guard (1...3600).contains(cfg.clientStallTimeout) else { throw d.error("client_stall_timeout_s", "must be 1 … 3600 s") }
             if let m = try d.string("metrics"), !m.isEmpty {
                 guard let colon = m.lastIndex(of: ":"), let port = Int(m[m.index(after: colon)...]), (1...65535).contains(port) else {
                     throw d.error("metrics", "must be \"host:port\", e.g. \"127.0.0.1:9817\"")

@@ -183,6 +183,7 @@ public final class Daemon: @unchecked Sendable {
         ctx.socketGroup = config.socketGroup
         ctx.maxConnections = config.maxConnections
         ctx.maxConnectionsPerUser = config.maxConnectionsPerUser
+        ctx.limits.stallTimeout = config.clientStallTimeout
         let box = WeakDaemon()
         let reloader = ConfigReloader { box.daemon?.applyReload() ?? .failure(ConfigError(file: configPath, line: nil, key: nil, message: "daemon gone")) }
         self.reloader = reloader

@@ -64,6 +64,8 @@ struct RequestGate {
 struct RequestRef: Sendable {
     let id: RequestID?
     var audit: AuditTicket? = nil
+    /// Counts the request in flight until its reply is written.
+    var flight: FlightTicket? = nil
     /// No request to name (a line too long to read its id).
     static let anonymous = RequestRef(id: nil)
 }

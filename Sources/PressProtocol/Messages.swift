@@ -83,6 +83,9 @@ public enum ErrorCode: String, Codable, Sendable {
     /// The command would be unsafe or cannot run in the channel's present state (the
     /// message says why), e.g. an autotune on a channel that is not settled.
     case refused
+    /// The connection was dropped: its peer left its replies unread too long (one
+    /// line, then the connection closes).
+    case overloaded
     /// The run log cannot write now (a full disk): what was asked is kept in memory and
     /// written when it can; the message says so.
     case storage
