@@ -126,6 +126,16 @@ final class PeerScheduler: @unchecked Sendable {
     func finished(uid: UInt32) {
         let n = (inFlight[uid] ?? 1) - 1
         inFlight[uid] = n > 0 ? n : nil
+        // The uid's other connections that waited for its budget may go on.
+        if let waiting = waitingForBudget.removeValue(forKey: uid) { for p in waiting { ready(p) } }
+    }
+
+    /// Connections held back only by their uid's budget of requests in flight, by uid.
+    private var waitingForBudget: [UInt32: [ScheduledPeer]] = [:]
+
+    private func waitForBudget(_ peer: ScheduledPeer) {
+        guard !(waitingForBudget[peer.uid]?.contains { $0 === peer } ?? false) else { return }
+        waitingForBudget[peer.uid, default: []].append(peer)
     }
 
     /// `peer` may have something to serve: queue it (once) and see that a turn comes.
@@ -133,7 +143,9 @@ final class PeerScheduler: @unchecked Sendable {
     /// a reply): turns run as event-loop tasks of their own.
     func ready(_ peer: ScheduledPeer) {
         eventLoop.assertInEventLoop()
-        guard !peer.queued, peer.servable else { return }
+        guard !peer.queued else { return }
+        guard mayStart(peer) else { return waitForBudget(peer) }
+        guard peer.servable else { return }
         peer.queued = true
         if peer.privileged { privileged.push(peer.uid, peer) } else { others.push(peer.uid, peer) }
         if !inTurn { kick() }
@@ -157,9 +169,12 @@ final class PeerScheduler: @unchecked Sendable {
         let end = NIODeadline.now() + limits.turnBudget
         while NIODeadline.now() < end, let peer = privileged.pop() ?? others.pop() {
             peer.queued = false
+            guard mayStart(peer) else { waitForBudget(peer); continue }
             guard peer.servable else { continue }
             peer.serveOne()
-            if peer.servable {
+            if !mayStart(peer) {
+                waitForBudget(peer)
+            } else if peer.servable {
                 peer.queued = true
                 if peer.privileged { privileged.push(peer.uid, peer) } else { others.push(peer.uid, peer) }
             }

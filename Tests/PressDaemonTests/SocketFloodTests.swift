@@ -111,22 +111,30 @@ struct SocketFloodTests {
         #expect(q.isEmpty)
     }
 
-    @Test("requests in flight per uid: an observer's uid stops at the limit, a privileged one does not")
+    @Test("requests in flight per uid: an observer's uid stops at the limit, a privileged one does not; a connection held back by its uid's budget is served once a request of the uid ends")
     func inFlightPerUid() {
         final class Peer: ScheduledPeer {
             let uid: UInt32; let privileged: Bool; var queued = false
-            init(_ uid: UInt32, _ p: Bool) { self.uid = uid; privileged = p }
-            var servable: Bool { false }
-            func serveOne() {}
+            var work = 0, served = 0
+            let scheduler: () -> PeerScheduler?
+            init(_ uid: UInt32, _ p: Bool, _ s: @escaping () -> PeerScheduler?) { self.uid = uid; privileged = p; scheduler = s }
+            var servable: Bool { work > 0 && (scheduler()?.mayStart(self) ?? false) }
+            func serveOne() { work -= 1; served += 1 }
         }
         var limits = PeerLimits()
         limits.inFlightPerUser = 3
-        let s = PeerScheduler(eventLoop: EmbeddedEventLoop(), limits: limits)
-        let observer = Peer(1000, false), op = Peer(1001, true)
+        let loop = EmbeddedEventLoop()
+        let s = PeerScheduler(eventLoop: loop, limits: limits)
+        let observer = Peer(1000, false, { s }), op = Peer(1001, true, { s })
         for _ in 0..<3 { s.started(uid: 1000); s.started(uid: 1001) }
         #expect(!s.mayStart(observer) && s.mayStart(op))
+        observer.work = 2
+        s.ready(observer)
+        loop.run()
+        #expect(observer.served == 0 && !observer.queued, "served beyond its uid's budget")
         s.finished(uid: 1000)
-        #expect(s.mayStart(observer) && s.inFlight(uid: 1000) == 2)
+        loop.run()
+        #expect(observer.served == 2 && s.inFlight(uid: 1000) == 2, "held back after its uid's request ended: \(observer.served)")
     }
 
     @Test("the line framer: lines, CR LF, over-long lines skipped and reported once, partial lines kept")
