@@ -5,35 +5,37 @@ import PressLog
 import PressProtocol
 @testable import PressDaemon
 
+/// A small tmpfs at `dir` (root only), unmounted by the returned closure.
+func smallDisk(_ dir: String, size: String = "8m") throws -> () -> Void {
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let r = try runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", dir])
+    guard r.status == 0 else { throw ClientError.io("mount tmpfs: \(r.stderr)") }
+    return { _ = try? runProcess("/bin/umount", ["-l", dir]) }
+}
+
+/// A daemon directory whose state directory is a small tmpfs: (base, state, unmount).
+func daemonDirOnSmallDisk() throws -> (String, String, () -> Void) {
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-df-\(UUID().uuidString.prefix(6))").path
+    let state = base + "/state"
+    return (base, state, try smallDisk(state, size: "16m"))
+}
+
+/// Fills the file system holding `dir` to the last block (with the file `dir/filler`).
+func fill(_ dir: String) {
+    let fd = open(dir + "/filler", O_WRONLY | O_CREAT, 0o600)
+    let block = [UInt8](repeating: 0xAB, count: 65536)
+    while block.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) > 0 {}
+    // Then byte by byte into the last partial block.
+    var one: UInt8 = 1
+    while write(fd, &one, 1) > 0 {}
+    close(fd)
+}
+
 /// Issue 12, finding 5: a latched trip and the operator's last setpoint survive `kill -9`
 /// while the disk is full, and "run log not writing" is visible.
 @Suite("State that survives a full disk and kill -9", .serialized)
 struct DurableStateTests {
-    /// A small tmpfs at `dir` (root only), unmounted by the returned closure.
-    func smallDisk(_ dir: String, size: String = "8m") throws -> () -> Void {
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let r = try runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", dir])
-        guard r.status == 0 else { throw ClientError.io("mount tmpfs: \(r.stderr)") }
-        return { _ = try? runProcess("/bin/umount", ["-l", dir]) }
-    }
 
-    /// A daemon directory whose state directory is a small tmpfs: (base, state, unmount).
-    func daemonDirOnSmallDisk() throws -> (String, String, () -> Void) {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-df-\(UUID().uuidString.prefix(6))").path
-        let state = base + "/state"
-        return (base, state, try smallDisk(state, size: "16m"))
-    }
-
-    /// Fills the file system holding `dir` to the last block.
-    func fill(_ dir: String) {
-        let fd = open(dir + "/filler", O_WRONLY | O_CREAT, 0o600)
-        let block = [UInt8](repeating: 0xAB, count: 65536)
-        while block.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) > 0 {}
-        // Then byte by byte into the last partial block.
-        var one: UInt8 = 1
-        while write(fd, &one, 1) > 0 {}
-        close(fd)
-    }
 
     func persisted(_ name: String, mode: ChannelMode, target: Double?, faults: [FaultRecord] = [], updated: Double) -> PersistedChannel {
         PersistedChannel(channel: name, mode: mode, target: target, ramp: nil, output: 1, faults: faults, program: nil, backend: nil, updated: updated)

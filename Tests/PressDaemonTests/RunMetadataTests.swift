@@ -59,24 +59,14 @@ struct RunMetadataTests {
     @Test("run set on a full disk: a storage error (not internal), the record kept in memory, answered by run get, written once there is room")
     func fullDisk() throws {
         guard getuid() == 0 else { Issue.record("needs root to mount a small tmpfs"); return }
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-rm-\(UUID().uuidString.prefix(6))").path
-        let state = base + "/state"
-        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
-        let mount = try runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", state])
-        try #require(mount.status == 0, "mount tmpfs: \(mount.stderr)")
-        defer { _ = try? runProcess("/bin/umount", ["-l", state]); try? FileManager.default.removeItem(atPath: base) }
+        let (base, state, unmount) = try daemonDirOnSmallDisk()
+        defer { unmount(); try? FileManager.default.removeItem(atPath: base) }
         let d = try DaemonProcess(dir: base, timeScale: 5)
         defer { d.cleanup() }
         let c = try d.client()
         #expect(try pressctl(d, ["run", "set", "-c", "A", "--cell-id", "SSB-7", "--chemistry", "sulfide"]).status == 0)
         usleep(700_000)
-        // Fill the disk to the last byte.
-        let fd = open(state + "/filler", O_WRONLY | O_CREAT, 0o600)
-        let block = [UInt8](repeating: 0xAB, count: 65536)
-        while block.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) > 0 {}
-        var one: UInt8 = 1
-        while write(fd, &one, 1) > 0 {}
-        close(fd)
+        fill(state)
         let reply = try c.rawCall(#"{"id":1,"method":"run_set","params":{"channel":"A","metadata":{"operator_note":"written while the disk was full"}}}"#)
         #expect(reply.errorCode == "storage", "\(reply)")
         #expect(reply.errorMessage?.contains("kept") == true, "\(String(describing: reply.errorMessage))")

@@ -18,44 +18,30 @@ struct SocketFloodTests {
         guard InstallSecurityTests.canActAsOthers else { Issue.record("needs root and setpriv (util-linux) to run the peers as other users"); return }
         let r = try runProcess(binDir + "/pressbench", ["flood", "--duration", "8", "--stall-timeout", "2", "--config", defaultConfigPath, "--json"])
         try #require(r.status == 0, "\(r.stderr)")
-        let res = try JSONDecoder().decode(FloodResult.self, from: Data(r.stdout.utf8))
+        let res = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stdout)")
+        func num(_ k: String) -> Double { (res[k] as? NSNumber)?.doubleValue ?? .nan }
+        let flood = res["flood"] as? [String: Any] ?? [:]
+        let errors = res["operatorErrors"] as? [String] ?? ["no report"]
         // Every operator request answered, none near the old 2 s command timeout; the
         // typical one within 100 ms. (pressbench flood prints the distribution; the
         // machine running the tests is shared, so the tail is not asserted tighter.)
-        #expect(res.operatorErrors.isEmpty, "\(res.operatorErrors.prefix(3))")
-        #expect(res.operatorRequests >= 80, "\(res.operatorRequests) operator requests in 10 s at 10 Hz")
-        #expect(res.operatorMaxMs < 1000, "slowest operator request \(res.operatorMaxMs) ms")
-        #expect(res.operatorP50Ms < 100, "median operator request \(res.operatorP50Ms) ms")
+        #expect(errors.isEmpty, "\(errors.prefix(3))")
+        #expect(num("operatorRequests") >= 80, "\(num("operatorRequests")) operator requests in 10 s at 10 Hz")
+        #expect(num("operatorMaxMs") < 1000, "slowest operator request \(num("operatorMaxMs")) ms")
+        #expect(num("operatorP50Ms") < 100, "median operator request \(num("operatorP50Ms")) ms")
         // Memory: bounded buffers during the flood, handed back after it.
-        #expect(res.rssPeakMB - res.rssBaselineMB < 40, "RSS \(res.rssBaselineMB) → peak \(res.rssPeakMB) MB")
-        #expect(res.rssAfterMB - res.rssBaselineMB < 8, "RSS \(res.rssBaselineMB) → \(res.rssAfterMB) MB after the flood")
+        #expect(num("rssPeakMB") - num("rssBaselineMB") < 40, "RSS \(num("rssBaselineMB")) → peak \(num("rssPeakMB")) MB")
+        #expect(num("rssAfterMB") - num("rssBaselineMB") < 8, "RSS \(num("rssBaselineMB")) → \(num("rssAfterMB")) MB after the flood")
         // The loop keeps its deadlines.
-        let ticks = try #require(res.ticks, "pressd did not answer status after the flood")
-        #expect(Double(ticks) > 0.9 * res.expectedTicks, "\(ticks) ticks of \(res.expectedTicks)")
-        #expect(Double(res.overruns ?? .max) <= 0.01 * Double(ticks), "\(res.overruns ?? 0) overruns in \(ticks) ticks")
+        let ticks = num("ticks")
+        #expect(ticks > 0.9 * num("expectedTicks"), "\(ticks) ticks of \(num("expectedTicks")) (nan: pressd did not answer status after the flood)")
+        #expect(num("overruns") <= 0.01 * ticks, "\(num("overruns")) overruns in \(ticks) ticks")
         // The non-readers were paused, then dropped with one `overloaded` line each and a
         // journal record naming uid and pid.
-        #expect(res.flood.overloaded == 12 && res.flood.closedByServer == 12, "\(res.flood)")
-        #expect(res.droppedLogged >= 12, "\(res.droppedLogged) drops logged")
-        #expect(res.droppedSample?.contains("uid=65534") == true && res.droppedSample?.contains("pid=") == true, "\(res.droppedSample ?? "-")")
-    }
-
-    /// The part of `pressbench flood --json` the test reads.
-    struct FloodResult: Decodable {
-        struct Flood: Decodable { var overloaded: Int; var closedByServer: Int; var connected: Int }
-        var operatorRequests: Int
-        var operatorErrors: [String]
-        var operatorP50Ms: Double
-        var operatorMaxMs: Double
-        var rssBaselineMB: Double
-        var rssPeakMB: Double
-        var rssAfterMB: Double
-        var ticks: UInt64?
-        var expectedTicks: Double
-        var overruns: UInt64?
-        var flood: Flood
-        var droppedLogged: Int
-        var droppedSample: String?
+        #expect(flood["overloaded"] as? Int == 12 && flood["closedByServer"] as? Int == 12, "\(flood)")
+        #expect(num("droppedLogged") >= 12, "\(num("droppedLogged")) drops logged")
+        let sample = res["droppedSample"] as? String ?? "-"
+        #expect(sample.contains("uid=65534") && sample.contains("pid="), "\(sample)")
     }
 
     @Test("a pipeliner that does not read is paused (not served further), then sent one 'overloaded' line after its replies and closed")
@@ -63,31 +49,29 @@ struct SocketFloodTests {
         let text = try editedConfig("socket_mode = \"0660\"\n", "socket_mode = \"0660\"\nclient_stall_timeout_s = 1\n")
         try await withRig(configText: text) { rig in
             let fd = try ControlClient.connectSocket(rig.socketPath)
-            defer { close(fd) }
+            let sendFD = dup(fd)
+            defer { close(sendFD) }
+            let c = try ControlClient(connected: fd, path: rig.socketPath, timeout: 5)
             // 5000 status requests, never reading: far more replies than the buffers hold.
             let line = Array(String(repeating: "{\"method\":\"status\"}\n", count: 5000).utf8)
             let sender = Thread {
                 var off = 0
                 while off < line.count {
-                    let n = line[off...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    let n = line[off...].withUnsafeBytes { send(sendFD, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                     if n <= 0 { break }
                     off += n
                 }
             }
             sender.start()
             sleep(seconds: 3) // paused within milliseconds; dropped after the 1 s stall timeout
-            var tv = timeval(tv_sec: 5, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            var all = [UInt8]()
-            var buf = [UInt8](repeating: 0, count: 1 << 16)
+            var lines: [String] = []
             var ended = false
             while true {
-                let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n == 0 || (n < 0 && errno == ECONNRESET) { ended = true; break }
-                if n < 0 { break }
-                all += buf[..<n]
+                do { lines.append(String(decoding: try c.readLine(), as: UTF8.self)) } catch {
+                    ended = "\(error)".contains("closed by pressd") || "\(error)".contains("reset")
+                    break
+                }
             }
-            let lines = String(decoding: all, as: UTF8.self).split(separator: "\n")
             #expect(ended, "the connection was not closed")
             let replies = lines.filter { $0.contains("\"result\"") }.count
             #expect(replies > 10 && replies < 1000, "\(replies) replies: it should be served until its output is full, then paused")
