@@ -82,6 +82,24 @@ struct SocketFloodTests {
         }
     }
 
+    @Test("a subscriber that stops reading is dropped after the stall timeout, and its client says 'overloaded', not just 'closed'")
+    func stalledSubscriber() async throws {
+        let text = try editedConfig("socket_mode = \"0660\"\n", "socket_mode = \"0660\"\nclient_stall_timeout_s = 1\n")
+        try await withRig(configText: text) { rig in
+            let c = try rig.client()
+            _ = try c.call("subscribe", SubscribeParams(rateHz: 100), as: SubscribeResult.self)
+            sleep(seconds: 6) // ~300 KB/s of events fill the socket and the 256 KiB mark in ~2 s; dropped 1 s later
+            var events = 0
+            do {
+                while true { _ = try c.nextEvent(); events += 1 }
+            } catch {
+                guard case .remote(let e)? = error as? ClientError else { Issue.record("ended with \(error) after \(events) events, not overloaded"); return }
+                #expect(e.code == .overloaded && e.message.contains("client_stall_timeout_s"), "\(e)")
+            }
+            #expect(events > 0, "the events sent before the drop are delivered first")
+        }
+    }
+
     @Test("fair queue: round robin over uids, first in first out within one")
     func fairQueue() {
         var q = FairQueue<String>()
