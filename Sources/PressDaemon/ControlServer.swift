@@ -139,7 +139,7 @@ public final class ControlServer: @unchecked Sendable {
         let access = context.access
         let acceptor = PeerAcceptor(listenFD: listenFD, maxConnections: cap, maxPerUser: context.maxConnectionsPerUser,
                                     reserved: min(16, cap / 4),
-                                    privileged: { p in (access.role(uid: p.uid, gids: p.groups) ?? .observer) >= .operator },
+                                    privileged: { p in access.isPrivileged(p) },
                                     logger: logger) { [weak self] fd, peer in
             self?.adopt(fd, peer: peer)
         }
@@ -290,7 +290,7 @@ final class ConnectionHandler: ChannelInboundHandler, ScheduledPeer, @unchecked 
         self.loop = loop; self.ctx = context; self.logger = logger; self.peer = peer; self.fanout = fanout; self.scheduler = scheduler
         gate = RequestGate(peer: peer, access: context.access, logger: logger, sink: context.audit, throttle: context.auditThrottle)
         uid = peer?.uid ?? UInt32.max
-        privileged = peer.map { $0.uid == 0 || (context.access.role(uid: $0.uid, gids: $0.groups) ?? .observer) >= .operator } ?? false
+        privileged = peer.map(context.access.isPrivileged) ?? false
     }
 
     func handlerAdded(context: ChannelHandlerContext) { handlerContext = context }

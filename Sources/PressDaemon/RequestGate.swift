@@ -41,8 +41,7 @@ struct RequestGate {
             // A peer can send refused requests as fast as it likes, on as many connections
             // as it likes: unless it is an operator, admin or root, its uid has a budget
             // per interval (AuditLimiter); the rest are counted in one summary record.
-            let privileged = p.uid == 0 || (access.role(uid: p.uid, gids: p.groups) ?? .observer) >= .operator
-            guard throttle.admit(uid: p.uid, pid: p.pid, method: spec.name, privileged: privileged) else { return }
+            guard throttle.admit(uid: p.uid, pid: p.pid, method: spec.name, privileged: access.isPrivileged(p)) else { return }
         }
         var request = String(decoding: bytes.prefix(refused ? 256 : 2048), as: UTF8.self)
         if spec.name == "program_start" { request = "program_start (program text not repeated)" }
@@ -80,4 +79,12 @@ final class AuditTicket: @unchecked Sendable {
     init(spec: MethodSpec, channel: String?, bytes: Data) { self.spec = spec; self.channel = channel; self.bytes = bytes }
     /// True the first time only.
     func settle() -> Bool { if done { return false }; done = true; return true }
+}
+
+extension AccessPolicy {
+    /// Operators, admins and root: they keep the reserved connection slots, are served
+    /// first and have no per-uid budget (of requests in flight, of audited refusals).
+    func isPrivileged(_ peer: PeerCredentials) -> Bool {
+        peer.uid == 0 || (role(uid: peer.uid, gids: peer.groups) ?? .observer) >= .operator
+    }
 }
