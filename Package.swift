@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "PressProtocol"),
 
         // Client-side rendering: terminal plot, SVG report, window statistics (pure).
-        .target(name: "PressPlot"),
+        .target(name: "PressPlot", dependencies: ["PressProtocol"]),
 
         // System libraries, found with pkg-config.
         .systemLibrary(name: "CModbus", pkgConfig: "libmodbus",

@@ -1,6 +1,7 @@
 import Foundation
 import PressCore
 import PressDrivers
+import PressProtocol
 import PressSim
 
 /// The kind of actuator a channel drives. Decides the output's unit and meaning.
@@ -203,6 +204,8 @@ public struct DaemonConfig: Sendable {
     public var maxConnections = 256
     /// Most connections one (unprivileged) uid may hold (`daemon.max_connections_per_user`).
     public var maxConnectionsPerUser = 32
+    /// A client whose replies stay unread this long is dropped (`daemon.client_stall_timeout_s`), s.
+    public var clientStallTimeout = 30.0
     /// Modbus devices and buses (backend = "hardware").
     public var devices: [DeviceConfig] = []
     /// The MQTT publisher (`[mqtt]`); nil: off.
@@ -214,6 +217,10 @@ public struct DaemonConfig: Sendable {
     /// `daemon.state_dir`, else `$STATE_DIRECTORY` (systemd's StateDirectory=), else
     /// `/var/lib/pressd` for root, else `$XDG_STATE_HOME/pressd` or `~/.local/state/pressd`.
     public func resolvedStateDirectory(environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        LocalPath.absolute(unresolvedStateDirectory(environment: env))
+    }
+
+    private func unresolvedStateDirectory(environment env: [String: String]) -> String {
         if let d = stateDir { return d }
         if let d = env["STATE_DIRECTORY"], !d.isEmpty { return d.split(separator: ":").first.map(String.init) ?? d }
         if geteuid() == 0 { return "/var/lib/pressd" }
@@ -236,6 +243,9 @@ public struct DaemonConfig: Sendable {
                                logLevel: "info", seed: 1, timeScale: 1, substep: 0.001, channels: [])
         if let d = try root.subtable("daemon") {
             cfg.socketPath = try d.string("socket").flatMap { $0.isEmpty ? nil : $0 }
+            if let p = cfg.socketPath, !p.hasPrefix("/") {
+                throw d.error("socket", "'\(p)' is not an absolute path: pressd may run from any directory (under systemd, /); write the full path, e.g. \"/run/pressd/pressd.sock\"")
+            }
             if let m = try d.string("socket_mode") {
                 guard let v = Int(m, radix: 8), (0...0o777).contains(v) else { throw d.error("socket_mode", "must be an octal mode string like \"0660\"") }
                 cfg.socketMode = v
@@ -245,6 +255,9 @@ public struct DaemonConfig: Sendable {
             cfg.backend = try d.choice("backend", default: BackendKind.simulator)
             cfg.logLevel = try d.string("log_level") ?? "info"
             cfg.stateDir = try d.string("state_dir").flatMap { $0.isEmpty ? nil : $0 }
+            if let p = cfg.stateDir, !p.hasPrefix("/") {
+                throw d.error("state_dir", "'\(p)' is not an absolute path: pressd may run from any directory (under systemd, /); write the full path, e.g. \"/var/lib/pressd\"")
+            }
             cfg.realtimePriority = try d.int("realtime_priority") ?? 0
             if let g = try d.string("socket_group"), !g.isEmpty {
                 guard getgrnam(g) != nil else { throw d.error("socket_group", "no group '\(g)' on this system") }
@@ -259,6 +272,8 @@ public struct DaemonConfig: Sendable {
                 guard (1...4096).contains(m) else { throw d.error("max_connections_per_user", "must be 1 … 4096") }
                 cfg.maxConnectionsPerUser = m
             }
+            cfg.clientStallTimeout = try d.positive("client_stall_timeout_s", default: 30)
+            guard (1...3600).contains(cfg.clientStallTimeout) else { throw d.error("client_stall_timeout_s", "must be 1 … 3600 s") }
             if let m = try d.string("metrics"), !m.isEmpty {
                 guard let colon = m.lastIndex(of: ":"), let port = Int(m[m.index(after: colon)...]), (1...65535).contains(port) else {
                     throw d.error("metrics", "must be \"host:port\", e.g. \"127.0.0.1:9817\"")

@@ -18,51 +18,6 @@ enum Frame {
     case tooLong(Int)
 }
 
-/// Splits the byte stream at `\n`, refusing lines longer than `maxLength` without
-/// buffering them: the excess is skipped and reported once per line.
-struct LineFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = Frame
-    let maxLength: Int
-    private var discarding = 0
-
-    init(maxLength: Int) { self.maxLength = maxLength }
-
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        let view = buffer.readableBytesView
-        if let nl = view.firstIndex(of: UInt8(ascii: "\n")) {
-            let length = nl - view.startIndex
-            if discarding > 0 {
-                buffer.moveReaderIndex(forwardBy: length + 1)
-                context.fireChannelRead(Self.wrapInboundOut(.tooLong(discarding + length)))
-                discarding = 0
-                return .continue
-            }
-            guard length <= maxLength else {
-                buffer.moveReaderIndex(forwardBy: length + 1)
-                context.fireChannelRead(Self.wrapInboundOut(.tooLong(length)))
-                return .continue
-            }
-            var line = buffer.readSlice(length: length)!
-            buffer.moveReaderIndex(forwardBy: 1)
-            if line.readableBytes > 0, line.getInteger(at: line.writerIndex - 1, as: UInt8.self) == UInt8(ascii: "\r") {
-                line.moveWriterIndex(to: line.writerIndex - 1)
-            }
-            context.fireChannelRead(Self.wrapInboundOut(.line(line)))
-            return .continue
-        }
-        if buffer.readableBytes > maxLength || discarding > 0 {
-            discarding += buffer.readableBytes
-            buffer.moveReaderIndex(to: buffer.writerIndex)
-        }
-        return .needMoreData
-    }
-
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        while try decode(context: context, buffer: &buffer) == .continue {}
-        return .needMoreData
-    }
-}
-
 /// What the server needs to know about the daemon.
 public struct ServerContext: Sendable {
     public var version: String
@@ -78,11 +33,18 @@ public struct ServerContext: Sendable {
     /// How long a command may wait for the loop before `timeout`, s.
     public var commandTimeout: Double = 2
     public var maxSubscriptionsPerConnection = 8
+    /// Per-peer bounds: requests in flight, buffers, the stall timeout (docs/protocol.md, "Limits").
+    public var limits = PeerLimits()
     /// Most connections open at once (`daemon.max_connections`), and per uid.
     public var maxConnections = 256
     public var maxConnectionsPerUser = 32
-    /// The run log, for exports and run metadata (nil when disabled).
-    public var runLog: RunLog?
+    /// The run log, for exports and run metadata: read at each request (nil when
+    /// disabled, or not open yet because it could not be opened at start).
+    public var currentRunLog: @Sendable () -> RunLog? = { nil }
+    public var runLog: RunLog? {
+        get { currentRunLog() }
+        set { currentRunLog = { newValue } }
+    }
     /// Receives every state-changing request, with the peer's uid and pid.
     public var audit: @Sendable (RunLogEvent) -> Void = { _ in }
     /// Who may do what.
@@ -94,8 +56,12 @@ public struct ServerContext: Sendable {
     }
     /// Group to give the socket file, when pressd creates it.
     public var socketGroup: String?
-    /// Hands a write to the run-log writer (calibrations).
+    /// Hands a write to the run-log writer (calibrations, run metadata).
     public var store: @Sendable (StoreRequest) -> Void = { _ in }
+    /// The channels' run metadata as last recorded, written or not.
+    let runRecords = RunRecords()
+    /// The budget of audit records for refused requests, shared by every connection.
+    let auditThrottle = AuditThrottle()
     /// Whether the run log and the state file are being written.
     public var storage: @Sendable () -> [StorageInfo] = { [] }
     /// Health of the device connections (hardware backend).
@@ -121,8 +87,13 @@ public final class ControlServer: @unchecked Sendable {
     let logger: Logger
     private let group: EventLoopGroup
     private var acceptor: PeerAcceptor?
+    /// Writes the audit throttle's summaries every 5 s.
+    private var auditSummaries: RepeatedTask?
     /// Subscription events encoded once per snapshot, shared by all connections.
     private let fanout = SampleFanout()
+    /// Every connection lives on this one event loop, served fairly by `scheduler`.
+    private let connectionLoop: EventLoop
+    private let scheduler: PeerScheduler
     private var listenFD: Int32 = -1
     /// True when we created the socket file (not when systemd passed it to us).
     private var ownsPath = false
@@ -132,6 +103,8 @@ public final class ControlServer: @unchecked Sendable {
     public init(path: String, mode: Int, loop: ControlLoop, context: ServerContext, group: EventLoopGroup, logger: Logger) {
         self.path = path; self.mode = mode; self.loop = loop; self.context = context
         self.group = group; self.logger = logger
+        connectionLoop = group.next()
+        scheduler = PeerScheduler(eventLoop: connectionLoop, limits: context.limits)
     }
 
     /// Errors binding the socket, each naming the path.
@@ -166,31 +139,39 @@ public final class ControlServer: @unchecked Sendable {
         let access = context.access
         let acceptor = PeerAcceptor(listenFD: listenFD, maxConnections: cap, maxPerUser: context.maxConnectionsPerUser,
                                     reserved: min(16, cap / 4),
-                                    privileged: { p in (access.role(uid: p.uid, gids: p.groups) ?? .observer) >= .operator },
+                                    privileged: { p in access.isPrivileged(p) },
                                     logger: logger) { [weak self] fd, peer in
             self?.adopt(fd, peer: peer)
         }
         self.acceptor = acceptor
         acceptor.start()
+        let (throttle, logger, sink) = (context.auditThrottle, self.logger, context.audit)
+        auditSummaries = group.next().scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
+            throttle.flush(logger: logger, sink: sink)
+        }
     }
 
     /// Hands an accepted connection to the event loop.
     private func adopt(_ fd: Int32, peer: PeerCredentials) {
         guard let acceptor else { close(fd); return }
-        let (loop, context, logger, fanout) = (self.loop, self.context, self.logger, self.fanout)
-        ClientBootstrap(group: group)
-            .channelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
-            .channelOption(.maxMessagesPerRead, value: 4)
+        let (loop, context, logger, fanout, scheduler) = (self.loop, self.context, self.logger, self.fanout, self.scheduler)
+        let limits = context.limits
+        ClientBootstrap(group: connectionLoop)
+            .channelOption(.writeBufferWaterMark, value: .init(low: limits.outputLowWater, high: limits.outputHighWater))
+            .channelOption(.maxMessagesPerRead, value: 1)
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
-                    try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: ControlProtocol.maxMessageBytes)))
-                    try ch.pipeline.syncOperations.addHandler(ConnectionHandler(loop: loop, context: context, logger: logger, peer: peer, fanout: fanout))
+                    try ch.pipeline.syncOperations.addHandler(ConnectionHandler(loop: loop, context: context, logger: logger, peer: peer,
+                                                                                fanout: fanout, scheduler: scheduler))
                 }
             }
             .withConnectedSocket(fd)
             .whenComplete { result in
                 switch result {
-                case .success(let ch): ch.closeFuture.whenComplete { _ in acceptor.connectionClosed(uid: peer.uid) }
+                case .success(let ch): ch.closeFuture.whenComplete { _ in
+                    acceptor.connectionClosed(uid: peer.uid)
+                    scheduler.connectionClosed()
+                }
                 case .failure(let e):
                     // NIO closed the descriptor.
                     acceptor.connectionClosed(uid: peer.uid)
@@ -202,10 +183,11 @@ public final class ControlServer: @unchecked Sendable {
     /// Creates the socket file: the directory must be ours (or root's) and writable by
     /// nobody else, and a live daemon already there is never displaced.
     private func bindSocket() throws -> Int32 {
-        let dir = (path as NSString).deletingLastPathComponent
+        guard path.hasPrefix("/") else { throw BindError.bind(path, "not an absolute path") }
+        let dir = LocalPath.directory(of: path)
         if !FileManager.default.fileExists(atPath: dir) {
-            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750]) }
-            catch { throw BindError.directory(dir, "\(error.localizedDescription)") }
+            do throws(LocalPathError) { try LocalPath.makeDirectories(dir, mode: 0o750) }
+            catch { throw BindError.directory(dir, "\(error)") }
         } else if geteuid() != 0, let why = SocketPath.untrustedDirectoryReason(of: path) {
             throw BindError.directory(dir, why)
         }
@@ -218,7 +200,10 @@ public final class ControlServer: @unchecked Sendable {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { close(fd); throw BindError.bind(path, "path too long") }
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            close(fd)
+            throw BindError.bind(path, "path too long (\(bytes.count) bytes; a Unix socket path has at most \(MemoryLayout.size(ofValue: addr.sun_path) - 1))")
+        }
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: bytes); raw[bytes.count] = 0 }
         // Bind with a tight umask so the file is never briefly open to everyone.
         let old = umask(0o177)
@@ -242,6 +227,8 @@ public final class ControlServer: @unchecked Sendable {
     public func stop() async {
         acceptor?.stop()
         acceptor = nil
+        auditSummaries?.cancel()
+        context.auditThrottle.flush(final: true, logger: logger, sink: context.audit)
         if ownsPath {
             close(listenFD)
             unlink(path)
@@ -251,8 +238,17 @@ public final class ControlServer: @unchecked Sendable {
 }
 
 /// Answers one connection. Everything here runs on the connection's event loop.
-final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = Frame
+///
+/// Bytes read are kept in the connection's own input buffer (at most
+/// ``PeerLimits/inputBytes`` before it stops being read); its complete lines are served
+/// one at a time by the server's ``PeerScheduler``, and only while the connection's
+/// unsent output is under the high-water mark, its requests in flight under
+/// ``PeerLimits/inFlightPerConnection`` and its uid's under
+/// ``PeerLimits/inFlightPerUser``. A connection whose unsent output stays above the mark
+/// for ``PeerLimits/stallTimeout`` is dropped: one `overloaded` error line, a journal
+/// record with the uid and pid, then closed.
+final class ConnectionHandler: ChannelInboundHandler, ScheduledPeer, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     let loop: ControlLoop
@@ -269,10 +265,36 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Authorisation and the audit trail for this connection's requests.
     private var gate: RequestGate
 
-    init(loop: ControlLoop, context: ServerContext, logger: Logger, peer: PeerCredentials?, fanout: SampleFanout) {
-        self.loop = loop; self.ctx = context; self.logger = logger; self.peer = peer; self.fanout = fanout
-        gate = RequestGate(peer: peer, access: context.access, logger: logger, sink: context.audit)
+    private let scheduler: PeerScheduler
+    private var limits: PeerLimits { scheduler.limits }
+    let uid: UInt32
+    /// Operators, admins and root: served first, no per-uid limit.
+    let privileged: Bool
+    var queued = false
+    private var handlerContext: ChannelHandlerContext?
+    /// Bytes read and not yet framed, and the next frame taken from them.
+    private var input: ByteBuffer?
+    private var framer = LineFramer(maxLength: ControlProtocol.maxMessageBytes)
+    private var pendingFrame: Frame?
+    /// Whether the channel is being read (autoRead).
+    private var reading = true
+    private var inFlightHere = 0
+    private var flights: [Int: FlightTicket] = [:]
+    private var nextFlight = 0
+    /// Fires ``overloaded()`` when the unsent output stays above the mark too long.
+    private var stall: Scheduled<Void>?
+    /// Dropped: nothing more is read, served or sent but the `overloaded` line.
+    private(set) var dropping = false
+
+    init(loop: ControlLoop, context: ServerContext, logger: Logger, peer: PeerCredentials?, fanout: SampleFanout, scheduler: PeerScheduler) {
+        self.loop = loop; self.ctx = context; self.logger = logger; self.peer = peer; self.fanout = fanout; self.scheduler = scheduler
+        gate = RequestGate(peer: peer, access: context.access, logger: logger, sink: context.audit, throttle: context.auditThrottle)
+        uid = peer?.uid ?? UInt32.max
+        privileged = peer.map(context.access.isPrivileged) ?? false
     }
+
+    func handlerAdded(context: ChannelHandlerContext) { handlerContext = context }
+    func handlerRemoved(context: ChannelHandlerContext) { handlerContext = nil }
 
     func channelActive(context: ChannelHandlerContext) {
         let hello = HelloMessage(hello: helloResult())
@@ -283,13 +305,30 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelInactive(context: ChannelHandlerContext) {
         for (_, t) in subscriptions { t.cancel() }
         subscriptions.removeAll()
+        stall?.cancel()
+        dropping = true
+        input = nil
+        pendingFrame = nil
+        // Requests still waiting for the loop or a worker no longer count against the uid.
+        for (_, f) in flights { f.settle() }
         context.fireChannelInactive()
     }
 
-    /// Backpressure: a client that does not read its replies stops being read from,
-    /// so its requests cannot pile up replies without bound.
+    /// A client that does not read its replies stops being read from and served (its
+    /// requests cannot pile up replies), and is dropped if that lasts.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        context.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenComplete { _ in }
+        updateReading(context)
+        if context.channel.isWritable {
+            stall?.cancel()
+            stall = nil
+            scheduler.ready(self)
+        } else if stall == nil, !dropping {
+            let ctxBox = NIOLoopBound(context, eventLoop: context.eventLoop)
+            stall = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(limits.stallTimeout * 1e9))) { [self] in
+                stall = nil
+                overloaded(ctxBox.value)
+            }
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -304,54 +343,131 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func send<T: Encodable>(_ value: T, context: ChannelHandlerContext) {
-        guard var data = try? encoder.encode(value) else { return }
+        guard !dropping, var data = try? encoder.encode(value) else { return }
         data.append(UInt8(ascii: "\n"))
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: data)), promise: nil)
     }
 
     func reply<R: Codable & Sendable>(_ id: RequestRef, _ result: R, context: ChannelHandlerContext) {
-        settle(id, nil)
         send(Reply(id: id.id, result: result), context: context)
+        settle(id, nil)
     }
 
     func fail(_ id: RequestRef, _ code: ErrorCode, _ message: String, context: ChannelHandlerContext) {
-        settle(id, ErrorBody(code, message))
         send(Reply<OkResult>(id: id.id, error: ErrorBody(code, message)), context: context)
+        settle(id, ErrorBody(code, message))
     }
 
-    /// Writes an audited request's record with its outcome, once.
+    /// Writes an audited request's record with its outcome, once, and ends its flight.
     private func settle(_ ref: RequestRef, _ error: ErrorBody?) {
+        ref.flight?.settle()
         guard let t = ref.audit, t.settle() else { return }
         gate.record(t.spec, channel: t.channel, request: t.bytes, outcome: error)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        guard !dropping else { return }
+        var bytes = unwrapInboundIn(data)
+        if input == nil { input = bytes } else { input!.writeBuffer(&bytes) }
+        updateReading(context)
+        scheduler.ready(self)
+    }
+
+    /// Whether a complete request is here and the connection may be served now.
+    var servable: Bool {
+        guard !dropping, let c = handlerContext, c.channel.isActive, c.channel.isWritable,
+              inFlightHere < limits.inFlightPerConnection, scheduler.mayStart(self) else { return false }
+        if pendingFrame == nil, input != nil { pendingFrame = framer.next(&input!) }
+        return pendingFrame != nil
+    }
+
+    /// Serves the next request (called by the scheduler).
+    func serveOne() {
+        guard let context = handlerContext, let frame = pendingFrame else { return }
+        pendingFrame = nil
+        switch frame {
         case .tooLong(let n):
             fail(.anonymous, .invalidRequest, "message of \(n) bytes exceeds the limit of \(ControlProtocol.maxMessageBytes) bytes", context: context)
         case .line(let buffer):
             let bytes = Data(buffer.readableBytesView)
-            if bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { return } // blank line: ignore
-            handle(bytes, context: context)
+            if !bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { // a blank line is ignored
+                handle(bytes, flight: startFlight(), context: context)
+            }
+        }
+        updateReading(context)
+    }
+
+    /// Counts a request in flight, here and against the uid, until its reply is written.
+    private func startFlight() -> FlightTicket {
+        let n = nextFlight
+        nextFlight += 1
+        inFlightHere += 1
+        scheduler.started(uid: uid)
+        let ticket = FlightTicket { [self] in
+            flights[n] = nil
+            inFlightHere -= 1
+            scheduler.finished(uid: uid)
+            scheduler.ready(self)
+        }
+        flights[n] = ticket
+        return ticket
+    }
+
+    /// Reads while the connection is writable and its input buffer under the limit.
+    private func updateReading(_ context: ChannelHandlerContext) {
+        if let r = input?.readerIndex, r > 64 * 1024 { input!.discardReadBytes() }
+        let want = !dropping && context.channel.isWritable && (input?.readableBytes ?? 0) < limits.inputBytes
+        guard want != reading else { return }
+        reading = want
+        context.channel.setOption(ChannelOptions.autoRead, value: want).whenComplete { _ in }
+    }
+
+    /// Drops a connection whose peer has not read its replies for the stall timeout:
+    /// one `overloaded` error line after what it was already sent, a journal record with
+    /// the uid and pid, and the connection closed once the peer has read that line (or
+    /// after ``PeerLimits/dropGrace``). Its buffers go with it.
+    private func overloaded(_ context: ChannelHandlerContext) {
+        guard !dropping, context.channel.isActive, !context.channel.isWritable else { return }
+        let unsent = (try? context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? -1
+        dropping = true
+        input = nil
+        pendingFrame = nil
+        for (_, t) in subscriptions { t.cancel() }
+        subscriptions.removeAll()
+        updateReading(context)
+        logger.warning("control socket: dropped a client that does not read its replies", metadata: [
+            "uid": "\(peer.map { String($0.uid) } ?? "?")", "pid": "\(peer.map { String($0.pid) } ?? "?")",
+            "stall_timeout_s": "\(limits.stallTimeout)", "unsent_bytes": "\(unsent)"])
+        let body = ErrorBody(.overloaded, "pressd dropped this connection: its replies went unread for \(limits.stallTimeout) s with more than \(limits.outputHighWater / 1024) KiB waiting (daemon.client_stall_timeout_s); read replies as they come")
+        guard var data = try? encoder.encode(Reply<OkResult>(id: nil, error: body)) else { return context.close(promise: nil) }
+        data.append(UInt8(ascii: "\n"))
+        let closeOnce = Once()
+        let ctxBox = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: data))).whenComplete { _ in
+            if closeOnce.fire() { ctxBox.value.close(promise: nil) }
+        }
+        context.eventLoop.scheduleTask(in: .nanoseconds(Int64(limits.dropGrace * 1e9))) {
+            if closeOnce.fire() { ctxBox.value.close(promise: nil) }
         }
     }
 
     /// Decode → authorise and audit → dispatch. Each step's rules live in one place:
     /// ``RequestDecoder`` and ``MethodTable``, ``RequestGate``, SocketCommands.swift.
-    private func handle(_ bytes: Data, context: ChannelHandlerContext) {
+    private func handle(_ bytes: Data, flight: FlightTicket, context: ChannelHandlerContext) {
         let (id, method, result) = decoderImpl.decode(bytes)
         let spec = method.flatMap { MethodTable.byName[$0] }
+        let ref = RequestRef(id: id, flight: flight)
         switch result {
         case .failure(let e):
             // A state-changing request refused at decoding is in the audit trail too.
             if let spec, spec.audited { gate.record(spec, channel: nil, request: bytes, outcome: e) }
-            fail(RequestRef(id: id), e.code, e.message, context: context)
+            fail(ref, e.code, e.message, context: context)
         case .success(let command):
-            guard let spec else { return fail(RequestRef(id: id), .internalError, "method without a row in the method table", context: context) }
-            if let refusal = gate.admit(spec, command, request: bytes) { return fail(RequestRef(id: id), .permissionDenied, refusal, context: context) }
+            guard let spec else { return fail(ref, .internalError, "method without a row in the method table", context: context) }
+            if let refusal = gate.admit(spec, command, request: bytes) { return fail(ref, .permissionDenied, refusal, context: context) }
             // Audited requests are recorded with their outcome, when the reply goes out.
             let ticket = spec.audited ? AuditTicket(spec: spec, channel: command.channel, bytes: bytes) : nil
-            dispatch(command, id: RequestRef(id: id, audit: ticket), context: context)
+            dispatch(command, id: RequestRef(id: id, audit: ticket, flight: flight), context: context)
         }
     }
 
@@ -427,7 +543,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 let csv = (header ? RunLog.csvHeader + "\n" : "") + chunk.map { RunLog.csvLine($0) + "\n" }.joined()
                 eventLoop.execute {
                     let context = ctxBox.value
-                    guard context.channel.isActive else { return }
+                    guard context.channel.isActive, !self.dropping else { return }
                     guard var data = try? self.encoder.encode(LogChunkEvent(id: id.id, csv: csv)) else { return }
                     data.append(UInt8(ascii: "\n"))
                     let done = context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: data)))
@@ -531,7 +647,7 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         // written and counted in `dropped` of the next one that is.
         subscriptions[sub] = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: period) { [self] _ in
             let context = ctxBox.value
-            guard let snap = loop.snapshots.latest(), snap.time != state.lastTime else { return }
+            guard !dropping, let snap = loop.snapshots.latest(), snap.time != state.lastTime else { return }
             guard context.channel.isWritable else { state.dropped += 1; return }
             state.lastTime = snap.time
             let channels = fanout.channelsJSON(snap, configs: ctx.channels, only: only)

@@ -102,12 +102,17 @@ public final class Daemon: @unchecked Sendable {
         self.gpioPollers = gpio
         core.logPeriod = config.runlog.samplePeriod
         var journal: StateJournal?
+        var journalError: StateJournalError?
+        var runLogError: String?
         if config.runlog.enabled {
             let dir = config.resolvedStateDirectory()
             // The state file first: it is small and allocated once, so it works on a
             // full disk; the run log may not even open then, and the daemon still runs.
             do { journal = try StateJournal(path: dir + "/pressd.state") }
-            catch { logger.critical("state file unusable; restart state only in the run log", metadata: ["error": "\(error)"]) }
+            catch {
+                journalError = error
+                logger.critical("state file not writing: it cannot be made now; tried again every second (status: storage, alarms)", metadata: ["error": "\(error)"])
+            }
             let path = dir + "/runlog.sqlite"
             var fromLog: [String: PersistedChannel] = [:]
             var lastLogTime: Double?
@@ -118,7 +123,8 @@ public final class Daemon: @unchecked Sendable {
                 lastLogTime = try log.lastTime()
                 runLog = log
             } catch {
-                logger.critical("run log cannot be opened; running without it (no history is kept) until a restart", metadata: ["error": "\(error)", "path": "\(path)"])
+                logger.critical("run log not writing: it cannot be opened now; samples and events are kept in memory and it is tried again every 5 s (status: storage, alarms)", metadata: ["error": "\(error)", "path": "\(path)"])
+                runLogError = "\(error)"
                 runLog = nil
             }
             let choice = RestoreChoice.choose(runLog: fromLog, file: journal?.read(), fileIsNew: journal?.isNew ?? false, runLogLastTime: lastLogTime)
@@ -147,14 +153,19 @@ public final class Daemon: @unchecked Sendable {
         if let t = try runLog?.lastTime() { loop.epochFloor = t }
         clockBox.loop = loop
         self.loop = loop
-        let writer = runLog.map { RunLogWriter(log: $0, loop: loop, interval: config.runlog.flushInterval, retentionDays: config.runlog.retentionDays,
-                                               fullResolutionDays: config.runlog.fullResolutionDays, downsamplePeriod: config.runlog.downsamplePeriod, logger: logger) }
+        let writer = config.runlog.enabled
+            ? RunLogWriter(path: config.resolvedStateDirectory() + "/runlog.sqlite", log: runLog, openError: runLogError, loop: loop,
+                           interval: config.runlog.flushInterval, retentionDays: config.runlog.retentionDays,
+                           fullResolutionDays: config.runlog.fullResolutionDays, downsamplePeriod: config.runlog.downsamplePeriod, logger: logger)
+            : nil
         self.writer = writer
         // MQTT: statuses and samples from the loop's snapshots, events once the run log
         // has committed them (so a broker outage loses nothing the run log keeps).
         mqtt = config.mqtt.map { MQTTPublisher(config: $0, loop: loop, channels: config.channels.map(\.name), version: Self.version, logger: logger) }
         if let mqtt { writer?.onCommitted = { mqtt.offer($0) } }
-        let stateWriter = journal.map { StateFileWriter(journal: $0, loop: loop, logger: logger) }
+        let stateWriter = config.runlog.enabled
+            ? StateFileWriter(path: config.resolvedStateDirectory() + "/pressd.state", journal: journal, openError: journalError, loop: loop, logger: logger)
+            : nil
         stateWriter?.onChange = { msg in writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "daemon", detail: msg)) }
         self.stateWriter = stateWriter
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -162,7 +173,8 @@ public final class Daemon: @unchecked Sendable {
         let audit: @Sendable (RunLogEvent) -> Void = { e in writer?.enqueue(e) }
         let startNanos = self.startNanos
         var ctx = ServerContext(version: Self.version, backend: config.backend, channels: config.channels, startNanos: startNanos,
-                                runLog: runLog, audit: audit)
+                                audit: audit)
+        ctx.currentRunLog = { writer?.log }
         ctx.access = config.access
         ctx.timeScale = config.timeScale
         ctx.store = { s in writer?.enqueue(s) }
@@ -173,6 +185,7 @@ public final class Daemon: @unchecked Sendable {
         ctx.socketGroup = config.socketGroup
         ctx.maxConnections = config.maxConnections
         ctx.maxConnectionsPerUser = config.maxConnectionsPerUser
+        ctx.limits.stallTimeout = config.clientStallTimeout
         let box = WeakDaemon()
         let reloader = ConfigReloader { box.daemon?.applyReload() ?? .failure(ConfigError(file: configPath, line: nil, key: nil, message: "daemon gone")) }
         self.reloader = reloader
@@ -356,7 +369,7 @@ struct WriterService: Service {
         try? await gracefulShutdown()
         daemon.stateWriter?.stop()
         daemon.writer?.stop()
-        daemon.logger.info("run log closed", metadata: ["path": "\(daemon.runLog?.path ?? "-")"])
+        daemon.logger.info("run log closed", metadata: ["path": "\(daemon.writer?.path ?? "-")"])
     }
 }
 

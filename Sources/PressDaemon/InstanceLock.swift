@@ -1,5 +1,6 @@
 import Foundation
 import PressDrivers
+import PressProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,8 +52,8 @@ public final class InstanceLocks: @unchecked Sendable {
 
     /// Locks `directory` (creating it 0750 if missing) and writes our PID into the lock file.
     public func lockStateDirectory(_ directory: String) throws(InstanceLockError) {
-        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750]) }
-        catch { throw .cannotLock(what: directory, reason: error.localizedDescription) }
+        do throws(LocalPathError) { try LocalPath.makeDirectories(directory, mode: 0o750) }
+        catch { throw .cannotLock(what: directory, reason: "\(error)") }
         let path = directory + "/pressd.lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw .cannotLock(what: path, reason: String(cString: strerror(errno))) }

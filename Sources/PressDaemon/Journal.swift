@@ -1,6 +1,7 @@
 import CSystemd
 import Foundation
 import Logging
+import PressProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,12 +44,14 @@ public struct JournalLogHandler: LogHandler {
         }
     }
 
-    /// The journal fields of one message, in order.
+    /// The journal fields of one message, in order. The message and every value are
+    /// escaped (``SafeText``): text from peers (request ids, file and program names)
+    /// cannot split a field, forge another one or drive a terminal that shows the journal.
     static func fields(level: Logger.Level, message: String, metadata: Logger.Metadata, identifier: String) -> [String] {
-        var f = ["MESSAGE=\(message)", "PRIORITY=\(priority(level))", "SYSLOG_IDENTIFIER=\(identifier)"]
+        var f = ["MESSAGE=\(SafeText.escaped(message))", "PRIORITY=\(priority(level))", "SYSLOG_IDENTIFIER=\(identifier)"]
         for (k, v) in metadata.sorted(by: { $0.key < $1.key }) {
             let key = "PRESSD_" + k.uppercased().map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
-            f.append("\(key)=\(v)")
+            f.append("\(key)=\(SafeText.escaped("\(v)"))")
         }
         return f
     }
@@ -61,5 +64,38 @@ public struct JournalLogHandler: LogHandler {
         defer { cstrings.forEach { free($0) } }
         var iov = cstrings.map { iovec(iov_base: UnsafeMutableRawPointer($0), iov_len: strlen($0)) }
         _ = sd_journal_sendv(&iov, Int32(iov.count))
+    }
+}
+
+/// Wraps a log handler (the plain stderr one when not under the journal) so that the
+/// message and every metadata value are escaped (``SafeText``) before it writes them:
+/// one event, one line, whatever text a peer put in it.
+public struct SafeTextLogHandler<Wrapped: LogHandler>: LogHandler {
+    public var wrapped: Wrapped
+    public init(_ wrapped: Wrapped) { self.wrapped = wrapped }
+
+    public var metadata: Logger.Metadata {
+        get { wrapped.metadata }
+        set { wrapped.metadata = newValue }
+    }
+    public var logLevel: Logger.Level {
+        get { wrapped.logLevel }
+        set { wrapped.logLevel = newValue }
+    }
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { wrapped[metadataKey: key] }
+        set { wrapped[metadataKey: key] = newValue }
+    }
+
+    public func log(event: Logging.LogEvent) {
+        var e = event
+        e.message = "\(SafeText.escaped(event.message.description))"
+        var md = event.metadata?.mapValues { Logger.MetadataValue.string(SafeText.escaped("\($0)")) }
+        if let error = event.error {
+            md = (md ?? [:]).merging(["error": .string(SafeText.escaped("\(error)"))]) { a, _ in a }
+            e.error = nil
+        }
+        e.metadata = md
+        wrapped.log(event: e)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import PressCore
 import PressLog
+import PressProtocol
 
 /// One message for the broker: topic, JSON payload, QoS and retain flag.
 public struct MQTTMessage: Sendable, Equatable {
@@ -12,7 +13,8 @@ public struct MQTTMessage: Sendable, Equatable {
 }
 
 /// The topic layout and the payloads pressd publishes (docs/protocol.md, "MQTT").
-/// Pure: no I/O, so the mapping is tested without a broker.
+/// Pure: no I/O, so the mapping is tested without a broker. Text from users (an
+/// event's detail, a program's name) goes through ``SafeText/escaped(_:)``.
 ///
 /// - `{prefix}/{site}/{rig}/state` — `online`/`offline`, retained, QoS 1 (also the last will)
 /// - `{prefix}/{site}/{rig}/events` — daemon-wide events and `missed` notices, QoS 1
@@ -85,7 +87,7 @@ public struct MQTTMapping: Sendable {
     public func status(_ s: ChannelState, time: Double) -> MQTTMessage {
         let p = StatusPayload(channel: s.name, mode: s.mode.rawValue, setpoint_mpa: s.target.map(Self.r4), pressure_mpa: s.pressure.map(Self.r4),
                               force_n: s.force.map(round3), output: round3(s.output), in_band: s.inBand, stale: s.stale,
-                              faults: s.faults.map(\.code.rawValue), program: s.program?.program.name, time_unix: round3(time))
+                              faults: s.faults.map(\.code.rawValue), program: s.program.map { SafeText.escaped($0.program.name) }, time_unix: round3(time))
         return MQTTMessage(topic: statusTopic(s.name), payload: Self.encode(p), qos: 1, retain: true)
     }
 
@@ -118,7 +120,7 @@ public struct MQTTMapping: Sendable {
     /// A run-log event; `seq` is its row id in the run log, so consumers dedupe QoS 1
     /// redeliveries by it (and find it with `pressctl log events`).
     public func event(_ e: SequencedEvent) -> MQTTMessage {
-        let p = EventPayload(seq: e.seq, time_unix: e.event.time, channel: e.event.channel, kind: e.event.kind, detail: e.event.detail,
+        let p = EventPayload(seq: e.seq, time_unix: e.event.time, channel: e.event.channel, kind: e.event.kind, detail: SafeText.escaped(e.event.detail),
                              uid: e.event.uid, pid: e.event.pid)
         return MQTTMessage(topic: eventsTopic(e.event.channel), payload: Self.encode(p), qos: 1, retain: false)
     }

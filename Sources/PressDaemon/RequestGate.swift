@@ -15,8 +15,8 @@ struct RequestGate {
     let logger: Logger
     /// Where audit records go (the run-log writer's queue).
     let sink: @Sendable (RunLogEvent) -> Void
-    /// Refused requests on this connection so far.
-    private(set) var refusals = 0
+    /// The server's budget for refused requests of unprivileged peers (per uid, global).
+    let throttle: AuditThrottle
 
     /// Admits `command` or returns why not (the message of a `permission_denied`
     /// error, which is audited here). An admitted audited request is recorded later,
@@ -37,16 +37,14 @@ struct RequestGate {
     /// (`TIMEOUT`: the loop may still carry it out).
     mutating func record(_ spec: MethodSpec, channel: String?, request bytes: Data, outcome: ErrorBody?) {
         let refused = outcome.map { $0.code != .timeout } ?? false
-        if refused {
-            // A peer can send refused requests as fast as it likes: the first 10 of a
-            // connection are written out (256 bytes each), then one in a hundred with
-            // the count, so it cannot fill the disk or bury the log.
-            refusals += 1
-            guard refusals <= 10 || refusals % 100 == 0 else { return }
+        if refused, let p = peer {
+            // A peer can send refused requests as fast as it likes, on as many connections
+            // as it likes: unless it is an operator, admin or root, its uid has a budget
+            // per interval (AuditLimiter); the rest are counted in one summary record.
+            guard throttle.admit(uid: p.uid, pid: p.pid, method: spec.name, privileged: access.isPrivileged(p)) else { return }
         }
         var request = String(decoding: bytes.prefix(refused ? 256 : 2048), as: UTF8.self)
         if spec.name == "program_start" { request = "program_start (program text not repeated)" }
-        if refused && refusals > 10 { request = "(\(refusals) refused requests on this connection so far) " + request }
         if let e = outcome {
             switch e.code {
             case .permissionDenied: request = "REFUSED (permission) " + request
@@ -65,6 +63,8 @@ struct RequestGate {
 struct RequestRef: Sendable {
     let id: RequestID?
     var audit: AuditTicket? = nil
+    /// Counts the request in flight until its reply is written.
+    var flight: FlightTicket? = nil
     /// No request to name (a line too long to read its id).
     static let anonymous = RequestRef(id: nil)
 }
@@ -79,4 +79,12 @@ final class AuditTicket: @unchecked Sendable {
     init(spec: MethodSpec, channel: String?, bytes: Data) { self.spec = spec; self.channel = channel; self.bytes = bytes }
     /// True the first time only.
     func settle() -> Bool { if done { return false }; done = true; return true }
+}
+
+extension AccessPolicy {
+    /// Operators, admins and root: they keep the reserved connection slots, are served
+    /// first and have no per-uid budget (of requests in flight, of audited refusals).
+    func isPrivileged(_ peer: PeerCredentials) -> Bool {
+        peer.uid == 0 || (role(uid: peer.uid, gids: peer.groups) ?? .observer) >= .operator
+    }
 }

@@ -9,6 +9,23 @@ public enum StoreRequest: Sendable {
     case calibration(channel: String, cells: [LoadCellCalibration])
     /// A finished critical-stack-pressure sweep, at unix time `time`.
     case sweep(channel: String, result: SweepResult, time: Double)
+    /// A channel's run metadata, merged by ``RunRecords``. `done` is called once, with
+    /// nil when it is written or the error of the first failed attempt (it is then kept
+    /// and written when the run log can write again).
+    case metadata(channel: String, record: RunMetadata, time: Double, done: (@Sendable (Error?) -> Void)?)
+
+    /// This request, its `done` called with `error` (if it had one) and removed.
+    func reporting(_ error: Error) -> StoreRequest {
+        guard case .metadata(let ch, let r, let t, let done?) = self else { return self }
+        done(error)
+        return .metadata(channel: ch, record: r, time: t, done: nil)
+    }
+}
+
+/// The run log could not be opened (yet).
+struct RunLogNotOpen: Error, CustomStringConvertible {
+    var path: String
+    var description: String { "the run log \(path) cannot be opened now (see status: storage)" }
 }
 
 /// How a loop event reads in the journal and in the run log.
@@ -82,8 +99,17 @@ func format(_ e: LoopEvent) -> FormattedEvent {
 /// Writes the run log from its own thread: every flush interval it drains the loop's
 /// samples and the queued events into one transaction and stores every channel's
 /// restart state. Write errors are logged and the batch is retried, bounded.
+///
+/// A run log that could not be opened at start (a full disk) is the same as one that
+/// stops writing later: `storage` says `run_log` is not writing, the alarm is raised,
+/// samples and events are kept in memory (bounded), and the log is opened and written
+/// as soon as it can be (tried every 5 s).
 final class RunLogWriter: @unchecked Sendable {
-    let log: RunLog
+    let path: String
+    private let opened: Mutex<RunLog?>
+    /// The run log, nil until it could be opened. Read by the socket's handlers.
+    var log: RunLog? { opened.withLock { $0 } }
+    private var lastOpenAttempt = 0.0
     let loop: ControlLoop
     let interval: Double
     let retention: Double
@@ -102,12 +128,29 @@ final class RunLogWriter: @unchecked Sendable {
     /// Whether the run log is being written (status, metrics, alarms).
     let health: StoreHealth
 
-    init(log: RunLog, loop: ControlLoop, interval: Double, retentionDays: Double, fullResolutionDays: Double = 0,
-         downsamplePeriod: Double = 60, logger: Logger) {
-        self.log = log; self.loop = loop; self.interval = interval
+    /// - Parameters:
+    ///   - log: the open run log, or nil when it could not be opened (`openError`).
+    ///   - fullResolutionDays: samples older than this are downsampled to one row per
+    ///     `downsamplePeriod` s (0: never).
+    init(path: String, log: RunLog?, openError: String? = nil, loop: ControlLoop, interval: Double, retentionDays: Double,
+         fullResolutionDays: Double = 0, downsamplePeriod: Double = 60, logger: Logger) {
+        self.path = path; self.opened = Mutex(log); self.loop = loop; self.interval = interval
         self.retention = retentionDays * 86400; self.logger = logger
         self.fullResolution = fullResolutionDays * 86400; self.downsamplePeriod = downsamplePeriod
-        health = StoreHealth(name: "run_log", path: log.path)
+        health = StoreHealth(name: "run_log", path: path)
+        if log == nil { health.failed(openError ?? "not open") }
+        lastOpenAttempt = Date().timeIntervalSince1970
+    }
+
+    /// The run log, opened now if it could not be before (at most every 5 s).
+    private func openedLog(now: Double) throws -> RunLog? {
+        if let log { return log }
+        guard now - lastOpenAttempt >= 5 else { return nil }
+        lastOpenAttempt = now
+        let l = try RunLog(path: path)
+        opened.withLock { $0 = l }
+        logger.notice("run log opened", metadata: ["path": "\(path)"])
+        return l
     }
 
     /// Queues an event for the next flush.
@@ -128,7 +171,7 @@ final class RunLogWriter: @unchecked Sendable {
     /// short transaction of at most 20 000 rows, so a first pass over a long backlog does
     /// not hold the database for long; at most 50 calls an hour (a million rows: weeks of
     /// a few channels) catch up with any backlog within a day.
-    func maintain(now: Double) throws {
+    func maintain(_ log: RunLog, now: Double) throws {
         // The log's own clock: on a fast simulator log time runs ahead of the wall clock.
         let logNow = max(now, loop.logTimeNow())
         if retention > 0 {
@@ -157,14 +200,25 @@ final class RunLogWriter: @unchecked Sendable {
         let now = Date().timeIntervalSince1970
         let pendingStores = stores.withLock { q -> [StoreRequest] in defer { q.removeAll() }; return q }
         do {
+            guard let log = try openedLog(now: now) else {
+                let notOpen = RunLogNotOpen(path: path)
+                stores.withLock { $0.insert(contentsOf: pendingStores.map { $0.reporting(notOpen) }, at: 0) }
+                boundBacklog()
+                return
+            }
             for (k, s) in pendingStores.enumerated() {
                 do {
                     switch s {
                     case .calibration(let ch, let cells): try log.setCalibration(cells, channel: ch, time: now)
                     case .sweep(let ch, let r, let t): try log.addSweep(r, channel: ch, time: t)
+                    case .metadata(let ch, let r, let t, let done):
+                        try log.setMetadata(r, channel: ch, time: t)
+                        done?(nil)
                     }
                 } catch {
-                    stores.withLock { $0.insert(contentsOf: pendingStores[k...], at: 0) } // retried next flush
+                    // Retried next flush, in order; whoever waits for one of them is told.
+                    let rest = pendingStores[k...].map { $0.reporting(error) }
+                    stores.withLock { $0.insert(contentsOf: rest, at: 0) }
                     throw error
                 }
             }
@@ -176,23 +230,29 @@ final class RunLogWriter: @unchecked Sendable {
             if let snap = loop.snapshots.latest() { try log.saveState(persistedChannels(snap, now: now)) }
             if now - lastPrune > 3600 {
                 lastPrune = now
-                try maintain(now: now)
+                try maintain(log, now: now)
             }
             if let was = health.succeeded() {
                 let msg = "run log writing again after \(round3(was)) s; the samples and events of that time were kept in memory and are now written"
-                logger.notice("\(msg)", metadata: ["path": "\(log.path)"])
+                logger.notice("\(msg)", metadata: ["path": "\(path)"])
                 enqueue(RunLogEvent(time: now, channel: "", kind: "daemon", detail: msg))
             }
         } catch {
             if health.failed("\(error)") {
-                logger.critical("run log not writing: samples and events are kept in memory (up to 200000 samples) until it can; the state file keeps the restart state", metadata: ["error": "\(error)", "path": "\(log.path)"])
+                logger.critical("run log not writing: samples and events are kept in memory (up to 200000 samples) until it can; the state file keeps the restart state", metadata: ["error": "\(error)", "path": "\(path)"])
             }
             if now - lastError > 60 {
                 lastError = now
-                logger.error("run log write failed; retrying", metadata: ["error": "\(error)", "path": "\(log.path)", "backlog": "\(backlog.samples.count)"])
+                logger.error("run log write failed; retrying", metadata: ["error": "\(error)", "path": "\(path)", "backlog": "\(backlog.samples.count)"])
             }
-            if backlog.samples.count > 200_000 { backlog.samples.removeFirst(backlog.samples.count - 200_000) }
-            if backlog.events.count > 20_000 { backlog.events.removeFirst(backlog.events.count - 20_000) }
+            boundBacklog()
         }
+    }
+
+    /// What is kept in memory while the run log cannot write: the newest 200 000
+    /// samples and 20 000 events.
+    private func boundBacklog() {
+        if backlog.samples.count > 200_000 { backlog.samples.removeFirst(backlog.samples.count - 200_000) }
+        if backlog.events.count > 20_000 { backlog.events.removeFirst(backlog.events.count - 20_000) }
     }
 }

@@ -140,14 +140,14 @@ extension ConnectionHandler {
 
     func logExport(_ p: LogExportParams, id: RequestRef, context: ChannelHandlerContext) {
         if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
-        guard let log = ctx.runLog else { return fail(id, .unavailable, "log_export: the run log is disabled ([runlog] enabled = false)", context: context) }
+        guard let log = ctx.runLog else { return fail(id, .unavailable, "log_export: the run log is disabled ([runlog] enabled = false) or not open (see status: storage)", context: context) }
         guard p.until > p.since else { return fail(id, .invalidParams, "log_export: until (\(p.until)) must be after since (\(p.since))", context: context) }
         exportLog(log, p, id: id, context: context)
     }
 
     func logEvents(_ p: LogExportParams, id: RequestRef, context: ChannelHandlerContext) {
         if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
-        guard let log = ctx.runLog else { return fail(id, .unavailable, "log_events: the run log is disabled", context: context) }
+        guard let log = ctx.runLog else { return fail(id, .unavailable, "log_events: the run log is disabled or not open (see status: storage)", context: context) }
         offload(id, "log_events", context: context) {
             let all = try log.events(since: p.since, until: p.until, channel: p.channel)
             let list = all.prefix(10_000).map { LogEventInfo(timeUnix: $0.time, channel: $0.channel, kind: $0.kind, detail: $0.detail, uid: $0.uid, pid: $0.pid) }
@@ -196,7 +196,7 @@ extension ConnectionHandler {
 
     func sweeps(_ p: LogExportParams, id: RequestRef, context: ChannelHandlerContext) {
         if let name = p.channel, channelIndex(name) == nil { return unknownChannel(id, name, context: context) }
-        guard let log = ctx.runLog else { return fail(id, .unavailable, "sweeps: the run log is disabled", context: context) }
+        guard let log = ctx.runLog else { return fail(id, .unavailable, "sweeps: the run log is disabled or not open (see status: storage)", context: context) }
         offload(id, "sweeps", context: context) {
             SweepsResult(sweeps: try log.sweeps(since: p.since, until: p.until, channel: p.channel).map {
                 SweepRecordInfo(timeUnix: $0.time, channel: $0.channel, sweep: StatusMapping.sweep($0.result))
@@ -204,28 +204,48 @@ extension ConnectionHandler {
         }
     }
 
+    /// Merges the change into the channel's record (``RunRecords``), records it as a
+    /// `run` event with the peer and the previous values, and answers once the run-log
+    /// writer has written it — or with `storage` when it cannot now (the record is kept
+    /// and written later).
     func runSet(_ p: RunSetParams, id: RequestRef, context: ChannelHandlerContext) {
         guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
-        guard let log = ctx.runLog else { return fail(id, .unavailable, "run_set: the run log is disabled", context: context) }
-        let m = p.metadata
-        for (i, s) in (m.preparation ?? []).enumerated() {
+        guard let log = ctx.runLog else { return fail(id, .unavailable, "run_set: the run log is disabled or not open (see status: storage)", context: context) }
+        for (i, s) in (p.metadata?.preparation ?? []).enumerated() {
             guard !s.component.isEmpty, s.pressureMpa.isFinite, s.pressureMpa > 0, s.holdS.map({ $0.isFinite && $0 >= 0 }) ?? true,
                   s.temperatureC.map({ $0.isFinite && $0 > -273.15 }) ?? true else {
                 return fail(id, .invalidParams, "run_set: metadata.preparation[\(i)] needs a component, pressure_mpa > 0, hold_s ≥ 0 and a real temperature_c", context: context)
             }
         }
-        offload(id, "run_set", context: context) {
-            try log.setMetadata(RunMetadata(m), channel: p.channel, time: Date().timeIntervalSince1970)
-            return RunResult(channel: p.channel, metadata: m)
+        let (records, store, audit, peer) = (ctx.runRecords, ctx.store, ctx.audit, self.peer)
+        let eventLoop = context.eventLoop
+        let ctxBox = NIOLoopBound(context, eventLoop: eventLoop)
+        DispatchQueue.global().async {
+            let now = Date().timeIntervalSince1970
+            let merged: (record: RunMetadata, changes: [RunRecords.Change])
+            do { merged = try records.apply(p, log: log) } catch {
+                return eventLoop.execute { self.fail(id, .storage, "run_set: cannot read channel \(p.channel)'s record: \(error)", context: ctxBox.value) }
+            }
+            if !merged.changes.isEmpty {
+                audit(RunLogEvent(time: now, channel: p.channel, kind: "run", detail: merged.changes.map(\.text).joined(separator: "; "),
+                                  uid: peer.map { Int($0.uid) }, pid: peer.map { Int($0.pid) }))
+            }
+            let result = RunResult(channel: p.channel, metadata: RunMetadataInfo(merged.record))
+            store(.metadata(channel: p.channel, record: merged.record, time: now, done: { error in
+                eventLoop.execute {
+                    guard let error else { return self.reply(id, result, context: ctxBox.value) }
+                    self.fail(id, .storage, "run_set: recorded, but the run log cannot write now (\(error)); the record is kept in memory, shown by run get, and written when the run log can write again", context: ctxBox.value)
+                }
+            }))
         }
     }
 
     func runGet(_ p: ChannelParams, id: RequestRef, context: ChannelHandlerContext) {
         guard channelIndex(p.channel) != nil else { return unknownChannel(id, p.channel, context: context) }
-        guard let log = ctx.runLog else { return fail(id, .unavailable, "run_get: the run log is disabled", context: context) }
+        guard let log = ctx.runLog else { return fail(id, .unavailable, "run_get: the run log is disabled or not open (see status: storage)", context: context) }
+        let records = ctx.runRecords
         offload(id, "run_get", context: context) {
-            let m = try log.metadata(channel: p.channel)
-            return RunResult(channel: p.channel, metadata: RunMetadataInfo(m))
+            RunResult(channel: p.channel, metadata: RunMetadataInfo(try records.record(channel: p.channel, log: log)))
         }
     }
 

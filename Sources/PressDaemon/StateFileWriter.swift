@@ -53,8 +53,14 @@ public final class StoreHealth: Sendable {
 /// acknowledged, a program step), and at least once a second, so that its time also
 /// tells how fresh it is. It never touches SQLite, so a full disk or a locked run log
 /// does not stop it.
+///
+/// A file that could not be made at start (a full disk) is the same as one that stops
+/// writing later: `storage` says `state_file` is not writing, with the error, the alarm
+/// is raised, and the file is made and written as soon as it can be (tried every second).
 final class StateFileWriter: @unchecked Sendable {
-    let journal: StateJournal
+    let path: String
+    /// Nil until the file could be opened and allocated.
+    private(set) var journal: StateJournal?
     let loop: ControlLoop
     let logger: Logger
     let health: StoreHealth
@@ -62,10 +68,15 @@ final class StateFileWriter: @unchecked Sendable {
     var onChange: @Sendable (String) -> Void = { _ in }
     private var lastSignature: [ChannelSignature] = []
     private var lastWrite = 0.0
+    private var lastOpenAttempt = 0.0
 
-    init(journal: StateJournal, loop: ControlLoop, logger: Logger) {
-        self.journal = journal; self.loop = loop; self.logger = logger
-        health = StoreHealth(name: "state_file", path: journal.path)
+    /// - Parameters:
+    ///   - journal: the open state file, or nil when it could not be made (`openError`).
+    init(path: String, journal: StateJournal?, openError: StateJournalError? = nil, loop: ControlLoop, logger: Logger) {
+        self.path = path; self.journal = journal; self.loop = loop; self.logger = logger
+        health = StoreHealth(name: "state_file", path: path)
+        if journal == nil { health.failed("\(openError.map { "\($0)" } ?? "not open")") }
+        lastOpenAttempt = Date().timeIntervalSince1970
     }
 
     private lazy var worker = PeriodicWorker(name: "pressd-state", interval: 0.02) { [unowned self] in
@@ -103,6 +114,7 @@ final class StateFileWriter: @unchecked Sendable {
         let sig = Self.signature(snap)
         guard force || sig != lastSignature || now - lastWrite >= 1 else { return }
         do {
+            guard let journal = try openedJournal(now: now, force: force) else { return }
             try journal.write(StateJournal.Contents(written: now, logTime: loop.epoch + snap.time, channels: persistedChannels(snap, now: now)))
             lastSignature = sig
             lastWrite = now
@@ -116,6 +128,19 @@ final class StateFileWriter: @unchecked Sendable {
                 onChange("state file not writing: \(error)")
             }
         }
+    }
+}
+
+extension StateFileWriter {
+    /// The state file, opened (made and allocated) now if it could not be before; at
+    /// most one attempt a second unless `force`. Nil while it is not yet time to try again.
+    fileprivate func openedJournal(now: Double, force: Bool) throws(StateJournalError) -> StateJournal? {
+        if let journal { return journal }
+        guard force || now - lastOpenAttempt >= 1 else { return nil }
+        lastOpenAttempt = now
+        let j = try StateJournal(path: path)
+        journal = j
+        return j
     }
 }
 

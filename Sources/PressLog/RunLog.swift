@@ -468,12 +468,13 @@ public final class RunLog: Sendable {
     /// The CSV header of ``csvLine(_:)``.
     public static let csvHeader = "time_unix,time_iso,channel,mode,setpoint_mpa,pressure_mpa,pressure_min_mpa,pressure_max_mpa,pressure_mean_mpa,force_n,output,temperature_c,current_ma,resistance_ohm_cm2,ticks,nonuniformity,voltage_v,load_cell_forces_n,period_s"
 
-    /// One sample as a CSV line (RFC 4180; empty fields for absent values).
+    /// One sample as a CSV line (RFC 4180; empty fields for absent values; text fields
+    /// through ``SafeText/csvField(_:)``, so a row is always one line of 18 fields).
     public static func csvLine(_ s: LogSample) -> String {
         func v(_ d: Double?) -> String { d.map { String(format: "%.6g", $0) } ?? "" }
         let iso = ISO8601DateFormatter.string(from: Date(timeIntervalSince1970: s.time), timeZone: .gmt,
                                               formatOptions: [.withInternetDateTime, .withFractionalSeconds])
-        return [String(format: "%.3f", s.time), iso, s.channel, s.mode, v(s.setpoint), v(s.pressure), v(s.pressureMin), v(s.pressureMax),
+        return [String(format: "%.3f", s.time), iso, SafeText.csvField(s.channel), SafeText.csvField(s.mode), v(s.setpoint), v(s.pressure), v(s.pressureMin), v(s.pressureMax),
                 v(s.pressureMean), v(s.force), v(s.output), v(s.temperature), v(s.current), v(s.resistance), "\(s.count)",
                 v(s.nonUniformity), v(s.voltage), forcesText(s.loadCellForces) ?? "", v(s.period)].joined(separator: ",")
     }

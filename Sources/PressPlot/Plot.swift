@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import PressProtocol
 
 /// One point of a pressure trace.
 public struct TracePoint: Sendable, Equatable {
@@ -381,19 +382,8 @@ public enum SVGReport {
         return svg
     }
 
-    static func escape(_ s: String) -> String {
-        var out = ""
-        for ch in s {
-            switch ch {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default: out.append(ch)
-            }
-        }
-        return out
-    }
+    /// Text for SVG: control characters escaped and XML's special characters as entities.
+    static func escape(_ s: String) -> String { SafeText.xml(s) }
 }
 
 /// A number with a fixed count of decimals (no Foundation needed).

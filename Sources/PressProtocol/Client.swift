@@ -178,11 +178,13 @@ public final class ControlClient {
         }
     }
 
-    /// Reads the next pushed sample event.
+    /// Reads the next pushed sample event. Throws the server's error when it drops the
+    /// connection (`overloaded`: the events were not read for too long).
     public func nextEvent() throws(ClientError) -> SampleEvent {
         while true {
             let line = try readLine()
             if let e = try? ControlProtocol.decoder().decode(SampleEvent.self, from: line) { return e }
+            if let r = try? ControlProtocol.decoder().decode(Reply<OkResult>.self, from: line), r.id == nil, let e = r.error { throw .remote(e) }
         }
     }
 }

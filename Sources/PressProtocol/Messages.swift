@@ -83,6 +83,12 @@ public enum ErrorCode: String, Codable, Sendable {
     /// The command would be unsafe or cannot run in the channel's present state (the
     /// message says why), e.g. an autotune on a channel that is not settled.
     case refused
+    /// The connection was dropped: its peer left its replies unread too long (one
+    /// line, then the connection closes).
+    case overloaded
+    /// The run log cannot write now (a full disk): what was asked is kept in memory and
+    /// written when it can; the message says so.
+    case storage
     case internalError = "internal"
 }
 
@@ -549,6 +555,13 @@ public struct LogExportResult: Codable, Sendable {
 }
 
 public struct RunMetadataInfo: Codable, Sendable, Equatable {
+    /// The fields' wire names, as `run_set`'s `clear` names them.
+    public static let fieldNames = ["cell_id", "chemistry", "operator_note", "preparation_pressure_mpa", "preparation"]
+    /// The wire names of the fields this value gives.
+    public var givenFields: [String] {
+        [cellId.map { _ in "cell_id" }, chemistry.map { _ in "chemistry" }, operatorNote.map { _ in "operator_note" },
+         preparationPressureMpa.map { _ in "preparation_pressure_mpa" }, preparation.map { _ in "preparation" }].compactMap { $0 }
+    }
     public var cellId: String?
     public var chemistry: String?
     public var operatorNote: String?
@@ -618,10 +631,16 @@ public struct ChannelDescriptor: Codable, Sendable, Equatable {
     }
 }
 
+/// `run_set`: the fields given in `metadata` replace the recorded ones, the fields named
+/// in `clear` are cleared, every other field is kept.
 public struct RunSetParams: Codable, Sendable {
     public var channel: String
-    public var metadata: RunMetadataInfo
-    public init(channel: String, metadata: RunMetadataInfo) { self.channel = channel; self.metadata = metadata }
+    public var metadata: RunMetadataInfo?
+    /// Fields to clear, by their wire names (``RunMetadataInfo/fieldNames``).
+    public var clear: [String]?
+    public init(channel: String, metadata: RunMetadataInfo = RunMetadataInfo(), clear: [String]? = nil) {
+        self.channel = channel; self.metadata = metadata; self.clear = clear
+    }
 }
 
 public struct RunResult: Codable, Sendable {
@@ -1127,5 +1146,5 @@ public struct PushSignalsParams: Codable, Sendable {
 /// The kinds of event the run log records (`log_events`, `pressctl log events --kind`).
 public enum EventKinds {
     public static let all = ["ack", "adaptation", "authority", "autotune", "config", "daemon", "excursion", "fault", "impedance",
-                             "mode", "owner", "program", "recovery", "request", "setpoint", "supervisor", "sweep"]
+                             "mode", "owner", "program", "recovery", "request", "run", "setpoint", "supervisor", "sweep"]
 }

@@ -55,7 +55,7 @@ public enum MethodTable {
         .row("program_status", .observer, channel, Command.programStatus),
         .row("log_export", .observer, span, Command.logExport),
         .row("log_events", .observer, span, Command.logEvents),
-        .row("run_set", .operator, audited: true, ["channel", "metadata"], Command.runSet),
+        .row("run_set", .operator, audited: true, ["channel", "metadata", "clear"], Command.runSet),
         .row("run_get", .observer, channel, Command.runGet),
         .row("calibrate", .admin, audited: true, ["channel", "action", "value", "unit", "cell"], Command.calibrate),
         .row("tune", .admin, audited: true, ["channel", "action", "rule", "excursion_mpa", "cycles", "timeout_s"], Command.tune),

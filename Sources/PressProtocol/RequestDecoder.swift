@@ -71,7 +71,7 @@ public struct RequestDecoder: Sendable {
 
     /// Parameter keys each method accepts (snake_case, as on the wire); from ``MethodTable``.
     public static let parameterKeys: [String: Set<String>] = MethodTable.byName.mapValues(\.parameters)
-    static let metadataKeys: Set<String> = ["cell_id", "chemistry", "operator_note", "preparation_pressure_mpa", "preparation"]
+    static let metadataKeys = Set(RunMetadataInfo.fieldNames)
 
     /// The role a method needs; from ``MethodTable`` (unknown methods: operator, never reached).
     public static func role(for method: String) -> Role { MethodTable.byName[method]?.role ?? .operator }
@@ -115,12 +115,34 @@ public struct RequestDecoder: Sendable {
            let bad = m.keys.sorted().first(where: { !Self.metadataKeys.contains($0) }) {
             return (id, method, .failure(ErrorBody(.invalidParams, "run_set: unknown metadata field '\(bad.prefix(64))' (accepted: \(Self.metadataKeys.sorted().joined(separator: ", ")))")))
         }
+        if method == "run_set", let e = Self.runSetClearError(params) { return (id, method, .failure(e)) }
         let data = (try? JSONSerialization.data(withJSONObject: ["params": params])) ?? Data("{\"params\":{}}".utf8)
         do {
             return (id, method, .success(try spec.build(data)))
         } catch {
             return (id, method, .failure(ErrorBody(.invalidParams, "\(method): \(describeDecodingError(error))")))
         }
+    }
+}
+
+extension RequestDecoder {
+    /// `run_set`'s `clear`: known field names, none also given in `metadata`, and
+    /// something to change at all.
+    static func runSetClearError(_ params: [String: Any]) -> ErrorBody? {
+        let given = Set((params["metadata"] as? [String: Any])?.keys.map { $0 } ?? [])
+        guard let raw = params["clear"] else {
+            return given.isEmpty ? ErrorBody(.invalidParams, "run_set: nothing to change: give metadata fields to set or 'clear' with fields to clear") : nil
+        }
+        guard let names = raw as? [String] else { return ErrorBody(.invalidParams, "run_set: 'clear' must be a list of field names") }
+        let accepted = RunMetadataInfo.fieldNames.joined(separator: ", ")
+        if let bad = names.first(where: { !metadataKeys.contains($0) }) {
+            return ErrorBody(.invalidParams, "run_set: clear: unknown field '\(bad.prefix(64))' (accepted: \(accepted))")
+        }
+        if let both = names.first(where: given.contains) {
+            return ErrorBody(.invalidParams, "run_set: '\(both)' is both given in metadata and named in clear")
+        }
+        if names.isEmpty && given.isEmpty { return ErrorBody(.invalidParams, "run_set: nothing to change: give metadata fields to set or 'clear' with fields to clear") }
+        return nil
     }
 }
 

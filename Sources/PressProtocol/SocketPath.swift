@@ -54,7 +54,7 @@ public enum SocketPath {
     /// report success for commands no daemon received.
     /// - Returns: nil when the directory is trusted or does not exist yet; else why not.
     public static func untrustedDirectoryReason(of socketPath: String) -> String? {
-        let dir = (socketPath as NSString).deletingLastPathComponent
+        let dir = LocalPath.directory(of: socketPath)
         var st = stat()
         guard lstat(dir, &st) == 0 else { return nil }
         let me = geteuid()
@@ -68,4 +68,57 @@ public enum SocketPath {
         }
         return nil
     }
+}
+
+/// Paths given on a command line or in the environment, made absolute by hand: no
+/// Foundation path functions, which crashed on a one-character relative path
+/// (`pressd --socket s`) and gave empty directory names for a bare file name.
+public enum LocalPath {
+    /// The process's working directory (`getcwd(3)`), or `/` when it cannot be read.
+    public static func currentDirectory() -> String {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buf, buf.count) != nil else { return "/" }
+        return String(cString: buf)
+    }
+
+    /// `path` made absolute against `cwd` and normalised: empty and `.` components
+    /// dropped, `..` taking one off (never above `/`). Symbolic links are not resolved.
+    public static func absolute(_ path: String, cwd: String = currentDirectory()) -> String {
+        let joined = path.hasPrefix("/") ? path : cwd + "/" + path
+        var parts: [Substring] = []
+        for c in joined.split(separator: "/", omittingEmptySubsequences: true) {
+            if c == "." { continue }
+            if c == ".." { _ = parts.popLast(); continue }
+            parts.append(c)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    /// The directory part of an absolute path: `/a/b` for `/a/b/s.sock`, `/` for `/s`.
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let dir = String(path[..<slash])
+        return dir.isEmpty ? "/" : dir
+    }
+
+    /// Makes the directory `path` and any missing parents with `mode`, like `mkdir -p`.
+    /// - Throws: ``LocalPathError`` naming the component that could not be made and why.
+    public static func makeDirectories(_ path: String, mode: mode_t) throws(LocalPathError) {
+        var st = stat()
+        if stat(path, &st) == 0 {
+            guard (st.st_mode & S_IFMT) == S_IFDIR else { throw LocalPathError(path: path, reason: "exists and is not a directory") }
+            return
+        }
+        let parent = directory(of: path)
+        if parent != path { try makeDirectories(parent, mode: mode) }
+        if mkdir(path, mode) != 0, errno != EEXIST { throw LocalPathError(path: path, reason: "cannot make the directory: \(String(cString: strerror(errno)))") }
+    }
+}
+
+/// A path that could not be used: the path and why.
+public struct LocalPathError: Error, CustomStringConvertible, Equatable {
+    public var path: String
+    public var reason: String
+    public init(path: String, reason: String) { self.path = path; self.reason = reason }
+    public var description: String { "\(path) \(reason)" }
 }

@@ -13,7 +13,7 @@ struct PressBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pressbench",
         abstract: "Benchmarks for pressd (run with -c release).",
-        subcommands: [ControlBench.self, SocketBench.self, SimBench.self, FleetBench.self, SoakBench.self])
+        subcommands: [ControlBench.self, SocketBench.self, SimBench.self, FleetBench.self, SoakBench.self, FloodBench.self, FloodPeer.self, FloodOperator.self])
 }
 
 /// Percentile of sorted values.

@@ -201,7 +201,9 @@ struct Run: ParsableCommand {
         subcommands: [RunSet.self, RunShow.self])
 
     struct RunSet: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "set", abstract: "Record the cell under test (fields not given are cleared).")
+        static let configuration = CommandConfiguration(
+            commandName: "set", abstract: "Record the cell under test: the fields given are set, the others kept.",
+            discussion: "Clearing is explicit: --clear FIELD (repeatable). Every change is in the run log (kind run) with who made it and the previous value.")
         @Option(help: "Cell identifier.") var cellId: String?
         @Option(help: "Electrolyte family or full chemistry, e.g. sulfide / Li|Li6PS5Cl|NMC811.") var chemistry: String?
         @Option(help: "Free-text operator note.") var note: String?
@@ -209,7 +211,13 @@ struct Run: ParsableCommand {
         @Option(help: ArgumentHelp("A preparation step, repeatable: COMPONENT,PRESSURE[,HOLD_S[,TEMP_C]] (the pressure with a unit, or a bare number in MPa), e.g. \"Li6PS5Cl separator,375MPa,300,25\".",
                                    valueName: "step"))
         var preparation: [String] = []
+        @Option(help: ArgumentHelp("Clear a field, repeatable: \(Self.clearable.map(\.option).joined(separator: ", ")).", valueName: "field"))
+        var clear: [String] = []
         @OptionGroup var conn: Connection
+
+        /// The fields --clear accepts: the option's name and the wire name.
+        static let clearable: [(option: String, wire: String)] = [("cell-id", "cell_id"), ("chemistry", "chemistry"), ("note", "operator_note"),
+                                                                  ("preparation-pressure", "preparation_pressure_mpa"), ("preparation", "preparation")]
 
         /// Parses COMPONENT,PRESSURE[,HOLD_S[,TEMP_C]] (the component may itself hold commas: numbers are read from the
         /// right; the pressure, the first of them, may carry a unit).
@@ -233,6 +241,17 @@ struct Run: ParsableCommand {
         func validate() throws {
             _ = try preparation.map(Self.step)
             try validatePressureOption(preparationPressure, "--preparation-pressure", forceAllowed: false)
+            let given: Set<String> = Set([cellId.map { _ in "cell-id" }, chemistry.map { _ in "chemistry" }, note.map { _ in "note" },
+                                          preparationPressure.map { _ in "preparation-pressure" }, preparation.isEmpty ? nil : "preparation"].compactMap { $0 })
+            for f in clear {
+                guard Self.clearable.contains(where: { $0.option == f }) else {
+                    throw ValidationError("--clear \(f): no such field (fields: \(Self.clearable.map(\.option).joined(separator: ", ")))")
+                }
+                if given.contains(f) { throw ValidationError("--clear \(f) and --\(f) together: set the field or clear it") }
+            }
+            if given.isEmpty && clear.isEmpty {
+                throw ValidationError("nothing to record: give --cell-id, --chemistry, --note, --preparation-pressure or --preparation, or --clear FIELD")
+            }
         }
 
         func run() throws {
@@ -241,7 +260,8 @@ struct Run: ParsableCommand {
             var m = RunMetadataInfo(cellId: cellId, chemistry: chemistry, operatorNote: note, preparationPressureMpa: pressure)
             let steps = try preparation.map(Self.step)
             m.preparation = steps.isEmpty ? nil : steps
-            let r = call(c, "run_set", RunSetParams(channel: try conn.requireChannel(c), metadata: m), as: RunResult.self)
+            let wire = clear.compactMap { f in Self.clearable.first { $0.option == f }?.wire }
+            let r = call(c, "run_set", RunSetParams(channel: try conn.requireChannel(c), metadata: m, clear: wire.isEmpty ? nil : wire), as: RunResult.self)
             conn.json ? printJSON(r) : print("\(r.channel): recorded")
         }
     }

@@ -156,7 +156,8 @@ func describeRequest(_ detail: String) -> String {
         let md = p["metadata"] as? [String: Any] ?? [:]
         let parts = [(md["cell_id"] as? String).map { "cell \($0)" }, (md["chemistry"] as? String).map { "chemistry \($0)" },
                      (md["preparation_pressure_mpa"] as? Double).map { "preparation pressure \($0) MPa" },
-                     (md["preparation"] as? [Any]).map { "\($0.count) preparation step(s)" }].compactMap { $0 }
+                     (md["preparation"] as? [Any]).map { "\($0.count) preparation step(s)" },
+                     (p["clear"] as? [String]).map { "cleared \($0.joined(separator: ", "))" }].compactMap { $0 }
         text = "record the cell under test" + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", "))
     case "sweep":
         if str("action") == "start" || str("action") == nil {
@@ -177,22 +178,12 @@ func describeRequest(_ detail: String) -> String {
     return prefix + text
 }
 
-/// Markdown text: escapes what Markdown would otherwise interpret (`\ * _ ` < > [ ] #`)
-/// and turns line breaks into spaces.
-func mdText(_ s: String) -> String {
-    var out = ""
-    for ch in s {
-        switch ch {
-        case "\\", "*", "_", "`", "<", ">", "[", "]", "#": out += "\\" + String(ch)
-        case "\n", "\r": out += " "
-        default: out.append(ch)
-        }
-    }
-    return out
-}
+/// Markdown text from users: control characters and bidi overrides escaped, Markdown
+/// structure characters (`\ * _ ` < > [ ] | # ! ~ &`) backslash-escaped (``SafeText/markdown(_:)``).
+func mdText(_ s: String) -> String { SafeText.markdown(s) }
 
-/// A Markdown table cell: `mdText` and `|` escaped, so `Li|Li6PS5Cl|NMC811` stays one cell.
-func mdCell(_ s: String) -> String { mdText(s).replacingOccurrences(of: "|", with: "\\|") }
+/// A Markdown table cell: `mdText` (which escapes `|` too), so `Li|Li6PS5Cl|NMC811` stays one cell.
+func mdCell(_ s: String) -> String { SafeText.markdown(s) }
 
 /// The standard pressure report of a channel and a time window, as JSON (`STEM.json`)
 /// and the data behind the Markdown (`STEM.md`) and the plots. Documented field by

@@ -30,6 +30,7 @@ struct Pressd: AsyncParsableCommand {
 
     mutating func run() async throws {
         var cfg: DaemonConfig
+        config = LocalPath.absolute(config)
         do { cfg = try DaemonConfig.load(path: config) }
         catch {
             FileHandle.standardError.write(Data("pressd: configuration error: \(error)\n".utf8))
@@ -46,7 +47,9 @@ struct Pressd: AsyncParsableCommand {
             print("\(config): OK, \(cfg.channels.count) channel(s): " + cfg.channels.map { "\($0.name) (\($0.actuator.rawValue), \($0.control.cellArea) cm², trip \($0.control.limits.trip) MPa)" }.joined(separator: ", "))
             return
         }
-        if let stateDir { cfg.stateDir = stateDir }
+        // Relative paths on the command line (and in $PRESSD_SOCKET) are the working
+        // directory's; the configuration's must be absolute (it is checked there).
+        if let stateDir { cfg.stateDir = LocalPath.absolute(stateDir) }
         let level = Logger.Level(rawValue: cfg.logLevel) ?? .info
         // Under systemd, structured journal fields; otherwise plain lines on stderr.
         let journal = JournalLogHandler.stderrIsJournal()
@@ -56,12 +59,13 @@ struct Pressd: AsyncParsableCommand {
                 h.logLevel = level
                 return h
             }
-            var h = StreamLogHandler.standardError(label: label)
+            // Escaped: text from peers (request ids, file names) stays on its one line.
+            var h = SafeTextLogHandler(StreamLogHandler.standardError(label: label))
             h.logLevel = level
             return h
         }
         let logger = Logger(label: "pressd")
-        let path = socket ?? cfg.socketPath ?? SocketPath.resolveDefault()
+        let path = LocalPath.absolute(socket ?? cfg.socketPath ?? SocketPath.resolveDefault())
         let daemon: Daemon
         do { daemon = try Daemon(config: cfg, configPath: config, socketPath: path, logger: logger) }
         catch {

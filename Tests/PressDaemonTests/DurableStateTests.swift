@@ -5,35 +5,37 @@ import PressLog
 import PressProtocol
 @testable import PressDaemon
 
+/// A small tmpfs at `dir` (root only), unmounted by the returned closure.
+func smallDisk(_ dir: String, size: String = "8m") throws -> () -> Void {
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let r = try runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", dir])
+    guard r.status == 0 else { throw ClientError.io("mount tmpfs: \(r.stderr)") }
+    return { _ = try? runProcess("/bin/umount", ["-l", dir]) }
+}
+
+/// A daemon directory whose state directory is a small tmpfs: (base, state, unmount).
+func daemonDirOnSmallDisk() throws -> (String, String, () -> Void) {
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-df-\(UUID().uuidString.prefix(6))").path
+    let state = base + "/state"
+    return (base, state, try smallDisk(state, size: "16m"))
+}
+
+/// Fills the file system holding `dir` to the last block (with the file `dir/filler`).
+func fill(_ dir: String) {
+    let fd = open(dir + "/filler", O_WRONLY | O_CREAT, 0o600)
+    let block = [UInt8](repeating: 0xAB, count: 65536)
+    while block.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) > 0 {}
+    // Then byte by byte into the last partial block.
+    var one: UInt8 = 1
+    while write(fd, &one, 1) > 0 {}
+    close(fd)
+}
+
 /// Issue 12, finding 5: a latched trip and the operator's last setpoint survive `kill -9`
 /// while the disk is full, and "run log not writing" is visible.
 @Suite("State that survives a full disk and kill -9", .serialized)
 struct DurableStateTests {
-    /// A small tmpfs at `dir` (root only), unmounted by the returned closure.
-    func smallDisk(_ dir: String, size: String = "8m") throws -> () -> Void {
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let r = try runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", dir])
-        guard r.status == 0 else { throw ClientError.io("mount tmpfs: \(r.stderr)") }
-        return { _ = try? runProcess("/bin/umount", ["-l", dir]) }
-    }
 
-    /// A daemon directory whose state directory is a small tmpfs: (base, state, unmount).
-    func daemonDirOnSmallDisk() throws -> (String, String, () -> Void) {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-df-\(UUID().uuidString.prefix(6))").path
-        let state = base + "/state"
-        return (base, state, try smallDisk(state, size: "16m"))
-    }
-
-    /// Fills the file system holding `dir` to the last block.
-    func fill(_ dir: String) {
-        let fd = open(dir + "/filler", O_WRONLY | O_CREAT, 0o600)
-        let block = [UInt8](repeating: 0xAB, count: 65536)
-        while block.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) > 0 {}
-        // Then byte by byte into the last partial block.
-        var one: UInt8 = 1
-        while write(fd, &one, 1) > 0 {}
-        close(fd)
-    }
 
     func persisted(_ name: String, mode: ChannelMode, target: Double?, faults: [FaultRecord] = [], updated: Double) -> PersistedChannel {
         PersistedChannel(channel: name, mode: mode, target: target, ramp: nil, output: 1, faults: faults, program: nil, backend: nil, updated: updated)
@@ -146,5 +148,42 @@ struct DurableStateTests {
             let events = try PressLogProbe.events(dir: base)
             #expect(events.contains { $0.channel == "B" && $0.kind == "fault" && $0.detail.hasPrefix("over_pressure") }, "\(ctx)")
         }
+    }
+
+    @Test("a state directory full at start: the same storage status and ALARM as one that fills later, and both stores write once there is room")
+    func fullAtStart() throws {
+        guard getuid() == 0 else { Issue.record("needs root to mount a small tmpfs"); return }
+        let (base, state, unmount) = try daemonDirOnSmallDisk()
+        defer { unmount(); try? FileManager.default.removeItem(atPath: base) }
+        fill(state)
+        let d = try DaemonProcess(dir: base, timeScale: 5)
+        defer { d.cleanup() }
+        let c = try d.client()
+        let full = try c.status()
+        for name in ["state_file", "run_log"] {
+            let s = full.storage?.first { $0.name == name }
+            #expect(s?.writing == false, "\(name) at start on a full disk: \(String(describing: s))")
+            #expect(s?.failingSinceS != nil && (s?.lastError?.contains("No space left") == true || s?.lastError?.contains("full") == true),
+                    "\(name): \(String(describing: s?.lastError))")
+        }
+        #expect(full.alarms?.contains { $0.hasPrefix("state file not writing") } == true, "\(String(describing: full.alarms))")
+        #expect(full.alarms?.contains { $0.hasPrefix("run log not writing") } == true, "\(String(describing: full.alarms))")
+        let pressctl = try runProcess(binDir + "/pressctl", ["status", "--socket", d.socket])
+        #expect(pressctl.stdout.contains("ALARM: state file not writing"), "\(pressctl.stdout)")
+        // A setpoint while nothing can be written: kept, and written once there is room.
+        _ = try c.call("set", SetParams(channel: "A", value: 4, unit: "MPa"), as: SetResult.self)
+        sleep(seconds: 1)
+        try FileManager.default.removeItem(atPath: state + "/filler")
+        var after = try c.status()
+        let end = Date().addingTimeInterval(10)
+        while Date() < end, after.storage?.allSatisfy(\.writing) != true || after.alarms != nil { usleep(100_000); after = try c.status() }
+        #expect(after.storage?.count == 2 && after.storage?.allSatisfy(\.writing) == true, "\(String(describing: after.storage))")
+        #expect(after.alarms == nil, "\(String(describing: after.alarms))")
+        sleep(seconds: 1)
+        d.stop()
+        #expect(try StateJournal(path: state + "/pressd.state").read()?.channels.first { $0.channel == "A" }?.target == 4)
+        let events = try PressLogProbe.events(dir: base)
+        #expect(events.contains { $0.channel == "A" && $0.kind == "setpoint" && $0.detail.hasPrefix("4") }, "the setpoint made while the disk was full was not written: \(events.map(\.detail))")
+        #expect(events.contains { $0.kind == "daemon" && $0.detail.contains("started") })
     }
 }

@@ -25,7 +25,8 @@ final class TestRig: @unchecked Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let ctx = ServerContext(version: "test", backend: cfg.backend, channels: cfg.channels, startNanos: monotonicNanos())
+        var ctx = ServerContext(version: "test", backend: cfg.backend, channels: cfg.channels, startNanos: monotonicNanos())
+        ctx.limits.stallTimeout = cfg.clientStallTimeout
         server = ControlServer(path: socketPath, mode: 0o660, loop: loop, context: ctx, group: group, logger: logger)
         loop.start()
         try await server.start()

@@ -45,7 +45,7 @@ struct MethodTableTests {
             "set": #"{"channel":"A","value":5,"unit":"MPa"}"#, "program_start": #"{"channel":"A","program":"x"}"#,
             "subscribe": #"{"rate_hz":10}"#, "unsubscribe": #"{"subscription":1}"#,
             "log_export": #"{"since":0,"until":1}"#, "log_events": #"{"since":0,"until":1}"#, "sweeps": #"{"since":0,"until":1}"#,
-            "run_set": #"{"channel":"A","metadata":{}}"#, "calibrate": #"{"channel":"A","action":"tare"}"#,
+            "run_set": #"{"channel":"A","metadata":{"cell_id":"x"}}"#, "calibrate": #"{"channel":"A","action":"tare"}"#,
             "tune": #"{"channel":"A","action":"start"}"#, "sweep": #"{"channel":"A","action":"cancel"}"#,
             "supervisor": #"{"channel":"A","action":"lock"}"#, "push_signals": #"{"channel":"A","temperature_c":25}"#,
             "sim_inject": #"{"channel":"A"}"#,
