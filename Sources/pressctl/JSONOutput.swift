@@ -96,16 +96,4 @@ enum JSONValue: Codable, Equatable {
 /// bidirectional overrides and isolates that reorder a line are shown as `\u{1B}`-style
 /// escapes. Text that came from other people — audited requests, program names, cell
 /// ids — is printed through this, so that it cannot clear a screen or fake a line.
-func safe(_ text: String) -> String {
-    var out = ""
-    out.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
-    for u in text.unicodeScalars {
-        let v = u.value
-        if v < 0x20 || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) {
-            out += "\\u{" + String(v, radix: 16, uppercase: true) + "}"
-        } else {
-            out.unicodeScalars.append(u)
-        }
-    }
-    return out
-}
+func safe(_ text: String) -> String { TextSafety.escaped(text) }
