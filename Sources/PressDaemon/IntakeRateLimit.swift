@@ -61,10 +61,11 @@ struct IntakeRateLimit {
         return d
     }
 
-    /// The summary of the skipped files when one is due, resetting the count.
-    mutating func summary(now: Double) -> (count: Int, first: String?, newest: String?)? {
+    /// The summary of the skipped files when one is due (the seconds it covers, how many, the
+    /// first, the one kept for later), resetting the count.
+    mutating func summary(now: Double) -> (seconds: Double, count: Int, first: String?, newest: String?)? {
         guard skipped > 0, now - lastSummary >= summaryInterval else { return nil }
         defer { skipped = 0; firstSkipped = nil; lastSummary = now }
-        return (skipped, firstSkipped, deferred)
+        return (now - lastSummary, skipped, firstSkipped, deferred)
     }
 }

@@ -92,17 +92,16 @@ final class SpectrumIntake: @unchecked Sendable {
     func tick(descriptor: (Int) -> Int32?) {
         let now = Date().timeIntervalSince1970
         let channels = live.current.channels
-        let due = lock.withLock { () -> [(Int, String?, (count: Int, first: String?, newest: String?)?)] in
+        let due = lock.withLock { () -> [(Int, String?, (seconds: Double, count: Int, first: String?, newest: String?)?, IntakeRateLimit)] in
             limits.keys.sorted().map { i in
                 var l = limits[i]!
                 defer { limits[i] = l }
-                return (i, l.takeDeferred(now: now), l.summary(now: now))
+                return (i, l.takeDeferred(now: now), l.summary(now: now), l)
             }
         }
-        for (i, deferred, summary) in due where channels.indices.contains(i) {
-            if let (count, first, newest) = summary {
-                let l = lock.withLock { limits[i] }
-                var detail = "\(count) files not analysed in the last \(fmt0(l?.summaryInterval ?? 10)) s: more than \(fmt0(l?.burst ?? 0)) spectra at once, then \(fmt0(l?.perSecond ?? 0)) a second, are analysed"
+        for (i, deferred, summary, l) in due where channels.indices.contains(i) {
+            if let (seconds, count, first, newest) = summary {
+                var detail = "\(count) files not analysed in the last \(fmt0(seconds)) s (rate limit: \(fmt0(l.burst)) spectra at once, then \(fmt0(l.perSecond)) a second)"
                 if let first { detail += "; the first skipped was \(TextSafety.escaped(first))" }
                 if let newest { detail += "; the newest, \(TextSafety.escaped(newest)), is taken when the rate allows" }
                 emit(channel: channels[i].name, detail: detail, level: .warning)

@@ -88,6 +88,12 @@ struct RealCorpusTests {
     /// compared loosely when the fit kept a Warburg.
     @Test("accepted fits agree with the independent Nyquist-circle estimate")
     func fitsAgreeWithReference() throws {
+        var agreement: [String: [Double]] = [:]
+        defer {
+            print("circle agreement, |fit − circle| / circle in %: " + agreement.keys.sorted().map { k in
+                String(format: "%@ %.2g–%.2g", k, agreement[k]!.min()! * 100, agreement[k]!.max()! * 100)
+            }.joined(separator: "; "))
+        }
         for row in try CorpusTable.rows(RealCorpus.files()) {
             let name = row.name
             for (s, result) in zip(row.spectra, row.results) {
@@ -95,6 +101,9 @@ struct RealCorpusTests {
                 let r = try #require(CorpusTable.reference(s, a), "\(name): no circle through the arc")
                 let label = "\(name) loop \(s.sweep ?? 1)"
                 let dRb = abs(a.bulkResistance - r.bulk) / r.bulk
+                let kind = a.kind == .blockingElectrode ? "blocking" : a.warburgSigma != nil ? "Warburg" : "arc"
+                agreement["\(kind) R_b", default: []].append(dRb)
+                if let ri = a.interfacialResistance { agreement["\(kind) R_int", default: []].append(abs(ri - r.interfacial) / r.interfacial) }
                 switch (a.kind, a.warburgSigma != nil) {
                 case (.blockingElectrode, _):
                     #expect(dRb < 0.04, "\(label): R_b \(a.bulkResistance) vs circle \(r.bulk)")
