@@ -37,6 +37,11 @@ final class SpectrumIntake: @unchecked Sendable {
     /// file must not hold up the next for minutes. The cap is per spectrum, not per file.
     static let maxFileBytes = 4 << 20
     static let maxPoints = 2000
+    /// At most this many new spectra of one file are analysed (the newest); a file of more
+    /// (hundreds of loops are normal, thousands are not) gets one event for the rest.
+    static let maxSpectraPerFile = 500
+    /// The spectra remembered per channel (to take only a file's new loops); forgotten all at once beyond this.
+    static let maxRemembered = 100_000
 
     /// A spectrum's identity within its file: its loop number and first point. A loop that
     /// grows (a file exported mid-loop, then again) is taken again.
@@ -134,21 +139,25 @@ final class SpectrumIntake: @unchecked Sendable {
             return reject(e.descriptionWithoutContent)
         }
         // Only what has not been taken from this file before.
-        let fresh = lock.withLock { () -> [Spectrum] in
+        let new = lock.withLock { () -> [Spectrum] in
             var files = taken[i] ?? [:]
-            if files.count > 10_000 { files.removeAll() }
+            if files.values.map(\.count).reduce(0, +) + spectra.count > Self.maxRemembered { files.removeAll() }
             var known = files[rawName] ?? [:]
             let new = spectra.filter { s in
                 let key = Self.key(s)
                 return known[key].map { $0 < s.count } ?? true
             }
-            for s in new where known.count < 5000 { known[Self.key(s)] = s.count }
+            for s in new { known[Self.key(s)] = s.count }
             files[rawName] = known
             taken[i] = files
-            if new.count > 1 { limits[i]?.charge(new.count - 1) }
+            if new.count > 1 { limits[i]?.charge(min(new.count, Self.maxSpectraPerFile) - 1) }
             return new
         }
-        guard !fresh.isEmpty else { return }
+        guard !new.isEmpty else { return }
+        let fresh = Array(new.suffix(Self.maxSpectraPerFile))
+        if new.count > fresh.count {
+            emit(channel: c.name, detail: "spectrum \(name): \(new.count - fresh.count) older loops not analysed (more than \(Self.maxSpectraPerFile) new spectra in one file; the newest \(fresh.count) are)", level: .warning)
+        }
         let now = Date().timeIntervalSince1970
         var options2 = AnalysisOptions()
         options2.maximumInterfacialRelativeError = spec.maxRelativeError

@@ -24,18 +24,23 @@ public struct BlockingElectrodeFit: Sendable, Equatable {
     public var arcCapacitance: Double?
     /// Apex frequency of the bulk arc in Hz (nil without an arc).
     public var arcApexFrequency: Double?
-    /// The electrodes' CPE coefficient Q_el in F·s^(β−1), and its standard error.
+    /// The electrodes' CPE coefficient Q_el in F·s^(β−1).
     public var electrodeQ: Double
+    /// Standard error of Q_el.
     public var electrodeQError: Double
-    /// The electrodes' CPE exponent β, and its standard error.
+    /// The electrodes' CPE exponent β (1: an ideal blocking capacitor).
     public var electrodeBeta: Double
+    /// Standard error of β.
     public var electrodeBetaError: Double
-    /// χ², χ²/ν and ν of the modulus-weighted fit.
+    /// χ² of the modulus-weighted fit.
     public var chiSquared: Double
+    /// χ²/ν: its square root is the relative misfit per point.
     public var reducedChiSquared: Double
+    /// ν = 2N − p.
     public var degreesOfFreedom: Int
-    /// LM iterations and convergence.
+    /// Levenberg–Marquardt iterations of the retained start.
     public var iterations: Int
+    /// Whether Levenberg–Marquardt met its convergence criteria.
     public var converged: Bool
 }
 

@@ -98,8 +98,9 @@ public struct Analysis: Sendable, Equatable {
     public var kramersKronig: KramersKronigResult
     /// √(χ²/ν) of the modulus-weighted circuit fit: the relative misfit per point.
     public var fitResidual: Double
-    /// Number of points fitted (after trimming) and their frequency range (highest, lowest) in Hz.
+    /// Number of points fitted (after trimming).
     public var fittedPoints: Int
+    /// The frequency range fitted, in Hz (lowest...highest).
     public var fittedRange: ClosedRange<Double>
 
     /// Area-specific resistances in Ω·cm²: multiplies R_b, R_int and their errors by `areaCM2`.

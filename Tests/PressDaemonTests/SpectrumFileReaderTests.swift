@@ -85,3 +85,34 @@ struct SpectrumFileReaderTests {
         #expect(read > 10 && links > 100 && large > 100, "the race was run: each kind was met")
     }
 }
+
+/// The spectrum intake's per-channel rate limit, on a clock of its own.
+@Suite("Spectrum intake rate limit")
+struct IntakeRateLimitTests {
+    @Test("a burst, then one a second; the skipped counted once each, the newest kept and taken when a token comes; a summary at most every 10 s")
+    func bucket() {
+        var l = IntakeRateLimit(now: 0, burst: 3, perSecond: 1, summaryInterval: 10)
+        for k in 0..<3 { let ok = l.admit("f\(k)", now: 0); #expect(ok) }
+        for k in 3..<6 { let ok = l.admit("f\(k)", now: 0); #expect(!ok) }
+        #expect(l.deferred == "f5" && l.skipped == 2, "f3 and f4 counted, f5 kept")
+        let early = l.summary(now: 5)
+        #expect(early == nil, "not before 10 s")
+        let none = l.takeDeferred(now: 0.5)
+        #expect(none == nil, "no token yet")
+        let taken = l.takeDeferred(now: 1.0)
+        #expect(taken == "f5" && l.deferred == nil)
+        let s = l.summary(now: 10)
+        #expect(s?.count == 2 && s?.first == "f3" && s?.newest == nil && s?.seconds == 10)
+        let later = l.summary(now: 30)
+        #expect(later == nil, "nothing skipped since")
+        // A file of many spectra takes the bucket below zero (at most to −burst): the next waits.
+        let big = l.admit("big", now: 20)
+        #expect(big)
+        l.charge(100)
+        #expect(l.tokens == -3)
+        let tooSoon = l.admit("next", now: 22)
+        #expect(!tooSoon)
+        let again = l.admit("next", now: 24.5)
+        #expect(again, "−3 + 4.5 s at 1/s: a token again")
+    }
+}
