@@ -1,4 +1,5 @@
 import Foundation
+import PressEIS
 import PressCore
 import PressDrivers
 import PressProtocol
@@ -154,6 +155,9 @@ public struct SpectraConfig: Sendable, Equatable {
     /// The analyser PC's time zone, for files that give local time (EC-Lab, Gamry);
     /// nil: this machine's.
     public var timeZone: String?
+    /// The analyser PC's date convention, for dates written in its locale (Gamry, ZPlot)
+    /// whose day and month could be either way round; nil: by the date's separator.
+    public var dateOrder: DateOrder?
     /// A fit whose interfacial resistance has a larger relative standard error is
     /// rejected.
     public var maxRelativeError: Double = 0.25
@@ -730,6 +734,12 @@ public struct DaemonConfig: Sendable {
             if let z = try m.string("time_zone") {
                 guard TimeZone(identifier: z) != nil else { throw m.error("time_zone", "'\(z)' is not a time zone name (e.g. Europe/Berlin, UTC)") }
                 s.timeZone = z
+            }
+            if let o = try m.string("date_order") {
+                guard let order = DateOrder(rawValue: o) else {
+                    throw m.error("date_order", "'\(o)' is not a date order: month_first (4/23/2018 is 23 April) or day_first (17.7.2024 is 17 July)")
+                }
+                s.dateOrder = order
             }
             s.maxRelativeError = try m.positive("max_relative_error", default: 0.25)
             guard s.maxRelativeError <= 1 else { throw m.error("max_relative_error", "must be ≤ 1") }

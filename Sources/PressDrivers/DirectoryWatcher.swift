@@ -16,8 +16,11 @@ public struct DirectoryWatchError: Error, CustomStringConvertible, Sendable {
 /// the order the kernel reports the files, so a slow handler delays the next file, never
 /// the control loop.
 ///
-/// A file closed several times (an SMB copy, an editor) is offered again each time; the
-/// handler decides whether it has seen it (by name, size and modification time).
+/// Each directory is opened once (`open(O_DIRECTORY)`) and watched through that descriptor
+/// (`/proc/self/fd/N`): the handler gets the descriptor and the file's name, and opens the
+/// file relative to it (`openat`), so no path is resolved twice and a directory swapped for
+/// another after it was opened is never read. A file closed several times (an SMB copy, an
+/// editor) is offered again each time; the handler decides whether it has seen it.
 public final class DirectoryWatcher: @unchecked Sendable {
     public struct Directory: Sendable {
         public var path: String
@@ -27,23 +30,25 @@ public final class DirectoryWatcher: @unchecked Sendable {
     }
 
     public let directories: [Directory]
-    private let handler: @Sendable (_ tag: Int, _ path: String) -> Void
+    private let handler: @Sendable (_ directory: Directory, _ descriptor: Int32, _ name: String) -> Void
     private var fd: Int32 = -1
-    private var watches: [Int32: Directory] = [:]
+    /// Watch descriptor → (directory, its open descriptor).
+    private var watches: [Int32: (Directory, Int32)] = [:]
     private let stopFlag = NSLock()
     private var stopping = false
     private let done = DispatchSemaphore(value: 0)
     private var thread: Thread?
+    static let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_ONLYDIR)
 
-    public init(directories: [Directory], handler: @escaping @Sendable (_ tag: Int, _ path: String) -> Void) {
+    public init(directories: [Directory], handler: @escaping @Sendable (_ directory: Directory, _ descriptor: Int32, _ name: String) -> Void) {
         self.directories = directories; self.handler = handler
     }
 
-    /// Opens the watches and starts the thread. A directory that cannot be watched (it
-    /// does not exist yet, a share not mounted) does not stop the others: it is returned
-    /// with the reason, and tried again every few seconds by the thread. Files already in
-    /// a directory whose modification time is within `existingWithin` seconds of now are
-    /// offered first, oldest first, so a restart does not lose the latest spectrum.
+    /// Opens the directories and their watches and starts the thread. A directory that cannot be
+    /// watched (it does not exist yet, a share not mounted) does not stop the others: it is
+    /// returned with the reason, and tried again every few seconds by the thread. Files already in
+    /// a directory whose modification time is within `existingWithin` seconds of now are offered
+    /// first, oldest first, so a restart does not lose the latest spectrum.
     /// Throws only when inotify itself is unavailable.
     @discardableResult
     public func start(existingWithin: Double = 0) throws(DirectoryWatchError) -> [(Directory, DirectoryWatchError)] {
@@ -51,23 +56,16 @@ public final class DirectoryWatcher: @unchecked Sendable {
         guard fd >= 0 else { throw DirectoryWatchError(path: "inotify", reason: String(cString: strerror(errno))) }
         var failed: [(Directory, DirectoryWatchError)] = []
         for d in directories {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: d.path, isDirectory: &isDir), isDir.boolValue else {
-                failed.append((d, DirectoryWatchError(path: d.path, reason: "is not a directory (create it, readable by the pressd user); watched as soon as it exists")))
+            switch watch(d) {
+            case .success: break
+            case .failure(let e):
+                failed.append((d, e))
                 lost.append(d)
-                continue
             }
-            let wd = inotify_add_watch(fd, d.path, UInt32(IN_CLOSE_WRITE | IN_MOVED_TO))
-            guard wd >= 0 else {
-                failed.append((d, DirectoryWatchError(path: d.path, reason: "cannot be watched: \(String(cString: strerror(errno))); tried again every 5 s")))
-                lost.append(d)
-                continue
-            }
-            watches[wd] = d
         }
         let existing = existingWithin > 0 ? recentFiles(within: existingWithin) : []
-        let t = Thread { [self] in nameThreadForOS("pressd-spectra");
-            for (tag, path) in existing { handler(tag, path) }
+        let t = Thread { [self] in nameThreadForOS("pressd-spectra")
+            for (d, dirfd, name) in existing { handler(d, dirfd, name) }
             run()
         }
         t.name = "pressd-spectra"
@@ -80,28 +78,72 @@ public final class DirectoryWatcher: @unchecked Sendable {
     /// watched at last.
     public var onWatched: (@Sendable (Directory) -> Void)?
 
-    /// Stops the thread and closes the watches; returns when the thread has ended.
+    /// Called on the watcher's thread about every 200 ms, with the open descriptor of each
+    /// watched directory by tag (nil while it is not watched): for work that waits (a file
+    /// deferred by a rate limit, a summary due).
+    public var onTick: (@Sendable (_ descriptor: (Int) -> Int32?) -> Void)?
+
+    /// Stops the thread and closes the watches and directories; returns when the thread has ended.
     public func stop() {
         stopFlag.lock(); let wasRunning = !stopping && thread != nil; stopping = true; stopFlag.unlock()
         if wasRunning { done.wait() }
+        for (_, (_, dirfd)) in watches { close(dirfd) }
+        watches.removeAll()
         if fd >= 0 { close(fd); fd = -1 }
     }
 
     private var isStopping: Bool { stopFlag.lock(); defer { stopFlag.unlock() }; return stopping }
 
-    private func recentFiles(within: Double) -> [(Int, String)] {
-        let now = Date()
-        var found: [(Date, Int, String)] = []
-        for d in directories {
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: d.path) else { continue }
-            for n in names where !n.hasPrefix(".") {
-                let p = d.path + "/" + n
-                guard let a = try? FileManager.default.attributesOfItem(atPath: p), (a[.type] as? FileAttributeType) == .typeRegular,
-                      let m = a[.modificationDate] as? Date, now.timeIntervalSince(m) <= within else { continue }
-                found.append((m, d.tag, p))
+    /// Opens `d` and watches the opened directory (never its path again).
+    private func watch(_ d: Directory) -> Result<Void, DirectoryWatchError> {
+        let dirfd = open(d.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dirfd >= 0 else {
+            let e = errno
+            return .failure(DirectoryWatchError(path: d.path, reason: e == ENOENT || e == ENOTDIR
+                ? "is not a directory (create it, readable by the pressd user); watched as soon as it exists"
+                : "cannot be opened: \(String(cString: strerror(e))); tried again every 5 s"))
+        }
+        var wd = inotify_add_watch(fd, "/proc/self/fd/\(dirfd)", Self.mask)
+        if wd < 0 {
+            // No /proc: watch the path, and make sure it is still the directory opened.
+            wd = inotify_add_watch(fd, d.path, Self.mask)
+            var a = stat(), b = stat()
+            if wd >= 0, fstat(dirfd, &a) != 0 || stat(d.path, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino {
+                inotify_rm_watch(fd, wd)
+                wd = -1
+                errno = ESTALE
             }
         }
-        return found.sorted { $0.0 < $1.0 }.map { ($0.1, $0.2) }
+        guard wd >= 0 else {
+            let e = errno
+            close(dirfd)
+            return .failure(DirectoryWatchError(path: d.path, reason: "cannot be watched: \(String(cString: strerror(e))); tried again every 5 s"))
+        }
+        watches[wd] = (d, dirfd)
+        return .success(())
+    }
+
+    /// Regular files (not followed if links) in the watched directories modified within `within`
+    /// seconds, oldest first.
+    private func recentFiles(within: Double) -> [(Directory, Int32, String)] {
+        let now = Date().timeIntervalSince1970
+        var found: [(Double, Directory, Int32, String)] = []
+        for (_, (d, dirfd)) in watches {
+            let copy = dup(dirfd)
+            guard copy >= 0, let dir = fdopendir(copy) else { if copy >= 0 { close(copy) }; continue }
+            defer { closedir(dir) }
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                guard !name.hasPrefix(".") else { continue }
+                var st = stat()
+                guard fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+                let m = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+                if now - m <= within { found.append((m, d, dirfd, name)) }
+            }
+        }
+        return found.sorted { $0.0 < $1.0 }.map { ($0.1, $0.2, $0.3) }
     }
 
     /// Directories whose watch the kernel dropped (deleted, unmounted), retried every
@@ -113,12 +155,14 @@ public final class DirectoryWatcher: @unchecked Sendable {
         guard !lost.isEmpty, Date().timeIntervalSince(lastRetry) >= 5 else { return }
         lastRetry = Date()
         lost.removeAll { d in
-            let wd = inotify_add_watch(fd, d.path, UInt32(IN_CLOSE_WRITE | IN_MOVED_TO))
-            guard wd >= 0 else { return false }
-            watches[wd] = d
+            guard case .success = watch(d) else { return false }
             onWatched?(d)
             return true
         }
+    }
+
+    private func descriptor(tag: Int) -> Int32? {
+        watches.values.first { $0.0.tag == tag }?.1
     }
 
     private func run() {
@@ -126,6 +170,7 @@ public final class DirectoryWatcher: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while !isStopping {
             rewatchLost()
+            onTick?(descriptor(tag:))
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let r = poll(&p, 1, 200)
             if r <= 0 { continue }
@@ -140,11 +185,16 @@ public final class DirectoryWatcher: @unchecked Sendable {
                 let nameStart = offset + MemoryLayout<inotify_event>.size
                 let nameBytes = buffer[nameStart..<min(n, nameStart + len)].prefix { $0 != 0 }
                 offset = nameStart + len
-                if mask & UInt32(IN_IGNORED) != 0, let d = watches.removeValue(forKey: wd) { lost.append(d); continue }
-                guard mask & UInt32(IN_ISDIR) == 0, let d = watches[wd], !nameBytes.isEmpty else { continue }
+                if mask & UInt32(IN_IGNORED) != 0, let (d, dirfd) = watches.removeValue(forKey: wd) {
+                    close(dirfd)
+                    lost.append(d)
+                    continue
+                }
+                guard mask & UInt32(IN_ISDIR) == 0, let (d, dirfd) = watches[wd], !nameBytes.isEmpty else { continue }
                 let name = String(decoding: nameBytes, as: UTF8.self)
                 if name.hasPrefix(".") { continue } // a writer's temporary file
-                handler(d.tag, d.path + "/" + name)
+                handler(d, dirfd, name)
+                if isStopping { break }
             }
         }
     }

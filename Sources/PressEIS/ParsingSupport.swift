@@ -66,14 +66,55 @@ enum ParsingSupport {
     /// separator, German-style Windows locales) is day-first; `YYYY-MM-DD` is ISO. If the month-first
     /// reading is impossible (first number > 12) but the day-first one is valid, day-first is used.
     static func monthDayYear(_ s: Substring) -> (Int, Int, Int)? {
-        let dotted = s.contains(".")
-        let parts = s.split(whereSeparator: { $0 == "/" || $0 == "-" || $0 == "." })
-        guard parts.count == 3, let a = Int(parts[0]), let b = Int(parts[1]), let c = Int(parts[2]) else { return nil }
-        if parts[0].count == 4 { return (a, b, c) }                 // YYYY-MM-DD
+        vendorDate(s, fixed: nil, configured: nil).map { ($0.year, $0.month, $0.day) }
+    }
+
+    /// A calendar date read from a vendor's file, with a note when the order had to be assumed.
+    struct VendorDate {
+        var year: Int, month: Int, day: Int
+        /// Set when day and month could be either way round and neither the vendor's format nor
+        /// the configuration settled it (the reading was chosen by the separator).
+        var assumption: String?
+    }
+
+    /// Reads `A<sep>B<sep>Y` (separator `/`, `-` or `.`) or `YYYY-MM-DD`.
+    ///
+    /// Day and month are decided from the values where only one reading is a valid date (a
+    /// number above 12 is a day). Otherwise by `fixed` (a vendor whose format is not locale
+    /// dependent: EC-Lab writes month first, also with dots: `08.27.2015`), then by
+    /// `configured` (the analyser PC's convention), and last by the separator (`.` day
+    /// first as in German locales, `/` and `-` month first as in the US one), noted in
+    /// ``VendorDate/assumption``. Returns nil for anything that is not three numbers.
+    static func vendorDate(_ raw: Substring, fixed: DateOrder?, configured: DateOrder?) -> VendorDate? {
+        let s = raw.trimmingCharacters(in: .whitespaces)
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false).count == 3 ? s.split(separator: "/", omittingEmptySubsequences: false)
+            : s.split(separator: ".", omittingEmptySubsequences: false).count == 3 ? s.split(separator: ".", omittingEmptySubsequences: false)
+            : s.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty && $0.count <= 4 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+              let a = Int(parts[0]), let b = Int(parts[1]), let c = Int(parts[2]) else { return nil }
+        if parts[0].count == 4 { return VendorDate(year: a, month: b, day: c) }   // YYYY-MM-DD
         let y = parts[2].count == 2 ? c + 2000 : c
-        if dotted { return (y, b, a) }                             // DD.MM.YYYY
-        if a > 12 && b <= 12 { return (y, b, a) }                  // unambiguous day-first
-        return (y, a, b)                                           // MM/DD/YYYY
+        let dotted = s.contains(".")
+        let monthFirstValid = (1...12).contains(a) && (1...31).contains(b)
+        let dayFirstValid = (1...12).contains(b) && (1...31).contains(a)
+        switch (monthFirstValid, dayFirstValid) {
+        case (true, false): return VendorDate(year: y, month: a, day: b)
+        case (false, true): return VendorDate(year: y, month: b, day: a)
+        case (false, false): return nil
+        case (true, true):
+            if a == b { return VendorDate(year: y, month: a, day: b) }
+            if let order = fixed ?? configured {
+                return order == .monthFirst ? VendorDate(year: y, month: a, day: b) : VendorDate(year: y, month: b, day: a)
+            }
+            let order: DateOrder = dotted ? .dayFirst : .monthFirst
+            let note = "date \(s) read \(order == .dayFirst ? "day" : "month") first (by its '\(dotted ? "." : (s.contains("/") ? "/" : "-"))' separator; set date_order if the analyser PC writes it the other way round)"
+            return order == .monthFirst ? VendorDate(year: y, month: a, day: b, assumption: note) : VendorDate(year: y, month: b, day: a, assumption: note)
+        }
+    }
+
+    /// Strips a UTF-8 byte-order mark.
+    static func withoutBOM(_ text: String) -> Substring {
+        text.hasPrefix("\u{FEFF}") ? text.dropFirst() : Substring(text)
     }
 
     /// Parses `HH:MM[:SS[.fff]]` (seconds may use `,` as decimal separator).

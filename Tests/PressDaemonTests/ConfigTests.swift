@@ -83,6 +83,17 @@ struct ConfigTests {
         expectError(bad, key: "channels.A.sensor.nonuniformity_min_force_n", line: line(of: "nonuniformity_min_force_n = 5000", in: bad), contains: "0…2000")
     }
 
+    @Test("[channels.X.impedance] date_order: month_first or day_first beside time_zone; anything else named with its line")
+    func impedanceDateOrder() throws {
+        let t = try editedConfig("[channels.A.sim]", "[channels.A.impedance]\nspectra_dir = \"/srv/s\"\ntime_zone = \"UTC\"\ndate_order = \"day_first\"\n\n[channels.A.sim]")
+        let s = try #require(try DaemonConfig.parse(t, file: "t.toml").channels[0].spectra)
+        #expect(s.dateOrder == .dayFirst && s.timeZone == "UTC")
+        let unset = try editedConfig("[channels.A.sim]", "[channels.A.impedance]\nspectra_dir = \"/srv/s\"\n\n[channels.A.sim]")
+        #expect(try DaemonConfig.parse(unset, file: "t.toml").channels[0].spectra?.dateOrder == nil)
+        let bad = try editedConfig("[channels.A.sim]", "[channels.A.impedance]\nspectra_dir = \"/srv/s\"\ndate_order = \"DD.MM\"\n\n[channels.A.sim]")
+        expectError(bad, key: "channels.A.impedance.date_order", line: line(of: "date_order", in: bad), contains: "month_first")
+    }
+
     @Test("a misspelt key is rejected, not ignored")
     func unknownKey() throws {
         let t = try editedConfig("trip_mpa = 15.0", "trip_mpa = 15.0\ntrip_mpaa = 16.0")

@@ -78,7 +78,7 @@ struct SpectrumIntakeTests {
             usleep(200_000)
         }
         let text = events.map(\.detail).joined(separator: "\n")
-        #expect(events.contains { $0.detail.hasPrefix("spectrum b_001.csv (csv, 57 points") && $0.detail.contains("R_int 40") }, "\(text)")
+        #expect(events.contains { $0.detail.hasPrefix("spectrum b_001.csv (CSV with header, 57 points") && $0.detail.contains("R_int 40") }, "\(text)")
         #expect(events.contains { $0.detail.hasPrefix("spectrum broken.csv rejected:") }, "\(text)")
         #expect(events.contains { $0.detail.hasPrefix("spectrum old.csv") && $0.detail.contains("not used") && $0.detail.contains("pushed_stale_after_s") }, "\(text)")
         #expect(events.contains { $0.detail.hasPrefix("spectrum future.csv rejected:") && $0.detail.contains("future") }, "\(text)")
