@@ -195,8 +195,11 @@ public struct AdaptationUpdate: Sendable, Equatable {
 ///    at most `gain_rate` per second.
 /// 5. **Prediction check**: when the gain in force mispredicts two moves in a row by more
 ///    than 50 %, the tuned gains come back.
-/// 6. **Oscillation**: a loop seen oscillating (``OscillationDetector``, about one period)
+/// 6. **Oscillation**: a loop seen oscillating (``OscillationDetector``, about two periods)
 ///    gets its gains halved at once, and no gain increase for 10 minutes.
+/// 7. **Rises watched**: gains rise four times slower than they fall, and a rise that
+///    makes the regulation error's RMS grow by half (judged at a settled setpoint, 5 s
+///    after it last changed) is stopped and stepped back by 30 %.
 public struct PlantAdapter: Sendable {
     public let settings: AdaptationSettings
     public private(set) var memory: ControllerMemory
@@ -212,6 +215,11 @@ public struct PlantAdapter: Sendable {
     private var moves = SettledMoveTracker()
     private var detector = OscillationDetector()
     private var lastTarget: Double?
+    /// Guard 7: the regulation error's mean square over ~2 s and over ~30 s (the latter
+    /// frozen while the gains rise), and when the gains last rose.
+    private var shortSquare = 0.0, baselineSquare: Double?
+    private var lastRaise: Double?
+    private var targetChanged: Double?
     private var confidentSince: Double?
     private var activeWindows = 0
     private var activeSquares = 0.0
@@ -302,7 +310,7 @@ public struct PlantAdapter: Sendable {
         let ws = working ?? target
         var events: [String] = []
         // A new setpoint's approach is not an oscillation: the detector starts again.
-        if let t = lastTarget, t != target { detector.reset() }
+        if let t = lastTarget, t != target { detector.reset(); targetChanged = now }
         lastTarget = target
         let halfBand = band * max(target, ws)
         if let o = detector.update(now: now, error: pressure - ws, minimum: Self.oscillationFraction * halfBand, large: 0.6 * halfBand) {
@@ -317,6 +325,25 @@ public struct PlantAdapter: Sendable {
             events.append(before > settings.minScale
                 ? "loop oscillating (period \(fmt3(o.period)) s, ±\(fmt3(o.amplitude)) MPa): gains halved (scale \(fmt3(before)) → \(fmt3(memory.scale))), no increase for \(Int(Self.raiseHoldoff / 60)) min"
                 : "loop oscillating (period \(fmt3(o.period)) s, ±\(fmt3(o.amplitude)) MPa) at the lowest gain scale \(fmt3(memory.scale)): check the actuator and the tuning")
+        }
+
+        // Guard 7, every tick: gains that rise must not make the loop ring. While they
+        // rise, the error's short-term RMS is compared with what it was before; 1.5× that
+        // stops the rise, steps the gains back by 30 % and blocks rises for 10 minutes.
+        let e2 = (pressure - ws) * (pressure - ws)
+        let settledHere = abs(ws - target) < 1e-9 && now - (targetChanged ?? -.infinity) >= 5
+        if validDt && settledHere {
+            shortSquare += (e2 - shortSquare) * min(1, dt / 2)
+            let rising = lastRaise.map { now - $0 < 10 } ?? false
+            if !rising { baselineSquare = baselineSquare.map { $0 + (e2 - $0) * min(1, dt / 30) } ?? e2 }
+            if rising, let b = baselineSquare, shortSquare > 2.25 * max(b, 1e-12) {
+                let before = memory.scale
+                memory.scale = max(settings.minScale, min(before, 0.7 * before))
+                memory.raiseBlockedUntil = now + Self.raiseHoldoff
+                memory.schedule[bin(target, limits)] = memory.baseGain / memory.scale
+                lastRaise = nil
+                events.append("gains stopped rising: the error's RMS grew from \(fmt3(b.squareRoot() * 1000)) to \(fmt3(shortSquare.squareRoot() * 1000)) kPa as they rose (scale \(fmt3(before)) → \(fmt3(memory.scale))), no increase for \(Int(Self.raiseHoldoff / 60)) min")
+            }
         }
 
         if start == nil { start = now }
@@ -345,8 +372,10 @@ public struct PlantAdapter: Sendable {
         // Guard 4: the scale follows the schedule within its bounds and rate.
         let desired = min(max(memory.baseGain / scheduledGain(at: target, limits: limits), settings.minScale), settings.maxScale)
         let maxStep = settings.gainRate * dtw
-        var step = min(max(desired / memory.scale, 1 / (1 + maxStep)), 1 + maxStep)
+        // Rises are four times slower than cuts: time for guard 7 to see the loop's answer.
+        var step = min(max(desired / memory.scale, 1 / (1 + maxStep)), 1 + maxStep / 4)
         if step > 1, let until = memory.raiseBlockedUntil, now < until { step = 1 }
+        if step > 1 { lastRaise = now }
         memory.scale *= step
 
         // Disturbance model: learned from windows where the pressure was held at a steady

@@ -285,14 +285,18 @@ struct StandardReport: Codable {
         var timeOutOfBandS: Double
         var longestS: Double
         var worstAbsErrorMpa: Double
+        /// Excursions during an injected reading (`cause injected`, or inside an interval the
+        /// report leaves out as injected): the injection's, not the cell's, so listed but
+        /// left out of `count` and the times, as the statistics leave the samples out.
+        var duringInjection: Int
         var events: [LogEventInfo]
 
         /// Reads "out of band for D s …, worst E MPa from S MPa, cause C" (RunLogWriter's format).
-        /// An excursion caused by an injected reading (`cause injected`, a `sim` force
-        /// bias or gain) is the injection's, not the cell's: listed, but not counted.
-        init(_ events: [LogEventInfo]) {
+        init(_ events: [LogEventInfo], injected: (Double) -> Bool = { _ in false }) {
             self.events = events
-            let x = events.filter { $0.kind == "excursion" && !$0.detail.hasSuffix("cause injected") }
+            let all = events.filter { $0.kind == "excursion" }
+            let x = all.filter { !$0.detail.hasSuffix("cause injected") && !injected($0.timeUnix) }
+            duringInjection = all.count - x.count
             count = x.count
             func number(after key: String, in text: String) -> Double? {
                 guard let r = text.range(of: key) else { return nil }
@@ -365,7 +369,8 @@ struct StandardReport: Codable {
         supervisor = d.status?.control?.supervisor
         control = d.status?.control
         faults = d.events.filter { $0.kind == "fault" }
-        excursions = Excursions(d.events.filter { ["excursion", "recovery", "authority"].contains($0.kind) })
+        excursions = Excursions(d.events.filter { ["excursion", "recovery", "authority"].contains($0.kind) },
+                                injected: { t in excluded.contains { $0.from <= t && t <= $0.until } })
         interventions = d.events.filter { ["request", "ack", "program", "autotune", "sweep", "supervisor", "config"].contains($0.kind) && !$0.detail.hasPrefix(ChannelDescriptor.prefix) }
             .map { e in
                 Intervention(timeUnix: e.timeUnix, kind: e.kind, uid: e.uid, user: e.uid.flatMap(userName),
@@ -633,11 +638,14 @@ struct Report: ParsableCommand {
         if x.count > 0 {
             s += "\(fixed(x.timeOutOfBandS, 1)) s out of band in all; longest \(fixed(x.longestS, 1)) s; worst \(fixed(x.worstAbsErrorMpa, 3)) MPa from the setpoint.\n\n"
         }
-        func injected(_ t: Double) -> Bool { r.excludedIntervals.contains { $0.from <= t && t <= $0.until } }
-        let duringInjection = x.events.filter { $0.kind == "excursion" && injected($0.timeUnix) }.count
-        if duringInjection > 0 { s += "\(duringInjection) of them ended during an injected reading (the logged pressure there is not the cell's).\n\n" }
+        func injected(_ e: LogEventInfo) -> Bool {
+            e.kind == "excursion" && (e.detail.hasSuffix("cause injected") || r.excludedIntervals.contains { $0.from <= e.timeUnix && e.timeUnix <= $0.until })
+        }
+        if x.duringInjection > 0 {
+            s += "Besides these, \(x.duringInjection) during an injected reading (the logged pressure there is not the cell's): listed, not counted.\n\n"
+        }
         s += x.events.isEmpty ? "None.\n" : x.events.prefix(300).map {
-            "- \(when($0.timeUnix)) \($0.kind): \(mdText($0.detail))" + ($0.kind == "excursion" && injected($0.timeUnix) ? " *(during an injected reading)*" : "")
+            "- \(when($0.timeUnix)) \($0.kind): \(mdText($0.detail))" + (injected($0) ? " *(during an injected reading)*" : "")
         }.joined(separator: "\n") + "\n"
         s += "\n## Interventions (\(r.interventions.count))\n\n"
         s += r.interventions.isEmpty ? "None.\n" : r.interventions.prefix(300).map { e in

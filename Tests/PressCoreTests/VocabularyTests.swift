@@ -9,7 +9,7 @@ struct VocabularyTests {
     func spellings() {
         #expect(ActiveControl.allCases.map(\.rawValue) == ["pid", "adaptive", "learned", "autotune"])
         #expect(SetpointOwner.allCases.map(\.rawValue) == ["operator", "supervisor", "resume", "program", "sweep", "autotune", "safety"])
-        #expect(ExcursionCause.allCases.map(\.rawValue) == ["fault", "saturation", "setpoint_change", "disturbance"])
+        #expect(ExcursionCause.allCases.map(\.rawValue) == ["fault", "saturation", "setpoint_change", "disturbance", "injected"])
     }
 
     @Test("an excursion record is persisted with its cause under the key `cause`, as before")
