@@ -56,7 +56,6 @@ let package = Package(
         // Daemon runtime: config, control-loop thread, control socket, systemd glue.
         .target(name: "PressDaemon", dependencies: [
             "PressCore", "PressSim", "PressProtocol", "PressDrivers", "PressLog", "PressEIS", "CSystemd", "CMosquitto",
-            .product(name: "DequeModule", package: "swift-collections"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

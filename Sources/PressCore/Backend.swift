@@ -16,14 +16,17 @@ public protocol ChannelBackend: AnyObject {
     func persistentState() -> [String: Double]?
     /// Restores what ``persistentState()`` returned, before the first tick.
     func restore(_ state: [String: Double])
-    /// Called after every tick with the channel's published state: a backend may copy
-    /// values out (the hardware backend mirrors pressure and setpoint to a cycler's
-    /// registers). Must not block.
+    /// Called after every tick with the channel's published state when ``mirrors`` is
+    /// true: a backend may copy values out (the hardware backend mirrors pressure and
+    /// setpoint to a cycler's registers). Must not block.
     func mirror(_ state: ChannelState, now: Double)
+    /// Whether ``mirror(_:now:)`` has anything to do (the state is built for it only then).
+    var mirrors: Bool { get }
 }
 
 extension ChannelBackend {
     public func persistentState() -> [String: Double]? { nil }
     public func restore(_ state: [String: Double]) {}
     public func mirror(_ state: ChannelState, now: Double) {}
+    public var mirrors: Bool { false }
 }

@@ -1202,8 +1202,16 @@ public struct ChannelController: Sendable {
     }
 
     /// The state to publish after a tick.
+    /// The pressure ``state`` publishes (nil while the force sample is stale or invalid),
+    /// and the last readings: for the loop's per-tick log window, without building the
+    /// whole published state every tick.
+    public var publishedPressure: Double? {
+        last.stale ? nil : last.readings.force.flatMap { f in f.value.isFinite ? parameters.pressure(fromForce: f.value) : nil }
+    }
+    public var lastReadings: ChannelReadings { last.readings }
+
     public var state: ChannelState {
-        let p = last.stale ? nil : last.readings.force.flatMap { f in f.value.isFinite ? parameters.pressure(fromForce: f.value) : nil }
+        let p = publishedPressure
         var inBand = false
         if mode == .regulating, let t = target, let p, t > 0 { inBand = abs(p - t) <= parameters.band * t }
         return ChannelState(

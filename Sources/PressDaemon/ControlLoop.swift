@@ -1,4 +1,3 @@
-import DequeModule
 import Foundation
 import PressDrivers
 import PressCore
@@ -222,6 +221,44 @@ public struct LoopChannel {
     }
 }
 
+/// The last `capacity` raw readings of a channel's load cells, oldest first, in one flat
+/// ring: appended every tick without allocating (the calibration reads it, rarely).
+struct RawHistory {
+    private var values: [Double] = []
+    private var cells = 0
+    private var head = 0
+    private(set) var count = 0
+    let capacity: Int
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// One reading of a single load cell.
+    mutating func append(_ v: Double) {
+        if cells != 1 { reset(cells: 1) }
+        values[(head + count) % capacity] = v
+        advance()
+    }
+
+    /// One reading of several load cells.
+    mutating func append(_ v: [Double]) {
+        if cells != v.count { reset(cells: v.count) }
+        let at = (head + count) % capacity * cells
+        for k in v.indices { values[at + k] = v[k] }
+        advance()
+    }
+
+    private mutating func advance() { if count < capacity { count += 1 } else { head = (head + 1) % capacity } }
+
+    private mutating func reset(cells n: Int) {
+        cells = n; head = 0; count = 0
+        values = Array(repeating: 0, count: n * capacity)
+    }
+
+    /// The readings, oldest first.
+    var rows: [[Double]] {
+        (0..<count).map { j in let at = (head + j) % capacity * cells; return Array(values[at..<(at + cells)]) }
+    }
+}
+
 /// Running min / max / mean of one channel's pressure over a log period.
 struct LogWindow {
     var start: Double
@@ -266,9 +303,8 @@ public struct LoopCore {
     public var timeScale: Double = 1
     /// Per channel: the load-cell calibrations applied to every reading.
     public private(set) var calibrations: [[LoadCellCalibration]]
-    /// Per channel: the last second or so of raw per-cell readings, for calibration (a
-    /// ring: dropping the oldest every tick must not move the other 99).
-    private var rawHistory: [Deque<[Double]>]
+    /// Per channel: the last second or so of raw per-cell readings, for calibration.
+    private var rawHistory: [RawHistory]
     static let rawHistoryLength = 100
     /// Per channel: the latest pushed values, stamped with the loop time they arrived.
     private var pushed: [(resistance: Sample?, temperature: Sample?, current: Sample?, voltage: Sample?, bulk: Sample?)]
@@ -280,7 +316,7 @@ public struct LoopCore {
         windows = channels.map { _ in LogWindow(start: 0) }
         backendStates = channels.map { $0.backend.persistentState() }
         calibrations = channels.map { _ in [] }
-        rawHistory = channels.map { _ in Deque(minimumCapacity: Self.rawHistoryLength) }
+        rawHistory = channels.map { _ in RawHistory(capacity: Self.rawHistoryLength) }
         pushed = channels.map { _ in (nil, nil, nil, nil, nil) }
     }
 
@@ -305,11 +341,10 @@ public struct LoopCore {
     /// Applies the channel's calibration to a reading and remembers the raw values.
     mutating func calibrated(_ r: ChannelReadings, channel i: Int) -> ChannelReadings {
         guard let f = r.force else { return r }
-        let raw = r.loadCellForces ?? [f.value]
-        if rawHistory[i].count >= Self.rawHistoryLength { rawHistory[i].removeFirst() }
-        rawHistory[i].append(raw)
+        if let cells = r.loadCellForces { rawHistory[i].append(cells) } else { rawHistory[i].append(f.value) }
         let cal = calibrations[i]
-        guard cal.count == raw.count else { return r }
+        guard cal.count == (r.loadCellForces?.count ?? 1) else { return r }
+        let raw = r.loadCellForces ?? [f.value]
         var out = r
         let corrected = zip(raw, cal).map { $1.apply($0) }
         out.force = Sample(value: corrected.reduce(0, +), time: f.time)
@@ -383,7 +418,7 @@ public struct LoopCore {
             if let u = v.voltage { pushed[i].voltage = Sample(value: u, time: at) }
             return .ok(mode: channels[i].controller.mode)
         case .calibrate(let i, let action):
-            switch PressCore.calibrate(calibrations[i], history: Array(rawHistory[i]), action: action) {
+            switch PressCore.calibrate(calibrations[i], history: rawHistory[i].rows, action: action) {
             case .success(let c):
                 calibrations[i] = c
                 return .calibration(c)
@@ -403,10 +438,11 @@ public struct LoopCore {
             for e in channels[i].controller.drainEvents() {
                 pendingEvents.append(LoopEvent(time: now, channel: channels[i].settings.name, event: e))
             }
-            let state = channels[i].controller.state
-            channels[i].backend.mirror(state, now: now)
-            windows[i].add(state.pressure, nonUniformity: nonUniformity(state.readings.loadCellForces), forces: state.readings.loadCellForces)
+            if channels[i].backend.mirrors { channels[i].backend.mirror(channels[i].controller.state, now: now) }
+            let forces = channels[i].controller.lastReadings.loadCellForces
+            windows[i].add(channels[i].controller.publishedPressure, nonUniformity: nonUniformity(forces), forces: forces)
             if now - windows[i].start >= logPeriod - 1e-9 {
+                let state = channels[i].controller.state
                 let w = windows[i]
                 pendingSamples.append(LogSample(
                     time: epoch + now, channel: state.name, mode: state.mode.rawValue, setpoint: state.target,

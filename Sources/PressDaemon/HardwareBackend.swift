@@ -67,6 +67,8 @@ public final class HardwareChannelBackend: ChannelBackend {
         pollers[a.device]?.write(a.signal, output)
     }
 
+    public var mirrors: Bool { !config.hardware.mirrors.isEmpty }
+
     /// Copies the channel's pressure, setpoint or force to its mirror registers, each at
     /// its rate (queued for the device's poller: never I/O here).
     public func mirror(_ state: ChannelState, now: Double) {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PressLog
 
 /// The scripts in scripts/ that read pressctl's JSON, run on real answers: each has a mode
 /// that does only its parsing (issue 27: rtu-check and acceptance-hold still read
@@ -68,5 +69,38 @@ extension ScriptsTests {
         let readme = try String(contentsOfFile: repoRoot + "/README.md", encoding: .utf8)
         let line = readme.split(separator: "\n").first { $0.contains("Faster than real time") }.map(String.init) ?? ""
         #expect(line.contains("release"), "the README's faster-than-real-time line says it wants a release build: \(line)")
+    }
+}
+
+extension ScriptsTests {
+    @Test("scripts/daemon-soak scores a real run-log export: a clean hold passes; a burst out of ±5 % after settling, or a trip, fails")
+    func daemonSoakScoring() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pressd-soakscore-\(UUID().uuidString.prefix(6))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func export(_ burst: Bool) throws -> String {
+            let log = try RunLog(path: dir + "/\(burst)/runlog.sqlite")
+            var rows: [LogSample] = []
+            for k in 0..<900 {
+                for (ch, sp) in [("A", 5.0), ("B", 2.0)] {
+                    // The first minute ramps (not scored); then a hold within ±3 %, and with
+                    // `burst` three seconds of B swinging to 0.16…4.36 MPa, as in issue 22.
+                    let swing = burst && ch == "B" && (600..<603).contains(k)
+                    let lo = k < 60 ? 0.0 : (swing ? 0.16 : sp * 0.97), hi = swing ? 4.36 : sp * 1.03
+                    rows.append(LogSample(time: 1_900_000_000 + Double(k), channel: ch, mode: "regulating", setpoint: sp, pressure: sp,
+                                          pressureMin: lo, pressureMax: hi, pressureMean: sp, force: sp * 100, output: 1,
+                                          temperature: 25, current: 0, resistance: nil, count: 100))
+                }
+            }
+            try log.append(samples: rows, events: [])
+            let out = dir + "/\(burst).csv"
+            let r = try runProcess(binDir + "/pressctl", ["log", "export", "--state-dir", dir + "/\(burst)", "--since", "0", "--until", "4102444800"])
+            #expect(r.status == 0, "\(r.stderr)")
+            try r.stdout.write(toFile: out, atomically: true, encoding: .utf8)
+            return out
+        }
+        let clean = try runProcess(repoRoot + "/scripts/daemon-soak", ["--score", try export(false)])
+        #expect(clean.status == 0 && clean.stdout.contains("B: 0.2 h of plant time") && clean.stdout.contains("0 bursts"), "\(clean.stdout)\(clean.stderr)")
+        let bad = try runProcess(repoRoot + "/scripts/daemon-soak", ["--score", try export(true)])
+        #expect(bad.status == 1 && bad.stdout.contains("B:") && bad.stdout.contains("1 bursts, worst envelope 118.00 %"), "\(bad.stdout)\(bad.stderr)")
     }
 }
