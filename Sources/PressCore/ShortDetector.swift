@@ -196,7 +196,12 @@ public struct ShortDetector: Sendable, Equatable {
         // Collapse.
         let discharging = ref < -tolerance(ref)
         if let top, s.whileDischarging || !discharging {
-            let fell = top.value - judged > s.collapseVolts
+            // A fall is a collapse beyond `collapse_v` and beyond the signal's own noise
+            // (noise_factor × its baseline, from the top and from now: × 2): the judged
+            // voltage carries I × the resistance signal's noise, which at a fast-charge
+            // current is tens of millivolts (issue 22's soak: 8.75 mA on 2 cm² with a 1 %
+            // resistance noise flagged "collapses" of 16 mV).
+            let fell = top.value - judged > Swift.max(s.collapseVolts, 2 * s.noiseFactor * (window.baseline ?? 0))
             let low = s.floorVolts.map { v.value < $0 } ?? false
             confirming = fell || low ? confirming + 1 : 0
             if confirming >= s.confirmMeasurements {

@@ -97,6 +97,40 @@ struct ShortDetectorTests {
         #expect(Self.run(&noCurrent, seconds: 120, voltage: { t in t < 60 ? 3.73 : 3.2 }, current: { _ in nil }) == nil)
     }
 
+    @Test("at a fast-charge current the judged voltage carries I × the resistance signal's noise: no collapse from that noise alone; a real collapse still found")
+    func fastChargeResistanceNoise() throws {
+        // Issue 22's soak: 8.75 mA through a 2 cm² cell, the interfacial resistance measured
+        // every tick with 1 % noise (≈ 200 Ω·cm²): I·R/A ≈ 0.875 V, its noise ≈ 9 mV.
+        var rng = SplitMixForTest(seed: 5)
+        var d = ShortDetector(settings: ShortDetectionSettings())
+        var hit: (Double, ShortEvidence)?
+        for k in 1...(1800 * 100) where hit == nil {
+            let t = Double(k) / 100
+            let r = 200 * (1 + 0.01 * rng.gaussian())
+            let shorted = t >= 1500
+            let v = 3.7 + 8.75 / 1000 * 200 / 2 - (shorted ? 0.3 : 0) + 0.0005 * rng.gaussian()
+            hit = d.update(now: t, voltage: Sample(value: v, time: t), current: Sample(value: 8.75, time: t), pressure: 2,
+                           resistance: Sample(value: r, time: t), area: 2).map { (t, $0) }
+        }
+        let (t, e) = try #require(hit, "the 300 mV collapse at 1500 s was not found")
+        #expect(t >= 1500 && t < 1501, "a collapse at \(t) s: \(e.message)")
+        #expect(e.kind == .collapse)
+    }
+
+    /// SplitMix64 + Box–Muller, for the noise of one test.
+    struct SplitMixForTest {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func uniform() -> Double {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return (Double((z ^ (z >> 31)) >> 11) + 1) / 9_007_199_254_740_992.0
+        }
+        mutating func gaussian() -> Double { (-2 * log(uniform())).squareRoot() * cos(2 * .pi * uniform()) }
+    }
+
     @Test("a single low glitch is not a collapse (confirm_measurements = 2)")
     func glitch() {
         var d = ShortDetector(settings: ShortDetectionSettings())
