@@ -17,69 +17,139 @@ public enum ActiveControl: String, Sendable, Codable, CaseIterable, CustomString
 /// One regulating tick as a control law sees it. Safety has already been decided on
 /// this tick's reading: a law only runs while the channel regulates, with a valid
 /// measurement.
-struct ControlTick {
-    var now: Double
-    var dt: Double
-    var target: Double
-    var pressure: Double
-    var readings: ChannelReadings
-    /// Everything fed forward at `target` (static inverse, learned and external).
-    var feedforward: Double
+public struct ControlTick: Sendable {
+    public var now: Double
+    public var dt: Double
+    public var target: Double
+    public var pressure: Double
+    public var readings: ChannelReadings
+    /// Everything fed forward at `target` (the law's own and the external one).
+    public var feedforward: Double
     /// The output cap while actuator authority is lost.
-    var ceiling: Double?
+    public var ceiling: Double?
 }
 
-/// A way of computing a regulating channel's output.
+/// A way of computing a regulating channel's output, owning its state, its PID included.
 ///
-/// The channel holds its ``Regulator`` (pid, adaptive, learned) and swaps an experiment
-/// in over it while one runs, the way Klipper's heaters swap their control object for a
-/// PID calibration: the experiment computes the output, the PID tracks it, and the
-/// regulator takes over again bumplessly when it ends.
-protocol ControlLaw: Sendable {
+/// Every law carries a PID: it is the regulator itself (`pid`, `adaptive`, `learned`) or,
+/// for a law that computes its output otherwise (the relay autotune), the tracker that
+/// follows that output so that entering and leaving the law is bumpless. The channel's
+/// output stage holds, releases and re-enters regulation through it
+/// (``ChannelCore``); the law decides the output while regulating.
+///
+/// Laws come from ``ControlLaws/table`` by strategy name (Klipper's heaters choose their
+/// control object from a table the same way); an experiment (the relay autotune) is
+/// swapped in over the regulating law and hands it back when it ends.
+public protocol ControlLaw: Sendable {
     /// What the status reports as computing the output.
     var active: ActiveControl { get }
+    /// The law's PID (the regulator, or the tracker of the law's own output).
+    var pid: PIDController { get set }
+    /// PID parameters in force with setpoint ramp `ramp`: the base gains times any
+    /// adaptation.
+    func pidParameters(ramp: Double?) -> PIDParameters
+    /// What the law feeds forward at `target`, output units (the external feedforward is
+    /// the channel's).
+    func feedforward(at target: Double) -> Double
+    /// The static gain of the law's plant model, output units per MPa (0: unknown).
+    var modelGain: Double { get }
     /// The output for this tick, or nil when the law has ended (an experiment done or
-    /// failed) and the channel must swap back to its regulator.
-    mutating func update(_ tick: ControlTick, parameters: ChannelParameters, pid: inout PIDController,
-                         events: inout [ChannelEvent]) -> Double?
+    /// failed) and the channel must swap the regulating law back.
+    mutating func update(_ tick: ControlTick, events: inout [ChannelEvent]) -> Double?
+    /// Regulation stopped (no measurement, or the channel left regulation).
+    mutating func interrupt()
+    /// What the law learned about the plant, for status and persistence (nil: nothing).
+    var memory: ControllerMemory? { get }
 }
 
-/// The channel's regular control law: the PID with static feedforward (`pid`), its gains
-/// scheduled from an online estimate of the plant (`adaptive`), plus the learned
-/// disturbance feedforward (`learned`).
-struct Regulator: ControlLaw {
-    /// Online identification for the adaptive and learned strategies (nil for `pid`, or
-    /// when the plant's nominal gain is unknown).
-    private(set) var adapter: PlantAdapter?
+extension ControlLaw {
+    public mutating func interrupt() {}
+    public var memory: ControllerMemory? { nil }
+}
 
-    /// Creates the adapter for the configured strategy (none for `pid`). It needs the
-    /// plant's nominal gain: from the last autotune, else from the feedforward gain.
-    init(parameters: ChannelParameters, lastTune: AutotuneResult?, memory: ControllerMemory?) {
-        guard parameters.strategy != .pid else { adapter = nil; return }
-        let base = lastTune?.processGain ?? (parameters.feedforward.gain > 0 ? 1 / parameters.feedforward.gain : nil)
-        guard let base else { adapter = nil; return }
-        let a = parameters.adaptation
-        var m = memory ?? ControllerMemory(baseGain: base, bins: a.scheduleBins, forgetting: a.forgetting)
+/// The regulating laws by strategy: a new law is a type conforming to ``ControlLaw`` and
+/// a row here.
+public enum ControlLaws {
+    /// What a law is made from: the channel's parameters (base gains from the last
+    /// autotune already in them), the last autotune, what was learned before (kept when
+    /// it fits), and the PID the channel was running (its state carries over).
+    public struct Context: Sendable {
+        public var parameters: ChannelParameters
+        public var lastTune: AutotuneResult?
+        public var memory: ControllerMemory?
+        public var pid: PIDController
+    }
+
+    public typealias Maker = @Sendable (Context) -> any ControlLaw
+    public static let table: [(strategy: ControlStrategy, make: Maker)] = [
+        (.pid, { c in PIDLaw(c) }),
+        (.adaptive, { c in AdaptiveLaw(c).map { $0 as any ControlLaw } ?? PIDLaw(c) }),
+        (.learned, { c in AdaptiveLaw(c).map { $0 as any ControlLaw } ?? PIDLaw(c) }),
+    ]
+
+    /// The law for the parameters' strategy.
+    public static func make(_ c: Context) -> any ControlLaw {
+        (table.first { $0.strategy == c.parameters.strategy } ?? table[0]).make(c)
+    }
+}
+
+/// The configured (or autotuned) PID with static feedforward. Nothing changes by itself.
+public struct PIDLaw: ControlLaw {
+    public var pid: PIDController
+    let parameters: ChannelParameters
+
+    init(_ c: ControlLaws.Context) { pid = c.pid; parameters = c.parameters }
+
+    public var active: ActiveControl { .pid }
+
+    public func pidParameters(ramp: Double?) -> PIDParameters {
+        var p = parameters.pid
+        p.setpointRampRate = ramp
+        return p
+    }
+
+    public func feedforward(at target: Double) -> Double { parameters.feedforward.gain * target + parameters.feedforward.offset }
+
+    public var modelGain: Double { parameters.feedforward.gain }
+
+    public mutating func update(_ t: ControlTick, events: inout [ChannelEvent]) -> Double? {
+        pid.update(setpoint: t.target, measurement: t.pressure, feedforward: t.feedforward, dt: t.dt, ceiling: t.ceiling)
+    }
+}
+
+/// The PID with its gains scaled by the online plant estimate (`adaptive`), plus the
+/// learned disturbance feedforward (`learned`): ``PlantAdapter`` does the identifying.
+public struct AdaptiveLaw: ControlLaw {
+    public var pid: PIDController
+    let parameters: ChannelParameters
+    private(set) var adapter: PlantAdapter
+
+    /// Nil when the plant's nominal gain is unknown (no autotune, no feedforward gain):
+    /// the channel then runs the plain PID.
+    init?(_ c: ControlLaws.Context) {
+        let base = c.lastTune?.processGain ?? (c.parameters.feedforward.gain > 0 ? 1 / c.parameters.feedforward.gain : nil)
+        guard let base else { return nil }
+        let a = c.parameters.adaptation
+        var m = c.memory ?? ControllerMemory(baseGain: base, bins: a.scheduleBins, forgetting: a.forgetting)
         if m.schedule.count != a.scheduleBins || abs(m.baseGain / base - 1) > 1e-9 {
             m = ControllerMemory(baseGain: base, bins: a.scheduleBins, forgetting: a.forgetting)
         }
-        adapter = PlantAdapter(strategy: parameters.strategy, settings: a, memory: m)
+        pid = c.pid
+        parameters = c.parameters
+        adapter = PlantAdapter(strategy: c.parameters.strategy, settings: a, memory: m)
     }
 
-    var active: ActiveControl {
-        guard let a = adapter else { return .pid }
-        switch a.strategy {
-        case .pid: return .pid
-        case .adaptive: return .adaptive
-        case .learned: return a.memory.learnedActive ? .learned : .adaptive
+    public var active: ActiveControl {
+        switch adapter.strategy {
+        case .learned: return adapter.memory.learnedActive ? .learned : .adaptive
+        default: return .adaptive
         }
     }
 
-    var gainScale: Double { adapter?.memory.scale ?? 1 }
+    public var memory: ControllerMemory? { adapter.memory }
+    var gainScale: Double { adapter.memory.scale }
 
-    /// PID parameters in force: the base (configured or autotuned) gains times the
-    /// adaptive scale, with `ramp`.
-    func pidParameters(_ parameters: ChannelParameters, ramp: Double?) -> PIDParameters {
+    public func pidParameters(ramp: Double?) -> PIDParameters {
         var p = parameters.pid
         p.kp *= gainScale; p.ki *= gainScale; p.kd *= gainScale
         p.setpointRampRate = ramp
@@ -87,55 +157,60 @@ struct Regulator: ControlLaw {
     }
 
     /// Static feedforward in force at `target`.
-    func staticFeedforward(_ parameters: ChannelParameters, _ target: Double) -> Double {
+    func staticFeedforward(_ target: Double) -> Double {
         parameters.feedforward.gain * gainScale * target + parameters.feedforward.offset
     }
 
-    /// Everything added to the PID's output at `target`: the static inverse, the learned
-    /// disturbance feedforward and the `external` one.
-    func totalFeedforward(_ parameters: ChannelParameters, _ target: Double, external: Double) -> Double {
-        staticFeedforward(parameters, target) + (adapter?.memory.disturbanceOutput ?? 0) + external
-    }
+    public func feedforward(at target: Double) -> Double { staticFeedforward(target) + adapter.memory.disturbanceOutput }
 
-    /// Regulation stopped (no measurement, or the channel left regulation).
-    mutating func interrupt() { adapter?.interrupt() }
+    public var modelGain: Double { parameters.feedforward.gain * gainScale }
 
-    mutating func update(_ t: ControlTick, parameters: ChannelParameters, pid: inout PIDController,
-                         events: inout [ChannelEvent]) -> Double? {
-        let staticFF = staticFeedforward(parameters, t.target)
+    public mutating func interrupt() { adapter.interrupt() }
+
+    public mutating func update(_ t: ControlTick, events: inout [ChannelEvent]) -> Double? {
+        let staticFF = staticFeedforward(t.target)
         let u = pid.update(setpoint: t.target, measurement: t.pressure, feedforward: t.feedforward, dt: t.dt, ceiling: t.ceiling)
-        guard var a = adapter else { return u }
-        let update = a.observe(now: t.now, dt: t.dt, pressure: t.pressure, output: u, target: t.target, working: pid.workingSetpoint,
-                               readings: t.readings, limits: parameters.limits, band: parameters.band, play: parameters.actuatorPlay,
-                               saturated: pid.lastTerms.saturated)
-        adapter = a
+        let update = adapter.observe(now: t.now, dt: t.dt, pressure: t.pressure, output: u, target: t.target, working: pid.workingSetpoint,
+                                     readings: t.readings, limits: parameters.limits, band: parameters.band, play: parameters.actuatorPlay,
+                                     saturated: pid.lastTerms.saturated)
         guard let update else { return u }
         for e in update.events { events.append(.adaptation(e)) }
         if let h = update.handedOver { pid.shiftIntegral(by: h) }
         // New gains, bumplessly: P through setParameters, the feedforward change through
         // the integrator.
-        let newPID = pidParameters(parameters, ramp: pid.parameters.setpointRampRate)
+        let newPID = pidParameters(ramp: pid.parameters.setpointRampRate)
         if newPID != pid.parameters {
             pid.setParameters(newPID)
-            pid.shiftIntegral(by: staticFF - staticFeedforward(parameters, t.target))
+            pid.shiftIntegral(by: staticFF - staticFeedforward(t.target))
         }
         return u
     }
 }
 
-/// A relay autotune experiment swapped in over the regulator: the relay computes the
-/// output and the PID tracks it (manual at the relay's output), so that the return is
-/// bumpless. Ends (nil output) when the experiment is done or has failed.
-struct AutotuneLaw: ControlLaw {
+/// A relay autotune experiment swapped in over the regulating law: the relay computes
+/// the output and the PID tracks it (manual at the relay's output), so that the return
+/// is bumpless. Ends (nil output) when the experiment is done or has failed; the channel
+/// then takes ``regulator`` back.
+public struct AutotuneLaw: ControlLaw {
     private(set) var tuner: RelayAutotuner
+    /// The regulating law it replaced.
+    var regulator: any ControlLaw
 
-    var active: ActiveControl { .autotune }
+    public var active: ActiveControl { .autotune }
+    public var pid: PIDController {
+        get { regulator.pid }
+        set { regulator.pid = newValue }
+    }
+    public func pidParameters(ramp: Double?) -> PIDParameters { regulator.pidParameters(ramp: ramp) }
+    public func feedforward(at target: Double) -> Double { regulator.feedforward(at: target) }
+    public var modelGain: Double { regulator.modelGain }
+    public var memory: ControllerMemory? { regulator.memory }
+    public mutating func interrupt() { regulator.interrupt() }
 
-    mutating func update(_ t: ControlTick, parameters: ChannelParameters, pid: inout PIDController,
-                         events: inout [ChannelEvent]) -> Double? {
+    public mutating func update(_ t: ControlTick, events: inout [ChannelEvent]) -> Double? {
         let u = tuner.step(now: t.now, pressure: t.pressure)
         guard !tuner.phase.finished else { return nil }
-        pid.setManual(output: u)
+        regulator.pid.setManual(output: u)
         return u
     }
 }

@@ -17,66 +17,22 @@ public enum SafeAction: String, Sendable, Codable, CaseIterable {
     }
 }
 
-/// Fault codes. Stable strings: they appear in the socket protocol, logs and run log.
-public enum FaultCode: String, Sendable, Codable, CaseIterable, Comparable {
-    /// Stack pressure above the channel's trip level.
-    case overPressure = "over_pressure"
-    /// The force reading is outside the sensor's plausible range, or not a number.
-    case sensorRange = "sensor_range"
-    /// No fresh force sample within the staleness timeout.
-    case sensorStale = "sensor_stale"
-    /// The emergency-stop input is active.
-    case emergencyStop = "emergency_stop"
-    /// Regulating, the output at its limit, and the pressure outside the band for
-    /// longer than the saturation timeout: the actuator cannot reach the setpoint
-    /// (e.g. the air supply is too low).
-    case cannotReachSetpoint = "cannot_reach_setpoint"
-    /// The load cells under one plate disagree: (max − min) / mean above the alarm
-    /// threshold (tilt, a misaligned stack). An alarm: latched and reported, but the
-    /// channel keeps regulating.
-    case nonUniformLoad = "non_uniform_load"
-    /// A travel limit switch is active: the actuator reached the end of its travel.
-    case limitSwitch = "limit_switch"
-    /// Fresh samples keep arriving but their value has not changed at all for longer
-    /// than a live, loaded sensor's noise allows: the transmitter's register image is
-    /// frozen, and the loop would regulate on a constant.
-    case sensorFrozen = "sensor_frozen"
-    /// After a restart, the restored state (setpoint, latched faults) may be older than
-    /// what the daemon last did: the state file had stopped being written. The channel
-    /// comes up holding; an operator checks and acknowledges.
-    case restoredStateStale = "restored_state_stale"
-    /// The cell voltage collapsed, or its noise rose, at steady current: a soft short
-    /// (lithium through the electrolyte, a crack) is suspected. The channel ramps down to
-    /// its short-safe pressure (never up) and stays latched until acknowledged; the
-    /// message carries the evidence (voltages, window, current, stack pressure).
-    case cellShortSuspected = "cell_short_suspected"
-
-    /// Alarms latch and are reported but take no safe action.
-    public var isAlarmOnly: Bool { self == .nonUniformLoad }
-
-    /// Faults whose cause clears on its own (a bus hiccup, a transmitter that answers
-    /// again): once the signal has been good for the sensor's `recoverAfter`, the channel
-    /// resumes by itself, within a budget. Everything else (over-pressure, e-stop,
-    /// implausible readings, saturation, limit switches) stays latched until an operator
-    /// acknowledges it.
-    public var isRecoverable: Bool { self == .sensorStale || self == .sensorFrozen }
-
-    public static func < (a: FaultCode, b: FaultCode) -> Bool { a.rawValue < b.rawValue }
-}
-
 /// One latched alarm.
 public struct FaultRecord: Sendable, Equatable, Codable {
     public var code: FaultCode
-    /// Human text naming the value and the limit that were crossed.
+    /// Human text naming the value and the limit that were crossed, as they were when it
+    /// fired.
     public var message: String
     /// Monotonic time at which it first fired, s.
     public var raisedAt: Double
     /// True while the condition is still present. A record stays latched after the
     /// condition clears until it is acknowledged.
     public var active: Bool
+    /// The safe action it took (nil: a record persisted before this was kept).
+    public var action: SafeAction?
 
-    public init(code: FaultCode, message: String, raisedAt: Double, active: Bool) {
-        self.code = code; self.message = message; self.raisedAt = raisedAt; self.active = active
+    public init(code: FaultCode, message: String, raisedAt: Double, active: Bool, action: SafeAction? = nil) {
+        self.code = code; self.message = message; self.raisedAt = raisedAt; self.active = active; self.action = action
     }
 }
 
@@ -133,6 +89,11 @@ public struct SensorLimits: Sendable, Equatable, Codable {
     /// (0 turns the check off). Judged only while the sensor is loaded above 1 % of its
     /// range, where a live transmitter's last digit always moves.
     public var frozenAfter: Double
+    /// The fast frozen-transmitter check: a run of exact repeats is frozen once chance
+    /// would give it less than once in 1/`fastFrozenChance` (0 turns the check off), and
+    /// not before `fastFrozenMinimum` s (see ``FastFrozenCheck``).
+    public var fastFrozenChance: Double = 1e-9
+    public var fastFrozenMinimum: Double = 0.2
     /// A recoverable fault (stale, frozen) clears by itself once the signal has been
     /// good for this long, s; regulation then resumes bumplessly. 0: always latch.
     public var recoverAfter: Double
@@ -154,6 +115,8 @@ public struct SensorLimits: Sendable, Equatable, Codable {
         if frozenAfter > 0 && frozenAfter <= staleAfter { e.append(("frozen_after_s", "must be longer than stale_after_ms")) }
         if !(recoverAfter >= 0) { e.append(("recover_after_s", "must be ≥ 0 (0: always latch)")) }
         if maxRecoveriesPerHour < 0 { e.append(("max_recoveries_per_hour", "must be ≥ 0")) }
+        if !(fastFrozenChance >= 0 && fastFrozenChance < 1e-3) { e.append(("frozen_fast_chance", "must be 0 (off) or below 1e-3")) }
+        if !(fastFrozenMinimum >= 0 && fastFrozenMinimum < 60) { e.append(("frozen_fast_min_s", "must be 0…60")) }
         return e
     }
 }
@@ -168,24 +131,40 @@ public struct FaultLatch: Sendable, Equatable {
     /// True when any fault is latched (active or not yet acknowledged).
     public var isLatched: Bool { !records.isEmpty }
     public var activeCodes: [FaultCode] { records.filter(\.active).map(\.code) }
+    public var codes: Set<FaultCode> { Set(records.map(\.code)) }
 
     /// Reports this tick's conditions. Returns the faults that newly fired, and the
     /// latched ones whose cause had gone and is back: their safe action is due again
-    /// (an over-pressure that returns to a tripped, held channel must release it).
-    public mutating func update(present: [FaultCode: String], now: Double) -> [FaultRecord] {
+    /// (an over-pressure that returns to a tripped, held channel must release it). Words
+    /// are built for those only, when they fire.
+    public mutating func update(present: [FaultCode: FaultCondition], now: Double) -> [FaultRecord] {
         var fired: [FaultRecord] = []
         for i in records.indices {
             let was = records[i].active
-            records[i].active = present[records[i].code] != nil
-            if let msg = present[records[i].code] { records[i].message = msg }
-            if !was && records[i].active { fired.append(records[i]) }
+            let condition = present[records[i].code]
+            records[i].active = condition != nil
+            if !was, let c = condition {
+                records[i].message = c.message
+                records[i].action = c.action
+                fired.append(records[i])
+            }
         }
-        for (code, message) in present.sorted(by: { $0.key < $1.key }) where !records.contains(where: { $0.code == code }) {
-            let r = FaultRecord(code: code, message: message, raisedAt: now, active: true)
+        for (code, c) in present.sorted(by: { $0.key < $1.key }) where !records.contains(where: { $0.code == code }) {
+            let r = FaultRecord(code: code, message: c.message, raisedAt: now, active: true, action: c.action)
             records.append(r)
             fired.append(r)
         }
         return fired
+    }
+
+    /// Latches records restored after a restart (their conditions are judged again on
+    /// the first tick).
+    public mutating func restore(_ saved: [FaultRecord]) {
+        for var r in saved.sorted(by: { $0.code < $1.code }) where !records.contains(where: { $0.code == r.code }) {
+            r.active = true
+            r.raisedAt = 0
+            records.append(r)
+        }
     }
 
     /// Clears every latched fault whose condition has gone. Returns the faults that are
