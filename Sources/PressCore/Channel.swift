@@ -104,6 +104,14 @@ public struct ChannelController: Sendable {
 
         // 5. The output.
         if let u = safety.rampOutput(pressure: pressure, dt: dt, core: &core, sources: &sources) { return u }
+        if core.mode == .constantGap, var g = core.gap {
+            // The stack thickness held; the law's PID tracks the output (bumpless back).
+            let u = g.update(thickness: readings.thickness, now: now, dt: dt, staleAfter: p.sensor.staleAfter)
+            core.gap = g
+            core.law.interrupt()
+            core.hold(at: u)
+            return core.law.pid.update(setpoint: 0, measurement: pressure ?? core.last.pressure ?? 0, dt: dt)
+        }
         guard core.mode == .regulating else {
             core.law.interrupt()
             if sources.autotuner(core) != nil { sources.cancelAutotune(reason: "channel left regulation (\(core.mode.rawValue))", &core) }
@@ -168,7 +176,8 @@ public struct ChannelController: Sendable {
                 kp: pid.parameters.kp, ki: pid.parameters.ki, feedforwardGain: c.law.modelGain,
                 activeControl: activeControl, sweep: sources.sweep, lastSweep: sources.lastSweep, supervisor: sources.supervisor,
                 setpointOwner: sources.arbiter.owner),
-            excursion: c.excursions.open, excursions: c.excursions.stats, authorityLost: c.authority.isLost, recoveries: safety.recovery.count)
+            excursion: c.excursions.open, excursions: c.excursions.stats, authorityLost: c.authority.isLost, recoveries: safety.recovery.count,
+            gapTarget: c.gap?.target)
     }
 }
 

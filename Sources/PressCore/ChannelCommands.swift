@@ -9,6 +9,8 @@ public enum ChannelCommand: Sendable {
     case autotune(AutotuneSettings?), autotuneCancel
     case sweep(SweepSettings), sweepCancel
     case supervisorLock(Bool)
+    /// Hold the stack thickness at this many µm (nil: as measured now).
+    case gap(Double?)
     /// A configuration reload.
     case reconfigure(ChannelParameters)
 }
@@ -49,6 +51,7 @@ extension ChannelController {
             sources.cancelSweep(reason: "operator cancelled", now: nil, &core)
         case .supervisorLock(let locked): if locked { try lockSupervisor() } else { try sources.unlockSupervisor(&core) }
         case .reconfigure(let p): reconfigure(p)
+        case .gap(let t): try holdGap(t)
         }
         return .mode(mode)
     }
@@ -56,10 +59,6 @@ extension ChannelController {
     /// Regulate to `mpa`, optionally ramping at `ramp` MPa/s (else the configured ramp).
     /// The operator takes the setpoint from whoever owns it.
     public mutating func setTarget(_ mpa: Double, ramp: Double? = nil) throws(CommandRejection) {
-        let l = core.parameters.limits
-        guard mpa.isFinite, mpa >= l.minSetpoint, mpa <= l.maxSetpoint else { throw .outOfRange(value: mpa, min: l.minSetpoint, max: l.maxSetpoint) }
-        if let ramp, !RampRate.valid(ramp) { throw .invalidRamp(ramp) }
-        guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
         try sources.setTarget(mpa, ramp: ramp, faults: faults, &core)
     }
 
@@ -81,31 +80,11 @@ extension ChannelController {
         if mode != .tripped { core.changeMode(.released, reason: "operator release") }
     }
 
-    /// Clears the faults whose conditions have gone. When none remain a tripped channel
-    /// goes to `holding` (the actuator stays where the safe action left it; regulating
-    /// again takes a new setpoint). Returns the faults that stay latched.
+    /// Clears the faults whose conditions have gone (see ``SafetyPolicy/acknowledge(core:sources:checks:)``).
     @discardableResult
-    public mutating func acknowledge() -> [FaultRecord] {
-        let before = faults.records.map(\.code)
-        let remaining = safety.faults.acknowledge()
-        let cleared = before.filter { c in !remaining.contains { $0.code == c } }
-        checks.acknowledged(cleared)
-        core.events.append(.faultsAcknowledged(cleared: cleared, remaining: remaining.map(\.code)))
-        if remaining.isEmpty && mode == .tripped {
-            safety.recovery.beforeTrip = nil
-            safety.recovery.goodSince = nil
-            sources.setRampingToSafe(false, &core)
-            core.holdHere()
-            core.changeMode(.holding, reason: "faults acknowledged")
-        }
-        return remaining
-    }
+    public mutating func acknowledge() -> [FaultRecord] { safety.acknowledge(core: &core, sources: &sources, checks: &checks) }
 
-    public mutating func startProgram(_ p: PressureProgram) throws(CommandRejection) {
-        if let e = p.validationErrors(limits: core.parameters.limits).first { throw .invalidProgram(step: e.step, message: e.message) }
-        guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
-        try sources.startProgram(p, faults: faults, &core)
-    }
+    public mutating func startProgram(_ p: PressureProgram) throws(CommandRejection) { try sources.startProgram(p, faults: faults, &core) }
 
     /// Resumes a paused program (refused while tripped).
     public mutating func resumeProgram() throws(CommandRejection) {
@@ -113,39 +92,15 @@ extension ChannelController {
         try sources.resumeProgram(&core)
     }
 
-    /// Starts a relay experiment at the present setpoint. Refused unless the channel is
-    /// regulating, settled in band, with nothing else owning the setpoint, and the
-    /// excursion fits in its limits.
+    /// Starts a relay experiment at the present setpoint (see ``SetpointSources/startAutotune(_:faults:_:)``).
     public mutating func startAutotune(_ settings: AutotuneSettings? = nil) throws(CommandRejection) {
-        let s = settings ?? core.parameters.autotune
-        if let e = s.validationErrors().first { throw .unsafe("\(e.field) \(e.message)") }
-        guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
-        guard mode == .regulating, let t = target else { throw .unsafe("the channel must be regulating at the pressure to tune at") }
-        try sources.mayTake(.autotune, faults: faults)
-        let l = core.parameters.limits
-        guard let p = core.last.pressure, abs(p - t) <= core.parameters.band * t, pid.workingSetpoint.map({ abs($0 - t) < 1e-9 }) ?? true else {
-            throw .unsafe("the pressure must be settled in band at the setpoint \(fmt3(t)) MPa")
-        }
-        guard t + s.maxExcursion * 1.5 < l.trip else {
-            throw .unsafe("setpoint \(fmt3(t)) MPa + 1.5 × excursion \(fmt3(s.maxExcursion)) MPa reaches the trip level \(fmt3(l.trip)) MPa")
-        }
-        guard t - s.maxExcursion >= l.minSetpoint else {
-            throw .unsafe("setpoint \(fmt3(t)) MPa − excursion \(fmt3(s.maxExcursion)) MPa is below the minimum setpoint \(fmt3(l.minSetpoint)) MPa")
-        }
-        try sources.startAutotune(s, at: t, faults: faults, &core)
+        try sources.startAutotune(settings ?? core.parameters.autotune, faults: faults, &core)
     }
 
     public mutating func cancelAutotune(reason: String = "operator cancelled") { sources.cancelAutotune(reason: reason, &core) }
 
-    /// Starts a critical-stack-pressure sweep. Refused unless the channel is regulating
-    /// with nothing else owning the setpoint, and the levels inside its limits.
-    public mutating func startSweep(_ s: SweepSettings) throws(CommandRejection) {
-        if let e = s.validationErrors(limits: core.parameters.limits).first { throw .unsafe("\(e.field) \(e.message)") }
-        guard mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
-        guard mode == .regulating else { throw .unsafe("the channel must be regulating (set a setpoint first)") }
-        try sources.mayTake(.sweep, faults: faults)
-        try sources.startSweep(s, faults: faults, &core)
-    }
+    /// Starts a critical-stack-pressure sweep (see ``SetpointSources/startSweep(_:faults:_:)``).
+    public mutating func startSweep(_ s: SweepSettings) throws(CommandRejection) { try sources.startSweep(s, faults: faults, &core) }
 
     public mutating func cancelSweep(reason: String = "operator cancelled", now: Double? = nil) { sources.cancelSweep(reason: reason, now: now, &core) }
 

@@ -22,6 +22,8 @@ public struct ChannelCore: Sendable {
     /// Added to the output before limits every tick. For benchmarks (an oracle that
     /// knows the true disturbance); the daemon leaves it at zero.
     var externalFeedforward = 0.0
+    /// Constant-gap regulation, while the channel holds the stack thickness.
+    var gap: ConstantGap?
 
     init(parameters: ChannelParameters, initialOutput: Double?) {
         self.parameters = parameters
@@ -35,6 +37,7 @@ public struct ChannelCore: Sendable {
         guard new != mode else { return }
         events.append(.modeChanged(from: mode, to: new, reason: reason))
         mode = new
+        if new != .constantGap { gap = nil }
     }
 
     // MARK: The output stage
@@ -142,5 +145,32 @@ struct ExcursionTracker: Sendable {
             || x.kind == .fault || x.kind == .injected
         stats.add(x, recorded: significant)
         return significant ? x : nil
+    }
+}
+
+extension ChannelCore {
+    /// A reload: the regulating law anew from the table with what it learned (an
+    /// experiment in progress keeps running over it), `components` told of it, the PID's
+    /// parameters set and everything fed forward kept continuous (a new feedforward gain,
+    /// strategy or adaptive scale is absorbed by the integrator).
+    mutating func reconfigure(_ p: ChannelParameters, memory: ControllerMemory?, components: (inout ChannelCore) -> Void) {
+        let ramp = self.ramp
+        let before = target.map(totalFeedforward)
+        parameters = p
+        if let t = lastTune { adoptTune(t) }
+        let regulator = ControlLaws.make(.init(parameters: parameters, lastTune: lastTune, memory: p.strategy == .pid ? nil : memory, pid: law.pid))
+        if var x = law as? AutotuneLaw { x.regulator = regulator; law = x } else { law = regulator }
+        components(&self)
+        law.pid.setParameters(lawPID(ramp: target != nil ? (ramp ?? p.pid.setpointRampRate) : p.pid.setpointRampRate))
+        if let t = target {
+            let clamped = min(max(t, p.limits.minSetpoint), p.limits.maxSetpoint)
+            if clamped != t {
+                // Recorded, never silent: the new limits moved the setpoint.
+                target = clamped
+                events.append(.setpointChanged(target: clamped, ramp: self.ramp))
+                events.append(.configuration("setpoint \(fmt3(t)) MPa is outside the reloaded limits \(fmt3(p.limits.minSetpoint))…\(fmt3(p.limits.maxSetpoint)) MPa: moved to \(fmt3(clamped)) MPa"))
+            }
+        }
+        if let b = before, let t = target, law.pid.mode == .automatic { law.pid.shiftIntegral(by: b - totalFeedforward(t)) }
     }
 }

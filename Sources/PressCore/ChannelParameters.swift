@@ -41,6 +41,8 @@ public struct ChannelParameters: Sendable, Equatable {
     public var supervisor: SupervisorSettings?
     /// Soft-short detection on the cell voltage (nil: off).
     public var shortDetection: ShortDetectionSettings? = ShortDetectionSettings()
+    /// Gains of constant-gap regulation (``ConstantGap``).
+    public var gap = GapSettings.defaults(pneumatic: false)
     /// The cell temperature that trips the channel (nil: not checked).
     public var temperatureLimit: TemperatureLimit?
     /// The actuator's play as a stack pressure, MPa: what the output must move through

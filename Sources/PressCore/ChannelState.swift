@@ -8,6 +8,9 @@ public enum ChannelMode: String, Sendable, Codable {
     case regulating
     /// A fault fired; its safe action was taken. Stays until acknowledged.
     case tripped
+    /// The stack thickness is held (constant gap, constant volume); the pressure is what
+    /// the cell develops (``ConstantGap``).
+    case constantGap = "constant_gap"
 }
 
 /// Why a command was refused. Each case carries enough to name the problem.
@@ -120,6 +123,9 @@ public struct ChannelState: Sendable, Equatable {
     public var authorityLost = false
     /// Automatic recoveries from faults that cleared by themselves, since start.
     public var recoveries = 0
+    /// The stack thickness held in constant-gap mode, µm (nil: not in that mode, or
+    /// holding the actuator for want of a gauge).
+    public var gapTarget: Double?
 }
 
 /// The controller side of a channel's state, for `status` and persistence.

@@ -66,6 +66,38 @@ public struct SafetyPolicy: Sendable {
         return true
     }
 
+    /// Clears the faults whose conditions have gone. When none remain a tripped channel
+    /// goes to `holding` (the actuator stays where the safe action left it; regulating
+    /// again takes a new setpoint). Returns the faults that stay latched.
+    mutating func acknowledge(core: inout ChannelCore, sources: inout SetpointSources, checks: inout FaultChecks) -> [FaultRecord] {
+        let before = faults.records.map(\.code)
+        let remaining = faults.acknowledge()
+        let cleared = before.filter { c in !remaining.contains { $0.code == c } }
+        checks.acknowledged(cleared)
+        core.events.append(.faultsAcknowledged(cleared: cleared, remaining: remaining.map(\.code)))
+        if remaining.isEmpty && core.mode == .tripped {
+            recovery.beforeTrip = nil
+            recovery.goodSince = nil
+            sources.setRampingToSafe(false, &core)
+            core.holdHere()
+            core.changeMode(.holding, reason: "faults acknowledged")
+        }
+        return remaining
+    }
+
+    /// Latched faults restored after a restart: the channel comes up tripped and takes
+    /// their safe action again (a restart moments after a trip must not leave the
+    /// actuator where the crash found it; `ramp` needs a measurement, which there is not
+    /// yet: it holds).
+    mutating func restore(_ saved: [FaultRecord], target: Double?, core: inout ChannelCore) {
+        faults.restore(saved)
+        core.changeMode(.tripped, reason: "faults latched before restart")
+        core.target = target
+        let p = core.parameters
+        let action = saved.filter { !$0.code.isAlarmOnly }.map { Self.action(of: $0, p) }.reduce(SafeAction.hold) { $0.combined(with: $1) }
+        if action == .release { core.holdSafe() }
+    }
+
     /// The output while a `ramp` safe action takes the pressure down; nil when none runs.
     /// It stops (holds) when the measurement is lost.
     mutating func rampOutput(pressure: Double?, dt: Double, core: inout ChannelCore, sources: inout SetpointSources) -> Double? {

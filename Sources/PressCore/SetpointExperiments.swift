@@ -1,14 +1,28 @@
 /// The relay autotune: a setpoint task that swaps its control law in over the regulating
 /// one and hands it back when it ends (done, failed, cancelled).
 extension SetpointSources {
-    /// Starts a relay experiment at the present setpoint `t` (the controller has checked
-    /// that the channel regulates there, settled, and that the excursion fits).
-    mutating func startAutotune(_ s: AutotuneSettings, at t: Double, faults: FaultLatch, _ core: inout ChannelCore) throws(CommandRejection) {
+    /// Starts a relay experiment at the present setpoint. Refused unless the channel is
+    /// regulating, settled in band, with nothing else owning the setpoint (program,
+    /// sweep), and the excursion fits in its limits.
+    mutating func startAutotune(_ s: AutotuneSettings, faults: FaultLatch, _ core: inout ChannelCore) throws(CommandRejection) {
+        if let e = s.validationErrors().first { throw .unsafe("\(e.field) \(e.message)") }
+        guard core.mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
+        guard core.mode == .regulating, let t = core.target else { throw .unsafe("the channel must be regulating at the pressure to tune at") }
+        try mayTake(.autotune, faults: faults)
+        let l = core.parameters.limits
+        guard let p = core.last.pressure, abs(p - t) <= core.parameters.band * t, core.law.pid.workingSetpoint.map({ abs($0 - t) < 1e-9 }) ?? true else {
+            throw .unsafe("the pressure must be settled in band at the setpoint \(fmt3(t)) MPa")
+        }
+        guard t + s.maxExcursion * 1.5 < l.trip else {
+            throw .unsafe("setpoint \(fmt3(t)) MPa + 1.5 × excursion \(fmt3(s.maxExcursion)) MPa reaches the trip level \(fmt3(l.trip)) MPa")
+        }
+        guard t - s.maxExcursion >= l.minSetpoint else {
+            throw .unsafe("setpoint \(fmt3(t)) MPa − excursion \(fmt3(s.maxExcursion)) MPa is below the minimum setpoint \(fmt3(l.minSetpoint)) MPa")
+        }
         let grant = try take(.autotune, faults: faults)
         let inverse = core.parameters.feedforward.gain > 0 ? core.law.modelGain : (core.lastTune.map { 1 / $0.processGain } ?? 0)
-        let p = core.parameters
         let tuner = RelayAutotuner(settings: s, setpoint: t, bias: core.output, inverseGain: inverse,
-                                   outputMin: p.pid.outputMin, outputMax: p.pid.outputMax, limits: p.limits)
+                                   outputMin: core.parameters.pid.outputMin, outputMax: core.parameters.pid.outputMax, limits: l)
         core.law = AutotuneLaw(tuner: tuner, regulator: core.law)
         core.holdHere()
         core.events.append(.autotune(state: .started, detail: "at \(fmt3(t)) MPa, excursion ±\(fmt3(s.maxExcursion)) MPa, rule \(s.rule.rawValue)"))

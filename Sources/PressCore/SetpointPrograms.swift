@@ -6,6 +6,8 @@ extension SetpointSources {
     /// Loads and starts `p`; it takes over the setpoint from the next tick (a sweep or
     /// autotune in progress is cancelled, a pending resume dropped).
     mutating func startProgram(_ p: PressureProgram, faults: FaultLatch, _ core: inout ChannelCore) throws(CommandRejection) {
+        if let e = p.validationErrors(limits: core.parameters.limits).first { throw .invalidProgram(step: e.step, message: e.message) }
+        guard core.mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
         let grant = try take(.program, faults: faults)
         for owner in grant.ended { stop(owner, reason: "program \(p.name) started", &core) }
         // A ramp step starts where the pressure is: on a regulating channel its setpoint;
@@ -80,8 +82,13 @@ extension SetpointSources {
     // MARK: Critical-stack-pressure sweep
 
     /// Starts a sweep: it takes over the setpoint, steps through its levels, measures
-    /// interfacial resistance at each and fits the knee.
+    /// interfacial resistance at each and fits the knee. Refused unless the channel is
+    /// regulating with nothing else owning the setpoint, and the levels inside its limits.
     mutating func startSweep(_ s: SweepSettings, faults: FaultLatch, _ core: inout ChannelCore) throws(CommandRejection) {
+        if let e = s.validationErrors(limits: core.parameters.limits).first { throw .unsafe("\(e.field) \(e.message)") }
+        guard core.mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
+        guard core.mode == .regulating else { throw .unsafe("the channel must be regulating (set a setpoint first)") }
+        try mayTake(.sweep, faults: faults)
         // No resistance yet (pushes or an analyser's first result still to come): the
         // sweep starts anyway; each level waits for its measurements and the sweep aborts
         // when they do not come within the measurement timeout.

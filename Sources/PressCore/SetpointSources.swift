@@ -97,6 +97,10 @@ public struct SetpointSources: Sendable {
     /// The operator takes the setpoint from whoever owns it: a program is stopped, a
     /// sweep or autotune cancelled, the supervisor locked, a pending resume dropped.
     mutating func setTarget(_ mpa: Double, ramp: Double?, faults: FaultLatch, _ core: inout ChannelCore) throws(CommandRejection) {
+        let l = core.parameters.limits
+        guard mpa.isFinite, mpa >= l.minSetpoint, mpa <= l.maxSetpoint else { throw .outOfRange(value: mpa, min: l.minSetpoint, max: l.maxSetpoint) }
+        if let ramp, !RampRate.valid(ramp) { throw .invalidRamp(ramp) }
+        guard core.mode != .tripped else { throw .faultLatched(faults.records.map(\.code)) }
         let grant = try take(.operator, faults: faults)
         pendingResume = nil // also under a restored program
         for owner in grant.ended { stop(owner, reason: "operator set a setpoint", &core) }
@@ -107,11 +111,24 @@ public struct SetpointSources: Sendable {
 
     // MARK: Resume after a restart
 
-    mutating func restoreResume(target: Double, ramp: Double?, faults: FaultLatch, _ core: inout ChannelCore) {
-        guard let grant = try? take(.resume, faults: faults) else { return }
-        pendingResume = (target, ramp)
-        core.changeMode(.holding, reason: "resuming after restart")
-        handedOver(grant.handover, &core)
+    /// The mode and target saved before a restart (no fault latched): a channel that was
+    /// regulating resumes on the first valid measurement, from the present output and with
+    /// the ramp starting at the measured pressure (no spike); one that was released is
+    /// released again.
+    mutating func restore(mode saved: ChannelMode, target: Double?, ramp: Double?, faults: FaultLatch, _ core: inout ChannelCore) {
+        switch saved {
+        case .regulating:
+            if let target, let grant = try? take(.resume, faults: faults) {
+                pendingResume = (target, ramp)
+                core.changeMode(.holding, reason: "resuming after restart")
+                handedOver(grant.handover, &core)
+            }
+        case .holding, .tripped, .constantGap: core.changeMode(.holding, reason: "restored")
+        case .released:
+            core.holdSafe()
+            core.changeMode(.released, reason: "restored")
+        }
+        core.target = target
     }
 
     /// An operator's hold or release after a restart is a decision about the channel:

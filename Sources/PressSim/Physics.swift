@@ -66,6 +66,8 @@ public struct CellModel: Sendable, Equatable {
         public var contactStiffness0: Double = 2
         /// Rise of contact stiffness with load, 1/µm.
         public var contactStiffnessSlope: Double = 0.05
+        /// Unloaded thickness of the cell stack at assembly, µm (a pellet cell).
+        public var thickness: Double = 800
         /// µm of thickness per mAh/cm² of Li moved.
         public var breathingPerCharge: Double = 5
         /// µm/s of creep at the reference pressure.
@@ -146,6 +148,9 @@ public struct CellModel: Sendable, Equatable {
 
     /// Thickness change relative to assembly, µm (breathing minus creep).
     public var thicknessChange: Double { p.breathingPerCharge * charge - creep }
+
+    /// The stack's thickness under `force`, µm: what a gauge across the platens reads.
+    public func stackThickness(force: Double) -> Double { p.thickness + thicknessChange - compression(force: force) }
 
     /// Compression of the contact for force `f` N, µm.
     public func compression(force f: Double) -> Double {
@@ -245,6 +250,9 @@ public struct LoadCellModel: Sendable {
     public var gain: Double = 1
     /// While true no new samples arrive (simulates a broken cable).
     public var disconnected = false
+    /// While true fresh samples keep arriving with the last value (a transmitter whose
+    /// register image froze: its time stamps move, its value does not).
+    public var frozen = false
     private var nextSample: Double = 0
     public private(set) var last: Sample?
 
@@ -255,6 +263,7 @@ public struct LoadCellModel: Sendable {
         guard !disconnected, now >= nextSample else { return }
         let period = 1 / p.sampleRate
         nextSample = max(nextSample + period, now)
+        if frozen, let l = last { last = Sample(value: l.value, time: now); return }
         var v = force * gain + bias + p.noise * rng.gaussian()
         v = (v / p.resolution).rounded() * p.resolution
         v = min(max(v, -p.capacity * 1.1), p.capacity * 1.1) // ADC rails

@@ -52,6 +52,8 @@ public struct SimInjection: Sendable, Equatable {
     public var regulatorGain: Double?
     /// The load cell's RMS noise, N (electrical noise from a nearby drive, a worn cable).
     public var sensorNoise: Double?
+    /// Freezes the load cell's value while its samples keep arriving (true), or thaws it.
+    public var sensorFrozen: Bool?
     public init(forceBias: Double? = nil, sensorDisconnected: Bool? = nil, ambient: Double? = nil, supply: Double? = nil,
                 current: Double? = nil, cyclePeriod: Double? = nil, thicknessStep: Double? = nil,
                 stallSeconds: Double? = nil, emergencyStop: Bool? = nil, charging: Bool? = nil) {
@@ -105,6 +107,11 @@ public final class SimChannel: ChannelBackend {
     public private(set) var shortSince: Double?
     /// Cell-voltage measurement noise, V RMS.
     public var voltageNoise: Double = 0.001
+    /// The thickness gauge across the platens (a capacitive or LVDT gauge): its noise,
+    /// µm RMS, and resolution, µm (nil: no gauge). Its own random draws, so that adding
+    /// it left every other signal's noise sequence as it was.
+    public var thicknessGauge: (noise: Double, resolution: Double)? = (0.1, 0.05)
+    private var gaugeRng: SimRandom
 
     public init(fixture: SimFixture, loadCell: LoadCellModel, cycler: CyclerProfile = .init(),
                 ambient: Double = 25, seed: UInt64 = 1, substep: Double = 0.001) {
@@ -115,6 +122,7 @@ public final class SimChannel: ChannelBackend {
         self.loadCell = loadCell; self.cycler = cycler
         self.ambient = ambient; self.substep = substep
         self.rng = SimRandom(seed: seed)
+        self.gaugeRng = SimRandom(seed: seed ^ 0x6A06_E000_7410_C4E5)
         var c = SimRandom(seed: seed ^ 0x5EED_CE11_5407_7000)
         self.shortThreshold = -log(c.uniform())
         self.cellRng = c
@@ -218,6 +226,10 @@ public final class SimChannel: ChannelBackend {
             charging: chargingOverride ?? (cycler.current(at: time) > 0),
             emergencyStop: emergencyStop)
         r.altered = loadCell.bias != 0 || loadCell.gain != 1
+        if let g = thicknessGauge {
+            let v = c.stackThickness(force: trueForce) + g.noise * gaugeRng.gaussian()
+            r.thickness = Sample(value: g.resolution > 0 ? (v / g.resolution).rounded() * g.resolution : v, time: time)
+        }
         return r
     }
 
@@ -257,6 +269,7 @@ public final class SimChannel: ChannelBackend {
         if let k = j.springRate, springModel != nil, k > 0 { springModel!.changeSpringRate(k) }
         if let g = j.regulatorGain, pneumaticModel != nil, g > 0 { pneumaticModel!.p.gain = g }
         if let n = j.sensorNoise, n >= 0 { loadCell.p.noise = n }
+        if let f = j.sensorFrozen { loadCell.frozen = f }
         if let dz = j.thicknessStep {
             if springModel != nil { springModel!.p.gap -= dz } else { pneumaticModel!.bumpCompression(dz) }
         }

@@ -300,7 +300,7 @@ struct SoakRun {
         var rng = SimRandom(seed: seed ^ 0x1A7E)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pressbench-soak-\(strategy.rawValue)-\(UUID().uuidString.prefix(6))").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let log = try? RunLog(path: dir + "/runlog.sqlite")
+        let log = ProcessInfo.processInfo.environment["SOAK_NO_RUNLOG"] != nil ? nil : try? RunLog(path: dir + "/runlog.sqlite")
         let epoch = 1.8e9
         core.epoch = epoch
         var ch = config.channels.map { c in

@@ -8,6 +8,8 @@ import PressProtocol
 /// on a loopback TCP port or on one end of a socat pseudo-terminal pair.
 final class ModbusPeer: @unchecked Sendable {
     let process = Process()
+    /// The peer's standard input: commands of the plant mode ("freeze", "thaw").
+    let input = Pipe()
     var socat: Process?
     let port: Int?
     /// The serial device the client should open (RTU).
@@ -48,7 +50,7 @@ final class ModbusPeer: @unchecked Sendable {
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = input
         try process.run()
         // The first stdout line describes what it serves; wait for it at most 15 s.
         let got = DispatchSemaphore(value: 0)
@@ -83,6 +85,9 @@ final class ModbusPeer: @unchecked Sendable {
         if let port { return .tcp(host: "127.0.0.1", port: port) }
         return .rtu(device: clientDevice!, baud: 19200, parity: "N", dataBits: 8, stopBits: 1, rs485: false)
     }
+
+    /// Sends the plant mode a command ("freeze" stops the transmitter's image, "thaw").
+    func send(_ command: String) { input.fileHandleForWriting.write(Data((command + "\n").utf8)) }
 
     func stop() {
         // pymodbus' server traps SIGTERM for a graceful stop that can hang: a test
@@ -210,6 +215,27 @@ struct ModbusTests {
         // this daemon's real answer.
         let json = try runProcess(binDir + "/pressctl", ["status", "--json", "--socket", d.socket])
         try ScriptJSON.check(status: json.stdout)
+    }
+
+    @Test("issue 23: a transmitter whose register image freezes is flagged sensor_frozen within 1 s (the slow check needed 5 s while the loop drove the cell +15 %)")
+    func frozenTransmitter() throws {
+        let peer = try ModbusPeer(mode: "plant")
+        let d = try DaemonProcess(configEdits: [], timeScale: 1, configOverride: try hardwareConfig(transport: peer.transport))
+        defer { d.cleanup(); peer.stop() }
+        let c = try d.client()
+        _ = try c.call("set", SetParams(channel: "B", value: 2, unit: "MPa"), as: SetResult.self)
+        usleep(8_000_000) // ramp, settle, and hundreds of samples for the check to learn the transmitter
+        #expect(try c.channel("B").faults.isEmpty)
+        peer.send("freeze")
+        let frozenAt = Date()
+        var seen: Double?
+        while seen == nil, Date().timeIntervalSince(frozenAt) < 8 {
+            if try c.channel("B").faults.contains(where: { $0.code == "sensor_frozen" }) { seen = Date().timeIntervalSince(frozenAt) }
+            else { usleep(20_000) }
+        }
+        // The check's 0.2 s minimum, a poll of the device (100 Hz), the status round trip.
+        let s = try #require(seen, "sensor_frozen never raised within 8 s of the freeze")
+        #expect(s <= 1, "sensor_frozen raised \(s) s after the freeze")
     }
 
     @Test("done-when: the datasheet-configured Modbus rig is held within ±5 % over TCP")

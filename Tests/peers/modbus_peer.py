@@ -56,6 +56,22 @@ def plant_context():
     return ModbusServerContext(slaves={1: transmitter, 2: aout}, single=False), transmitter, aout
 
 
+# "freeze" on standard input stops the transmitter's image where it is (its registers keep
+# answering with the last value: a frozen transmitter), "thaw" lets it move again.
+FROZEN = {"on": False}
+
+
+async def read_commands():
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            return
+        if line.strip() in ("freeze", "thaw"):
+            FROZEN["on"] = line.strip() == "freeze"
+            print(json.dumps({"ok": line.strip()}), flush=True)
+
+
 async def run_plant(transmitter, aout):
     chamber, dt = 0.0, 0.002
     while True:
@@ -63,7 +79,8 @@ async def run_plant(transmitter, aout):
         command = min(counts, 10000) / 10000 * 1.0          # 0..10 V -> 0..1 MPa
         chamber += (min(command, 0.7) - chamber) * dt / 0.2  # 0.7 MPa supply
         force = max(0.0, chamber * 3117 - 40) + random.gauss(0, 0.3)
-        transmitter.setValues(4, 0, words("f", force, "CDAB"))
+        if not FROZEN["on"]:
+            transmitter.setValues(4, 0, words("f", force, "CDAB"))
         transmitter.setValues(4, 2, [struct.unpack(">H", struct.pack(">h", 251))[0]])
         await asyncio.sleep(dt)
 
@@ -83,6 +100,7 @@ async def main():
         context, transmitter, aout = plant_context()
         info = {"mode": "plant"}
         tasks.append(asyncio.create_task(run_plant(transmitter, aout)))
+        tasks.append(asyncio.create_task(read_commands()))
     print(json.dumps(info), flush=True)
     if a.tcp:
         await StartAsyncTcpServer(context=context, address=("127.0.0.1", a.tcp))
