@@ -623,6 +623,7 @@ public struct DaemonConfig: Sendable {
             d.floorVolts = try v.double("floor_v")
             d.confirmMeasurements = try v.int("confirm_measurements") ?? d.confirmMeasurements
             d.noiseFactor = try v.double("noise_factor", default: d.noiseFactor)
+            d.noiseFraction = try v.double("noise_fraction", default: d.noiseFraction)
             d.noiseFloorVolts = try v.double("noise_floor_v", default: d.noiseFloorVolts)
             d.noiseMeasurements = try v.int("noise_measurements") ?? d.noiseMeasurements
             d.holdoff = try v.double("holdoff_s", default: d.holdoff)
