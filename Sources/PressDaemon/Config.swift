@@ -217,6 +217,8 @@ public struct DaemonConfig: Sendable {
     /// Accepted but worth a warning (a chemistry preset overridden), each with file,
     /// line and key.
     public var warnings: [String] = []
+    /// Every key as written in the file, for a reload to find what changed.
+    var keys = ConfigKeys()
 
     /// `daemon.state_dir`, else `$STATE_DIRECTORY` (systemd's StateDirectory=), else
     /// `/var/lib/pressd` for root, else `$XDG_STATE_HOME/pressd` or `~/.local/state/pressd`.
@@ -245,6 +247,7 @@ public struct DaemonConfig: Sendable {
         let root = try parseTOML(text, file: file)
         var cfg = DaemonConfig(file: file, socketPath: nil, socketMode: 0o660, loopRate: 100, backend: .simulator,
                                logLevel: "info", seed: 1, timeScale: 1, substep: 0.001, channels: [])
+        cfg.keys = ConfigKeys(root.table, locator: root.context.locator)
         if let d = try root.subtable("daemon") {
             cfg.socketPath = try d.string("socket").flatMap { $0.isEmpty ? nil : $0 }
             if let p = cfg.socketPath, !p.hasPrefix("/") {

@@ -21,8 +21,10 @@ public enum LoopCommand: Sendable {
     case programPause(channel: Int)
     case programResume(channel: Int)
     case programStop(channel: Int)
-    /// Replace a channel's tuning and limits (configuration reload), bumplessly.
-    case reconfigure(channel: Int, ChannelParameters)
+    /// Put a reloaded configuration's settings of a channel in force: its tuning and limits
+    /// (bumplessly), its shutdown action and its pushed-signal stale limit. The channel's
+    /// name and loop-rate divider cannot change (a reload refuses that).
+    case reconfigure(channel: Int, LoopChannel.Settings)
     /// Tare or span the channel's load cells from the last second of raw readings.
     case calibrate(channel: Int, CalibrationAction)
     /// Auxiliary signals pushed in by other software (an impedance analyser's script,
@@ -197,11 +199,12 @@ public typealias SampleRing = BoundedRing<LogSample>
 public struct LoopChannel {
     public var controller: ChannelController
     public let backend: ChannelBackend
-    /// The little the loop itself needs from the channel's configuration.
-    public let settings: Settings
+    /// The little the loop itself needs from the channel's configuration: the
+    /// configuration in force (start-up, then each reload's `reconfigure`).
+    public internal(set) var settings: Settings
 
     /// What the loop needs to know about a channel besides its controller and backend.
-    public struct Settings: Sendable {
+    public struct Settings: Sendable, Equatable {
         public var name: String
         /// Runs every `divider`-th tick of the loop.
         public var divider: Int
@@ -209,7 +212,8 @@ public struct LoopChannel {
         public var pushedStaleAfter: Double
         /// What the actuator does when pressd stops.
         public var shutdown: ShutdownAction
-        /// Start-up control parameters, to rebuild the controller when state is restored.
+        /// The control parameters in force (the controller's), also to rebuild the
+        /// controller when state is restored.
         public var control: ChannelParameters
 
         public init(_ c: ChannelConfig) {
@@ -357,7 +361,13 @@ public struct LoopCore {
         case .programPause(let i): return program(i) { c throws(CommandRejection) in try c.pauseProgram() }
         case .programResume(let i): return program(i) { c throws(CommandRejection) in try c.resumeProgram() }
         case .programStop(let i): return program(i) { c throws(CommandRejection) in try c.stopProgram() }
-        case .reconfigure(let i, let p): return mode(i) { c in c.reconfigure(p) }
+        case .reconfigure(let i, let s):
+            guard s.name == channels[i].settings.name, s.divider == channels[i].settings.divider else {
+                return .rejected(.unsafe("reconfigure: the channel's name and loop rate need a restart"))
+            }
+            let before = channels[i].settings.control
+            channels[i].settings = s
+            return mode(i) { c in if s.control != before { c.reconfigure(s.control) } }
         case .autotune(let i, let settings): return mode(i) { c throws(CommandRejection) in try c.startAutotune(settings) }
         case .autotuneCancel(let i):
             return mode(i) { c throws(CommandRejection) in
@@ -462,8 +472,10 @@ public struct LoopCore {
         }
     }
 
-    /// Puts every actuator in its configured shutdown state.
-    public mutating func shutdown(now: Double) {
+    /// Puts every actuator in the shutdown state of the configuration in force.
+    /// - Returns: what each channel did, by name, for the stop message.
+    @discardableResult
+    public mutating func shutdown(now: Double) -> [(channel: String, action: ShutdownAction)] {
         for i in channels.indices {
             switch channels[i].settings.shutdown {
             case .hold: channels[i].backend.apply(output: channels[i].controller.pid.output, now: now)
@@ -473,6 +485,7 @@ public struct LoopCore {
             }
             backendStates[i] = channels[i].backend.persistentState()
         }
+        return channels.map { ($0.settings.name, $0.settings.shutdown) }
     }
 }
 
@@ -579,6 +592,29 @@ public final class ControlLoop: @unchecked Sendable {
         t.start()
     }
 
+    /// What each channel's actuator did when the loop stopped (empty before): the
+    /// shutdown action of the configuration in force then.
+    public var shutdownActions: [(channel: String, action: ShutdownAction)] { shutdownActionsBox.withLock { $0 } }
+    private let shutdownActionsBox = Mutex<[(channel: String, action: ShutdownAction)]>([])
+
+    /// Hands `command` to the loop and waits (at most `timeout` s, also for room in the
+    /// inbox) until it has been applied. For callers that may block: the reload queue,
+    /// never an event loop.
+    /// - Returns: the loop's answer, nil when it did not come in time (the loop stopped).
+    public func applyAndWait(_ command: LoopCommand, timeout: Double = 2) -> LoopReply? {
+        /// Written by the control thread before it signals, read after the wait.
+        final class Answer: @unchecked Sendable { var reply: LoopReply? }
+        let answer = Answer()
+        let done = DispatchSemaphore(value: 0)
+        let deadline = DispatchTime.now() + timeout
+        while !inbox.offer(PendingCommand(command) { r in answer.reply = r; done.signal() }) {
+            guard DispatchTime.now() < deadline else { return nil }
+            usleep(5_000)
+        }
+        guard done.wait(timeout: deadline) == .success else { return nil }
+        return answer.reply
+    }
+
     /// Asks the loop to stop, waits for it to put the actuators in their shutdown state.
     public func stop() {
         guard thread != nil else { return }
@@ -642,7 +678,8 @@ public final class ControlLoop: @unchecked Sendable {
             }
         }
         let end = loopTime(monotonicNanos())
-        core.shutdown(now: end)
+        let actions = core.shutdown(now: end)
+        shutdownActionsBox.withLock { $0 = actions }
         publish(now: end)
         finished.signal()
     }
