@@ -58,9 +58,8 @@ public final class ControlLoop: @unchecked Sendable {
     public var epochFloor: Double = 0
 
     private var core: LoopCore
-    private let stopRequested = Atomic<Bool>(false)
-    private let finished = DispatchSemaphore(value: 0)
-    private var thread: Thread?
+    /// The control thread, once started.
+    private var thread: DaemonThread?
     private var startNanos: UInt64 = 0
     /// Loop time of the priming tick in ``start()``.
     private var startTime = 0.0
@@ -102,9 +101,7 @@ public final class ControlLoop: @unchecked Sendable {
         // Prime: one tick so readers never see "no snapshot".
         core.tick(now: t0)
         publish(now: t0)
-        let t = Thread { [self] in nameThreadForOS("pressd-control"); run() }
-        t.name = "pressd-control"
-        t.stackSize = 1 << 20
+        let t = DaemonThread(ThreadName("control"), stackSize: 1 << 20) { [self] t in run(t) }
         thread = t
         t.start()
     }
@@ -134,9 +131,8 @@ public final class ControlLoop: @unchecked Sendable {
 
     /// Asks the loop to stop, waits for it to put the actuators in their shutdown state.
     public func stop() {
-        guard thread != nil else { return }
-        stopRequested.store(true, ordering: .releasing)
-        finished.wait()
+        guard let t = thread else { return }
+        t.stop()
         thread = nil
     }
 
@@ -146,7 +142,7 @@ public final class ControlLoop: @unchecked Sendable {
         samples.push(core.takeSamples())
     }
 
-    private func run() {
+    private func run(_ thread: DaemonThread) {
         if realtimePriority > 0 {
             // Works without capabilities when RLIMIT_RTPRIO allows it (LimitRTPRIO= in the unit).
             var param = sched_param(sched_priority: realtimePriority)
@@ -157,7 +153,7 @@ public final class ControlLoop: @unchecked Sendable {
         let t0 = startTime
         var k: UInt64 = 1
         var deadline = monotonicNanos() + periodNanos
-        while !stopRequested.load(ordering: .acquiring) {
+        while !thread.isStopping {
             var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
             while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil) == EINTR {}
             let woke = monotonicNanos()
@@ -198,6 +194,5 @@ public final class ControlLoop: @unchecked Sendable {
         let actions = core.shutdown(now: end)
         shutdownActionsBox.withLock { $0 = actions }
         publish(now: end)
-        finished.signal()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PressDrivers
 import Logging
 import PressCore
 import PressLog
@@ -160,7 +161,7 @@ final class RunLogWriter: @unchecked Sendable {
     /// Queues a write of something other than samples and events.
     func enqueue(_ s: StoreRequest) { stores.withLock { $0.append(s) } }
 
-    private lazy var worker = PeriodicWorker(name: "pressd-runlog", interval: interval) { [unowned self] in flush() }
+    private lazy var worker = PeriodicWorker(name: ThreadName("runlog"), interval: interval) { [unowned self] in flush() }
 
     func start() { worker.start() }
 
