@@ -35,10 +35,12 @@ public enum SystemdNotifier {
 }
 
 /// The daemon: the control loop, the run log, the control socket and the glue around
-/// them, wired as a ServiceLifecycle group. Start order: run-log writer → loop →
-/// socket → event log → metrics → reload → systemd notifier; shutdown runs in reverse,
-/// so commands stop first, then the actuators go to their shutdown state, then the
-/// last samples and the restart state are written.
+/// them, wired as a ServiceLifecycle group. Start order (``run()``): MQTT → run-log and
+/// state writers → devices → loop → socket → event log → metrics → spectra → reload →
+/// systemd notifier (MQTT, devices, metrics and spectra when configured); shutdown runs
+/// in reverse, so commands stop first, then the actuators go to their shutdown state and
+/// the devices write it, then the last samples and the restart state are written and
+/// published.
 public final class Daemon: @unchecked Sendable {
     public static let version = ControlProtocol.release
     public let configPath: String
