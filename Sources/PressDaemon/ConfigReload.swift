@@ -100,12 +100,19 @@ struct ConfigReload {
     /// the loop refused it or did not take it in time.
     let submit: (LoopCommand) -> Bool
 
-    func apply(_ new: DaemonConfig) -> Result<ReloadPlan, ConfigError> {
+    func apply(_ read: DaemonConfig) -> Result<ReloadPlan, ConfigError> {
+        let old = live.current
         let plan: ReloadPlan
-        switch ReloadPlan.make(from: live.current, to: new) {
+        switch ReloadPlan.make(from: old, to: read) {
         case .failure(let e): return .failure(e)
         case .success(let p): plan = p
         }
+        // What the command line may set over the file at start (--time-scale,
+        // --state-dir) takes effect only at a restart: the file's keys for it did not
+        // change (ReloadPlan refuses that), so the values in force stand.
+        var new = read
+        new.timeScale = old.timeScale
+        new.stateDir = old.stateDir
         for (i, s) in plan.reconfigure where !submit(.reconfigure(channel: i, s)) {
             let done = plan.reconfigure.prefix { $0.channel != i }.map(\.settings.name)
             return .failure(ConfigError(file: new.file, line: nil, key: "channels.\(s.name)",

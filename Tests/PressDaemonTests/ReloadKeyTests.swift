@@ -281,6 +281,22 @@ struct ReloadKeyTests {
         #expect(refused > 50)
     }
 
+    @Test("what the command line set at start (--time-scale, --state-dir) stays in force after a reload of the file")
+    func commandLineOverridesSurviveAReload() throws {
+        let base = try reloadTestBase()
+        var h = try ReloadHarness(base)
+        // pressd's main applies --time-scale 5 and --state-dir to the configuration it starts with.
+        var started = h.live.current
+        started.timeScale = 5
+        started.stateDir = "/tmp/pressd-cli-state"
+        h.live.replace(started)
+        _ = try h.reload(settingKey(base, table: "channels.A.pid", key: "kp", value: "120")).get()
+        // The spectrum intake judges staleness with live.current.timeScale: the file's 1 would
+        // make a spectrum look five times younger than the loop will judge it.
+        #expect(h.live.current.timeScale == 5 && h.live.current.stateDir == "/tmp/pressd-cli-state")
+        #expect(h.core.channels[0].controller.pid.parameters.kp == 120)
+    }
+
     @Test("adding or removing a channel is refused naming the channels")
     func channelSetIsRefused() throws {
         let base = try reloadTestBase()
