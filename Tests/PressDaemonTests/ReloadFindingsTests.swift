@@ -12,13 +12,6 @@ import PressProtocol
 /// configuration in the loop but from the reloaded one in the socket.
 @Suite("Reload findings (issue 23): what a reload accepted is what the running daemon does", .serialized)
 struct ReloadFindingsTests {
-    /// Polls `body` until it returns true or `seconds` of wall time pass.
-    private func waitFor(_ seconds: Double, _ body: () throws -> Bool) rethrows -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end { if try body() { return true }; usleep(100_000) }
-        return false
-    }
-
     @Test("reloaded shutdown, safe_output and pushed_stale_after_s: the loop uses them and the stop message says what it did")
     func reloadedLoopSettings() throws {
         // A (spring): shutdown hold at start. B (pneumatic): shutdown release at start, safe output 0.

@@ -12,13 +12,6 @@ func osThreadNames() -> [String] {
     return tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) }
 }
 
-/// Polls until `body` holds or `seconds` pass.
-private func eventually(_ seconds: Double, _ body: () -> Bool) -> Bool {
-    let end = Date().addingTimeInterval(seconds)
-    while Date() < end { if body() { return true }; usleep(20_000) }
-    return body()
-}
-
 /// Issue 23: "pressd-mqtt is not named at OS level; stepper threads truncate to one name".
 @Suite("Thread names at the OS level", .serialized)
 struct ThreadHelperTests {
@@ -37,7 +30,7 @@ struct ThreadHelperTests {
         try poller.start()
         defer { poller.stop() }
         let wanted = ["pd-stepper-tnA", "pd-stepper-tnB", "pd-valves-tnA", "pd-valves-tnB", "pd-gpio-tnchip"]
-        let seen = eventually(5) { Set(wanted).isSubset(of: osThreadNames()) }
+        let seen = waitFor(5) { Set(wanted).isSubset(of: osThreadNames()) }
         #expect(seen, "threads: \(osThreadNames().filter { $0.hasPrefix("p") }.sorted())")
     }
 
@@ -53,7 +46,7 @@ struct ThreadHelperTests {
         let publisher = MQTTPublisher(config: mqttConfig, loop: loop, channels: cfg.channels.map(\.name), version: "test", logger: logger)
         publisher.start()
         defer { publisher.stop() }
-        #expect(eventually(5) { osThreadNames().contains("pressd-mqtt") }, "threads: \(osThreadNames().sorted())")
+        #expect(waitFor(5) { osThreadNames().contains("pressd-mqtt") }, "threads: \(osThreadNames().sorted())")
     }
 
     @Test("OS names: the full name when it fits, else pd-ROLE-INSTANCE, else the instance's ends around ~; never over 15 bytes nor cut inside a character")
@@ -79,9 +72,9 @@ struct ThreadHelperTests {
         let a = DaemonThread(ThreadName("tnuniq")) { t in while !t.isStopping { usleep(1000) } }
         let b = DaemonThread(ThreadName("tnuniq")) { _ in gate.wait() }
         a.start(); b.start()
-        #expect(eventually(5) { a.osName != nil && b.osName != nil })
+        #expect(waitFor(5) { a.osName != nil && b.osName != nil })
         #expect(a.osName != b.osName && Set([a.osName, b.osName]) == Set(["pressd-tnuniq", "pressd-tnuniq~2"]), "\(String(describing: a.osName)), \(String(describing: b.osName))")
-        #expect(eventually(5) { osThreadNames().filter { $0.hasPrefix("pressd-tnuniq") }.count == 2 })
+        #expect(waitFor(5) { osThreadNames().filter { $0.hasPrefix("pressd-tnuniq") }.count == 2 })
         gate.signal()
         #expect(b.join(timeout: 10) && b.join(timeout: 0)) // a second join returns at once
         #expect(a.stop(timeout: 10))
