@@ -19,8 +19,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
+        // Small numerics shared by the CSP knee fit and the impedance fits: one bounded
+        // Levenberg–Marquardt and the dense linear algebra it needs (pure, stdlib only).
+        .target(name: "PressNumerics"),
         // Pure control core: units, PID, safety, channel state machine. No I/O, no C imports.
-        .target(name: "PressCore"),
+        .target(name: "PressCore", dependencies: ["PressNumerics"]),
         // Physically faithful simulated rig; deterministic with a seed.
         .target(name: "PressSim", dependencies: ["PressCore", .product(name: "DequeModule", package: "swift-collections")]),
         // Wire protocol shared by pressd and pressctl (JSON lines over a Unix socket).
@@ -51,7 +54,7 @@ let package = Package(
 
         // Impedance spectra: analysers' file formats, equivalent-circuit fitting and the
         // Kramers–Kronig check (pure).
-        .target(name: "PressEIS"),
+        .target(name: "PressEIS", dependencies: ["PressNumerics"]),
 
         // Daemon runtime: config, control-loop thread, control socket, systemd glue.
         .target(name: "PressDaemon", dependencies: [
@@ -81,6 +84,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        .testTarget(name: "PressNumericsTests", dependencies: ["PressNumerics"]),
         .testTarget(name: "PressCoreTests", dependencies: ["PressCore"]),
         .testTarget(name: "PressProtocolTests", dependencies: ["PressProtocol"]),
         .testTarget(name: "PressPlotTests", dependencies: ["PressPlot"]),

@@ -42,6 +42,8 @@ public struct ChannelController: Sendable {
     public var sweep: CSPSweep? { sources.sweep }
     public var lastSweep: SweepResult? { sources.lastSweep }
     public var supervisor: ImpedanceSupervisor? { sources.supervisor }
+    /// The soft-short detector the channel judges with (nil when not configured).
+    public var shortDetector: ShortDetector? { checks.first(SoftShortCheck.self)?.detector }
     public var lastTune: AutotuneResult? { core.lastTune }
     public var authority: AuthorityMonitor { core.authority }
     /// True while a `ramp` safe action is taking the pressure to the safe pressure.

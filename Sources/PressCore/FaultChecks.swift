@@ -147,6 +147,9 @@ public struct FaultChecks: Sendable {
         checks = next
     }
 
+    /// The channel's check of type `T`, if configured (tests and status read its settings).
+    func first<T: FaultCheck>(_: T.Type) -> T? { checks.lazy.compactMap { $0 as? T }.first }
+
     public mutating func acknowledged(_ cleared: [FaultCode]) { for i in checks.indices { checks[i].acknowledged(cleared) } }
     public mutating func tripped() { for i in checks.indices { checks[i].tripped() } }
 }

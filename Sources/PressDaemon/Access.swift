@@ -52,3 +52,26 @@ public struct AccessPolicy: Sendable, Equatable {
 }
 
 public struct AccessError: Error, Equatable { public var message: String }
+
+extension AccessPolicy {
+    /// Reads `[access]`. Without the table: anyone observes, the `pressctl` group (when the
+    /// system has one) operates.
+    static func parse(_ a: TableReader?) throws(ConfigError) -> AccessPolicy {
+        var policy = AccessPolicy()
+        guard let a else {
+            if let g = getgrnam("pressctl") { policy.operators.gids.insert(g.pointee.gr_gid) }
+            return policy
+        }
+        for (key, apply) in [("observers", { (p: inout AccessPolicy, e: AccessPolicy.Entry) in p.observers = e }),
+                             ("operators", { (p: inout AccessPolicy, e: AccessPolicy.Entry) in p.operators = e }),
+                             ("admins", { (p: inout AccessPolicy, e: AccessPolicy.Entry) in p.admins = e })] {
+            guard let list = try a.stringList(key) else { continue }
+            switch AccessPolicy.entry(list) {
+            case .success(let e): apply(&policy, e)
+            case .failure(let m): throw a.error(key, m.message)
+            }
+        }
+        try a.rejectUnknownKeys()
+        return policy
+    }
+}

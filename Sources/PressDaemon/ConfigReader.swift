@@ -223,6 +223,46 @@ final class TableReader {
     }
 }
 
+/// Every key of a configuration file as a dotted path with its value written canonically:
+/// what a reload compares to find the keys that changed.
+struct ConfigKeys: Sendable {
+    /// `channels.A.pid.kp` → `100.0`, `channels.A.load_cells[0].device` → `"plc"`. Numbers are
+    /// written as decimals, so `12` and `12.0` are the same value.
+    var values: [String: String] = [:]
+    /// The lines the keys are written on.
+    var locator = KeyLocator(source: "")
+
+    init() {}
+
+    init(_ table: TOMLTable, locator: KeyLocator) {
+        self.locator = locator
+        Self.flatten(table, prefix: "", into: &values)
+    }
+
+    private static func flatten(_ table: TOMLTable, prefix: String, into out: inout [String: String]) {
+        for key in table.keys {
+            guard let v = table[key] else { continue }
+            let path = prefix.isEmpty ? key : prefix + "." + key
+            if let t = v.table {
+                flatten(t, prefix: path, into: &out)
+            } else if let a = v.array, !a.isEmpty, a.allSatisfy({ $0.table != nil }) {
+                for (i, e) in a.enumerated() { if let t = e.table { flatten(t, prefix: "\(path)[\(i)]", into: &out) } }
+            } else {
+                out[path] = canonical(v)
+            }
+        }
+    }
+
+    private static func canonical(_ v: TOMLValueConvertible) -> String {
+        if let d = v.double { return "\(d)" }
+        if let i = v.int { return "\(Double(i))" }
+        if let b = v.bool { return "\(b)" }
+        if let s = v.string { return "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+        if let a = v.array { return "[" + a.map(canonical).joined(separator: ", ") + "]" }
+        return v.debugDescription
+    }
+}
+
 /// Shared by all readers of one file.
 struct ReaderContext {
     let file: String

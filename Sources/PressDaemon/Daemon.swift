@@ -35,10 +35,12 @@ public enum SystemdNotifier {
 }
 
 /// The daemon: the control loop, the run log, the control socket and the glue around
-/// them, wired as a ServiceLifecycle group. Start order: run-log writer → loop →
-/// socket → event log → metrics → reload → systemd notifier; shutdown runs in reverse,
-/// so commands stop first, then the actuators go to their shutdown state, then the
-/// last samples and the restart state are written.
+/// them, wired as a ServiceLifecycle group. Start order (``run()``): MQTT → run-log and
+/// state writers → devices → loop → socket → event log → metrics → spectra → reload →
+/// systemd notifier (MQTT, devices, metrics and spectra when configured); shutdown runs
+/// in reverse, so commands stop first, then the actuators go to their shutdown state and
+/// the devices write it, then the last samples and the restart state are written and
+/// published.
 public final class Daemon: @unchecked Sendable {
     public static let version = ControlProtocol.release
     public let configPath: String
@@ -238,10 +240,10 @@ public final class Daemon: @unchecked Sendable {
     public func reload() -> Result<String, ConfigError> { reloader.reloadAndWait() }
 
     /// Reads, validates and applies the configuration file; runs on the reload queue
-    /// only. On an error the running configuration stays. Tuning, limits and ramps
-    /// change bumplessly; a change of the channel set, an actuator type or the backend
-    /// needs a restart and is refused. The result is logged here (journal and run log),
-    /// whether SIGHUP or the socket asked, and returned as one line.
+    /// only. On an error the running configuration stays. The keys of
+    /// ``ReloadableKeys`` change (the loop's bumplessly, before this returns); any other
+    /// key that changed is refused, naming it (``ReloadPlan``). The result is logged here
+    /// (journal and run log), whether SIGHUP or the socket asked, and returned as one line.
     func applyReload() -> Result<String, ConfigError> {
         let result = readAndApply()
         switch result {
@@ -256,28 +258,19 @@ public final class Daemon: @unchecked Sendable {
     }
 
     private func readAndApply() -> Result<String, ConfigError> {
-        let config = live.current
         let new: DaemonConfig
         do { new = try DaemonConfig.load(path: configPath) } catch { return .failure(error) }
-        var structural: [String] = []
-        if new.channels.map(\.name) != config.channels.map(\.name) { structural.append("channel names") }
-        if new.backend != config.backend { structural.append("backend") }
-        if new.loopRate != config.loopRate { structural.append("daemon.loop_rate_hz") }
-        for (a, b) in zip(new.channels, config.channels) where a.actuator != b.actuator || a.divider != b.divider || a.control.cellArea != b.control.cellArea {
-            structural.append("channels.\(a.name) actuator type, loop rate or cell area")
+        let loop = self.loop
+        let reload = ConfigReload(live: live) { command in
+            guard let reply = loop.applyAndWait(command) else { return false }
+            if case .rejected = reply { return false }
+            return true
         }
-        for (a, b) in zip(new.channels, config.channels) where a.spectra?.directory != b.spectra?.directory {
-            structural.append("channels.\(a.name).impedance spectra_dir")
+        let plan: ReloadPlan
+        switch reload.apply(new) {
+        case .failure(let e): return .failure(e)
+        case .success(let p): plan = p
         }
-        if new.access != config.access { structural.append("[access] (restart to change who may use the socket)") }
-        if new.mqtt != config.mqtt { structural.append("[mqtt]") }
-        guard structural.isEmpty else {
-            return .failure(ConfigError(file: configPath, line: nil, key: nil, message: "changes need a restart: \(structural.joined(separator: ", ")); running configuration kept"))
-        }
-        for (i, c) in new.channels.enumerated() where c.control != config.channels[i].control {
-            _ = loop.inbox.offer(PendingCommand(.reconfigure(channel: i, c.control)) { _ in })
-        }
-        live.replace(new)
         for w in new.warnings {
             logger.warning("configuration: \(w)")
             writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: "", kind: "config", detail: "warning: \(w)"))
@@ -286,7 +279,10 @@ public final class Daemon: @unchecked Sendable {
             writer?.enqueue(RunLogEvent(time: Date().timeIntervalSince1970, channel: c.name, kind: "config",
                                         detail: StatusMapping.descriptorDetail(c, backend: new.backend, loop: loop)))
         }
-        return .success("configuration reloaded from \(configPath)" + (new.warnings.isEmpty ? "" : "; warnings: " + new.warnings.joined(separator: "; ")))
+        let changed = plan.changed.map(\.key)
+        return .success("configuration reloaded from \(configPath)"
+                        + (changed.isEmpty ? "; nothing changed" : "; changed \(changed.prefix(12).joined(separator: ", "))\(changed.count > 12 ? " and \(changed.count - 12) more" : "")")
+                        + (new.warnings.isEmpty ? "" : "; warnings: " + new.warnings.joined(separator: "; ")))
     }
 }
 
@@ -400,7 +396,8 @@ struct LoopService: Service {
         try? await gracefulShutdown()
         daemon.loop.stop()
         logEvents(daemon)
-        let summary = daemon.config.channels.map { "\($0.name)=\($0.shutdown.rawValue)" }.joined(separator: ",")
+        // What the loop did, not what the configuration says now.
+        let summary = daemon.loop.shutdownActions.map { "\($0.channel)=\($0.action.rawValue)" }.joined(separator: ",")
         let end = daemon.loop.snapshots.latest().map { daemon.loop.epoch + $0.time } ?? Date().timeIntervalSince1970
         daemon.writer?.enqueue(RunLogEvent(time: end, channel: "", kind: "daemon", detail: "pressd stopped; shutdown actions \(summary)"))
         daemon.logger.info("control loop stopped; actuators in their shutdown state", metadata: ["shutdown": "\(summary)"])

@@ -1,5 +1,6 @@
 import CMosquitto
 import Foundation
+import PressDrivers
 import Logging
 import PressCore
 import Synchronization
@@ -26,9 +27,9 @@ public final class MQTTPublisher: @unchecked Sendable {
     private let loop: ControlLoop
     private let logger: Logger
     private let incoming = Mutex<[SequencedEvent]>([])
-    private let stopFlag = Atomic<Bool>(false)
-    private let done = DispatchSemaphore(value: 0)
-    private var thread: Thread?
+    /// The publisher thread, once started.
+    private var thread: DaemonThread?
+    private var isStopping: Bool { thread?.isStopping ?? true }
 
     /// Messages handed to the broker connection since start (all topics).
     public let messagesPublished = Atomic<Int>(0)
@@ -76,11 +77,7 @@ public final class MQTTPublisher: @unchecked Sendable {
 
     public func start() {
         _ = Self.libraryReady
-        let t = Thread { [self] in
-            run()
-            done.signal()
-        }
-        t.name = "pressd-mqtt"
+        let t = DaemonThread(ThreadName("mqtt")) { [self] _ in run() }
         thread = t
         t.start()
     }
@@ -90,12 +87,10 @@ public final class MQTTPublisher: @unchecked Sendable {
     /// Waits at most 6 s: a connect to a broker host that does not answer blocks in
     /// the kernel's TCP timeout, and pressd's shutdown must not wait for that.
     public func stop() {
-        guard thread != nil else { return }
-        stopFlag.store(true, ordering: .releasing)
-        if done.wait(timeout: .now() + 6) == .timedOut {
+        guard let t = thread else { return }
+        if !t.stop(timeout: 6) {
             logger.warning("MQTT publisher still connecting to \(config.host):\(config.port) at stop; not waiting for it")
         }
-        thread = nil
     }
 
     // MARK: - The publisher thread
@@ -103,7 +98,7 @@ public final class MQTTPublisher: @unchecked Sendable {
     private func run() {
         var backoff = config.reconnectMin
         var nextAttempt: UInt64 = 0
-        while !stopFlag.load(ordering: .acquiring) {
+        while !isStopping {
             takeIncoming()
             let now = monotonicNanos()
             if mosq == nil {

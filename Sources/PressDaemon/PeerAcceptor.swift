@@ -104,11 +104,10 @@ public final class PeerAcceptor: @unchecked Sendable {
     private let logger: Logger
     private let open = Atomic<Int>(0)
     private let refusedCount = Atomic<Int>(0)
-    private let stopping = Atomic<Bool>(false)
     /// A self-pipe that wakes the accept thread for ``stop()``: read end, write end.
     private let wake: (read: Int32, write: Int32)
-    private var thread: Thread?
-    private let done = DispatchSemaphore(value: 0)
+    /// The accept thread, once started.
+    private var thread: DaemonThread?
 
     /// - Parameters:
     ///   - onAccept: takes ownership of the connected descriptor; it must call
@@ -139,18 +138,20 @@ public final class PeerAcceptor: @unchecked Sendable {
     public var refusedConnections: Int { refusedCount.load(ordering: .relaxed) }
 
     public func start() {
-        let t = Thread { [self] in nameThreadForOS("pressd-accept"); runLoop(); done.signal() }
-        t.name = "pressd-accept"
+        let t = DaemonThread(ThreadName("accept")) { [self] t in runLoop(t) }
         thread = t
         t.start()
     }
 
     /// Stops accepting and waits for the thread to end. The listening descriptor stays open.
     public func stop() {
-        guard thread != nil, !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        var one: UInt8 = 1
-        _ = write(wake.write, &one, 1)
-        done.wait()
+        guard let t = thread else { return }
+        if !t.isStopping {
+            t.requestStop()
+            var one: UInt8 = 1
+            _ = write(wake.write, &one, 1)
+        }
+        t.join()
     }
 
     /// Called by the connection's owner when it closes.
@@ -162,10 +163,10 @@ public final class PeerAcceptor: @unchecked Sendable {
         }
     }
 
-    private func runLoop() {
+    private func runLoop(_ thread: DaemonThread) {
         var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
         var lastResourceLog = -Double.infinity
-        while !stopping.load(ordering: .acquiring) {
+        while !thread.isStopping {
             fds[0].revents = 0; fds[1].revents = 0
             let n = poll(&fds, 2, 1000)
             if n < 0 && errno != EINTR { logger.error("control socket poll failed: \(String(cString: strerror(errno)))"); usleep(100_000) }

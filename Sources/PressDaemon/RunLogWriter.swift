@@ -1,4 +1,5 @@
 import Foundation
+import PressDrivers
 import Logging
 import PressCore
 import PressLog
@@ -160,7 +161,7 @@ final class RunLogWriter: @unchecked Sendable {
     /// Queues a write of something other than samples and events.
     func enqueue(_ s: StoreRequest) { stores.withLock { $0.append(s) } }
 
-    private lazy var worker = PeriodicWorker(name: "pressd-runlog", interval: interval) { [unowned self] in flush() }
+    private lazy var worker = PeriodicWorker(name: ThreadName("runlog"), interval: interval) { [unowned self] in flush() }
 
     func start() { worker.start() }
 
@@ -254,5 +255,39 @@ final class RunLogWriter: @unchecked Sendable {
     private func boundBacklog() {
         if backlog.samples.count > 200_000 { backlog.samples.removeFirst(backlog.samples.count - 200_000) }
         if backlog.events.count > 20_000 { backlog.events.removeFirst(backlog.events.count - 20_000) }
+    }
+}
+
+/// The run log's settings.
+public struct RunLogConfig: Sendable {
+    public var enabled = true
+    /// Seconds between logged samples (each carries min/max/mean of the fast loop).
+    public var samplePeriod = 1.0
+    /// Seconds between commits; a `kill -9` loses at most this much.
+    public var flushInterval = 0.5
+    /// Samples and events older than this are deleted; 0 keeps everything.
+    public var retentionDays = 365.0
+    /// Samples older than this are downsampled to one row per `downsamplePeriod` s per
+    /// channel (envelope, means, last values); 0 never downsamples. Events are kept whole.
+    public var fullResolutionDays = 14.0
+    public var downsamplePeriod = 60.0
+}
+
+extension RunLogConfig {
+    /// Reads `[runlog]`.
+    static func parse(_ r: TableReader) throws(ConfigError) -> RunLogConfig {
+        var c = RunLogConfig()
+        c.enabled = try r.bool("enabled") ?? true
+        c.samplePeriod = try r.positive("sample_period_s", default: 1)
+        c.flushInterval = try r.positive("flush_interval_ms", default: 500) / 1000
+        guard c.flushInterval <= 1 else { throw r.error("flush_interval_ms", "must be ≤ 1000 (a kill -9 may lose this much)") }
+        c.retentionDays = try r.nonNegative("retention_days", default: 365)
+        c.fullResolutionDays = try r.nonNegative("full_resolution_days", default: 14)
+        c.downsamplePeriod = try r.positive("downsample_period_s", default: 60)
+        guard c.downsamplePeriod >= 2 * c.samplePeriod, c.downsamplePeriod <= 86_400 else {
+            throw r.error("downsample_period_s", "must be at least twice sample_period_s (\(fmt3(c.samplePeriod)) s) and at most 86400 s")
+        }
+        try r.rejectUnknownKeys()
+        return c
     }
 }

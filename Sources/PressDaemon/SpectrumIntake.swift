@@ -261,3 +261,45 @@ final class SpectrumIntake: @unchecked Sendable {
 
     static func iso(_ t: Double) -> String { ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: t)) }
 }
+
+/// An impedance analyser's spectrum files for one channel (`[channels.NAME.impedance]`).
+public struct SpectraConfig: Sendable, Equatable {
+    /// The directory watched for new files (BioLogic `.mpt`, Gamry `.DTA`, CSV).
+    public var directory: String
+    /// The analyser PC's time zone, for files that give local time (EC-Lab, Gamry);
+    /// nil: this machine's.
+    public var timeZone: String?
+    /// The analyser PC's date convention, for dates written in its locale (Gamry, ZPlot)
+    /// whose day and month could be either way round; nil: by the date's separator.
+    public var dateOrder: DateOrder?
+    /// A fit whose interfacial resistance has a larger relative standard error is
+    /// rejected.
+    public var maxRelativeError: Double = 0.25
+    /// Reject spectra that fail the Kramers–Kronig (Lin-KK) consistency check.
+    public var requireKramersKronig = true
+}
+
+extension SpectraConfig {
+    /// Reads `[channels.NAME.impedance]`: the directory (required, absolute), the analyser
+    /// PC's time zone and date order, and the fit's acceptance.
+    static func parse(_ m: TableReader) throws(ConfigError) -> SpectraConfig {
+        guard let dir = try m.string("spectra_dir") else { throw m.error("spectra_dir", "is required: the directory the analyser writes this channel's spectra to") }
+        guard dir.hasPrefix("/") else { throw m.error("spectra_dir", "must be an absolute path (got '\(dir)')") }
+        var s = SpectraConfig(directory: dir)
+        if let z = try m.string("time_zone") {
+            guard TimeZone(identifier: z) != nil else { throw m.error("time_zone", "'\(z)' is not a time zone name (e.g. Europe/Berlin, UTC)") }
+            s.timeZone = z
+        }
+        if let o = try m.string("date_order") {
+            guard let order = DateOrder(rawValue: o) else {
+                throw m.error("date_order", "'\(o)' is not a date order: month_first (4/23/2018 is 23 April) or day_first (17.7.2024 is 17 July)")
+            }
+            s.dateOrder = order
+        }
+        s.maxRelativeError = try m.positive("max_relative_error", default: 0.25)
+        guard s.maxRelativeError <= 1 else { throw m.error("max_relative_error", "must be ≤ 1") }
+        s.requireKramersKronig = try m.bool("require_kramers_kronig") ?? true
+        try m.rejectUnknownKeys()
+        return s
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import PressDrivers
 import Logging
 import PressCore
 import PressLog
@@ -79,7 +80,7 @@ final class StateFileWriter: @unchecked Sendable {
         lastOpenAttempt = Date().timeIntervalSince1970
     }
 
-    private lazy var worker = PeriodicWorker(name: "pressd-state", interval: 0.02) { [unowned self] in
+    private lazy var worker = PeriodicWorker(name: ThreadName("state"), interval: 0.02) { [unowned self] in
         writeIfNeeded(force: stopping)
     }
     private var stopping = false

@@ -34,10 +34,8 @@ public final class DirectoryWatcher: @unchecked Sendable {
     private var fd: Int32 = -1
     /// Watch descriptor → (directory, its open descriptor).
     private var watches: [Int32: (Directory, Int32)] = [:]
-    private let stopFlag = NSLock()
-    private var stopping = false
-    private let done = DispatchSemaphore(value: 0)
-    private var thread: Thread?
+    /// The watcher's thread, once started.
+    private var worker: DaemonThread?
     static let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_ONLYDIR)
 
     public init(directories: [Directory], handler: @escaping @Sendable (_ directory: Directory, _ descriptor: Int32, _ name: String) -> Void) {
@@ -64,12 +62,11 @@ public final class DirectoryWatcher: @unchecked Sendable {
             }
         }
         let existing = existingWithin > 0 ? recentFiles(within: existingWithin) : []
-        let t = Thread { [self] in nameThreadForOS("pressd-spectra")
+        let t = DaemonThread(ThreadName("spectra")) { [self] _ in
             for (d, dirfd, name) in existing { handler(d, dirfd, name) }
             run()
         }
-        t.name = "pressd-spectra"
-        thread = t
+        worker = t
         t.start()
         return failed
     }
@@ -85,14 +82,13 @@ public final class DirectoryWatcher: @unchecked Sendable {
 
     /// Stops the thread and closes the watches and directories; returns when the thread has ended.
     public func stop() {
-        stopFlag.lock(); let wasRunning = !stopping && thread != nil; stopping = true; stopFlag.unlock()
-        if wasRunning { done.wait() }
+        worker?.stop()
         for (_, (_, dirfd)) in watches { close(dirfd) }
         watches.removeAll()
         if fd >= 0 { close(fd); fd = -1 }
     }
 
-    private var isStopping: Bool { stopFlag.lock(); defer { stopFlag.unlock() }; return stopping }
+    private var isStopping: Bool { worker?.isStopping ?? true }
 
     /// Opens `d` and watches the opened directory (never its path again).
     private func watch(_ d: Directory) -> Result<Void, DirectoryWatchError> {
@@ -166,7 +162,6 @@ public final class DirectoryWatcher: @unchecked Sendable {
     }
 
     private func run() {
-        defer { done.signal() }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while !isStopping {
             rewatchLost()

@@ -99,9 +99,8 @@ public final class GPIODevicePoller: @unchecked Sendable {
     private let values = Mutex<[String: Sample]>([:])
     private let targets = Mutex<[String: Double]>([:])
     private let positions = Mutex<[String: Double]>([:])
-    private let stopFlag = Atomic<Bool>(false)
-    private var threads: [Thread] = []
-    private let done = DispatchSemaphore(value: 0)
+    /// The sensor thread, one per stepper and one per valve pair, while they run.
+    private var threads: [DaemonThread] = []
     public private(set) var lastError: String?
 
     public init(name: String, provider: LineProvider, consumer: String = "pressd", hx711s: [HX711Input],
@@ -137,9 +136,9 @@ public final class GPIODevicePoller: @unchecked Sendable {
         }
         // The lines now belong to the device threads; nothing else touches them.
         let owned = Owned((adcs, ins))
-        let sensorThread = Thread { [self] in nameThreadForOS("pressd-gpio-\(name)");
+        let sensorThread = DaemonThread(ThreadName("gpio", instance: name)) { [self] t in
             let (adcs, ins) = owned.value
-            while !stopFlag.load(ordering: .acquiring) {
+            while !t.isStopping {
                 for (h, adc) in adcs {
                     do {
                         if let counts = try adc.read() {
@@ -157,17 +156,14 @@ public final class GPIODevicePoller: @unchecked Sendable {
                 }
                 usleep(1000)
             }
-            done.signal()
         }
-        sensorThread.name = "pressd-gpio-\(name)"
         threads.append(sensorThread)
         for pair in drivers {
             let ownedPair = Owned(pair)
-            let threadName = "pressd-stepper-\(pair.0.id)"
-            let t = Thread { [self] in nameThreadForOS(threadName);
+            let thread = DaemonThread(ThreadName("stepper", instance: Self.channel(of: pair.0.id))) { [self] t in
                 let (s, d) = ownedPair.value
                 let sliceSteps = max(1, Int(s.maxRate * 0.02))
-                while !stopFlag.load(ordering: .acquiring) {
+                while !t.isStopping {
                     let target = targets.withLock { $0[s.id] }
                     guard let target else { usleep(2000); continue }
                     let wanted = Int((target / s.micronsPerStep).rounded())
@@ -187,17 +183,15 @@ public final class GPIODevicePoller: @unchecked Sendable {
                     } catch { lastError = "\(error)"; usleep(10_000) }
                     positions.withLock { $0[s.id] = Double(d.position) * s.micronsPerStep }
                 }
-                done.signal()
             }
-            t.name = "pressd-stepper-\(pair.0.id)"
-            threads.append(t)
+            threads.append(thread)
         }
         for v in valves {
             let lines = Owned((try provider.request(v.inlet, output: true, consumer: consumer),
                                try provider.request(v.exhaust, output: true, consumer: consumer)))
-            let t = Thread { [self] in nameThreadForOS("pressd-valves-\(v.id)");
+            let thread = DaemonThread(ThreadName("valves", instance: Self.channel(of: v.id))) { [self] t in
                 let (inlet, exhaust) = lines.value
-                while !stopFlag.load(ordering: .acquiring) {
+                while !t.isStopping {
                     let cmd = min(max(targets.withLock { $0[v.id] } ?? 0, -1), 1)
                     let p = ValvePWM.period(duty: abs(cmd), frequency: v.frequency, minPulse: v.minPulse)
                     let open = cmd > 0 ? inlet : exhaust, shut = cmd > 0 ? exhaust : inlet
@@ -206,21 +200,23 @@ public final class GPIODevicePoller: @unchecked Sendable {
                     if p.off > 0 { try? open.set(false); Thread.sleep(forTimeInterval: p.off) }
                 }
                 try? inlet.set(false); try? exhaust.set(false) // both shut: the chamber holds
-                done.signal()
             }
-            t.name = "pressd-valves-\(v.id)"
-            threads.append(t)
+            threads.append(thread)
         }
         for t in threads { t.start() }
     }
+
+    /// The channel an output belongs to: its id is `CHANNEL.stepper` or `CHANNEL.valves`
+    /// (channel names have no dots).
+    static func channel(of id: String) -> String { id.split(separator: ".").first.map(String.init) ?? id }
 
     /// Sets a valve pair's command (−1 exhaust … +1 inlet).
     public func setValves(_ id: String, command: Double) { targets.withLock { $0[id] = command } }
 
     public func stop() {
         guard !threads.isEmpty else { return }
-        stopFlag.store(true, ordering: .releasing)
-        for _ in threads { done.wait() }
+        for t in threads { t.requestStop() }
+        for t in threads { t.join() }
         threads = []
     }
 }

@@ -149,9 +149,9 @@ public final class ModbusPoller: @unchecked Sendable {
     private let values = Mutex<[String: Sample]>([:])
     private let pendingWrites = Mutex<[String: (ModbusSignal, Double)]>([:])
     private let health: Mutex<ModbusHealth>
-    private let stopFlag = Atomic<Bool>(false)
-    private let done = DispatchSemaphore(value: 0)
-    private var thread: Thread?
+    /// The poller's thread, while it runs.
+    private var worker: DaemonThread?
+    private var isStopping: Bool { worker?.isStopping ?? true }
     private var conn: ModbusConnection?
     /// The next reconnect's wait; doubles per failure up to 5 s, back to 0.1 s after a
     /// successful request.
@@ -194,18 +194,16 @@ public final class ModbusPoller: @unchecked Sendable {
     }
 
     public func start() {
-        let t = Thread { [self] in nameThreadForOS("pressd-modbus-\(name)"); run() }
-        t.name = "pressd-modbus-\(name)"
-        thread = t
+        let t = DaemonThread(ThreadName("modbus", instance: name)) { [self] _ in run() }
+        worker = t
         t.start()
     }
 
     /// Stops after flushing pending writes once more.
     public func stop() {
-        guard thread != nil else { return }
-        stopFlag.store(true, ordering: .releasing)
-        done.wait()
-        thread = nil
+        guard let t = worker else { return }
+        t.stop()
+        worker = nil
     }
 
     private func recordError(_ error: ModbusError) {
@@ -282,7 +280,7 @@ public final class ModbusPoller: @unchecked Sendable {
 
     /// Sleeps until `time` (loop clock) in slices, so that `stop` is not held up.
     private func sleep(until time: Double) {
-        while !stopFlag.load(ordering: .acquiring) {
+        while !isStopping {
             let wait = time - clock()
             if wait <= 0 { return }
             Thread.sleep(forTimeInterval: min(wait, 0.05))
@@ -291,7 +289,7 @@ public final class ModbusPoller: @unchecked Sendable {
 
     private func run() {
         var next = clock()
-        while !stopFlag.load(ordering: .acquiring) {
+        while !isStopping {
             if conn == nil {
                 if clock() < reconnectAt { sleep(until: reconnectAt); continue }
                 guard connect() else { continue }
@@ -308,7 +306,6 @@ public final class ModbusPoller: @unchecked Sendable {
         }
         if connect() { flushWrites() }
         conn = nil
-        done.signal()
     }
 
     /// Reads `blocks` and caches the `signals` in them. A read-back that differs from the
@@ -367,11 +364,4 @@ public final class ModbusPoller: @unchecked Sendable {
             } else { pendingWrites.withLock { w in if w[s.id] == nil { w[s.id] = (s, v) } } } // retry next cycle
         }
     }
-}
-
-/// Names the calling thread at the OS level, so that `top -H`, `ps -L`, gdb and
-/// `/proc/PID/task/*/comm` show `pressd-control`, `pressd-modbus-NAME`, … (Foundation's
-/// `Thread.name` does not reach the OS on Linux). Linux keeps 15 bytes of it.
-public func nameThreadForOS(_ name: String) {
-    _ = pressd_set_thread_name(String(decoding: name.utf8.prefix(15), as: UTF8.self))
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PressNumerics
 
 /// The fit of a **blocking-electrode** spectrum: an ion conductor between electrodes that pass
 /// no ions (a solid-electrolyte pellet between stainless-steel discs, the cell every

@@ -1,4 +1,5 @@
 import Foundation
+import PressNumerics
 
 /// How residuals are weighted in the complex non-linear least-squares fit.
 public enum FitWeighting: Sendable, Equatable {

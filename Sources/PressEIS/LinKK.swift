@@ -1,4 +1,5 @@
 import Foundation
+import PressNumerics
 
 /// Options for the Lin-KK consistency check.
 public struct KramersKronigOptions: Sendable, Equatable {

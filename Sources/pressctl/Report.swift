@@ -665,12 +665,13 @@ extension Report {
             discussion: """
             Each SOURCE is CHANNEL (from the daemon, or from --state-dir when given) or DIR:CHANNEL (the run log in state \
             directory DIR, read-only). Statistics are the standard report's (regulating time only). Writes STEM.md, \
-            STEM.json and STEM.svg (every source's pressure against run time, on round ticks).
+            STEM.json and STEM.svg (every source's pressure against run time, on round ticks); with --json it prints \
+            the comparison and writes files only when --output is given.
             """)
         @Argument(help: ArgumentHelp("CHANNEL or DIR:CHANNEL, two or more.", valueName: "source")) var sources: [String]
         @Option(help: "Start: ISO 8601, unix seconds, now, or a time ago (2h, 30m, 1d).") var since = "1h"
         @Option(help: "End (exclusive), same forms.") var until = "now"
-        @Option(name: .shortAndLong, help: "Output file stem: writes STEM.md, STEM.json, STEM.svg.") var output = "pressure-comparison"
+        @Option(name: .shortAndLong, help: "Output file stem: writes STEM.md, STEM.json, STEM.svg (default pressure-comparison; with --json, none unless given).") var output: String?
         @Option(help: "Seconds after a setpoint change that count as settling, not as time in band.") var settle = 10.0
         @Option(help: ArgumentHelp("Read sources without DIR: from this state directory instead of the daemon.", valueName: "dir")) var stateDir: String?
         @Option(name: .long, help: "Control socket path (as for the other commands).") var socket: String?
@@ -725,7 +726,7 @@ extension Report {
                     }
                     data = ReportData.online(client!, channel: ch, since: s, until: u)
                 }
-                let r = try StandardReport(data, settle: settle, output: output, source: dir == nil ? "daemon" : "state-dir", writePlots: false)
+                let r = try StandardReport(data, settle: settle, output: output ?? "pressure-comparison", source: dir == nil ? "daemon" : "state-dir", writePlots: false)
                 let t = r.timeInBand
                 rows.append(Row(source: src, channel: ch, cellId: r.cell.cellId, chemistry: r.cell.chemistry, preset: r.cell.chemistryPreset,
                                 fixture: r.fixture.actuator, areaCm2: r.cell.cellAreaCm2, setpointsMpa: r.pressures.stackSetpoints.map(\.setpointMpa),
@@ -735,17 +736,20 @@ extension Report {
                                 currentDensityMeanMaCm2: r.conditions.currentDensityMaCm2?.mean, temperatureMeanC: r.conditions.temperatureC?.mean))
                 series.append((src, data.rows.compactMap { row in row.point.pressure.map { (row.point.time, $0) } }))
             }
-            let iso = ISO8601DateFormatter()
-            let title = "pressd comparison: \(iso.string(from: Date(timeIntervalSince1970: s))) – \(iso.string(from: Date(timeIntervalSince1970: u)))"
-            let stem = (output as NSString).lastPathComponent
-            try SVGReport.renderComparison(series, title: title).write(toFile: output + ".svg", atomically: true, encoding: .utf8)
-            try Self.markdown(rows, title: title, svg: stem + ".svg").write(toFile: output + ".md", atomically: true, encoding: .utf8)
-            let enc = JSONEncoder()
-            enc.keyEncodingStrategy = .convertToSnakeCase
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try enc.encode(rows).write(to: URL(fileURLWithPath: output + ".json"))
-            if json { return printJSON(["sources": rows]) }
-            print("\(output).md, .json, .svg: \(rows.count) sources")
+            // The files: always without --json, with it only when asked for by --output.
+            if let output = output ?? (json ? nil : "pressure-comparison") {
+                let iso = ISO8601DateFormatter()
+                let title = "pressd comparison: \(iso.string(from: Date(timeIntervalSince1970: s))) – \(iso.string(from: Date(timeIntervalSince1970: u)))"
+                let stem = (output as NSString).lastPathComponent
+                try SVGReport.renderComparison(series, title: title).write(toFile: output + ".svg", atomically: true, encoding: .utf8)
+                try Self.markdown(rows, title: title, svg: stem + ".svg").write(toFile: output + ".md", atomically: true, encoding: .utf8)
+                let enc = JSONEncoder()
+                enc.keyEncodingStrategy = .convertToSnakeCase
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try enc.encode(rows).write(to: URL(fileURLWithPath: output + ".json"))
+                if !json { print("\(output).md, .json, .svg: \(rows.count) sources") }
+            }
+            if json { printJSON(["sources": rows]) }
         }
 
         static func markdown(_ rows: [Row], title: String, svg: String) -> String {

@@ -7,13 +7,6 @@ import PressProtocol
 /// side by side or on the socket's event loop.
 @Suite("Live configuration: what a reload changes is what set, tune and sweep use", .serialized)
 struct LiveConfigTests {
-    /// Polls `body` until it returns true or `seconds` of wall time pass.
-    private func waitFor(_ seconds: Double, _ body: () throws -> Bool) rethrows -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end { if try body() { return true }; usleep(100_000) }
-        return false
-    }
-
     /// The daemon's structured refusal of `body`'s call, or nil when it was accepted.
     private func refusal(_ body: () throws -> Void) throws -> ErrorBody? {
         do { try body(); return nil } catch {

@@ -48,6 +48,14 @@ final class TestRig: @unchecked Sendable {
 /// Sleeps the calling thread (tests use blocking clients).
 func sleep(seconds: Double) { usleep(useconds_t(seconds * 1e6)) }
 
+/// Polls `body` every 100 ms until it returns true or `seconds` of wall time pass; its
+/// last answer.
+func waitFor(_ seconds: Double, _ body: () throws -> Bool) rethrows -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end { if try body() { return true }; usleep(100_000) }
+    return try body()
+}
+
 extension ControlClient {
     func status() throws -> StatusResult { try call("status", NoParams(), as: StatusResult.self) }
     func channel(_ name: String) throws -> ChannelStatus { try status().channels.first { $0.name == name }! }

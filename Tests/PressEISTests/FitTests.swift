@@ -145,18 +145,4 @@ import Testing
         #expect(abs(Statistics.fDistributionUpperTail(3.936, d1: 1, d2: 100) - 0.05) < 5e-4)
         #expect(Statistics.fDistributionUpperTail(0, d1: 1, d2: 10) == 1)
     }
-
-    @Test func linearAlgebra() throws {
-        // Over-determined system with known solution.
-        var a = Matrix(rows: 4, cols: 2)
-        let rows: [[Double]] = [[1, 1], [1, 2], [1, 3], [1, 4]]
-        for (i, r) in rows.enumerated() { a[i, 0] = r[0]; a[i, 1] = r[1] }
-        let x = try #require(LinearAlgebra.leastSquares(a, [3, 5, 7, 9]))
-        #expect(abs(x[0] - 1) < 1e-12 && abs(x[1] - 2) < 1e-12)
-        // Rank-deficient matrix is refused rather than producing garbage.
-        var s = Matrix(rows: 3, cols: 2)
-        for i in 0..<3 { s[i, 0] = Double(i + 1); s[i, 1] = 2 * Double(i + 1) }
-        #expect(LinearAlgebra.leastSquares(s, [1, 2, 3]) == nil)
-        #expect(LinearAlgebra.spdInverse(s.gram()) == nil)
-    }
 }

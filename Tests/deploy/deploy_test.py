@@ -23,7 +23,13 @@ Run it as root from the repository: `Tests/deploy/deploy_test.py` (scripts/test 
 Options: --keep (leave the container running and its directory in place, for
 debugging; prints how to enter it), --no-install (make install without building:
 installs what .build/dist and the last manual/completions build hold - for iterating
-on the checks).
+on the checks), --apt-mirror [--apt-root DIR] (print the Debian mirror debootstrap would
+use, from DIR/etc/apt (default /), and exit: nothing else runs).
+
+The Debian mirror is this machine's: the first `deb` entry for bookworm with the main
+component in /etc/apt/sources.list, /etc/apt/sources.list.d/*.list (one-line format)
+or /etc/apt/sources.list.d/*.sources (deb822), in the order apt reads them. None found
+is an error that says so.
 """
 
 import fcntl
@@ -48,7 +54,6 @@ RUN_TIMEOUT_S = 15 * 60        # copy, boot, every check (~1 min), power-off
 
 CACHE_DIR = "/var/cache/pressd-deploy"
 SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
 # What boots: systemd as PID 1, and D-Bus for systemctl/logind.
 BOOT_PACKAGES = ["systemd", "systemd-sysv", "dbus"]
 # What pressd needs on a machine without Swift: the list in docs/operations.md.
@@ -145,12 +150,85 @@ def kill_group(p):
         pass
 
 
+class NoMirror(Exception):
+    pass
+
+
+def apt_source_files(root="/"):
+    """The files apt reads its sources from, in its order: sources.list, then
+    sources.list.d/*.list and *.sources by name (apt ignores other names)."""
+    etc = os.path.join(root, "etc/apt")
+    files = [os.path.join(etc, "sources.list")]
+    d = os.path.join(etc, "sources.list.d")
+    try:
+        names = sorted(os.listdir(d))
+    except OSError:
+        names = []
+    files += [os.path.join(d, n) for n in names if n.endswith(".list") or n.endswith(".sources")]
+    return [f for f in files if os.path.isfile(f)]
+
+
+def apt_entries(path):
+    """(types, uris, suites, components) of each entry of one sources file: one-line
+    (`deb [options] URI SUITE COMPONENT...`) or deb822 stanzas (`Types:`, `URIs:`,
+    `Suites:`, `Components:`; `Enabled: no` skipped)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    entries = []
+    if path.endswith(".sources"):
+        for stanza in re.split(r"\n\s*\n", text):
+            fields, key = {}, None
+            for line in stanza.split("\n"):
+                if line.startswith("#") or not line.strip():
+                    continue
+                if line[0] in " \t" and key:
+                    fields[key] += " " + line.strip()
+                    continue
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                fields[key] = value.strip()
+            if fields.get("enabled", "yes").lower() == "no":
+                continue
+            entries.append((fields.get("types", "").split(), fields.get("uris", "").split(),
+                            fields.get("suites", "").split(), fields.get("components", "").split()))
+    else:
+        for line in text.split("\n"):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            line = re.sub(r"\[[^\]]*\]", " ", line, count=1)  # [arch=… signed-by=…]
+            words = line.split()
+            if len(words) >= 3:
+                entries.append(([words[0]], [words[1]], [words[2]], words[3:]))
+    return entries
+
+
+def apt_mirror(suite=SUITE, root="/"):
+    """The mirror of this machine's apt sources for `suite`'s main component (without a
+    trailing slash); NoMirror naming the files read when there is none."""
+    files = apt_source_files(root)
+    for path in files:
+        for types, uris, suites, components in apt_entries(path):
+            if "deb" in types and suite in suites and "main" in components:
+                for uri in uris:
+                    if re.match(r"^(https?|ftp|file):", uri):
+                        return uri.rstrip("/")
+    raise NoMirror(f"no Debian mirror for {suite} main in this machine's apt sources "
+                   f"(read: {', '.join(files) or 'none'}; looked in /etc/apt/sources.list, "
+                   f"/etc/apt/sources.list.d/*.list and *.sources): add an entry "
+                   f"'deb URI {suite} main', the mirror debootstrap is to use")
+
+
 def cached_root(work):
     """The cached minimal root, made with debootstrap when missing or outdated."""
+    try:
+        mirror = apt_mirror()
+    except NoMirror as e:
+        raise CheckFailed(str(e))
     os.makedirs(CACHE_DIR, exist_ok=True)
     root = os.path.join(CACHE_DIR, "root")
     stamp = os.path.join(CACHE_DIR, "root.packages")
-    wanted = f"{SUITE} minbase {MIRROR} " + ",".join(sorted(BOOT_PACKAGES + RUNTIME_PACKAGES)) + "\n"
+    wanted = f"{SUITE} minbase {mirror} " + ",".join(sorted(BOOT_PACKAGES + RUNTIME_PACKAGES)) + "\n"
     lock = open(os.path.join(CACHE_DIR, ".lock"), "w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # released when the lock file is closed (exit)
     try:
@@ -159,13 +237,13 @@ def cached_root(work):
                 return root, lock
     except OSError:
         pass
-    log(f"deploy: making the cached Debian root in {root} (debootstrap {SUITE}, {MIRROR})")
+    log(f"deploy: making the cached Debian root in {root} (debootstrap {SUITE}, {mirror}, from the machine's apt sources)")
     new = root + ".new"
     shutil.rmtree(new, ignore_errors=True)
     dlog = os.path.join(work, "debootstrap.log")
     include = ",".join(BOOT_PACKAGES + RUNTIME_PACKAGES)
     t0 = time.monotonic()
-    rc = host(["debootstrap", "--variant=minbase", f"--include={include}", SUITE, new, MIRROR],
+    rc = host(["debootstrap", "--variant=minbase", f"--include={include}", SUITE, new, mirror],
               timeout=CACHE_TIMEOUT_S, log_path=dlog)
     if rc != 0:
         shutil.rmtree(new, ignore_errors=True)
@@ -716,6 +794,15 @@ def deploy(result, keep, no_install):
 
 
 def main():
+    if "--apt-mirror" in sys.argv:
+        # The mirror look-up alone (tested by DeployMirrorTests); nothing else runs.
+        i = sys.argv.index("--apt-root") if "--apt-root" in sys.argv else -1
+        try:
+            print(apt_mirror(root=sys.argv[i + 1] if i >= 0 else "/"))
+            return 0
+        except NoMirror as e:
+            print(f"deploy: {e}", file=sys.stderr)
+            return 2
     result = Result()
     started = time.monotonic()
     result.skip = preflight()

@@ -1,31 +1,40 @@
-import Foundation
-
-/// Bounded Levenberg–Marquardt for small problems (a handful of parameters). Internal.
+/// Bounded Levenberg–Marquardt for small problems (a handful of parameters): the one
+/// solver of the impedance fits (PressEIS) and the knee fit of the CSP sweep (PressCore).
 ///
 /// Minimises Σ rᵢ(θ)² with Marquardt's diagonal scaling; the damped normal equations
 /// (JᵀJ + λ diag(JᵀJ)) δ = −Jᵀr are solved by Cholesky (λ is raised when the factorisation
 /// fails). Box bounds are handled by projection plus an active set: a parameter sitting on a
 /// bound whose gradient pushes it outward is frozen for that iteration.
-struct LevenbergMarquardt {
-    struct Result {
-        var theta: [Double]
-        var residuals: [Double]
-        var jacobian: Matrix
-        var chiSquared: Double
-        var iterations: Int
-        var converged: Bool
+public struct LevenbergMarquardt: Sendable {
+    /// Where the minimisation ended.
+    public struct Result: Sendable {
+        /// The parameters, within the bounds.
+        public var theta: [Double]
+        /// The residuals and their Jacobian (∂rᵢ/∂θⱼ) at `theta`.
+        public var residuals: [Double]
+        public var jacobian: Matrix
+        /// Σ rᵢ².
+        public var chiSquared: Double
+        public var iterations: Int
+        /// Whether a convergence criterion was met (else the iterations ran out or no step
+        /// decreased χ²).
+        public var converged: Bool
     }
 
-    var maxIterations = 200
+    public var maxIterations = 200
     /// Relative χ² decrease below which an accepted step counts as converged.
-    var fTol = 1e-12
+    public var fTol = 1e-12
     /// Step size (in θ units) below which an accepted step counts as converged.
-    var xTol = 1e-10
+    public var xTol = 1e-10
     /// Scaled-gradient tolerance: max |gᵢ| / sqrt((JᵀJ)ᵢᵢ χ²) below which θ is stationary.
-    var gTol = 1e-7
+    public var gTol = 1e-7
 
-    func minimise(theta0: [Double], lower: [Double], upper: [Double],
-                  evaluate: ([Double]) -> (r: [Double], j: Matrix)) -> Result {
+    public init(maxIterations: Int = 200) { self.maxIterations = maxIterations }
+
+    /// Minimises Σ rᵢ(θ)² from `theta0` within `lower`…`upper` (±infinity: unbounded).
+    /// `evaluate` returns the residuals and their Jacobian at θ.
+    public func minimise(theta0: [Double], lower: [Double], upper: [Double],
+                         evaluate: ([Double]) -> (r: [Double], j: Matrix)) -> Result {
         let n = theta0.count
         var theta = zip(zip(theta0, lower), upper).map { min(max($0.0, $0.1), $1) }
         var (r, j) = evaluate(theta)

@@ -4,24 +4,24 @@ import Glibc
 import Darwin
 #endif
 
-/// Small dense linear algebra used by the fitters. Row-major storage. Internal.
-struct Matrix {
-    var rows: Int
-    var cols: Int
-    var data: [Double]
+/// A small dense matrix, row-major: what the Levenberg–Marquardt fits need.
+public struct Matrix: Sendable, Equatable {
+    public var rows: Int
+    public var cols: Int
+    public var data: [Double]
 
-    init(rows: Int, cols: Int, repeating v: Double = 0) {
+    public init(rows: Int, cols: Int, repeating v: Double = 0) {
         self.rows = rows; self.cols = cols
         data = Array(repeating: v, count: rows * cols)
     }
 
-    subscript(r: Int, c: Int) -> Double {
+    public subscript(r: Int, c: Int) -> Double {
         get { data[r * cols + c] }
         set { data[r * cols + c] = newValue }
     }
 
     /// AᵀA (n×n).
-    func gram() -> Matrix {
+    public func gram() -> Matrix {
         var g = Matrix(rows: cols, cols: cols)
         for r in 0..<rows {
             let base = r * cols
@@ -36,7 +36,7 @@ struct Matrix {
     }
 
     /// Aᵀv.
-    func transposeTimes(_ v: [Double]) -> [Double] {
+    public func transposeTimes(_ v: [Double]) -> [Double] {
         var out = [Double](repeating: 0, count: cols)
         for r in 0..<rows {
             let vr = v[r]
@@ -48,10 +48,12 @@ struct Matrix {
     }
 }
 
-enum LinearAlgebra {
+/// Cholesky factorisation and solves, the inverse of a symmetric positive-definite matrix,
+/// least squares by Householder QR.
+public enum LinearAlgebra {
     /// Cholesky factor L (lower, row-major) of a symmetric positive-definite matrix, or nil if it is
     /// not numerically positive definite (pivot ≤ `relTol` × largest diagonal).
-    static func cholesky(_ a: Matrix, relTol: Double = 1e-14) -> Matrix? {
+    public static func cholesky(_ a: Matrix, relTol: Double = 1e-14) -> Matrix? {
         let n = a.rows
         var l = Matrix(rows: n, cols: n)
         var maxDiag = 0.0
@@ -73,7 +75,7 @@ enum LinearAlgebra {
     }
 
     /// Solves L Lᵀ x = b.
-    static func choleskySolve(_ l: Matrix, _ b: [Double]) -> [Double] {
+    public static func choleskySolve(_ l: Matrix, _ b: [Double]) -> [Double] {
         let n = l.rows
         var y = b
         for i in 0..<n {
@@ -90,7 +92,7 @@ enum LinearAlgebra {
     }
 
     /// Inverse of a symmetric positive-definite matrix via equilibrated Cholesky, or nil if singular.
-    static func spdInverse(_ a: Matrix) -> Matrix? {
+    public static func spdInverse(_ a: Matrix) -> Matrix? {
         let n = a.rows
         // Equilibrate: D A D with D = diag(1/sqrt(a_ii)) to make the conditioning test scale-free.
         var d = [Double](repeating: 1, count: n)
@@ -112,7 +114,7 @@ enum LinearAlgebra {
 
     /// Least-squares solution of min ‖A x − b‖ by Householder QR with column scaling.
     /// Returns nil when A is numerically rank-deficient (|R_ii| ≤ 1e-12 · max|R_jj|).
-    static func leastSquares(_ a: Matrix, _ b: [Double]) -> [Double]? {
+    public static func leastSquares(_ a: Matrix, _ b: [Double]) -> [Double]? {
         let m = a.rows, n = a.cols
         guard m >= n, n > 0 else { return nil }
         var q = a
