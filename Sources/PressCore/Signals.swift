@@ -47,6 +47,11 @@ public enum Signal: Int, CaseIterable, Sendable, Codable, CustomStringConvertibl
         public let metricScale: Double
         /// Decimals that carry information (what `status` and the report round to).
         public let decimals: Int
+        /// Physically possible values: a pushed value outside is refused, not stored.
+        public let plausible: ClosedRange<Double>
+        /// The run log's column (the `samples` table; a signal without a column of its own
+        /// in the first schema gets one named by ``key`` when the log is opened).
+        public var logColumn: String { key == "interfacial_resistance_ohm_cm2" ? "resistance_ohm_cm2" : key }
     }
 
     /// The table.
@@ -54,25 +59,25 @@ public enum Signal: Int, CaseIterable, Sendable, Codable, CustomStringConvertibl
         switch self {
         case .force:
             Descriptor(label: "force", unit: "N", key: "force_n", role: nil, pushable: false,
-                       metric: "pressd_load_cell_force_newtons", metricScale: 1, decimals: 2)
+                       metric: "pressd_load_cell_force_newtons", metricScale: 1, decimals: 2, plausible: -1e7...1e7)
         case .temperature:
             Descriptor(label: "cell temperature", unit: "°C", key: "temperature_c", role: "temperature_c", pushable: true,
-                       metric: "pressd_cell_temperature_celsius", metricScale: 1, decimals: 2)
+                       metric: "pressd_cell_temperature_celsius", metricScale: 1, decimals: 2, plausible: -273.15...1000)
         case .current:
             Descriptor(label: "cell current", unit: "mA", key: "current_ma", role: "current_ma", pushable: true,
-                       metric: "pressd_cell_current_amperes", metricScale: 1e-3, decimals: 4)
+                       metric: "pressd_cell_current_amperes", metricScale: 1e-3, decimals: 4, plausible: -1e6...1e6)
         case .interfacialResistance:
             Descriptor(label: "interfacial resistance", unit: "Ω·cm²", key: "interfacial_resistance_ohm_cm2", role: "impedance_ohm_cm2",
-                       pushable: true, metric: "pressd_interfacial_resistance_ohm_square_metres", metricScale: 1e-4, decimals: 3)
+                       pushable: true, metric: "pressd_interfacial_resistance_ohm_square_metres", metricScale: 1e-4, decimals: 3, plausible: 1e-12...1e7)
         case .bulkResistance:
             Descriptor(label: "bulk resistance", unit: "Ω·cm²", key: "bulk_resistance_ohm_cm2", role: "bulk_resistance_ohm_cm2",
-                       pushable: true, metric: "pressd_bulk_resistance_ohm_square_metres", metricScale: 1e-4, decimals: 3)
+                       pushable: true, metric: "pressd_bulk_resistance_ohm_square_metres", metricScale: 1e-4, decimals: 3, plausible: 1e-12...1e7)
         case .voltage:
             Descriptor(label: "cell voltage", unit: "V", key: "voltage_v", role: "voltage_v", pushable: true,
-                       metric: "pressd_cell_voltage_volts", metricScale: 1, decimals: 4)
+                       metric: "pressd_cell_voltage_volts", metricScale: 1, decimals: 4, plausible: -1000...1000)
         case .thickness:
             Descriptor(label: "stack thickness", unit: "µm", key: "thickness_um", role: "thickness_um", pushable: true,
-                       metric: "pressd_stack_thickness_metres", metricScale: 1e-6, decimals: 3)
+                       metric: "pressd_stack_thickness_metres", metricScale: 1e-6, decimals: 3, plausible: 0...1e6)
         }
     }
 

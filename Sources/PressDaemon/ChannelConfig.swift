@@ -9,7 +9,34 @@ public enum ActuatorKind: String, Sendable, CaseIterable {
     /// Electro-pneumatic regulator feeding a cylinder; output = air pressure, MPa.
     case pneumatic
 
-    public var outputUnit: String { self == .springFixture ? "um" : "MPa" }
+    /// What the kind's output means and its defaults: one switch per property, so a new
+    /// kind is refused by the compiler until each is answered.
+    public var outputUnit: String {
+        switch self {
+        case .springFixture: "um"
+        case .pneumatic: "MPa"
+        }
+    }
+    /// `output_max` and `output_rate` (per second) when the file does not give them.
+    var defaultOutputMax: Double {
+        switch self {
+        case .springFixture: 20_000
+        case .pneumatic: 0.9
+        }
+    }
+    var defaultOutputRate: Double {
+        switch self {
+        case .springFixture: 2500
+        case .pneumatic: 1.0
+        }
+    }
+    /// The constant-gap loop's default gains (output per µm of thickness error).
+    var defaultGap: GapSettings {
+        switch self {
+        case .springFixture: GapSettings.defaults(pneumatic: false)
+        case .pneumatic: GapSettings.defaults(pneumatic: true)
+        }
+    }
 }
 
 /// What the daemon does with a channel's actuator when it stops.
@@ -90,6 +117,13 @@ extension ChannelConfig {
             try sim.parse(m, kind: actuator.kind)
             try m.rejectUnknownKeys()
         }
+        var gap = actuator.kind.defaultGap
+        if let g = try t.subtable("gap") {
+            gap.kp = try g.double("kp", default: gap.kp)
+            gap.ki = try g.double("ki", default: gap.ki)
+            if let e = gap.validationErrors().first { throw g.error(e.field, e.message) }
+            try g.rejectUnknownKeys()
+        }
         let spectra = try t.subtable("impedance").map { m throws(ConfigError) in try SpectraConfig.parse(m) }
         try t.rejectUnknownKeys()
 
@@ -108,6 +142,8 @@ extension ChannelConfig {
         params.supervisor = supervisor
         params.shortDetection = shortDetection.enabled ? shortDetection : nil
         params.actuatorPlay = actuator.play
+        params.gap = gap
+        params.temperatureLimit = limits.temperature
         var channel = ChannelConfig(name: name, description: description, actuator: actuator.kind, shutdown: actuator.shutdown,
                                     divider: Int(ratio.rounded()), control: params, sim: sim, hardware: hw)
         channel.preset = limits.preset?.name
@@ -134,11 +170,11 @@ struct ActuatorSection {
         guard let a = try t.subtable("actuator") else { throw t.error("actuator", "is required ([channels.\(name).actuator])") }
         guard a.has("type") else { throw a.error("type", "is required (\(ActuatorKind.allCases.map(\.rawValue).joined(separator: ", ")))") }
         let kind = try a.choice("type", default: ActuatorKind.springFixture)
-        let defaultMax = kind == .springFixture ? 20_000.0 : 0.9
+        let defaultMax = kind.defaultOutputMax
         let outMin = try a.double("output_min", default: 0)
         let outMax = try a.double("output_max", default: defaultMax)
         guard outMax > outMin else { throw a.error("output_max", "must be above output_min (\(outMin))") }
-        let outRate = try a.positive("output_rate", default: kind == .springFixture ? 2500 : 1.0)
+        let outRate = try a.positive("output_rate", default: kind.defaultOutputRate)
         let safe = try a.double("safe_output", default: outMin)
         guard safe >= outMin, safe <= outMax else { throw a.error("safe_output", "must lie within output_min…output_max (\(outMin)…\(outMax))") }
         let shutdown = try a.choice("shutdown", default: ShutdownAction.hold)

@@ -23,9 +23,10 @@ public enum ReloadableKeys {
         [("description", .live), ("band_percent", .loop), ("excursion_min_s", .loop), ("excursion_min_percent", .loop),
          ("pushed_stale_after_s", .loop)]
         + ["preset", "min_mpa", "max_mpa", "trip_mpa", "trip_action", "saturation_timeout_s", "saturation_action", "safe_mpa",
-           "safe_ramp_mpa_per_s"].map { ("limits." + $0, .loop) }
+           "safe_ramp_mpa_per_s", "max_temperature_c", "temperature_action"].map { ("limits." + $0, .loop) }
         + ["range_n", "stale_after_ms", "fault_action", "frozen_after_s", "recover_after_s", "max_recoveries_per_hour",
-           "nonuniformity_alarm_percent", "nonuniformity_min_force_n"].map { ("sensor." + $0, .loop) }
+           "nonuniformity_alarm_percent", "nonuniformity_min_force_n", "frozen_fast_chance", "frozen_fast_min_s"].map { ("sensor." + $0, .loop) }
+        + ["kp", "ki"].map { ("gap." + $0, .loop) }
         + ["output_min", "output_max", "output_rate", "safe_output", "shutdown", "play_mpa"].map { ("actuator." + $0, .loop) }
         + ["kp", "ki", "kd", "derivative_filter_s", "deadband_mpa", "setpoint_ramp_mpa_per_s", "action", "anti_windup",
            "tracking_time_s", "feedforward_gain", "feedforward_offset"].map { ("pid." + $0, .loop) }

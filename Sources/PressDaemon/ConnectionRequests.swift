@@ -44,6 +44,7 @@ extension ConnectionHandler {
         case .set(let p): setpoint(p, id: id, context: context)
         case .hold(let p): holdOrRelease(p, hold: true, id: id, context: context)
         case .release(let p): holdOrRelease(p, hold: false, id: id, context: context)
+        case .gap(let p): holdGap(p, id: id, context: context)
         case .ack(let p): acknowledge(p, id: id, context: context)
         case .subscribe(let p): subscribe(p, id: id, context: context)
         case .unsubscribe(let p): unsubscribe(p, id: id, context: context)

@@ -48,10 +48,8 @@ public final class HardwareChannelBackend: ChannelBackend {
         let gpioSamples = hw.gpioSignals.compactMap { g in gpio[g.device]?.value(g.id).map { (g.role, $0) } }
         for (role, s) in hw.signals.compactMap({ r in sample(r.ref).map { (r.role, $0) } }) + gpioSamples {
             switch role {
-            case .temperatureC: readings.temperature = s
-            case .currentMA: readings.current = s
-            case .voltageV: readings.voltage = s
-            case .impedanceOhmCm2: readings.interfacialResistance = impedance.observe(s)
+            case .signal(.interfacialResistance): readings.interfacialResistance = impedance.observe(s)
+            case .signal(let signal): readings[signal] = s
             case .charging: readings.charging = s.value >= 0.5
             case .emergencyStop: readings.emergencyStop = s.value >= 0.5
             case .limitSwitch: readings.limitSwitch = (readings.limitSwitch ?? false) || s.value >= 0.5

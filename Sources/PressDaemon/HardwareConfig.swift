@@ -41,9 +41,33 @@ public struct RegisterRef: Sendable, Equatable {
 }
 
 /// Auxiliary signals a channel may read.
-public enum SignalRole: String, Sendable, CaseIterable {
-    case temperatureC = "temperature_c", currentMA = "current_ma", impedanceOhmCm2 = "impedance_ohm_cm2", voltageV = "voltage_v"
-    case charging, emergencyStop = "emergency_stop", limitSwitch = "limit_switch"
+public enum SignalRole: Sendable, Equatable, RawRepresentable, CaseIterable {
+    /// An analog signal of the table (``Signal``), by its register role: `temperature_c`,
+    /// `current_ma`, `impedance_ohm_cm2`, `bulk_resistance_ohm_cm2`, `voltage_v`, `thickness_um`.
+    case signal(Signal)
+    /// Digital inputs.
+    case charging, emergencyStop, limitSwitch
+
+    public static var allCases: [SignalRole] {
+        Signal.allCases.filter { $0.descriptor.role != nil }.map { .signal($0) } + [.charging, .emergencyStop, .limitSwitch]
+    }
+    public init?(rawValue: String) {
+        if let s = Signal.withRole(rawValue) { self = .signal(s); return }
+        switch rawValue {
+        case "charging": self = .charging
+        case "emergency_stop": self = .emergencyStop
+        case "limit_switch": self = .limitSwitch
+        default: return nil
+        }
+    }
+    public var rawValue: String {
+        switch self {
+        case .signal(let s): s.descriptor.role ?? s.descriptor.key
+        case .charging: "charging"
+        case .emergencyStop: "emergency_stop"
+        case .limitSwitch: "limit_switch"
+        }
+    }
 }
 
 /// A channel's hardware wiring (backend = "hardware").
@@ -225,7 +249,7 @@ extension HardwareChannelConfig {
         }
         for (i, g) in try t.tables("signals").enumerated() {
             guard g.has("role") else { throw g.error("role", "is required (\(SignalRole.allCases.map(\.rawValue).joined(separator: ", ")))") }
-            let role = try g.choice("role", default: SignalRole.temperatureC)
+            let role = try g.choice("role", default: SignalRole.charging)
             if try g.string("driver") == "gpio" {
                 let dev = try Self.gpioDevice(g, devices)
                 guard let spec = try g.lineSpec("line", activeLow: try g.bool("active_low") ?? false) else { throw g.error("line", "is required") }

@@ -7,6 +7,8 @@ struct LimitsSection {
     let reader: TableReader
     var limits: PressureLimits
     var preset: ChemistryPreset?
+    /// `max_temperature_c` and `temperature_action`: the over-temperature trip.
+    var temperature: TemperatureLimit?
 
     static func parse(_ t: TableReader, channel name: String, warnings: inout [String]) throws(ConfigError) -> LimitsSection {
         guard let l = try t.subtable("limits") else { throw t.error("limits", "is required ([channels.\(name).limits] with min_mpa, max_mpa, trip_mpa)") }
@@ -46,8 +48,15 @@ struct LimitsSection {
                                     safePressure: try l.double("safe_mpa"),
                                     safeRamp: try l.double("safe_ramp_mpa_per_s", default: 0.5))
         if let e = limits.validationErrors().first { throw l.error(e.field, e.message) }
+        var temperature: TemperatureLimit?
+        if let t = try l.double("max_temperature_c") {
+            guard t.isFinite, t > -50, t < 300 else { throw l.error("max_temperature_c", "must be a cell temperature in °C (−50…300), found \(t)") }
+            temperature = TemperatureLimit(maximum: t, action: try l.choice("temperature_action", default: SafeAction.release))
+        } else if l.has("temperature_action") {
+            throw l.error("temperature_action", "needs max_temperature_c (the temperature that trips)")
+        }
         try l.rejectUnknownKeys()
-        return LimitsSection(reader: l, limits: limits, preset: preset)
+        return LimitsSection(reader: l, limits: limits, preset: preset, temperature: temperature)
     }
 }
 

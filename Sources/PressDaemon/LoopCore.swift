@@ -121,7 +121,7 @@ public struct LoopCore {
     private var rawHistory: [RawHistory]
     static let rawHistoryLength = 100
     /// Per channel: the latest pushed values, stamped with the loop time they arrived.
-    private var pushed: [(resistance: Sample?, temperature: Sample?, current: Sample?, voltage: Sample?, bulk: Sample?)]
+    private var pushed: [SignalFrame]
     /// Loop time of the latest tick.
     private var lastNow = 0.0
 
@@ -131,7 +131,7 @@ public struct LoopCore {
         backendStates = channels.map { $0.backend.persistentState() }
         calibrations = channels.map { _ in [] }
         rawHistory = channels.map { _ in RawHistory(capacity: Self.rawHistoryLength) }
-        pushed = channels.map { _ in (nil, nil, nil, nil, nil) }
+        pushed = channels.map { _ in SignalFrame() }
     }
 
     /// The backend's readings with fresh pushed values in place of its own.
@@ -139,11 +139,7 @@ public struct LoopCore {
         var out = r
         let limit = channels[i].settings.pushedStaleAfter
         func fresh(_ s: Sample?) -> Sample? { s.flatMap { now - $0.time <= limit ? $0 : nil } }
-        if let s = fresh(pushed[i].resistance) { out.interfacialResistance = s }
-        if let s = fresh(pushed[i].temperature) { out.temperature = s }
-        if let s = fresh(pushed[i].current) { out.current = s }
-        if let s = fresh(pushed[i].bulk) { out.bulkResistance = s }
-        if let s = fresh(pushed[i].voltage) { out.voltage = s }
+        for (signal, sample) in pushed[i].present { if let s = fresh(sample) { out[signal] = s } }
         return out
     }
 
@@ -176,19 +172,19 @@ public struct LoopCore {
                 return answer(channels[i].controller)
             } catch { return .rejected(error) }
         }
-        func program(_ i: Int, _ body: (inout ChannelController) throws(CommandRejection) -> Void) -> LoopReply {
-            attempt(i, body) { .program($0.program) }
-        }
         func mode(_ i: Int, _ body: (inout ChannelController) throws(CommandRejection) -> Void) -> LoopReply {
             attempt(i, body) { .ok(mode: $0.mode) }
         }
         switch command {
-        case .set(let i, let mpa, let ramp):
-            return attempt(i, { c throws(CommandRejection) in try c.setTarget(mpa, ramp: ramp) }) {
-                .setpoint(mpa: mpa, ramp: $0.pid.parameters.setpointRampRate)
-            }
-        case .hold(let i): return mode(i) { c throws(CommandRejection) in try c.hold() }
-        case .release(let i): return mode(i) { c in c.release() }
+        case .channel(let i, let c):
+            do throws(CommandRejection) {
+                switch try channels[i].controller.apply(c) {
+                case .mode(let m): return .ok(mode: m)
+                case .setpoint(let mpa, _): return .setpoint(mpa: mpa, ramp: channels[i].controller.pid.parameters.setpointRampRate)
+                case .program(let p): return .program(p)
+                case .acknowledged(let cleared, let remaining): return .acknowledged([(i, cleared, remaining, channels[i].controller.mode)])
+                }
+            } catch { return .rejected(error) }
         case .acknowledge(let which):
             let indices = which.map { [$0] } ?? Array(channels.indices)
             var out: [(Int, [FaultCode], [FaultCode], ChannelMode)] = []
@@ -199,13 +195,9 @@ public struct LoopCore {
             }
             return .acknowledged(out)
         case .inject(let i, let j):
-            guard let sim = channels[i].backend as? SimChannel else { return .unavailable("channel is not simulated") }
-            sim.inject(j)
+            guard let plant = channels[i].backend as? any SimulatedPlantControl else { return .unavailable("channel is not simulated") }
+            plant.inject(j)
             return .ok(mode: channels[i].controller.mode)
-        case .programStart(let i, let p): return program(i) { c throws(CommandRejection) in try c.startProgram(p) }
-        case .programPause(let i): return program(i) { c throws(CommandRejection) in try c.pauseProgram() }
-        case .programResume(let i): return program(i) { c throws(CommandRejection) in try c.resumeProgram() }
-        case .programStop(let i): return program(i) { c throws(CommandRejection) in try c.stopProgram() }
         case .reconfigure(let i, let s):
             guard s.name == channels[i].settings.name, s.divider == channels[i].settings.divider else {
                 return .rejected(.unsafe("reconfigure: the channel's name and loop rate need a restart"))
@@ -213,29 +205,11 @@ public struct LoopCore {
             let before = channels[i].settings.control
             channels[i].settings = s
             return mode(i) { c in if s.control != before { c.reconfigure(s.control) } }
-        case .autotune(let i, let settings): return mode(i) { c throws(CommandRejection) in try c.startAutotune(settings) }
-        case .autotuneCancel(let i):
-            return mode(i) { c throws(CommandRejection) in
-                guard c.autotuner != nil else { throw .unsafe("no autotune is running") }
-                c.cancelAutotune()
-            }
-        case .sweep(let i, let s): return mode(i) { c throws(CommandRejection) in try c.startSweep(s) }
-        case .sweepCancel(let i):
-            return mode(i) { c throws(CommandRejection) in
-                guard c.sweep != nil else { throw .unsafe("no sweep is running") }
-                c.cancelSweep()
-            }
-        case .supervisorLock(let i, let locked):
-            return mode(i) { c throws(CommandRejection) in if locked { try c.lockSupervisor() } else { try c.unlockSupervisor() } }
         case .push(let i, let v):
             // Stamped with their acquisition time on the loop's clock (plant time runs
             // `timeScale` times faster than the wall clock on a fast simulated rig).
             let at = lastNow - v.age * timeScale
-            if let r = v.interfacialResistance { pushed[i].resistance = Sample(value: r, time: at) }
-            if let t = v.temperature { pushed[i].temperature = Sample(value: t, time: at) }
-            if let c = v.current { pushed[i].current = Sample(value: c, time: at) }
-            if let b = v.bulkResistance { pushed[i].bulk = Sample(value: b, time: at) }
-            if let u = v.voltage { pushed[i].voltage = Sample(value: u, time: at) }
+            for (s, value) in v.values { pushed[i][s] = Sample(value: value, time: at) }
             return .ok(mode: channels[i].controller.mode)
         case .calibrate(let i, let action):
             switch PressCore.calibrate(calibrations[i], history: rawHistory[i].rows, action: action) {
@@ -273,6 +247,7 @@ public struct LoopCore {
                 pendingSamples[pendingSamples.count - 1].voltage = state.readings.voltage?.value
                 pendingSamples[pendingSamples.count - 1].nonUniformity = w.uniformityCount > 0 ? w.uniformitySum / Double(w.uniformityCount) : nil
                 pendingSamples[pendingSamples.count - 1].loadCellForces = w.forceCount > 0 ? w.forceSums.map { $0 / Double(w.forceCount) } : nil
+                for e in LogSample.extraSignals { pendingSamples[pendingSamples.count - 1].signals[e] = state.readings[e]?.value }
                 windows[i] = LogWindow(start: now)
                 backendStates[i] = channels[i].backend.persistentState()
             }

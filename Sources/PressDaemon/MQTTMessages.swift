@@ -98,13 +98,26 @@ public struct MQTTMapping: Sendable {
         var pressure_mpa: Double?
         var force_n: Double?
         var output: Double
+        /// Every other measured signal by its key, from the signal table.
+        var signals: [String: Double]?
     }
 
     /// One sample of a channel (QoS 0, not retained).
     public func sample(_ s: ChannelState, time: Double) -> MQTTMessage {
         let p = SamplePayload(time_unix: round3(time), mode: s.mode.rawValue, setpoint_mpa: s.workingSetpoint.map(Self.r4),
-                              pressure_mpa: s.pressure.map(Self.r4), force_n: s.force.map(round3), output: round3(s.output))
+                              pressure_mpa: s.pressure.map(Self.r4), force_n: s.force.map(round3), output: round3(s.output),
+                              signals: Self.signals(s.readings))
         return MQTTMessage(topic: samplesTopic(s.name), payload: Self.encode(p), qos: 0, retain: false)
+    }
+
+    /// The measured signals other than the force, rounded to what carries information.
+    static func signals(_ r: ChannelReadings) -> [String: Double]? {
+        var out: [String: Double] = [:]
+        for (signal, sample) in r.signals.present where signal != .force {
+            let d = signal.descriptor, f = pow(10, Double(d.decimals))
+            out[d.key] = (sample.value * f).rounded() / f
+        }
+        return out.isEmpty ? nil : out
     }
 
     struct EventPayload: Encodable {

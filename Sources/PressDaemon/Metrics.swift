@@ -37,10 +37,13 @@ public enum MetricsRenderer {
         for (c, _) in chans where c.mode == .regulating {
             if let t = c.target, let p = c.pressure, t > 0 { sample("pressd_control_error_ratio", [("channel", c.name)], (p - t) / t) }
         }
-        family("pressd_load_cell_force_newtons", "gauge", "Measured total force on the cell.")
-        for (c, _) in chans { if let f = c.force { sample("pressd_load_cell_force_newtons", [("channel", c.name)], f) } }
-        family("pressd_cell_voltage_volts", "gauge", "Cell voltage (register or pushed).")
-        for (c, _) in chans { if let v = c.readings.voltage?.value { sample("pressd_cell_voltage_volts", [("channel", c.name)], v) } }
+        // Every measured signal with a metric, from the signal table (base SI units).
+        for signal in Signal.allCases {
+            let d = signal.descriptor
+            guard let name = d.metric else { continue }
+            family(name, "gauge", "Measured \(d.label) (register, gauge or pushed), in base SI units (the table's \(d.unit) × \(d.metricScale)).")
+            for (c, _) in chans { if let v = c.readings[signal]?.value { sample(name, [("channel", c.name)], v * d.metricScale) } }
+        }
         family("pressd_actuator_output", "gauge", "Actuator output in its own unit (label unit).")
         for (c, cfg) in chans { sample("pressd_actuator_output", [("channel", c.name), ("unit", cfg.actuator.outputUnit)], c.output) }
         family("pressd_channel_mode", "gauge", "1 for the channel's present mode.")
@@ -79,8 +82,6 @@ public enum MetricsRenderer {
         for (c, _) in chans { if let f = c.control.lastSweep?.fit { sample("pressd_critical_stack_pressure_pascals", [("channel", c.name)], f.csp * 1e6) } }
         family("pressd_supervisor_locked", "gauge", "1 while the impedance-aware supervisor is locked.")
         for (c, _) in chans { if let v = c.control.supervisor { sample("pressd_supervisor_locked", [("channel", c.name)], v.locked ? 1 : 0) } }
-        family("pressd_interfacial_resistance_ohm_square_metres", "gauge", "Measured interfacial resistance (Ω·m²).")
-        for (c, _) in chans { if let r = c.readings.interfacialResistance?.value { sample("pressd_interfacial_resistance_ohm_square_metres", [("channel", c.name)], r * 1e-4) } }
         let s = snap.stats
         family("pressd_control_loop_ticks_total", "counter", "Control-loop ticks completed.")
         sample("pressd_control_loop_ticks_total", [], Double(s.ticks))

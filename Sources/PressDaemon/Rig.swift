@@ -35,6 +35,7 @@ public enum RigBuilder {
         let sim = SimChannel(fixture: fixture, loadCell: LoadCellModel(parameters: c.sim.loadCell),
                              cycler: CyclerProfile(current: c.sim.current, period: c.sim.cyclePeriod),
                              ambient: c.sim.ambient, seed: seed, substep: substep)
+        sim.thicknessGauge = c.sim.thicknessGauge
         if c.sim.impedanceInterval > 0 {
             sim.impedanceInterval = c.sim.impedanceInterval
             sim.impedanceAcquisition = c.sim.impedanceAcquisition

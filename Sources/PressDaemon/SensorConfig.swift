@@ -20,12 +20,14 @@ struct SensorSection {
         let sensorType = try s.string("type") ?? "load-cell"
         guard sensorType == "load-cell" else { throw s.error("type", "'\(sensorType)' is not supported (load-cell)") }
         let range = try s.pair("range_n", default: (-50, 2000))
-        let sensor = SensorLimits(minForce: range.0, maxForce: range.1,
+        var sensor = SensorLimits(minForce: range.0, maxForce: range.1,
                                   staleAfter: try s.positive("stale_after_ms", default: 250) / 1000,
                                   faultAction: try s.choice("fault_action", default: SafeAction.hold),
                                   frozenAfter: try s.nonNegative("frozen_after_s", default: 5),
                                   recoverAfter: try s.nonNegative("recover_after_s", default: 2),
                                   maxRecoveriesPerHour: try s.int("max_recoveries_per_hour") ?? 6)
+        sensor.fastFrozenChance = try s.nonNegative("frozen_fast_chance", default: sensor.fastFrozenChance)
+        sensor.fastFrozenMinimum = try s.nonNegative("frozen_fast_min_s", default: sensor.fastFrozenMinimum)
         if sensor.faultAction == .ramp { throw s.error("fault_action", "'ramp' needs a working sensor; use hold or release") }
         if let e = sensor.validationErrors().first { throw s.error(e.field, e.message) }
         var nonUniformityAlarm: Double?

@@ -15,6 +15,9 @@ public struct SimChannelConfig: Sendable {
     /// resistance every tick), each spectrum taking `impedanceAcquisition` s.
     public var impedanceInterval = 0.0
     public var impedanceAcquisition = 60.0
+    /// The thickness gauge across the platens: its noise (σ) and resolution, µm; nil: no
+    /// gauge on this channel.
+    public var thicknessGauge: (noise: Double, resolution: Double)? = (0.1, 0.05)
 }
 
 extension SimChannelConfig {
@@ -30,7 +33,13 @@ extension SimChannelConfig {
             throw m.error("impedance_acquisition_s", "must be ≤ impedance_interval_s (\(impedanceInterval) s): a spectrum cannot take longer than the time between spectra")
         }
         frameGrowthPerKelvin = try m.double("frame_growth_um_per_k", default: 1.2)
+        if try m.bool("thickness_gauge") ?? true {
+            thicknessGauge = (try m.nonNegative("thickness_noise_um", default: 0.1), try m.positive("thickness_resolution_um", default: 0.05))
+        } else {
+            thicknessGauge = nil
+        }
         var c = cell
+        c.thickness = try m.positive("thickness_um", default: c.thickness)
         c.contactStiffness0 = try m.positive("contact_stiffness_n_per_um", default: c.contactStiffness0)
         c.contactStiffnessSlope = try m.positive("contact_stiffness_slope_per_um", default: c.contactStiffnessSlope)
         c.breathingPerCharge = try m.nonNegative("breathing_um_per_mah_cm2", default: c.breathingPerCharge)

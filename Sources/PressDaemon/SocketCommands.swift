@@ -70,6 +70,17 @@ extension ConnectionHandler {
         }
     }
 
+    func holdGap(_ p: GapParams, id: RequestRef, context: ChannelHandlerContext) {
+        guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
+        if let t = p.thicknessUm, !(t.isFinite && t > 0 && t <= 1e6) {
+            return fail(id, .invalidParams, "gap: thickness_um must be a positive number of µm (≤ 1e6), got \(t)", context: context)
+        }
+        submit(.gap(channel: i, um: p.thicknessUm), id: id, method: "gap", context: context) { r in
+            if case .ok(let mode) = r { return .success(ModeResult(channel: p.channel, mode: mode.rawValue)) }
+            return nil
+        }
+    }
+
     func acknowledge(_ p: OptionalChannelParams, id: RequestRef, context: ChannelHandlerContext) {
         var which: Int?
         if let name = p.channel {
@@ -157,22 +168,27 @@ extension ConnectionHandler {
 
     func pushSignals(_ p: PushSignalsParams, id: RequestRef, context: ChannelHandlerContext) {
         guard let i = channelIndex(p.channel) else { return unknownChannel(id, p.channel, context: context) }
-        let values = [("interfacial_resistance_ohm_cm2", p.interfacialResistanceOhmCm2), ("temperature_c", p.temperatureC), ("current_ma", p.currentMa), ("voltage_v", p.voltageV)]
-        guard values.contains(where: { $0.1 != nil }) else {
-            return fail(id, .invalidParams, "push_signals: give at least one of interfacial_resistance_ohm_cm2, temperature_c, current_ma, voltage_v", context: context)
-        }
-        if let bad = values.first(where: { $0.1.map { !$0.isFinite } ?? false }) {
-            return fail(id, .invalidParams, "push_signals: \(bad.0) must be a finite number", context: context)
-        }
-        if let r = p.interfacialResistanceOhmCm2, !(r > 0 && r <= 1e7) {
-            return fail(id, .invalidParams, "push_signals: interfacial_resistance_ohm_cm2 must be > 0 and ≤ 1e7 Ω·cm² (got \(r))", context: context)
-        }
-        // Physically possible values only: a typo's 1e300 is refused, not stored.
-        for (key, v, lo, hi, unit) in [("temperature_c", p.temperatureC, -273.15, 1000.0, "°C"), ("current_ma", p.currentMa, -1e6, 1e6, "mA"),
-                                       ("voltage_v", p.voltageV, -1000.0, 1000.0, "V")] {
-            if let v, !(v >= lo && v <= hi) {
-                return fail(id, .invalidParams, "push_signals: \(key) must be within \(lo)…\(hi) \(unit) (got \(v) \(unit))", context: context)
+        // The named fields and the generic list, each by its key in the signal table.
+        let named = [("interfacial_resistance_ohm_cm2", p.interfacialResistanceOhmCm2), ("temperature_c", p.temperatureC), ("current_ma", p.currentMa),
+                     ("voltage_v", p.voltageV)].compactMap { k, v in v.map { SignalValue(key: k, value: $0) } }
+        var values: [Signal: Double] = [:]
+        for v in named + (p.signals ?? []) {
+            guard let signal = Signal.pushable.first(where: { $0.descriptor.key == v.key }) else {
+                return fail(id, .invalidParams, "push_signals: '\(SafeText.escaped(v.key))' is not a signal that can be pushed (\(Signal.pushable.map(\.descriptor.key).joined(separator: ", ")))", context: context)
             }
+            let d = signal.descriptor
+            guard v.value.isFinite else { return fail(id, .invalidParams, "push_signals: \(d.key) must be a finite number", context: context) }
+            // Physically possible values only: a typo's 1e300 is refused, not stored.
+            guard d.plausible.contains(v.value) else {
+                let (lo, hi) = (d.plausible.lowerBound, d.plausible.upperBound)
+                let range = lo > 0 && lo < 1e-6 ? "> 0 and ≤ \(String(format: "%g", hi))" : "within \(String(format: "%g", lo))…\(String(format: "%g", hi))"
+                return fail(id, .invalidParams, "push_signals: \(d.key) must be \(range) \(d.unit) (got \(String(format: "%g", v.value)) \(d.unit))", context: context)
+            }
+            guard values[signal] == nil else { return fail(id, .invalidParams, "push_signals: \(d.key) given twice", context: context) }
+            values[signal] = v.value
+        }
+        guard !values.isEmpty else {
+            return fail(id, .invalidParams, "push_signals: give at least one of \(Signal.pushable.map(\.descriptor.key).joined(separator: ", "))", context: context)
         }
         // The acquisition time as an age, so that the loop places it on its own clock.
         var age = 0.0
@@ -190,7 +206,7 @@ extension ConnectionHandler {
                 return fail(id, .invalidParams, "push_signals: acquired_at is \(fmt0(age)) s ago\(scaled), older than the channel's pushed_stale_after_s \(fmt0(limit)) s: the values would be stale on arrival", context: context)
             }
         }
-        submitAction(.push(channel: i, PushedSignals(interfacialResistance: p.interfacialResistanceOhmCm2, temperature: p.temperatureC, current: p.currentMa, voltage: p.voltageV, age: age)),
+        submitAction(.push(channel: i, PushedSignals(values, age: age)),
                      channel: p.channel, state: "stored", id: id, method: "push_signals", context: context)
     }
 

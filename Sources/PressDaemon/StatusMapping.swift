@@ -23,6 +23,11 @@ enum StatusMapping {
         if let b = s.readings.bulkResistance { st.bulkResistanceOhmCm2 = b.value; st.bulkResistanceAgeS = max(0, s.time - b.time) }
         st.loadCellForcesN = s.readings.loadCellForces
         st.voltageV = s.readings.voltage?.value
+        st.signals = s.readings.signals.present.map { signal, sample in
+            let d = signal.descriptor
+            return SignalReading(key: d.key, label: d.label, unit: d.unit, value: sample.value, ageS: max(0, s.time - sample.time), decimals: d.decimals)
+        }
+        st.gapTargetUm = s.gapTarget
         st.nonUniformity = nonUniformity(s.readings.loadCellForces)
         st.control = control(s.control, now: s.time, target: s.target)
         st.chemistryPreset = c.preset

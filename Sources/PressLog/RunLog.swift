@@ -33,6 +33,15 @@ public struct LogSample: Sendable, Equatable {
     /// The period this row covers, s, when it was downsampled from the logged samples
     /// (see ``RunLog/downsample(before:period:maxRows:)``); nil for a row as logged.
     public var period: Double?
+    /// The signals without a column of the first schema (``extraSignals``: bulk
+    /// resistance, stack thickness, and any signal added to the table later), at the end
+    /// of the period; each has a column named by its key, added when the log is opened.
+    public var signals: [Signal: Double] = [:]
+
+    /// The signals with a named field (and column) of their own.
+    public static let namedSignals: Set<Signal> = [.force, .temperature, .current, .interfacialResistance, .voltage]
+    /// The rest of the signal table, in its order: logged in ``signals``.
+    public static let extraSignals: [Signal] = Signal.allCases.filter { !namedSignals.contains($0) }
 
     public init(time: Double, channel: String, mode: String, setpoint: Double?, pressure: Double?, pressureMin: Double?,
                 pressureMax: Double?, pressureMean: Double?, force: Double?, output: Double, temperature: Double?,
@@ -202,7 +211,23 @@ public final class RunLog: Sendable {
             try db.execute(sql: "ALTER TABLE samples ADD COLUMN period_s REAL")
         }
         try migrator.migrate(pool)
+        // A column for every signal of the table without one: a signal added to the table
+        // is logged without a migration of its own.
+        try pool.write { db in
+            let have = Set(try db.columns(in: "samples").map(\.name))
+            for s in LogSample.extraSignals where !have.contains(s.descriptor.logColumn) {
+                try db.execute(sql: "ALTER TABLE samples ADD COLUMN \(s.descriptor.logColumn) REAL")
+            }
+        }
     }
+
+    /// The sample insert, naming its columns (the signal columns after the first schema's).
+    static let insertSQL: String = {
+        let cols = ["t", "channel", "mode", "setpoint_mpa", "pressure_mpa", "pressure_min_mpa", "pressure_max_mpa", "pressure_mean_mpa",
+                    "force_n", "output", "temperature_c", "current_ma", "resistance_ohm_cm2", "ticks", "nonuniformity", "voltage_v",
+                    "load_cell_forces_n", "period_s"] + LogSample.extraSignals.map(\.descriptor.logColumn)
+        return "INSERT INTO samples (\(cols.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: cols.count).joined(separator: ",")))"
+    }()
 
     /// Stores a finished critical-stack-pressure sweep (unix time `time`).
     public func addSweep(_ r: SweepResult, channel: String, time: Double) throws {
@@ -248,9 +273,7 @@ public final class RunLog: Sendable {
     public func append(samples: [LogSample], events: [RunLogEvent]) throws -> [Int64] {
         guard !samples.isEmpty || !events.isEmpty else { return [] }
         return try pool.write { db -> [Int64] in
-            let ins = try db.makeStatement(sql: """
-                INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-                """)
+            let ins = try db.makeStatement(sql: Self.insertSQL)
             for s in samples { try Self.insert(s, with: ins) }
             let ev = try db.makeStatement(sql: "INSERT INTO events VALUES (?,?,?,?,?,?)")
             var ids: [Int64] = []
@@ -264,9 +287,11 @@ public final class RunLog: Sendable {
     }
 
     static func insert(_ s: LogSample, with ins: Statement) throws {
-        try ins.execute(arguments: [s.time, s.channel, s.mode, s.setpoint, s.pressure, s.pressureMin, s.pressureMax,
-                                    s.pressureMean, s.force, s.output, s.temperature, s.current, s.resistance, s.count, s.nonUniformity, s.voltage,
-                                    Self.forcesText(s.loadCellForces), s.period])
+        var args: [(any DatabaseValueConvertible)?] = [s.time, s.channel, s.mode, s.setpoint, s.pressure, s.pressureMin, s.pressureMax,
+                                                        s.pressureMean, s.force, s.output, s.temperature, s.current, s.resistance, s.count, s.nonUniformity, s.voltage,
+                                                        Self.forcesText(s.loadCellForces), s.period]
+        for e in LogSample.extraSignals { args.append(s.signals[e]) }
+        try ins.execute(arguments: StatementArguments(args))
     }
 
     /// Replaces the logged samples older than `before` (unix s) by one row per channel
@@ -295,7 +320,7 @@ public final class RunLog: Sendable {
             // Only whole periods that end before `before` are replaced; the last group of a
             // full fetch may be cut by LIMIT and waits for the next call (unless it is the
             // only one, so that every call makes progress).
-            let ins = try db.makeStatement(sql: "INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+            let ins = try db.makeStatement(sql: Self.insertSQL)
             var replaced = 0
             for (k, g) in groups.enumerated() {
                 let end = (g.bucket + 1) * period
@@ -327,6 +352,10 @@ public final class RunLog: Sendable {
                           temperature: mean(\.temperature), current: mean(\.current), resistance: mean(\.resistance), count: ticks)
         a.nonUniformity = mean(\.nonUniformity)
         a.voltage = mean(\.voltage)
+        for e in LogSample.extraSignals {
+            let v = rows.compactMap { $0.signals[e] }
+            if !v.isEmpty { a.signals[e] = v.reduce(0, +) / Double(v.count) }
+        }
         let cells = rows.compactMap(\.loadCellForces)
         if let n = cells.first?.count, cells.count == rows.count, cells.allSatisfy({ $0.count == n }) {
             a.loadCellForces = (0..<n).map { i in cells.reduce(0) { $0 + $1[i] } / Double(cells.count) }
@@ -417,6 +446,7 @@ public final class RunLog: Sendable {
         s.voltage = r["voltage_v"]
         s.loadCellForces = Self.forces(r["load_cell_forces_n"])
         s.period = r["period_s"]
+        for e in LogSample.extraSignals { if let v = r[e.descriptor.logColumn] as Double? { s.signals[e] = v } }
         return s
     }
 
@@ -467,16 +497,18 @@ public final class RunLog: Sendable {
 
     /// The CSV header of ``csvLine(_:)``.
     public static let csvHeader = "time_unix,time_iso,channel,mode,setpoint_mpa,pressure_mpa,pressure_min_mpa,pressure_max_mpa,pressure_mean_mpa,force_n,output,temperature_c,current_ma,resistance_ohm_cm2,ticks,nonuniformity,voltage_v,load_cell_forces_n,period_s"
+        + LogSample.extraSignals.map { "," + $0.descriptor.logColumn }.joined()
 
     /// One sample as a CSV line (RFC 4180; empty fields for absent values; text fields
-    /// through ``SafeText/csvField(_:)``, so a row is always one line of 18 fields).
+    /// through ``SafeText/csvField(_:)``, so a row is always one line of 19 fields and one per signal in ``LogSample/extraSignals``).
     public static func csvLine(_ s: LogSample) -> String {
         func v(_ d: Double?) -> String { d.map { String(format: "%.6g", $0) } ?? "" }
         let iso = ISO8601DateFormatter.string(from: Date(timeIntervalSince1970: s.time), timeZone: .gmt,
                                               formatOptions: [.withInternetDateTime, .withFractionalSeconds])
         return [String(format: "%.3f", s.time), iso, SafeText.csvField(s.channel), SafeText.csvField(s.mode), v(s.setpoint), v(s.pressure), v(s.pressureMin), v(s.pressureMax),
                 v(s.pressureMean), v(s.force), v(s.output), v(s.temperature), v(s.current), v(s.resistance), "\(s.count)",
-                v(s.nonUniformity), v(s.voltage), forcesText(s.loadCellForces) ?? "", v(s.period)].joined(separator: ",")
+                v(s.nonUniformity), v(s.voltage), forcesText(s.loadCellForces) ?? "", v(s.period)]
+            .joined(separator: ",") + LogSample.extraSignals.map { "," + v(s.signals[$0]) }.joined()
     }
 }
 

@@ -170,6 +170,17 @@ public struct OptionalChannelParams: Codable, Sendable {
     public init(channel: String? = nil) { self.channel = channel }
 }
 
+/// `gap`: hold the channel's stack thickness (constant-gap, constant-volume mode) at
+/// `thickness_um`, or where it is now when absent; the pressure is then whatever the
+/// cell develops. Over-pressure and the other trips stay active; `set` returns to
+/// pressure regulation without a bump.
+public struct GapParams: Codable, Sendable {
+    public var channel: String
+    /// The stack thickness to hold, µm (the thickness gauge's reading); nil: as now.
+    public var thicknessUm: Double?
+    public init(channel: String, thicknessUm: Double? = nil) { self.channel = channel; self.thicknessUm = thicknessUm }
+}
+
 public struct SetParams: Codable, Sendable {
     public var channel: String
     public var value: Double
@@ -326,6 +337,11 @@ public struct ChannelStatus: Codable, Sendable, Equatable {
     public var bulkResistanceAgeS: Double?
     /// Cell voltage, V.
     public var voltageV: Double?
+    /// Every measured signal, in the signal table's order (the named fields above repeat
+    /// some of them for older clients).
+    public var signals: [SignalReading]?
+    /// In constant-gap mode: the stack thickness held, µm.
+    public var gapTargetUm: Double?
     /// Strategy, gains in force, autotune progress and what the adaptive and learned
     /// controllers have learned.
     public var control: ControlInfo?
@@ -1136,10 +1152,38 @@ public struct PushSignalsParams: Codable, Sendable {
     /// means now. Not in the future, and not older than the channel's
     /// `pushed_stale_after_s`.
     public var acquiredAt: Double?
+    /// Any pushable signal by its key (`thickness_um`, `bulk_resistance_ohm_cm2`, …: the
+    /// keys `status` lists under `signals`), besides the named fields above.
+    public var signals: [SignalValue]?
     public init(channel: String, interfacialResistanceOhmCm2: Double? = nil, temperatureC: Double? = nil, currentMa: Double? = nil,
-                voltageV: Double? = nil, acquiredAt: Double? = nil) {
+                voltageV: Double? = nil, acquiredAt: Double? = nil, signals: [SignalValue]? = nil) {
         self.channel = channel; self.interfacialResistanceOhmCm2 = interfacialResistanceOhmCm2; self.voltageV = voltageV
-        self.temperatureC = temperatureC; self.currentMa = currentMa; self.acquiredAt = acquiredAt
+        self.temperatureC = temperatureC; self.currentMa = currentMa; self.acquiredAt = acquiredAt; self.signals = signals
+    }
+}
+
+/// A signal's value by its key.
+public struct SignalValue: Codable, Sendable, Equatable {
+    public var key: String
+    public var value: Double
+    public init(key: String, value: Double) { self.key = key; self.value = value }
+}
+
+/// A measured signal of a channel as `status` reports it: self-describing, so that a
+/// client prints a signal it has never heard of.
+public struct SignalReading: Codable, Sendable, Equatable {
+    /// Wire key, e.g. `thickness_um`.
+    public var key: String
+    /// For people, e.g. "stack thickness".
+    public var label: String
+    public var unit: String
+    public var value: Double
+    /// Seconds since it was measured.
+    public var ageS: Double
+    /// Decimals worth printing.
+    public var decimals: Int
+    public init(key: String, label: String, unit: String, value: Double, ageS: Double, decimals: Int) {
+        self.key = key; self.label = label; self.unit = unit; self.value = value; self.ageS = ageS; self.decimals = decimals
     }
 }
 

@@ -7,6 +7,8 @@ public enum Command: Sendable {
     case set(SetParams)
     case hold(ChannelParams)
     case release(ChannelParams)
+    /// Constant-gap mode: hold the stack thickness.
+    case gap(GapParams)
     case ack(OptionalChannelParams)
     case subscribe(SubscribeParams)
     case unsubscribe(UnsubscribeParams)
@@ -38,6 +40,7 @@ public enum Command: Sendable {
         case .logExport(let p), .logEvents(let p): return p.channel
         case .runSet(let p): return p.channel
         case .simInject(let p): return p.channel
+        case .gap(let p): return p.channel
         case .calibrate(let p): return p.channel
         case .tune(let p): return p.channel
         case .sweep(let p): return p.channel

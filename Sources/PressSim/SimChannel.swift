@@ -254,6 +254,7 @@ public final class SimChannel: ChannelBackend {
     }
 
     /// Applies an injected disturbance. Fields left nil are unchanged.
+    /// Applies a simulated fault or plant change (see ``SimInjection``).
     public func inject(_ j: SimInjection) {
         if let b = j.forceBias { loadCell.bias = b }
         if let g = j.forceGain { loadCell.gain = g }
@@ -275,3 +276,11 @@ public final class SimChannel: ChannelBackend {
         }
     }
 }
+
+/// A backend whose plant can be changed on command (`sim` on the socket): the loop asks
+/// for the capability, never for a concrete backend type.
+public protocol SimulatedPlantControl: AnyObject {
+    func inject(_ j: SimInjection)
+}
+
+extension SimChannel: SimulatedPlantControl {}

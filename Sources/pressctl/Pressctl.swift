@@ -118,7 +118,7 @@ struct Pressctl: ParsableCommand {
         commandName: "pressctl",
         abstract: "Watch and steer pressd, the stack-pressure control daemon.",
         version: ControlProtocol.release,
-        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Report.Compare.self, Calibrate.self, Tune.self, Sweep.self, Supervisor.self, Push.self, Reload.self, Sim.self, Bridge.self],
+        subcommands: [Status.self, SetCommand.self, Watch.self, Hold.self, Gap.self, Release.self, Ack.self, Program.self, Log.self, Run.self, Report.self, Report.Compare.self, Calibrate.self, Tune.self, Sweep.self, Supervisor.self, Push.self, Reload.self, Sim.self, Bridge.self],
         defaultSubcommand: Status.self)
 
     /// Accepts the common options before the subcommand too (`pressctl --socket P set
@@ -244,6 +244,14 @@ struct Status: ParsableCommand {
                 print("     interfacial resistance \(f(r, 1)) Ω·cm²" + (ch.interfacialResistanceAgeS.map { ", acquired \(humanDuration($0)) ago" } ?? "")
                       + (ch.bulkResistanceOhmCm2.map { "; bulk \(f($0, 1)) Ω·cm²" } ?? ""))
             }
+            if let g = ch.gapTargetUm { print("     constant gap: holding the stack at \(f(g, 2)) µm; the pressure is what the cell develops") }
+            // The signals without a column above, from their own descriptions (a signal
+            // added to the daemon's table shows here without a change to pressctl).
+            let shownAbove: Set<String> = ["force_n", "temperature_c", "interfacial_resistance_ohm_cm2", "bulk_resistance_ohm_cm2"]
+            let more = (ch.signals ?? []).filter { !shownAbove.contains($0.key) }
+            if !more.isEmpty {
+                print("     " + more.map { "\($0.label) \(f($0.value, $0.decimals)) \($0.unit)" + ($0.ageS > 5 ? " (\(humanDuration($0.ageS)) old)" : "") }.joined(separator: ", "))
+            }
             if ch.authorityLost == true { print("     authority lost: the pressure does not answer the output; output capped at what the setpoint needs") }
             if let x = ch.excursion {
                 print("     OUT OF BAND for \(f(ch.timeS - x.startS, 1)) s, worst \(f(x.worstErrorMpa)) MPa from \(f(x.setpointMpa)) MPa (\(x.cause))")
@@ -304,6 +312,40 @@ struct Hold: ParsableCommand {
         let c = try conn.connect()
         let r = call(c, "hold", ChannelParams(channel: try conn.requireChannel(c)), as: ModeResult.self)
         conn.json ? printJSON(r) : print("\(r.channel): \(r.mode)")
+    }
+}
+
+struct Gap: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Hold a channel's stack thickness (constant-gap mode); the pressure is what the cell develops.",
+        discussion: """
+            Needs a thickness gauge (a thickness_um signal) to hold a given thickness; without THICKNESS it holds \
+            the thickness measured now (or, with no gauge, the actuator where it is). Trips stay active; `set` \
+            returns to pressure regulation without a bump. Example: pressctl gap -c A 812.5um
+            """)
+    @OptionGroup var conn: Connection
+    @Argument(help: "Stack thickness to hold, with its unit: 812.5um, 812.5µm or 0.8125mm (default: as now).")
+    var thickness: String?
+
+    /// µm from "812.5um", "812.5µm", "0.8125mm".
+    static func microns(_ text: String) throws -> Double {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        for (suffix, scale) in [("µm", 1.0), ("um", 1.0), ("mm", 1000.0)] where t.hasSuffix(suffix) {
+            if let v = Double(t.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), v.isFinite, v > 0 { return v * scale }
+        }
+        throw ValidationError("'\(text)' is not a stack thickness: give a positive number with its unit, e.g. 812.5um, 812.5µm or 0.8125mm")
+    }
+
+    func validate() throws { if let t = thickness { _ = try Self.microns(t) } }
+
+    func run() throws {
+        let c = try conn.connect()
+        let um = try thickness.map(Self.microns)
+        let ch = try conn.requireChannel(c)
+        let r = call(c, "gap", GapParams(channel: ch, thicknessUm: um), as: ModeResult.self)
+        if conn.json { return printJSON(r) }
+        let st = call(c, "status", OptionalChannelParams(channel: ch), as: StatusResult.self).channels.first
+        print("\(r.channel): \(r.mode)" + (st?.gapTargetUm.map { ", holding the stack at \(String(format: "%.2f", $0)) µm" } ?? ", holding the actuator where it is (no thickness gauge)"))
     }
 }
 

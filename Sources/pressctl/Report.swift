@@ -4,7 +4,8 @@ import PressLog
 import PressPlot
 import PressProtocol
 
-/// One row of the run log's CSV (see `RunLog.csvHeader`).
+/// One row of the run log's CSV (see `RunLog.csvHeader`), its fields found by the
+/// header's names.
 struct CSVSample {
     var channel: String
     var point: TracePoint
@@ -14,17 +15,33 @@ struct CSVSample {
     var current: Double?
     /// Per-load-cell mean forces, N (several cells under the plate).
     var loadCellForces: [Double]? = nil
+    /// The other signals' columns (`thickness_um`, …), by column name.
+    var signals: [String: Double] = [:]
 }
 
-/// Parses the run log's CSV into samples.
+/// Parses the run log's CSV into samples, by the header's column names (an older
+/// export's missing columns are absent values).
 func csvSamples(_ csv: String) -> [CSVSample] {
     var out: [CSVSample] = []
-    for line in csv.split(separator: "\n").dropFirst() {
+    var lines = csv.split(separator: "\n")[...]
+    guard let header = lines.popFirst() else { return [] }
+    let names = header.split(separator: ",").map(String.init)
+    let at = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+    let known: Set<String> = ["time_unix", "time_iso", "channel", "mode", "setpoint_mpa", "pressure_mpa", "pressure_min_mpa", "pressure_max_mpa",
+                              "pressure_mean_mpa", "force_n", "output", "temperature_c", "current_ma", "resistance_ohm_cm2", "ticks", "nonuniformity",
+                              "voltage_v", "load_cell_forces_n", "period_s"]
+    let others = names.filter { !known.contains($0) }
+    for line in lines {
         let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        guard f.count >= 15, let t = Double(f[0]) else { continue }
-        out.append(CSVSample(channel: f[2], point: TracePoint(time: t, pressure: Double(f[5]), setpoint: Double(f[4]), min: Double(f[6]), max: Double(f[7]), mode: f[3]),
-                             nonUniformity: f.count > 15 ? Double(f[15]) : nil, resistance: Double(f[13]),
-                             temperature: Double(f[11]), current: Double(f[12]), loadCellForces: f.count > 17 ? RunLog.forces(f[17]) : nil))
+        func text(_ k: String) -> String? { at[k].flatMap { $0 < f.count ? f[$0] : nil } }
+        func num(_ k: String) -> Double? { text(k).flatMap(Double.init) }
+        guard let t = num("time_unix"), let ch = text("channel"), let mode = text("mode") else { continue }
+        var row = CSVSample(channel: ch, point: TracePoint(time: t, pressure: num("pressure_mpa"), setpoint: num("setpoint_mpa"), min: num("pressure_min_mpa"),
+                                                           max: num("pressure_max_mpa"), mode: mode),
+                            nonUniformity: num("nonuniformity"), resistance: num("resistance_ohm_cm2"), temperature: num("temperature_c"),
+                            current: num("current_ma"), loadCellForces: RunLog.forces(text("load_cell_forces_n")))
+        for k in others { if let v = num(k) { row.signals[k] = v } }
+        out.append(row)
     }
     return out
 }
@@ -240,7 +257,13 @@ struct StandardReport: Codable {
         var temperatureC: Range3?
         /// |current| / active area over the window, mA/cm².
         var currentDensityMaCm2: Range3?
+        /// Every other logged signal (the run log's signal columns: `thickness_um`, …).
+        var signals: [SignalRange]? = nil
     }
+    struct SignalRange: Codable { var column: String; var range: Range3 }
+    /// An interval in one mode (`regulating`, `constant_gap`, `holding`, …), from the
+    /// logged samples' modes.
+    struct ModeInterval: Codable { var mode: String; var from: Double; var until: Double }
     struct CSP: Codable {
         var timeUnix: Double
         var sweep: SweepInfo
@@ -271,6 +294,11 @@ struct StandardReport: Codable {
     /// Intervals left out of the statistics (injected readings).
     var excludedIntervals: [Interval]
     var conditions: Conditions
+    /// The modes the channel was in, interval by interval (constant-gap time is not
+    /// regulated pressure: its pressure is what the cell developed, reported apart).
+    var modeIntervals: [ModeInterval]
+    /// The pressure the cell developed while its gap was held (constant-gap mode).
+    var constantGapPressure: Range3?
     var criticalStackPressure: [CSP]
     var supervisor: SupervisorInfo?
     var control: ControlInfo?
@@ -365,6 +393,17 @@ struct StandardReport: Codable {
         excludedIntervals = excluded
         conditions = .init(temperatureC: range(d.rows.compactMap(\.temperature)),
                            currentDensityMaCm2: area.flatMap { a in range(d.rows.compactMap(\.current).map { abs($0) / a }) })
+        let signalColumns = Set(d.rows.flatMap(\.signals.keys)).sorted()
+        if !signalColumns.isEmpty {
+            conditions.signals = signalColumns.compactMap { k in range(d.rows.compactMap { $0.signals[k] }).map { SignalRange(column: k, range: $0) } }
+        }
+        modeIntervals = []
+        for r in d.rows {
+            if let last = modeIntervals.last, last.mode == r.point.mode { modeIntervals[modeIntervals.count - 1].until = r.point.time }
+            else { modeIntervals.append(ModeInterval(mode: r.point.mode, from: r.point.time, until: r.point.time)) }
+        }
+        let gap = d.rows.filter { $0.point.mode == "constant_gap" }.compactMap(\.point.pressure)
+        constantGapPressure = range(gap)
         criticalStackPressure = csp
         supervisor = d.status?.control?.supervisor
         control = d.status?.control
@@ -536,6 +575,17 @@ struct Report: ParsableCommand {
 
 
         """
+        if r.modeIntervals.count > 1 || r.modeIntervals.first?.mode != "regulating" {
+            let shown = r.modeIntervals.prefix(40)
+            s += "Modes, interval by interval: " + shown.map { "\(when($0.from)) – \(when($0.until)) \(mdText($0.mode))" }.joined(separator: "; ")
+                + (r.modeIntervals.count > shown.count ? "; … \(r.modeIntervals.count - shown.count) more" : "") + ".\n\n"
+        }
+        if let g = r.constantGapPressure {
+            s += "Constant gap (the stack thickness held, the pressure free): the cell developed \(mpa(g.min)) … \(mpa(g.max)) (mean \(mpa(g.mean)), \(g.samples) samples).\n\n"
+        }
+        for sig in r.conditions.signals ?? [] {
+            s += "\(mdText(sig.column)): min / mean / max \(fixed(sig.range.min, 3)) / \(fixed(sig.range.mean, 3)) / \(fixed(sig.range.max, 3)) over \(sig.range.samples) samples.\n\n"
+        }
         if !r.excludedIntervals.isEmpty {
             s += "Left out: " + r.excludedIntervals.map { "\(when($0.from)) – \(when($0.until)) (\(mdText($0.reason)))" }.joined(separator: "; ") + ".\n\n"
         }

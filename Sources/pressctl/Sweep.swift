@@ -191,24 +191,39 @@ struct Push: ParsableCommand {
     @Option(parsing: .unconditional, help: "Cell temperature, °C.") var temperature: Double?
     @Option(parsing: .unconditional, help: "Cell current, mA (charging positive).") var current: Double?
     @Option(parsing: .unconditional, help: "Cell voltage, V.") var voltage: Double?
+    @Option(name: .customLong("signal"), parsing: .unconditionalSingleValue,
+            help: "Any pushable signal by its key, KEY=VALUE (e.g. thickness_um=812.5, bulk_resistance_ohm_cm2=4.1; the keys are those of status --json's signals). Repeatable.")
+    var signals: [String] = []
     @Option(help: "When the values were measured: ISO 8601 (2026-11-28T14:03:12Z, 2026-11-28T15:03:12+01:00), Unix seconds, or a time ago (90s, 5m); default now. For an analyser, the spectrum's start time.")
     var acquiredAt: String?
     @OptionGroup var conn: Connection
     func validate() throws {
-        guard resistance != nil || temperature != nil || current != nil || voltage != nil else { throw ValidationError("give --resistance, --temperature, --current or --voltage") }
+        guard resistance != nil || temperature != nil || current != nil || voltage != nil || !signals.isEmpty else {
+            throw ValidationError("give --resistance, --temperature, --current, --voltage or --signal KEY=VALUE")
+        }
+        _ = try signals.map(Push.signalValue)
         _ = try acquiredAt.map(Push.acquiredTime)
     }
     func run() throws {
         let at = try acquiredAt.map(Push.acquiredTime)
         let c = try conn.connect()
         let p = PushSignalsParams(channel: try conn.requireChannel(c), interfacialResistanceOhmCm2: resistance, temperatureC: temperature, currentMa: current,
-                                  voltageV: voltage, acquiredAt: at)
+                                  voltageV: voltage, acquiredAt: at, signals: signals.isEmpty ? nil : try signals.map(Push.signalValue))
         let r = call(c, "push_signals", p, as: ActionResult.self)
         conn.json ? printJSON(r) : print("\(r.channel): \(r.state)")
     }
 }
 
 extension Push {
+    /// `--signal KEY=VALUE`.
+    static func signalValue(_ text: String) throws -> SignalValue {
+        let parts = text.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard parts.count == 2, !parts[0].isEmpty, let v = Double(parts[1]), v.isFinite else {
+            throw ValidationError("--signal '\(text)': give KEY=VALUE with a finite number, e.g. thickness_um=812.5")
+        }
+        return SignalValue(key: parts[0], value: v)
+    }
+
     /// `--acquired-at`: any time `log events --since` takes (ISO 8601, Unix seconds,
     /// now, or a time ago such as 90s), named in the error.
     static func acquiredTime(_ text: String) throws -> Double {

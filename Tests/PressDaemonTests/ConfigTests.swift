@@ -69,7 +69,8 @@ struct ConfigTests {
         #expect(try DaemonConfig.parse(off, file: "t.toml").channels[0].control.shortDetection == nil)
         let bad = try editedConfig("[channels.A.sim]", "[channels.A.short_detection]\nshort_safe_mpa = 50\n\n[channels.A.sim]")
         expectError(bad, key: "channels.A.short_detection.short_safe_mpa", line: line(of: "short_safe_mpa = 50", in: bad), contains: "below trip_mpa")
-        #expect(SignalRole(rawValue: "voltage_v") == .voltageV)
+        #expect(SignalRole(rawValue: "voltage_v") == .signal(.voltage))
+        #expect(SignalRole(rawValue: "thickness_um") == .signal(.thickness))
     }
 
     @Test("non-uniformity: judged above nonuniformity_min_force_n (default: none, the core's 5 % of range_n); out of range refused by key and line")

@@ -96,6 +96,8 @@ let reloadKeyCases: [ReloadKeyCase] = {
         C("A", "limits.saturation_action", "\"release\"") { lc, _ in p(lc).limits.saturationAction == .release },
         C("A", "limits.safe_mpa", "1") { lc, _ in p(lc).limits.safePressure == 1 },
         C("A", "limits.safe_ramp_mpa_per_s", "0.25") { lc, _ in p(lc).limits.safeRamp == 0.25 },
+        C("A", "limits.max_temperature_c", "55") { lc, _ in p(lc).temperatureLimit == TemperatureLimit(maximum: 55, action: .release) },
+        C("A", "limits.temperature_action", "\"hold\"", also: [("limits.max_temperature_c", "60")]) { lc, _ in p(lc).temperatureLimit?.action == .hold },
 
         C("A", "sensor.range_n", "[-60, 1900]") { lc, _ in p(lc).sensor.minForce == -60 && p(lc).sensor.maxForce == 1900 },
         C("A", "sensor.stale_after_ms", "300") { lc, _ in p(lc).sensor.staleAfter == 0.3 },
@@ -105,6 +107,10 @@ let reloadKeyCases: [ReloadKeyCase] = {
         C("A", "sensor.max_recoveries_per_hour", "4") { lc, _ in p(lc).sensor.maxRecoveriesPerHour == 4 },
         C("A", "sensor.nonuniformity_alarm_percent", "20") { lc, _ in p(lc).nonUniformityAlarm == 0.2 },
         C("A", "sensor.nonuniformity_min_force_n", "150") { lc, _ in p(lc).nonUniformityMinForce == 150 },
+        C("A", "sensor.frozen_fast_chance", "1e-12") { lc, _ in p(lc).sensor.fastFrozenChance == 1e-12 },
+        C("A", "sensor.frozen_fast_min_s", "0.5") { lc, _ in p(lc).sensor.fastFrozenMinimum == 0.5 },
+        C("A", "gap.kp", "2") { lc, _ in p(lc).gap.kp == 2 },
+        C("B", "gap.ki", "0.02") { lc, _ in p(lc).gap.ki == 0.02 },
 
         C("A", "actuator.output_min", "10", also: [("actuator.safe_output", "10")]) { lc, _ in pid(lc).outputMin == 10 },
         C("A", "actuator.output_max", "18000") { lc, _ in pid(lc).outputMax == 18000 },

@@ -41,14 +41,14 @@ struct RunLogTests {
         #expect(back.map(\.voltage) == [3.712, nil])
         // The cell voltage follows the non-uniformity (issue 14); the per-load-cell forces
         // (issue 15) are the last column, one field (';'-separated).
-        #expect(RunLog.csvLine(back[0]).hasSuffix(",0.034,3.712,,"))
-        #expect(RunLog.csvHeader.hasSuffix(",nonuniformity,voltage_v,load_cell_forces_n,period_s"))
+        #expect(RunLog.csvLine(back[0]).hasSuffix(",0.034,3.712,,,,"))
+        #expect(RunLog.csvHeader.hasSuffix(",nonuniformity,voltage_v,load_cell_forces_n,period_s,bulk_resistance_ohm_cm2,thickness_um"))
         var three = sample(1500)
         three.loadCellForces = [210.5, 190.25, 199]
         try log.append(samples: [three], events: [])
         let f = try log.samples(since: 1500, until: 1501, channel: "A")
         #expect(f.first?.loadCellForces == [210.5, 190.25, 199])
-        #expect(RunLog.csvLine(f[0]).hasSuffix(",210.5;190.25;199,"))
+        #expect(RunLog.csvLine(f[0]).hasSuffix(",210.5;190.25;199,,,"))
         let r = SweepResult(settings: SweepSettings(from: 8, to: 1), points: [SweepPoint(setpoint: 8, pressure: 8, resistance: 21, resistanceSD: 0.2, samples: 100, temperature: 25)],
                             fit: nil, status: .aborted, note: "operator set a setpoint", started: 10, finished: 70)
         try log.addSweep(r, channel: "A", time: 1500)
@@ -152,7 +152,7 @@ struct RunLogTests {
         #expect(first.count == 30 * 150)
         #expect(a.last?.period == nil, "samples newer than the horizon stay as logged")
         #expect(try log.events(since: 0, until: 2e6).count == 1)
-        #expect(RunLog.csvLine(first).hasSuffix(",60"))
+        #expect(RunLog.csvLine(first).hasSuffix(",60,,"))
         #expect(try log.integrityCheck() == "ok")
     }
 

@@ -181,9 +181,13 @@ struct StandardReportTests {
         #expect((tib["pressure_max"] as? Double ?? 99) < 10, "the injected 10.5 MPa reading is not in the statistics")
         // Temperature and current density, from the same CSV.
         let temps = rows.compactMap(\.temp), js = rows.compactMap(\.cur).map { abs($0) / 2 }
-        let cond = jB["conditions"] as! [String: [String: Any]]
-        #expect(abs((cond["temperature_c"]?["mean"] as? Double ?? 0) - temps.reduce(0, +) / Double(temps.count)) < 1e-9)
-        #expect(abs((cond["current_density_ma_cm2"]?["max"] as? Double ?? -1) - (js.max() ?? 0)) < 1e-9)
+        let cond = jB["conditions"] as! [String: Any]
+        #expect(abs(((cond["temperature_c"] as? [String: Any])?["mean"] as? Double ?? 0) - temps.reduce(0, +) / Double(temps.count)) < 1e-9)
+        #expect(abs(((cond["current_density_ma_cm2"] as? [String: Any])?["max"] as? Double ?? -1) - (js.max() ?? 0)) < 1e-9)
+        // The simulator's thickness gauge reaches the report from the run log's own column.
+        let signals = cond["signals"] as? [[String: Any]] ?? []
+        #expect(signals.contains { $0["column"] as? String == "thickness_um" && (($0["range"] as? [String: Any])?["samples"] as? Int ?? 0) > 0 }, "\(signals)")
+        #expect(mdB.contains("thickness\\_um: min / mean / max"), "\(mdB)")
         #expect(mdB.contains("| cell temperature, °C | \(fixed1(temps.min()!)) | \(fixed1(temps.reduce(0, +) / Double(temps.count))) | \(fixed1(temps.max()!)) | \(temps.count) |"), "\(mdB)")
         // Faults, excursions (each one), interventions in words with the user's name.
         let faults = jB["faults"] as! [[String: Any]]

@@ -32,7 +32,7 @@ struct MethodTableTests {
         #expect(Set(RequestDecoder.parameterKeys.keys) == Set(MethodTable.all.map(\.name)))
         #expect(MethodTable.byName.count == MethodTable.all.count, "duplicate method names")
         // What the audit trail records: exactly the state-changing methods.
-        #expect(Set(MethodTable.all.filter(\.audited).map(\.name)) == ["set", "hold", "release", "ack", "program_start", "program_pause",
+        #expect(Set(MethodTable.all.filter(\.audited).map(\.name)) == ["set", "hold", "gap", "release", "ack", "program_start", "program_pause",
                                                                          "program_resume", "program_stop", "run_set", "reload", "sim_inject",
                                                                          "calibrate", "tune", "sweep", "supervisor"])
         // Nothing that changes state is open to an observer.
