@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "PressProtocol"),
 
         // Client-side rendering: terminal plot, SVG report, window statistics (pure).
-        .target(name: "PressPlot", dependencies: ["PressProtocol"]),
+        .target(name: "PressPlot", dependencies: ["PressProtocol", "PressNumerics"]),
 
         // System libraries, found with pkg-config.
         .systemLibrary(name: "CModbus", pkgConfig: "libmodbus",

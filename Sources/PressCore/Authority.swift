@@ -1,3 +1,4 @@
+import PressNumerics
 /// Watches whether the pressure still answers the output, and caps the output while it
 /// does not.
 ///
@@ -62,7 +63,7 @@ public struct AuthorityMonitor: Sendable {
                                 outputMax: Double, play: Double = 0, settled: Bool = true) -> Change? {
         if let h = holding, h.target != target { holding = nil }
         let low = pressure < target * (1 - band)
-        let inBand = abs(pressure - target) <= band * target
+        let inBand = Band.contains(pressure, target: target, band: band)
         if inBand {
             let a = dt > 0 ? min(1, dt / Self.holdingTimeConstant) : 0
             holding = (target, holding.map { $0.output + a * (output - $0.output) } ?? output)

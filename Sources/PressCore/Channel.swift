@@ -1,3 +1,4 @@
+import PressNumerics
 /// One channel: a pipeline of small components over the channel's signals (LinuxCNC's
 /// HAL components joined by named signals; Klipper's heaters delegating to a control
 /// object chosen from a table).
@@ -165,7 +166,7 @@ public struct ChannelController: Sendable {
         let p = publishedPressure
         let c = core, pid = core.law.pid
         var inBand = false
-        if c.mode == .regulating, let t = c.target, let p, t > 0 { inBand = abs(p - t) <= c.parameters.band * t }
+        if c.mode == .regulating, let t = c.target, let p, t > 0 { inBand = Band.contains(p, target: t, band: c.parameters.band) }
         return ChannelState(
             name: c.parameters.name, mode: c.mode, time: c.last.time ?? 0, target: c.target,
             workingSetpoint: c.mode == .regulating ? pid.workingSetpoint : nil,

@@ -1,3 +1,4 @@
+import PressNumerics
 /// What every component of a channel reads, and the output stage they act through.
 ///
 /// The channel is a pipeline of small components (``ChannelController``): fault checks,
@@ -121,7 +122,7 @@ struct ExcursionTracker: Sendable {
         guard let t = target, t > 0 else { return false }
         if open != nil, mode == .holding || mode == .released { return true }
         guard let p = pressure else { return false }
-        let inside = abs(p - t) <= band * t
+        let inside = Band.contains(p, target: t, band: band)
         if mode == .regulating && inside { settledTarget = t }
         var close = false
         if var x = open {

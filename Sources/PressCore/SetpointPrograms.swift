@@ -1,3 +1,4 @@
+import PressNumerics
 /// The setpoint's task sources that follow a plan: pressure programs, sweeps and the
 /// impedance-aware supervisor.
 extension SetpointSources {
@@ -127,7 +128,7 @@ extension SetpointSources {
         guard core.mode == .regulating else { return cancelSweep(reason: "channel left regulation (\(core.mode.rawValue))", now: now, &core) }
         let before = s.points.count
         let band = core.parameters.band
-        let inBand = pressure.map { p in abs(p - s.setpoint) <= band * s.setpoint } ?? false
+        let inBand = pressure.map { p in Band.contains(p, target: s.setpoint, band: band) } ?? false
         let area = core.parameters.cellArea
         s.update(now: now, pressure: pressure, inBand: inBand && core.target == s.setpoint,
                  resistance: readings.interfacialResistance, temperature: readings.temperature,
@@ -193,7 +194,7 @@ extension SetpointSources {
         // (also while locked: then it only does not move the setpoint).
         guard var s = supervisor, core.mode == .regulating, let t = core.target, arbiter.task == nil, !arbiter.safety else { return }
         let band = core.parameters.band
-        let inBand = pressure.map { abs($0 - t) <= band * t } ?? false
+        let inBand = pressure.map { Band.contains($0, target: t, band: band) } ?? false
         let d = s.update(now: now, setpoint: t, pressure: pressure, inBand: inBand, resistance: readings.interfacialResistance)
         supervisor = s
         if let d {

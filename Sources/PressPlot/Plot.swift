@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import PressNumerics
 import Glibc
 #endif
 import PressProtocol
@@ -160,11 +161,11 @@ public struct WindowSummary: Sendable, Equatable, Codable {
             errSum += v - s; errSq += (v - s) * (v - s)
             let e = abs(v - s) / s
             worst = Swift.max(worst, e)
-            if e <= band { in5 += 1; inTime += dt }
+            if Band.contains(v, target: s, band: band) { in5 += 1; inTime += dt }
             if e <= 0.01 { in1 += 1 }
             if let a = p.min, let b = p.max {
                 envN += 1
-                if abs(a - s) / s <= band && abs(b - s) / s <= band { env5 += 1 }
+                if Band.contains(a, target: s, band: band) && Band.contains(b, target: s, band: band) { env5 += 1 }
             }
         }
         regulatingSamples = reg

@@ -1,3 +1,4 @@
+import PressNumerics
 import PressCore
 
 /// The control benchmark: standard scenarios on the simulated rig, run faster than real
@@ -365,7 +366,7 @@ public enum ControlBenchmark {
             }
             let p = StackUnits.pressure(force: plant.trueForce, area: scenario.area)
             let err = abs(p - target)
-            let inside5 = err <= 0.05 * target
+            let inside5 = Band.contains(p, target: target, band: 0.05)
             if inside5 { enteredAt = enteredAt ?? t } else { enteredAt = nil }
             if !(changed && t - lastChange < scenario.settle) { maxAbove = max(maxAbove, (p - target) / target * 100) }
             if changed {
