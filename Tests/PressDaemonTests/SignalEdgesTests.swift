@@ -66,6 +66,34 @@ struct SignalEdgesTests {
         #expect(down.count < back.count && down.allSatisfy { $0.signals[.thickness] != nil })
     }
 
+    @Test("pressctl gap over the socket: constant_gap with the thickness held in status; a thickness without its unit is refused naming the units; push --signal by key; an unknown key refused by name")
+    func gapAndPushThroughTheDaemon() throws {
+        let d = try DaemonProcess(timeScale: 5)
+        defer { d.cleanup() }
+        let c = try d.client()
+        _ = try c.call("set", SetParams(channel: "A", value: 5, unit: "MPa"), as: SetResult.self)
+        #expect(try waitFor(20) { try c.channel("A").signals?.contains { $0.key == "thickness_um" } == true })
+        let gap = try runProcess(binDir + "/pressctl", ["gap", "-c", "A", "--socket", d.socket])
+        #expect(gap.status == 0 && gap.stdout.contains("A: constant_gap") && gap.stdout.contains("holding the stack at"), "\(gap.stdout)\(gap.stderr)")
+        let st = try c.channel("A")
+        let held = try #require(st.gapTargetUm)
+        let now = try #require(st.signals?.first { $0.key == "thickness_um" }?.value)
+        #expect(st.mode == "constant_gap" && abs(now - held) < 2, "\(now) µm against \(held) µm")
+        let bare = try runProcess(binDir + "/pressctl", ["gap", "-c", "A", "812", "--socket", d.socket])
+        #expect(bare.status != 0 && bare.stderr.contains("812.5um"), "\(bare.stderr)")
+        // Back to pressure regulation.
+        _ = try c.call("set", SetParams(channel: "A", value: 5, unit: "MPa"), as: SetResult.self)
+        #expect(try c.channel("A").mode == "regulating" && c.channel("A").gapTargetUm == nil)
+        // Pushes by key.
+        let push = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--signal", "bulk_resistance_ohm_cm2=4.5", "--socket", d.socket])
+        #expect(push.status == 0, "\(push.stderr)")
+        #expect(try waitFor(5) { try c.channel("B").bulkResistanceOhmCm2 == 4.5 })
+        let unknown = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--signal", "colour=3", "--socket", d.socket])
+        #expect(unknown.status != 0 && unknown.stderr.contains("'colour' is not a signal that can be pushed") && unknown.stderr.contains("thickness_um"), "\(unknown.stderr)")
+        let wild = try runProcess(binDir + "/pressctl", ["push", "-c", "B", "--signal", "thickness_um=-3", "--socket", d.socket])
+        #expect(wild.status != 0 && wild.stderr.contains("thickness_um must be within 0…1e+06 µm"), "\(wild.stderr)")
+    }
+
     @Test("pushes and register roles name signals by the table's keys; an unknown key is refused by name")
     func pushAndRoles() throws {
         #expect(SignalRole(rawValue: "thickness_um") == .signal(.thickness))
