@@ -146,7 +146,8 @@ public struct ChannelController: Sendable {
             core.events.append(.authority(state: .regained, detail: "pressure \(fmt3(pressure)) MPa back in band; output no longer capped"))
         case nil: break
         }
-        let tick = ControlTick(now: now, dt: dt, target: target, pressure: pressure, readings: readings, feedforward: ff, ceiling: core.authority.ceiling)
+        var tick = ControlTick(now: now, dt: dt, target: target, pressure: pressure, readings: readings, feedforward: ff, ceiling: core.authority.ceiling)
+        if core.law.wantsPreview { tick.preview = sources.preview(now: now, readings: readings, core) }
         return core.law.update(tick, events: &core.events) ?? core.output
     }
 
@@ -185,5 +186,5 @@ public struct ChannelController: Sendable {
 
 extension ControlLaw {
     /// This law as the adaptive law, if it is one.
-    var adaptiveLaw: AdaptiveLaw? { self as? AdaptiveLaw }
+    var adaptiveLaw: AdaptiveLaw? { (self as? AdaptiveLaw) ?? (self as? MPCLaw)?.base }
 }
