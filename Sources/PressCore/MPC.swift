@@ -123,51 +123,93 @@ struct PredictiveGain: Sendable, Equatable {
     }
 }
 
-/// How well the plant model predicts the plant, from the output actually applied: a
-/// parallel model (the same lag and dead time, driven by the applied output as a
-/// pressure) with a slow bias that absorbs offsets and slow disturbances. Its prediction
-/// error's RMS over about 5 s, against the pressure's own movement over the same time.
+/// How well the plant model predicts the plant, from the output actually applied, and
+/// the correction of its gain.
+///
+/// A parallel model (the same lag and dead time) is driven by the applied output times the
+/// identified gain; the prediction is `ratio` × its pressure plus a slow bias (offsets,
+/// slow disturbances: 5 s). The test: the RMS of the prediction error over about 5 s
+/// against the larger of half the pressure's own movement (RMS about its 5 s mean), half
+/// the band's half-width and the actuator's play. Above it for 2 s: the model misses.
+/// The gain correction is the regression of the pressure's movement on the parallel
+/// model's over about 20 s, adopted only while the model has handed over and only while
+/// the pressure moved (RMS ≥ the band's half-width): a setpoint move, from outside the
+/// loop, is what identifies a gain.
 struct PredictionCheck: Sendable {
     var model: LagDelayModel
     var bias: Double = 0
     var meanP: Double
     var movement = 0.0
     var squareError = 0.0
+    /// Gain correction in force, and the regression behind its estimate.
+    var ratio = 1.0
+    var meanZ: Double
+    var meanY: Double
+    var szz = 0.0, syz = 0.0
     /// Time the model has missed, and time it has predicted a real move well, s.
     var missing = 0.0
     var predicting = 0.0
 
     static let window = 5.0
     static let biasTime = 5.0
+    static let gainWindow = 20.0
     /// Misses for this long → hand over; predicts moves for this long → come back, s.
     static let missTime = 2.0
     static let backTime = 5.0
 
-    init(model: LagDelayModel, pressure: Double) { self.model = model; meanP = pressure; bias = pressure - model.output }
+    init(model: LagDelayModel, pressure: Double) {
+        self.model = model
+        meanP = pressure; meanY = pressure; meanZ = model.output
+        bias = pressure - model.output
+    }
 
     var error: Double { squareError.squareRoot() }
     var spread: Double { movement.squareRoot() }
+    /// The gain correction the regression says (nil: not excited enough).
+    func estimate(halfBand: Double) -> Double? {
+        guard szz.squareRoot() >= halfBand, szz > 0 else { return nil }
+        let g = syz / szz
+        return g.isFinite ? min(max(g, GainEstimate.plausible.lowerBound), GainEstimate.plausible.upperBound) : nil
+    }
 
-    /// The error the model is allowed: half the pressure's movement, and never below a
-    /// quarter of the band at the target (noise, quantum, stiction).
-    func threshold(halfBand: Double) -> Double { max(0.5 * spread, 0.5 * halfBand) }
+    /// The error the model is allowed.
+    func threshold(halfBand: Double, play: Double) -> Double { max(0.5 * spread, 0.5 * halfBand, play) }
 
-    func confidence(halfBand: Double) -> Double { max(0, min(1, 1 - error / (2 * threshold(halfBand: halfBand)))) }
+    func confidence(halfBand: Double, play: Double) -> Double {
+        max(0, min(1, 1 - error / (2 * threshold(halfBand: halfBand, play: play))))
+    }
 
-    mutating func update(now: Double, dt: Double, pressure: Double, appliedEquivalent v: Double, halfBand: Double) {
+    /// - Parameters:
+    ///   - applied: the applied output times the identified gain, MPa.
+    ///   - adapt: the gain correction may change (the model has handed over).
+    /// The identified gain changed by 1/`factor`: the correction takes the change back.
+    mutating func rebase(by factor: Double) {
+        guard factor.isFinite, factor > 0 else { return }
+        ratio = min(max(ratio * factor, GainEstimate.plausible.lowerBound), GainEstimate.plausible.upperBound)
+    }
+
+    mutating func update(now: Double, dt: Double, pressure: Double, applied: Double, halfBand: Double, play: Double, adapt: Bool) {
         guard dt > 0, dt < 1 else { return }
         model.advance(now: now, dt: dt)
-        let e = pressure - model.output - bias
-        let a = min(1, dt / Self.window)
+        let z = model.output
+        let e = pressure - ratio * z - bias
+        let a = min(1, dt / Self.window), b = min(1, dt / Self.gainWindow)
         bias += min(1, dt / Self.biasTime) * e
         meanP += a * (pressure - meanP)
         movement += a * ((pressure - meanP) * (pressure - meanP) - movement)
         squareError += a * (e * e - squareError)
-        model.apply(v, now: now, keep: 0.1)
-        let thr = threshold(halfBand: halfBand)
+        meanZ += b * (z - meanZ); meanY += b * (pressure - meanY)
+        szz += b * ((z - meanZ) * (z - meanZ) - szz)
+        syz += b * ((z - meanZ) * (pressure - meanY) - syz)
+        if adapt, let g = estimate(halfBand: halfBand), abs(g / ratio - 1) > 0.1 {
+            bias += (ratio - g) * z // the prediction does not jump
+            ratio = g
+        }
+        model.apply(applied, now: now, keep: 0.1)
+        let thr = threshold(halfBand: halfBand, play: play)
         missing = error > thr ? missing + dt : 0
-        // A move predicted well: the pressure moved more than the band's half-width's
-        // worth and the model followed it within a quarter of the threshold.
+        // A move predicted well: the pressure moved by more than the band's half-width
+        // and the prediction followed it within half the threshold.
         predicting = (spread >= halfBand && error <= 0.5 * thr) ? predicting + dt : (error > thr ? 0 : predicting)
     }
 }
@@ -213,13 +255,17 @@ public struct MPCLaw: ControlLaw {
     let lag: Double
     let deadTime: Double
     private var model: LagDelayModel?
-    private var check: PredictionCheck?
+    private(set) var check: PredictionCheck?
     /// The law's own ramped setpoint, MPa.
     private var working: Double?
     /// Pressure-equivalent output fed forward beyond the target's, output units.
     private var extra = 0.0
     private(set) var modelInControl = true
     private(set) var handovers = 0
+    /// The adaptive identification's gain the correction was judged against.
+    private var identifiedInForce: Double?
+    /// The pressure has been in band since regulation started: the model is judged.
+    private var judging = false
 
     init?(_ c: ControlLaws.Context) {
         guard let b = AdaptiveLaw(c) else { return nil }
@@ -254,9 +300,9 @@ public struct MPCLaw: ControlLaw {
 
     public var status: MPCStatus {
         let t = working ?? base.parameters.limits.minSetpoint
-        return MPCStatus(gain: plantGain(at: t), timeConstant: lag, deadTime: gainModel?.deadTime ?? deadTime,
+        return MPCStatus(gain: plantGain(at: t) * (check?.ratio ?? 1), timeConstant: lag, deadTime: gainModel?.deadTime ?? deadTime,
                          horizon: gainModel?.horizon ?? horizon, source: source, predictionError: check?.error ?? 0,
-                         confidence: check.map { $0.confidence(halfBand: base.parameters.band * t) } ?? 0,
+                         confidence: check.map { $0.confidence(halfBand: base.parameters.band * t, play: base.parameters.actuatorPlay) } ?? 0,
                          active: isModelActive, handovers: handovers)
     }
 
@@ -265,6 +311,7 @@ public struct MPCLaw: ControlLaw {
     public mutating func interrupt() {
         base.interrupt()
         model = nil; check = nil; working = nil
+        judging = false
         extra = 0
     }
 
@@ -273,13 +320,21 @@ public struct MPCLaw: ControlLaw {
             gainModel = PredictiveGain(timeConstant: lag, deadTime: deadTime, step: t.dt, horizon: horizon, moveWeight: settings.moveWeight)
         }
         guard let g = gainModel else { return base.update(t, events: &events) }
-        let k = plantGain(at: t.target)
+        let identified = plantGain(at: t.target)
+        if let before = identifiedInForce, before != identified, var c = check {
+            // The adaptive identification validated a gain: the correction is relative to it.
+            c.rebase(by: before / identified)
+            check = c
+        }
+        identifiedInForce = identified
+        let k = identified * (check?.ratio ?? 1)
         let perMPa = k > 0 && k.isFinite ? 1 / k : base.modelGain
+        let play = base.parameters.actuatorPlay
         let halfBand = base.parameters.band * t.target
         let start = model == nil
         if start {
             model = LagDelayModel(timeConstant: lag, deadTime: g.deadTime, at: t.pressure, now: t.now)
-            check = PredictionCheck(model: LagDelayModel(timeConstant: lag, deadTime: g.deadTime, at: pid.output / perMPa, now: t.now),
+            check = PredictionCheck(model: LagDelayModel(timeConstant: lag, deadTime: g.deadTime, at: pid.output * identified, now: t.now),
                                     pressure: t.pressure)
             working = pid.workingSetpoint ?? t.pressure
         }
@@ -314,8 +369,8 @@ public struct MPCLaw: ControlLaw {
         // ahead of the pressure's planned motion, nothing on a hold.
         let d = min(g.delaySteps, g.count - 2)
         let slope = (ref[d + 1] - ref[d]) / g.step
-        let play = MPCLaw.playShare * base.parameters.actuatorPlay * max(-1, min(1, slope / Self.moving))
-        let newExtra = (v + play - t.target) * perMPa
+        let ahead = MPCLaw.playShare * play * max(-1, min(1, slope / Self.moving))
+        let newExtra = (v + ahead - t.target) * perMPa
 
         let u: Double
         if modelInControl {
@@ -331,15 +386,19 @@ public struct MPCLaw: ControlLaw {
 
         // Judge the model on what was applied; hand over or come back.
         var c = check!
-        c.update(now: t.now, dt: t.dt, pressure: t.pressure, appliedEquivalent: u / perMPa, halfBand: halfBand)
+        // The approach when regulation starts (from a released stack: the contact gap, the
+        // cell's soft first microns) is not judged: from the first time in band on.
+        if !judging, abs(t.pressure - t.target) <= halfBand { judging = true }
+        c.update(now: t.now, dt: t.dt, pressure: t.pressure, applied: u * identified, halfBand: halfBand, play: play, adapt: !modelInControl)
         check = c
+        if !judging { c.missing = 0; check = c }
         if modelInControl, c.missing >= PredictionCheck.missTime {
             modelInControl = false
             handovers += 1
             pid.shiftIntegral(by: extra)
             extra = 0
             c.predicting = 0; check = c
-            events.append(.adaptation("mpc: the model mispredicts the pressure (RMS error \(fmt3(c.error)) MPa over \(fmt0(PredictionCheck.window)) s, above \(fmt3(c.threshold(halfBand: halfBand))) MPa for \(fmt0(PredictionCheck.missTime)) s); handed over to the adaptive PID"))
+            events.append(.adaptation("mpc: the model mispredicts the pressure (RMS error \(fmt3(c.error)) MPa over \(fmt0(PredictionCheck.window)) s, above \(fmt3(c.threshold(halfBand: halfBand, play: play))) MPa for \(fmt0(PredictionCheck.missTime)) s); handed over to the adaptive PID"))
         } else if !modelInControl, c.predicting >= PredictionCheck.backTime {
             modelInControl = true
             extra = newExtra

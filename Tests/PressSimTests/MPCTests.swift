@@ -57,3 +57,36 @@ struct MPCTests {
         #expect(mpc.within5 >= 99.9, "\(name): \(mpc.within5) %")
     }
 }
+
+extension MPCTests {
+    /// A pulsed program (square 4 ↔ 6 MPa on the spring, 2.5 ↔ 3.5 MPa on the regulator,
+    /// 30 s each) with the plant changing under the running law at 90 s.
+    static func plantChange(_ family: ControlBenchmark.Family) -> ControlBenchmark.Scenario {
+        let spring = family == .spring
+        var s = ControlBenchmark.Scenario(name: "mpc-plant-change", family: family, summary: "", duration: 900,
+                                          setpoints: [(0, spring ? 6 : 3.5)], settle: 0, area: spring ? 1 : 2)
+        s.program = PressureProgram(name: "pulsed", steps: [.square(low: spring ? 4 : 2.5, high: spring ? 6 : 3.5, period: 60, duration: 900, ramp: nil)])
+        var j = SimInjection()
+        if spring { j.springRate = 0.05 } else { j.regulatorGain = 0.5 }
+        s.injections = [(90, j)]
+        return s
+    }
+
+    @Test("the plant changes under it (a 4× softer spring, a regulator at half gain): mpc hands over to the adaptive PID with an event, and takes over again once its model predicts the moves",
+          arguments: [ControlBenchmark.Family.spring, .pneumatic])
+    func fallback(_ family: ControlBenchmark.Family) {
+        var events: [(Double, String)] = []
+        let r = ControlBenchmark.run(Self.plantChange(family), .mpc, nominal: Self.tunes[family]) { t, e in
+            if case .adaptation(let m) = e { events.append((t, m)) }
+        }
+        let out = events.filter { $0.1.hasPrefix("mpc: the model mispredicts") }.map(\.0)
+        let back = events.filter { $0.1.hasPrefix("mpc: the model predicts") }.map(\.0)
+        let log = events.map { "\(Int($0.0)) s: \($0.1)" }.joined(separator: "\n")
+        // No false alarm on the nominal plant; the change seen within 10 s.
+        #expect(out.first.map { $0 > 90 && $0 < 100 } == true, "\(family):\n\(log)")
+        // Back once the gain is corrected (a few moves), and in control at the end.
+        #expect(back.first.map { $0 > out.first! && $0 < 400 } == true, "\(family):\n\(log)")
+        #expect((back.last ?? 0) > (out.last ?? .infinity), "\(family):\n\(log)")
+        #expect(r.faults.isEmpty, "\(r.faults)")
+    }
+}
