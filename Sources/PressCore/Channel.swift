@@ -178,7 +178,7 @@ public struct ChannelController: Sendable {
                 strategy: c.parameters.strategy, autotune: autotuner, lastTune: c.lastTune, memory: adapter?.memory,
                 kp: pid.parameters.kp, ki: pid.parameters.ki, feedforwardGain: c.law.modelGain,
                 activeControl: activeControl, sweep: sources.sweep, lastSweep: sources.lastSweep, supervisor: sources.supervisor,
-                setpointOwner: sources.arbiter.owner),
+                setpointOwner: sources.arbiter.owner, mpc: (((c.law as? AutotuneLaw)?.regulator ?? c.law) as? MPCLaw)?.status),
             excursion: c.excursions.open, excursions: c.excursions.stats, authorityLost: c.authority.isLost, recoveries: safety.recovery.count,
             gapTarget: c.gap?.target)
     }

@@ -24,6 +24,12 @@ struct MPCTests {
         loop.run(for: 5)
         let flat = loop.controller.sources.preview(now: loop.now, readings: loop.controller.lastReadings, loop.controller.core)(0.1, 10)
         #expect(flat == [Double](repeating: 5, count: 10))
+        // Status: the model is in control, its lag and dead time the nominal ones (no
+        // autotune), and it predicts the hold.
+        let status = try #require(loop.controller.state.control.mpc)
+        #expect(loop.controller.state.control.activeControl == .mpc)
+        #expect(status.active && status.source == "nominal" && status.handovers == 0)
+        #expect(status.timeConstant == MPCSettings().nominalLag && status.confidence > 0.5, "\(status)")
         try loop.controller.startProgram(PressureProgram(name: "sine", steps: [.sine(mean: 5, amplitude: 1, period: 10, duration: 60)]))
         loop.run(for: 1)
         let runner = try #require(loop.controller.program)
