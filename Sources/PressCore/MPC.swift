@@ -57,6 +57,13 @@ struct LagDelayModel: Sendable {
         output += (timeConstant > 1e-6 ? 1 - exp(-dt / timeConstant) : 1) * (input - output)
     }
 
+    /// Multiplies the state and the commands in the dead time by `factor` (the gain that
+    /// turns outputs into pressures changed).
+    mutating func scale(by factor: Double) {
+        output *= factor
+        for i in values.indices { values[i] *= factor }
+    }
+
     /// Records the command applied from `now` on; forgets what can no longer matter.
     mutating func apply(_ v: Double, now: Double, keep: Double) {
         times.append(now); values.append(v)
@@ -182,9 +189,12 @@ struct PredictionCheck: Sendable {
     /// - Parameters:
     ///   - applied: the applied output times the identified gain, MPa.
     ///   - adapt: the gain correction may change (the model has handed over).
-    /// The identified gain changed by 1/`factor`: the correction takes the change back.
+    /// The identified gain changed by 1/`factor`: the parallel model's pressures follow
+    /// it (no jump in the prediction) and the correction takes the change back.
     mutating func rebase(by factor: Double) {
         guard factor.isFinite, factor > 0 else { return }
+        model.scale(by: 1 / factor)
+        meanZ /= factor; szz /= factor * factor; syz /= factor
         ratio = min(max(ratio * factor, GainEstimate.plausible.lowerBound), GainEstimate.plausible.upperBound)
     }
 
