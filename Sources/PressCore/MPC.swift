@@ -308,6 +308,7 @@ public struct MPCLaw: ControlLaw {
     /// The model's static gain at `target`, MPa per output unit.
     func plantGain(at target: Double) -> Double { base.adapter.scheduledGain(at: target, limits: base.parameters.limits) }
 
+    /// The model, its prediction error and confidence, for status.
     public var status: MPCStatus {
         let t = working ?? base.parameters.limits.minSetpoint
         return MPCStatus(gain: plantGain(at: t) * (check?.ratio ?? 1), timeConstant: lag, deadTime: gainModel?.deadTime ?? deadTime,
@@ -316,8 +317,9 @@ public struct MPCLaw: ControlLaw {
                          active: isModelActive, handovers: handovers)
     }
 
-    /// The model's pressure now (what the PID chases), MPa.
-    var modelPressure: Double? { model?.output }
+    /// Regulation stopped: the model and its judgement start again on the next entry
+    /// (the gain correction with them); a law that had handed over stays handed over
+    /// until its model predicts moves again.
     public mutating func interrupt() {
         base.interrupt()
         model = nil; check = nil; working = nil
