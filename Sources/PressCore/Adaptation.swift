@@ -16,6 +16,9 @@ public enum ControlStrategy: String, Sendable, Codable, CaseIterable {
     /// it shows in the pressure. Falls back to the adaptive PID when the model's
     /// predictions stop matching the plant.
     case learned
+    /// Model-predictive control over a short horizon on the identified plant model, with
+    /// the program's coming setpoints; the adaptive PID when the model mispredicts.
+    case mpc
 }
 
 /// Tuning of the online identification; the defaults suit every rig in the benchmark.

@@ -147,7 +147,8 @@ public struct ChannelController: Sendable {
             core.events.append(.authority(state: .regained, detail: "pressure \(fmt3(pressure)) MPa back in band; output no longer capped"))
         case nil: break
         }
-        let tick = ControlTick(now: now, dt: dt, target: target, pressure: pressure, readings: readings, feedforward: ff, ceiling: core.authority.ceiling)
+        var tick = ControlTick(now: now, dt: dt, target: target, pressure: pressure, readings: readings, feedforward: ff, ceiling: core.authority.ceiling)
+        if core.law.wantsPreview { tick.preview = sources.preview(now: now, readings: readings, core) }
         return core.law.update(tick, events: &core.events) ?? core.output
     }
 
@@ -178,7 +179,7 @@ public struct ChannelController: Sendable {
                 strategy: c.parameters.strategy, autotune: autotuner, lastTune: c.lastTune, memory: adapter?.memory,
                 kp: pid.parameters.kp, ki: pid.parameters.ki, feedforwardGain: c.law.modelGain,
                 activeControl: activeControl, sweep: sources.sweep, lastSweep: sources.lastSweep, supervisor: sources.supervisor,
-                setpointOwner: sources.arbiter.owner),
+                setpointOwner: sources.arbiter.owner, mpc: (((c.law as? AutotuneLaw)?.regulator ?? c.law) as? MPCLaw)?.status),
             excursion: c.excursions.open, excursions: c.excursions.stats, authorityLost: c.authority.isLost, recoveries: safety.recovery.count,
             gapTarget: c.gap?.target)
     }
@@ -186,5 +187,5 @@ public struct ChannelController: Sendable {
 
 extension ControlLaw {
     /// This law as the adaptive law, if it is one.
-    var adaptiveLaw: AdaptiveLaw? { self as? AdaptiveLaw }
+    var adaptiveLaw: AdaptiveLaw? { (self as? AdaptiveLaw) ?? (self as? MPCLaw)?.base }
 }

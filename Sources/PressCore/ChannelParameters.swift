@@ -35,6 +35,8 @@ public struct ChannelParameters: Sendable, Equatable {
     /// How the output is computed while regulating.
     public var strategy: ControlStrategy = .pid
     public var adaptation = AdaptationSettings()
+    /// The `mpc` law's model and horizon.
+    public var mpc = MPCSettings()
     /// Defaults of a relay autotune on this channel.
     public var autotune = AutotuneSettings()
     /// The impedance-aware supervisor, when enabled.

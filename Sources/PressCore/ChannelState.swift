@@ -143,7 +143,7 @@ public struct ControlStatus: Sendable, Equatable {
     public var feedforwardGain: Double
     /// What is really computing the output now.
     public var activeControl: ActiveControl
-    /// `activeControl`'s wire spelling: pid, adaptive, learned or autotune.
+    /// `activeControl`'s wire spelling: pid, adaptive, learned, mpc or autotune.
     public var active: String { activeControl.rawValue }
     /// The sweep in progress and the last sweep's result.
     public var sweep: CSPSweep?
@@ -152,4 +152,6 @@ public struct ControlStatus: Sendable, Equatable {
     public var supervisor: ImpedanceSupervisor?
     /// Who owns the setpoint now.
     public var setpointOwner: SetpointOwner = .operator
+    /// The `mpc` law's model, confidence and prediction error (nil for other laws).
+    public var mpc: MPCStatus? = nil
 }

@@ -10,6 +10,8 @@ public enum ActiveControl: String, Sendable, Codable, CaseIterable, CustomString
     case learned
     /// A relay autotune experiment (the PID tracks its output).
     case autotune
+    /// The model-predictive controller (`mpc`) with its setpoint preview.
+    case mpc
 
     public var description: String { rawValue }
 }
@@ -27,6 +29,9 @@ public struct ControlTick: Sendable {
     public var feedforward: Double
     /// The output cap while actuator authority is lost.
     public var ceiling: Double?
+    /// The coming targets from whoever owns the setpoint (only for a law that
+    /// ``ControlLaw/wantsPreview``).
+    public var preview: SetpointPreview? = nil
 }
 
 /// A way of computing a regulating channel's output, owning its state, its PID included.
@@ -60,11 +65,14 @@ public protocol ControlLaw: Sendable {
     mutating func interrupt()
     /// What the law learned about the plant, for status and persistence (nil: nothing).
     var memory: ControllerMemory? { get }
+    /// The law looks ahead: its ticks carry the setpoint preview.
+    var wantsPreview: Bool { get }
 }
 
 extension ControlLaw {
     public mutating func interrupt() {}
     public var memory: ControllerMemory? { nil }
+    public var wantsPreview: Bool { false }
 }
 
 /// The regulating laws by strategy: a new law is a type conforming to ``ControlLaw`` and
@@ -85,6 +93,7 @@ public enum ControlLaws {
         (.pid, { c in PIDLaw(c) }),
         (.adaptive, { c in AdaptiveLaw(c).map { $0 as any ControlLaw } ?? PIDLaw(c) }),
         (.learned, { c in AdaptiveLaw(c).map { $0 as any ControlLaw } ?? PIDLaw(c) }),
+        (.mpc, { c in MPCLaw(c).map { $0 as any ControlLaw } ?? PIDLaw(c) }),
     ]
 
     /// The law for the parameters' strategy.
@@ -168,12 +177,18 @@ public struct AdaptiveLaw: ControlLaw {
     public mutating func interrupt() { adapter.interrupt() }
 
     public mutating func update(_ t: ControlTick, events: inout [ChannelEvent]) -> Double? {
-        let staticFF = staticFeedforward(t.target)
         let u = pid.update(setpoint: t.target, measurement: t.pressure, feedforward: t.feedforward, dt: t.dt, ceiling: t.ceiling)
+        adapt(t, output: u, events: &events)
+        return u
+    }
+
+    /// Identifies from this tick (output `u` applied) and puts new gains in force.
+    mutating func adapt(_ t: ControlTick, output u: Double, events: inout [ChannelEvent]) {
+        let staticFF = staticFeedforward(t.target)
         let update = adapter.observe(now: t.now, dt: t.dt, pressure: t.pressure, output: u, target: t.target, working: pid.workingSetpoint,
                                      readings: t.readings, limits: parameters.limits, band: parameters.band, play: parameters.actuatorPlay,
                                      saturated: pid.lastTerms.saturated)
-        guard let update else { return u }
+        guard let update else { return }
         for e in update.events { events.append(.adaptation(e)) }
         if let h = update.handedOver { pid.shiftIntegral(by: h) }
         // New gains, bumplessly: P through setParameters, the feedforward change through
@@ -183,7 +198,6 @@ public struct AdaptiveLaw: ControlLaw {
             pid.setParameters(newPID)
             pid.shiftIntegral(by: staticFF - staticFeedforward(t.target))
         }
-        return u
     }
 }
 

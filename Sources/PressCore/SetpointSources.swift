@@ -92,6 +92,25 @@ public struct SetpointSources: Sendable {
         min(max(mpa, core.parameters.limits.minSetpoint), core.parameters.limits.maxSetpoint)
     }
 
+    /// The targets coming over a control law's horizon: a running program's own
+    /// (run ahead on a copy, digital inputs as they read now), else the target in force.
+    func preview(now: Double, readings: ChannelReadings, _ core: ChannelCore) -> SetpointPreview {
+        let target = core.target ?? 0
+        let limits = core.parameters.limits
+        guard let r = program, r.state == .running else { return { _, n in [Double](repeating: target, count: n) } }
+        let charging = readings.charging
+        return { step, n in
+            var ahead = r
+            var out: [Double] = []
+            out.reserveCapacity(n)
+            for i in 1...max(1, n) {
+                ahead.update(now: now + step * Double(i)) { name in name == "charging" ? charging : nil }
+                out.append(min(max(ahead.setpoint ?? target, limits.minSetpoint), limits.maxSetpoint))
+            }
+            return out
+        }
+    }
+
     // MARK: Operator
 
     /// The operator takes the setpoint from whoever owns it: a program is stopped, a

@@ -75,6 +75,10 @@ enum StatusMapping {
                                              cspMpa: fit?.csp, cspLowMpa: fit?.cspLow, cspHighMpa: fit?.cspHigh,
                                              levelMeasurements: v.measurementsAtLevel, floorMpa: v.floorPressure)
         }
+        if let m = c.mpc {
+            info.mpc = MPCInfo(gain: m.gain, timeConstantS: m.timeConstant, deadTimeS: m.deadTime, horizonS: m.horizon, source: m.source,
+                               predictionErrorMpa: m.predictionError, confidence: m.confidence, active: m.active, handovers: m.handovers)
+        }
         if let m = c.memory {
             info.adaptive = AdaptiveInfo(scale: m.scale, baseGain: m.baseGain, estimatedGain: m.estimatedGain, schedule: m.schedule,
                                          updates: m.estimate.observations, fallbacks: m.fallbacks)

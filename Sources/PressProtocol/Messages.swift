@@ -768,9 +768,9 @@ public struct TuneParams: Codable, Sendable {
 
 /// The controller side of a channel in `status`.
 public struct ControlInfo: Codable, Sendable, Equatable {
-    /// Configured strategy: `pid`, `adaptive` or `learned`.
+    /// Configured strategy: `pid`, `adaptive`, `learned` or `mpc`.
     public var strategy: String
-    /// What computes the output now: `pid`, `adaptive`, `learned` or `autotune`.
+    /// What computes the output now: `pid`, `adaptive`, `learned`, `mpc` or `autotune`.
     public var active: String
     /// Who decides the setpoint now: `operator`, `supervisor`, `resume`, `program`,
     /// `sweep`, `autotune` or `safety` (a fault's ramp to the safe pressure).
@@ -783,6 +783,7 @@ public struct ControlInfo: Codable, Sendable, Equatable {
     public var lastTune: AutotuneInfo?
     public var adaptive: AdaptiveInfo?
     public var learned: LearnedInfo?
+    public var mpc: MPCInfo?
     /// The critical-stack-pressure sweep in progress and the last one's result.
     public var sweep: SweepProgressInfo?
     public var lastSweep: SweepInfo?
@@ -875,6 +876,30 @@ public struct LearnedInfo: Codable, Sendable, Equatable {
         self.active = active; self.confidence = confidence; self.benefit = benefit; self.handovers = handovers
         self.feedforward = feedforward; self.chargeCoefficient = chargeCoefficient
         self.temperatureCoefficient = temperatureCoefficient; self.updates = updates
+    }
+}
+
+/// The `mpc` law's plant model and how well it predicts.
+public struct MPCInfo: Codable, Sendable, Equatable {
+    /// Static gain, MPa per output unit (the adaptive identification's, corrected by the
+    /// law's own regression); lag and dead time, s; horizon, s.
+    public var gain: Double
+    public var timeConstantS: Double
+    public var deadTimeS: Double
+    public var horizonS: Double
+    /// `autotune` (lag and dead time measured) or `nominal`.
+    public var source: String
+    /// RMS prediction error over about 5 s, MPa, and the confidence 0…1 judged from it.
+    public var predictionErrorMpa: Double
+    public var confidence: Double
+    /// False while the model has handed over to the adaptive PID.
+    public var active: Bool
+    public var handovers: Int
+    public init(gain: Double, timeConstantS: Double, deadTimeS: Double, horizonS: Double, source: String,
+                predictionErrorMpa: Double, confidence: Double, active: Bool, handovers: Int) {
+        self.gain = gain; self.timeConstantS = timeConstantS; self.deadTimeS = deadTimeS; self.horizonS = horizonS
+        self.source = source; self.predictionErrorMpa = predictionErrorMpa; self.confidence = confidence
+        self.active = active; self.handovers = handovers
     }
 }
 

@@ -17,6 +17,8 @@ public enum ControlBenchmark {
         /// own thickness change and frame growth): what perfect disturbance knowledge
         /// could add.
         case oracle
+        /// The same start, then the model-predictive strategy (`mpc`).
+        case mpc
     }
 
     /// Fixture family; fixes the nominal plant and the channel's limits.
@@ -45,6 +47,9 @@ public enum ControlBenchmark {
         public var acknowledgeAt: Double?
         /// Multiplies the nominal autotune's gains (below 1: a cautious hand-detuned loop).
         public var gainFactor: Double = 1
+        /// A pressure program started at the scored run's start; it owns the setpoint and
+        /// the error is scored against its setpoint on every tick (no settling window).
+        public var program: PressureProgram?
     }
 
     /// Physical parameters a scenario may change.
@@ -184,7 +189,43 @@ public enum ControlBenchmark {
         list.append(Scenario(name: "regulator-gain", family: .pneumatic, summary: "regulator gain 0.6 instead of 1, setpoint 3 → 4 MPa",
                              duration: 240, setpoints: [(0, 3), (120, 4)], area: 2, plant: { v in v.pneumatic.gain = 0.6 }))
         list += plantChangeScenarios()
+        list += programScenarios()
         return list
+    }
+
+    /// Issue 26: following pressure programs (docs/programs.md's pulsed and oscillating
+    /// protocols), scored against the programmed pressure on every tick.
+    public static func programScenarios() -> [Scenario] {
+        // Settled at the program's first pressure before it starts.
+        func program(_ name: String, _ family: Family, _ summary: String, duration: Double, area: Double, _ steps: [ProgramStep]) -> Scenario {
+            let first: Double
+            switch steps[0] {
+            case .sine(let mean, _, _, _): first = mean
+            case .square(_, let hi, _, _, _): first = hi
+            default: first = steps[0].setpoints.first ?? 1
+            }
+            var s = Scenario(name: name, family: family, summary: summary, duration: duration, setpoints: [(0, first)], settle: 0, area: area)
+            s.program = PressureProgram(name: name, steps: steps)
+            return s
+        }
+        return [
+            program("program-sine-spring", .spring, "program: sine 5 ± 1 MPa, 0.1 Hz, 60 s", duration: 60, area: 1,
+                    [.sine(mean: 5, amplitude: 1, period: 10, duration: 60)]),
+            program("program-sine-pneumatic", .pneumatic, "program: sine 2 ± 0.5 MPa, 0.1 Hz, 60 s", duration: 60, area: 2,
+                    [.sine(mean: 2, amplitude: 0.5, period: 10, duration: 60)]),
+            program("program-square-spring", .spring, "program: square 4 ↔ 6 MPa, period 20 s, steps (ramp 1 MPa/s, the default)", duration: 60, area: 1,
+                    [.square(low: 4, high: 6, period: 20, duration: 60, ramp: nil)]),
+            program("program-square-ramp-spring", .spring, "program: square 4 ↔ 6 MPa, period 20 s, ramps 0.5 MPa/s", duration: 60, area: 1,
+                    [.square(low: 4, high: 6, period: 20, duration: 60, ramp: 0.5)]),
+            program("program-square-pneumatic", .pneumatic, "program: square 1.5 ↔ 2.5 MPa, period 20 s, steps (ramp 1 MPa/s, the default)", duration: 60, area: 2,
+                    [.square(low: 1.5, high: 2.5, period: 20, duration: 60, ramp: nil)]),
+            program("program-square-ramp-pneumatic", .pneumatic, "program: square 1.5 ↔ 2.5 MPa, period 20 s, ramps 0.5 MPa/s", duration: 60, area: 2,
+                    [.square(low: 1.5, high: 2.5, period: 20, duration: 60, ramp: 0.5)]),
+            program("program-press-release-spring", .spring, "program: press 6 MPa 10 s, release to 3 MPa 10 s, three times", duration: 60, area: 1,
+                    [.pressRelease(press: 6, pressTime: 10, release: 3, settleTime: 10, ramp: nil), .loop(toStep: 0, count: 3)]),
+            program("program-press-release-pneumatic", .pneumatic, "program: press 2.5 MPa 10 s, release to 1 MPa 10 s, three times", duration: 60, area: 2,
+                    [.pressRelease(press: 2.5, pressTime: 10, release: 1, settleTime: 10, ramp: nil), .loop(toStep: 0, count: 3)]),
+        ]
     }
 
     /// An injection that changes the plant under the running channel.
@@ -301,6 +342,7 @@ public enum ControlBenchmark {
         case .fixed, .oracle: params.strategy = .pid
         case .adaptive: params.strategy = .adaptive
         case .learned: params.strategy = .learned
+        case .mpc: params.strategy = .mpc
         }
         params.autotune.rule = rule
         var ctl = ChannelController(parameters: params, initialOutput: 0)
@@ -318,6 +360,7 @@ public enum ControlBenchmark {
         _ = loop.controller.drainEvents()
         // Start of the scored run: the plant's disturbance state now is the oracle's zero.
         plant.cycler = cycler
+        if let program = scenario.program { try? loop.controller.startProgram(program) }
         let t0 = loop.now
         let d0 = disturbance(plant)
         var injections = scenario.injections
@@ -359,6 +402,7 @@ public enum ControlBenchmark {
             }
             if contender == .oracle { loop.controller.externalFeedforward = -(disturbance(plant) - d0) }
             let s = loop.tick()
+            if scenario.program != nil, let sp = loop.controller.target { target = sp }
             for e in loop.controller.drainEvents() {
                 trace?(t, e)
                 if case .faultRaised(let r, _) = e { faults.append(r.code.rawValue) }

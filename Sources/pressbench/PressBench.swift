@@ -169,8 +169,14 @@ struct SimBench: ParsableCommand {
         commandName: "sim",
         abstract: "How fast the simulated rig runs closed loop on a virtual clock (what the tests rely on).")
     @Option(help: "Plant seconds to simulate per channel.") var seconds = 600.0
+    @Option(help: "Strategy of both channels for the per-tick cost (pid, adaptive, learned, mpc); they then follow a 0.1 Hz sine program (a program gives mpc its preview). Without it, the plant-speed run above.")
+    var strategy: String?
 
     func run() throws {
+        if let strategy {
+            guard let st = ControlStrategy(rawValue: strategy) else { throw ValidationError("unknown strategy '\(strategy)'") }
+            return try tickCost(st)
+        }
         for (name, make, params) in [("A spring", { SimPresets.springChannel() }, SimPresets.springController()),
                                      ("B pneumatic", { SimPresets.pneumaticChannel() }, SimPresets.pneumaticController())] {
             var loop = ClosedLoop(controller: ChannelController(parameters: params), backend: make())
@@ -181,5 +187,42 @@ struct SimBench: ParsableCommand {
             let p = loop.controller.state.pressure ?? .nan
             print("\(name): \(Int(seconds)) s of plant time (100 Hz control, 1 ms physics) in \(String(format: "%.3f", wall)) s wall = \(Int(seconds / wall))× real time; final \(String(format: "%.3f", p)) MPa")
         }
+    }
+
+    /// The controller's own cost per tick (`ChannelController.step`: checks, safety, the
+    /// setpoint's sources, the law), both channels on `strategy` at 100 Hz, each tuned
+    /// by a relay autotune first and then following a sine program.
+    func tickCost(_ strategy: ControlStrategy) throws {
+        var costs: [Double] = []
+        for (name, family, area, mean, amplitude) in [("A spring", ControlBenchmark.Family.spring, 1.0, 5.0, 1.0),
+                                                      ("B pneumatic", .pneumatic, 2.0, 2.0, 0.5)] {
+            let backend = family == .spring ? SimPresets.springChannel() : SimPresets.pneumaticChannel()
+            var params = family == .spring ? SimPresets.springController(area: area) : SimPresets.pneumaticController(area: area)
+            params.strategy = strategy
+            var controller = ChannelController(parameters: params)
+            if let tune = ControlBenchmark.nominalTune(family) { controller.restoreLearning(tune: tune, memory: nil) }
+            try controller.setTarget(mean)
+            let period = 0.01
+            var now = 0.0
+            let n = Int((seconds / period).rounded())
+            var mine: [Double] = []
+            mine.reserveCapacity(n)
+            for i in 0..<n {
+                if i == 3000 { try controller.startProgram(PressureProgram(name: "sine", steps: [.sine(mean: mean, amplitude: amplitude, period: 10, duration: seconds)])) }
+                now += period
+                let readings = backend.read(now: now)
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let out = controller.step(now: now, readings: readings)
+                mine.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e3)
+                backend.apply(output: out, now: now)
+            }
+            let tail = Array(mine.dropFirst(3000)).sorted()
+            costs += tail
+            let mean = tail.reduce(0, +) / Double(max(1, tail.count))
+            print(String(format: "%@ on %@: step %.1f µs mean, %.1f µs p99, %.1f µs max over %d ticks of the program (active: %@)", name, strategy.rawValue,
+                         mean, tail[Int(Double(tail.count - 1) * 0.99)], tail.last ?? 0, tail.count, controller.activeControl.rawValue))
+        }
+        costs.sort()
+        print(String(format: "both channels: %.1f µs p99 per channel-tick, %.1f µs max, against a 10 000 µs period", costs[Int(Double(costs.count - 1) * 0.99)], costs.last ?? 0))
     }
 }

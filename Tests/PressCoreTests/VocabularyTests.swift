@@ -7,7 +7,7 @@ import Testing
 struct VocabularyTests {
     @Test("what computes the output and who owns the setpoint keep their status spelling")
     func spellings() {
-        #expect(ActiveControl.allCases.map(\.rawValue) == ["pid", "adaptive", "learned", "autotune"])
+        #expect(ActiveControl.allCases.map(\.rawValue) == ["pid", "adaptive", "learned", "autotune", "mpc"])
         #expect(SetpointOwner.allCases.map(\.rawValue) == ["operator", "supervisor", "resume", "program", "sweep", "autotune", "safety"])
         #expect(ExcursionCause.allCases.map(\.rawValue) == ["fault", "saturation", "setpoint_change", "disturbance", "injected"])
     }
