@@ -61,25 +61,59 @@ struct SoakBench: ParsableCommand {
         }
         let started = Date()
         let rss0 = residentBytes()
-        let results = Mutex<[SoakResult]>([])
-        let gate = DispatchSemaphore(value: max(1, jobs))
-        let group = DispatchGroup()
-        for st in wanted {
-            gate.wait()
-            group.enter()
-            Thread.detachNewThread { [base, setpoints, days, seed, trace] in
-                var cfg = base
-                for i in cfg.channels.indices { cfg.channels[i].control.strategy = st }
-                let r = SoakRun(config: cfg, strategy: st, setpoints: setpoints, days: days, seed: seed, trace: trace).run()
-                results.withLock { $0.append(r) }
-                gate.signal()
-                group.leave()
+        var all: [SoakResult]
+        if wanted.count == 1 {
+            var cfg = base
+            for i in cfg.channels.indices { cfg.channels[i].control.strategy = wanted[0] }
+            var r = SoakRun(config: cfg, strategy: wanted[0], setpoints: setpoints, days: days, seed: seed, trace: trace).run()
+            (r.rssStartMB, r.rssEndMB) = (Double(rss0) / 1e6, Double(residentBytes()) / 1e6)
+            all = [r]
+        } else {
+            // One process per strategy: each run's memory is its own (runs sharing a process
+            // share its allocator, whose per-thread arenas grew with two runs' run-log
+            // maintenance and hid what one run holds).
+            let results = Mutex<[SoakResult]>([])
+            let failures = Mutex<[String]>([])
+            let gate = DispatchSemaphore(value: max(1, jobs))
+            let group = DispatchGroup()
+            let sets = setpoints.sorted { $0.key < $1.key }.flatMap { ["--set", "\($0.key)=\($0.value)"] }
+            for st in wanted {
+                gate.wait()
+                group.enter()
+                let args = ["soak", "--config", config, "--days", "\(days)", "--strategies", st.rawValue, "--seed", "\(seed)", "--json"] + sets + (trace ? ["--trace"] : [])
+                Thread.detachNewThread {
+                    defer { gate.signal(); group.leave() }
+                    let child = Process()
+                    child.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+                    child.arguments = args
+                    let out = Pipe()
+                    child.standardOutput = out
+                    do {
+                        try child.run()
+                        let data = out.fileHandleForReading.readDataToEndOfFile()
+                        child.waitUntilExit()
+                        // The JSON report is the last thing printed (after any --trace lines).
+                        let text = String(decoding: data, as: UTF8.self)
+                        let start = text.hasPrefix("{") ? text.startIndex : text.range(of: "\n{\n").map { text.index(after: $0.lowerBound) }
+                        guard let start, let r = try? JSONDecoder().decode(SoakReport.self, from: Data(text[start...].utf8)) else {
+                            failures.withLock { $0.append("\(st.rawValue): the run's process gave no report (exit \(child.terminationStatus))") }
+                            return
+                        }
+                        if trace { print(text[..<start], terminator: "") }
+                        results.withLock { $0.append(contentsOf: r.runs) }
+                    } catch {
+                        failures.withLock { $0.append("\(st.rawValue): \(error)") }
+                    }
+                }
             }
+            group.wait()
+            for f in failures.withLock({ $0 }) { FileHandle.standardError.write(Data("soak: \(f)\n".utf8)) }
+            all = results.withLock { $0 }.sorted { wanted.firstIndex(of: $0.strategy)! < wanted.firstIndex(of: $1.strategy)! }
+            if all.count < wanted.count { throw ExitCode(1) }
         }
-        group.wait()
-        let all = results.withLock { $0 }.sorted { wanted.firstIndex(of: $0.strategy)! < wanted.firstIndex(of: $1.strategy)! }
-        let report = SoakReport(days: days, seed: seed, wallSeconds: Date().timeIntervalSince(started), rssStartMB: Double(rss0) / 1e6,
-                                rssEndMB: Double(residentBytes()) / 1e6, runs: all)
+        let report = SoakReport(days: days, seed: seed, wallSeconds: Date().timeIntervalSince(started),
+                                rssStartMB: all.compactMap(\.rssStartMB).min() ?? Double(rss0) / 1e6,
+                                rssEndMB: all.compactMap(\.rssEndMB).max() ?? Double(residentBytes()) / 1e6, runs: all)
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -120,7 +154,9 @@ struct SoakChannelResult: Codable {
     var excursionsCounted = 0
     var worstExcursion = ""
     var worstExcursionPercent = 0.0
+    /// The first faults raised (at most 10) and how many in all.
     var faults: [String] = []
+    var faultCount = 0
     var oscillationsDamped = 0
     var gainsValidated = 0
     var fallbacks = 0
@@ -143,6 +179,9 @@ struct SoakResult: Codable {
     var downsamplePeriod: Double
     var retentionDays: Double
     var lateTicks = 0
+    /// The run's process's resident memory at its start and end, MB.
+    var rssStartMB: Double?
+    var rssEndMB: Double?
 }
 
 struct SoakReport: Codable {
@@ -167,18 +206,23 @@ struct SoakReport: Codable {
         }
         // Memory: the simulated rig, the loop core and the run log's caches are bounded;
         // a leak of a few bytes per tick over days would show as hundreds of MB.
-        if rssEndMB - rssStartMB > 100 { p.append(String(format: "resident memory grew from %.1f to %.1f MB", rssStartMB, rssEndMB)) }
+        for r in runs {
+            if let a = r.rssStartMB, let b = r.rssEndMB, b - a > 100 {
+                p.append(String(format: "%@: resident memory grew from %.1f to %.1f MB", r.strategy.rawValue, a, b))
+            }
+        }
         return p
     }
 
     var markdown: String {
         func f(_ v: Double, _ d: Int = 2) -> String { String(format: "%.\(d)f", v) }
-        var s = "pressbench soak: \(f(days, 1)) plant days per strategy, seed \(seed), wall \(f(wallSeconds / 60, 1)) min; resident memory \(f(rssStartMB, 1)) → \(f(rssEndMB, 1)) MB\n\n"
+        var s = "pressbench soak: \(f(days, 1)) plant days per strategy, seed \(seed), wall \(f(wallSeconds / 60, 1)) min; resident memory per run (its own process): "
+            + runs.map { r in "\(r.strategy.rawValue) \(r.rssStartMB.map { f($0, 1) } ?? "?") → \(r.rssEndMB.map { f($0, 1) } ?? "?") MB" }.joined(separator: ", ") + "\n\n"
         s += "| strategy | channel | scored 1 s samples | within ±5 % | bursts | worst % | excursion events (counted) | worst excursion | oscillations damped | gains validated | fallbacks | final scale | faults |\n"
         s += "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|\n"
         for r in runs {
             for c in r.channels {
-                s += "| \(r.strategy.rawValue) | \(c.channel) (\(c.fixture)) | \(c.scoredSamples) | \(f(c.inBandPercent, 4)) % | \(c.bursts) | \(f(c.worstPercent)) | \(c.excursionEvents) (\(c.excursionsCounted)) | \(c.worstExcursion.isEmpty ? "–" : c.worstExcursion) | \(c.oscillationsDamped) | \(c.gainsValidated) | \(c.fallbacks) | \(c.finalScale.map { f($0, 3) } ?? "–") | \(c.faults.isEmpty ? "–" : c.faults.joined(separator: ", ")) |\n"
+                s += "| \(r.strategy.rawValue) | \(c.channel) (\(c.fixture)) | \(c.scoredSamples) | \(f(c.inBandPercent, 4)) % | \(c.bursts) | \(f(c.worstPercent)) | \(c.excursionEvents) (\(c.excursionsCounted)) | \(c.worstExcursion.isEmpty ? "–" : c.worstExcursion) | \(c.oscillationsDamped) | \(c.gainsValidated) | \(c.fallbacks) | \(c.finalScale.map { f($0, 3) } ?? "–") | \(c.faults.isEmpty ? "–" : c.faults.joined(separator: ", ") + (c.faultCount > c.faults.count ? " … \(c.faultCount) in all" : "")) |\n"
             }
         }
         s += "\n"
@@ -341,7 +385,9 @@ struct SoakRun {
                 let i = core.channels.firstIndex { $0.settings.name == e.channel } ?? 0
                 pendingEvents.append(RunLogEvent(e, epoch: epoch))
                 switch e.event {
-                case .faultRaised(let r, _): ch[i].faults.append("\(r.code.rawValue) at \(String(format: "%.2f", e.time / 3600)) h")
+                case .faultRaised(let r, _):
+                    ch[i].faultCount += 1
+                    if ch[i].faults.count < 10 { ch[i].faults.append("\(r.code.rawValue) at \(String(format: "%.2f", e.time / 3600)) h") }
                 case .excursion(let x):
                     ch[i].excursionEvents += 1
                     if abs(x.worstError) / x.setpoint * 100 >= ch[i].worstExcursionPercent {
