@@ -134,6 +134,8 @@ public struct ShortDetector: Sendable, Equatable {
     private var confirming = 0
     /// The window's voltages have I·R_interfacial/area taken off.
     private var explained = false
+    /// The interfacial resistance the last judged voltage was compensated with.
+    private var lastResistance: Double?
     /// Baseline of the voltage noise, V.
     public var noiseBaseline: Double? { window.baseline }
 
@@ -188,6 +190,11 @@ public struct ShortDetector: Sendable, Equatable {
         // change of whether it is starts the window again.
         let r = resistance.flatMap { $0.value.isFinite && now - $0.time <= s.staleAfter && area > 0 ? $0.value : nil }
         if (r != nil) != explained { explained = r != nil; restart() }
+        // A step of the compensation itself (a new analyser result, or the resistance
+        // moving with the current density) that alone would shift the judged voltage by
+        // half the collapse threshold: the voltages before and after are not comparable.
+        if let r, let last = lastResistance, abs(i.value / 1000 * (r - last) / area) > 0.5 * s.collapseVolts { restart() }
+        lastResistance = r
         let judged = v.value - (r.map { i.value / 1000 * $0 / area } ?? 0)
         window.drop(before: v.time - s.window)
         let top = window.max

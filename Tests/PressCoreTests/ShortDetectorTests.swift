@@ -117,6 +117,24 @@ struct ShortDetectorTests {
         #expect(e.kind == .collapse)
     }
 
+    @Test("a step of the resistance signal itself (a new analyser result) at fast charge is not a collapse of the voltage; a real collapse after it is still found")
+    func resistanceStep() throws {
+        // Issue 22's month soak, 24.003 h: 8.8 mA through 2 cm², the raw voltage steady to
+        // 1 mV while the interfacial resistance the judged voltage is compensated with
+        // stepped by 25 Ω·cm² (≈ 110 mV of I·R/A): flagged "fell 6.227 → 6.226 V".
+        var d = ShortDetector(settings: ShortDetectionSettings())
+        var hit: (Double, ShortEvidence)?
+        for k in 1...(1200 * 100) where hit == nil {
+            let t = Double(k) / 100
+            let r = t < 600 ? 200.0 : 225.0
+            let v = 6.227 - (t >= 1000 ? 0.3 : 0) + (k % 2 == 0 ? 0.0002 : -0.0002)
+            hit = d.update(now: t, voltage: Sample(value: v, time: t), current: Sample(value: 8.8, time: t), pressure: 2,
+                           resistance: Sample(value: r, time: t), area: 2).map { (t, $0) }
+        }
+        let (t, e) = try #require(hit, "the 300 mV collapse at 1000 s was not found")
+        #expect(t >= 1000 && t < 1001, "flagged at \(t) s: \(e.message)")
+    }
+
     /// SplitMix64 + Box–Muller, for the noise of one test.
     struct SplitMixForTest {
         var state: UInt64
