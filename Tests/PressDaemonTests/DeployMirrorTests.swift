@@ -25,41 +25,41 @@ struct DeployMirrorTests {
     @Test("one-line sources: the bookworm main entry, not security, updates, deb-src, a commented line or another suite")
     func oneLine() throws {
         let r = try Self.mirror(["sources.list": """
-            # deb http://old.example/debian bookworm main
-            deb-src http://src.example/debian bookworm main
-            deb http://security.example/debian-security bookworm-security main
-            deb [arch=amd64 signed-by=/usr/share/keyrings/x.gpg] http://near.example/debian/ bookworm main contrib
-            deb http://other.example/debian trixie main
+            # deb file:/srv/apt/old/debian bookworm main
+            deb-src file:/srv/apt/src/debian bookworm main
+            deb file:/srv/apt/security/debian-security bookworm-security main
+            deb [arch=amd64 signed-by=/usr/share/keyrings/x.gpg] file:/srv/apt/near/debian/ bookworm main contrib
+            deb file:/srv/apt/other/debian trixie main
             """])
-        #expect(r.status == 0 && r.stdout == "http://near.example/debian\n", "\(r.stdout)\(r.stderr)")
+        #expect(r.status == 0 && r.stdout == "file:/srv/apt/near/debian\n", "\(r.stdout)\(r.stderr)")
     }
 
     @Test("deb822 .sources: a stanza with several suites and URIs; a disabled one and files apt ignores are skipped")
     func deb822() throws {
         let r = try Self.mirror([
-            "sources.list.d/a-disabled.sources": "Types: deb\nURIs: http://off.example/debian\nSuites: bookworm\nComponents: main\nEnabled: no\n",
-            "sources.list.d/b.list.disabled-by-farm": "deb http://ignored.example/debian bookworm main\n",
+            "sources.list.d/a-disabled.sources": "Types: deb\nURIs: file:/srv/apt/off/debian\nSuites: bookworm\nComponents: main\nEnabled: no\n",
+            "sources.list.d/b.list.disabled-by-farm": "deb file:/srv/apt/ignored/debian bookworm main\n",
             "sources.list.d/c.sources": """
                 Types: deb
-                URIs: http://updates-only.example/debian
+                URIs: file:/srv/apt/updates-only/debian
                 Suites: bookworm-updates
                 Components: main
 
                 Types: deb deb-src
                 # a comment inside the stanza
-                URIs: http://lab-mirror.example/debian
-                 http://second.example/debian
+                URIs: file:/srv/apt/lab-mirror/debian
+                 file:/srv/apt/second/debian
                 Suites: bookworm bookworm-updates
                 Components: main
                 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
                 """,
         ])
-        #expect(r.status == 0 && r.stdout == "http://lab-mirror.example/debian\n", "\(r.stdout)\(r.stderr)")
+        #expect(r.status == 0 && r.stdout == "file:/srv/apt/lab-mirror/debian\n", "\(r.stdout)\(r.stderr)")
     }
 
     @Test("no bookworm main entry anywhere: a clear error naming the files read and what is missing")
     func none() throws {
-        let r = try Self.mirror(["sources.list": "deb http://other.example/debian trixie main\n"])
+        let r = try Self.mirror(["sources.list": "deb file:/srv/apt/other/debian trixie main\n"])
         #expect(r.status != 0)
         #expect(r.stderr.contains("no Debian mirror for bookworm main") && r.stderr.contains("/etc/apt/sources.list") && r.stderr.contains(".sources"), "\(r.stderr)")
     }
