@@ -225,7 +225,7 @@ public final class RunLog: Sendable {
     static let insertSQL: String = {
         let cols = ["t", "channel", "mode", "setpoint_mpa", "pressure_mpa", "pressure_min_mpa", "pressure_max_mpa", "pressure_mean_mpa",
                     "force_n", "output", "temperature_c", "current_ma", "resistance_ohm_cm2", "ticks", "nonuniformity", "voltage_v",
-                    "load_cell_forces_n", "period_s"] + LogSample.extraSignals.map(\.descriptor.logColumn)
+                    "load_cell_forces_n", "period_s"] + signalColumns
         return "INSERT INTO samples (\(cols.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: cols.count).joined(separator: ",")))"
     }()
 
@@ -495,9 +495,13 @@ public final class RunLog: Sendable {
         return v.isEmpty ? nil : v
     }
 
+    /// The columns of the signals without a field of their own (``LogSample/extraSignals``),
+    /// in the run log's `samples` table and its CSV.
+    public static let signalColumns: [String] = LogSample.extraSignals.map(\.descriptor.logColumn)
+
     /// The CSV header of ``csvLine(_:)``.
     public static let csvHeader = "time_unix,time_iso,channel,mode,setpoint_mpa,pressure_mpa,pressure_min_mpa,pressure_max_mpa,pressure_mean_mpa,force_n,output,temperature_c,current_ma,resistance_ohm_cm2,ticks,nonuniformity,voltage_v,load_cell_forces_n,period_s"
-        + LogSample.extraSignals.map { "," + $0.descriptor.logColumn }.joined()
+        + signalColumns.map { "," + $0 }.joined()
 
     /// One sample as a CSV line (RFC 4180; empty fields for absent values; text fields
     /// through ``SafeText/csvField(_:)``, so a row is always one line of 19 fields and one per signal in ``LogSample/extraSignals``).

@@ -27,10 +27,7 @@ func csvSamples(_ csv: String) -> [CSVSample] {
     guard let header = lines.popFirst() else { return [] }
     let names = header.split(separator: ",").map(String.init)
     let at = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-    let known: Set<String> = ["time_unix", "time_iso", "channel", "mode", "setpoint_mpa", "pressure_mpa", "pressure_min_mpa", "pressure_max_mpa",
-                              "pressure_mean_mpa", "force_n", "output", "temperature_c", "current_ma", "resistance_ohm_cm2", "ticks", "nonuniformity",
-                              "voltage_v", "load_cell_forces_n", "period_s"]
-    let others = names.filter { !known.contains($0) }
+    let others = names.filter(RunLog.signalColumns.contains)
     for line in lines {
         let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         func text(_ k: String) -> String? { at[k].flatMap { $0 < f.count ? f[$0] : nil } }
